@@ -1,0 +1,79 @@
+"""The contract between the engine and a backend (controller-runtime style).
+
+A reconciler owns one kind: it observes, creates, updates and deletes it, and declares
+as data which fields force a replacement (Terraform's RequiresReplace) and which are
+secret. Methods are synchronous and idempotent; the engine runs them on threads,
+independent nodes concurrently, and retries `TransientError` with backoff.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rtsctl.resources import Observed, Resource
+
+
+@dataclass
+class BackendSettings:
+    """What a backend is built from: the manifest's provider block and scope."""
+
+    provider: dict[str, Any]
+    resource_group: str
+    workspace: str
+    manifest_path: Path
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class Reconciler(ABC):
+    kind: ClassVar[str]
+    #: spec fields (top-level names or dotted paths) whose change forces delete + create.
+    immutable: ClassVar[frozenset[str]] = frozenset()
+    #: spec/output fields masked in plans and output unless --show-secrets.
+    sensitive: ClassVar[frozenset[str]] = frozenset()
+    #: False for kinds that vanish with their parent (traffic goes with its endpoint).
+    destroyable: ClassVar[bool] = True
+
+    @abstractmethod
+    def observe(self, res: Resource) -> Observed | None:
+        """Read the resource; None when it does not exist."""
+
+    @abstractmethod
+    def create(self, res: Resource) -> None:
+        """Create it so that a following observe() matches `res.spec`."""
+
+    def update(self, res: Resource, observed: Observed) -> None:
+        """Converge an existing resource in place (also heals `observed.problems`)."""
+        self.create(res)
+
+    @abstractmethod
+    def delete(self, observed: Observed) -> None:
+        """Delete it; deleting something already gone is not an error."""
+
+    def discover(self, desired: Sequence[Resource]) -> list[Observed]:
+        """Resources of this kind that rtsctl owns in the manifest's scope but the manifest
+        no longer declares (e.g. a deployment removed from an endpoint): planned as deletes."""
+        return []
+
+
+class Backend(ABC):
+    """A set of reconcilers plus whatever clients they share."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: BackendSettings):
+        self.settings = settings
+
+    @abstractmethod
+    def reconcilers(self) -> dict[str, Reconciler]:
+        """Reconcilers by kind; a manifest needing a kind missing here is rejected at plan time."""
+
+    def close(self) -> None:
+        """Release clients and connections."""
+
+    def smoke_context(self) -> dict[str, Any]:
+        """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
+        return {}
