@@ -1,0 +1,32 @@
+"""The local backend: the whole stack on 127.0.0.1, no Azure, no Docker.
+
+A workspace is a folder under RTSCTL_HOME; an endpoint is a front process checking
+bearer keys and routing by traffic weight to deployments, each `instance_count`
+scoring processes that load the user's script as Azure ML does.
+"""
+
+from __future__ import annotations
+
+from ..base import Backend, BackendSettings, Reconciler
+from .compute import ComputeReconciler
+from .deployment import DeploymentReconciler
+from .endpoint import EndpointReconciler
+from .registry import EnvironmentReconciler, ModelReconciler
+from .state import Layout
+from .traffic import TrafficReconciler
+from .workspace import ResourceGroupReconciler, WorkspaceReconciler
+
+KINDS = (ResourceGroupReconciler, WorkspaceReconciler, ModelReconciler, EnvironmentReconciler, ComputeReconciler,
+         EndpointReconciler, DeploymentReconciler, TrafficReconciler)
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def reconcilers(self) -> dict[str, Reconciler]:
+        layout = Layout(self.settings.resource_group, self.settings.workspace)
+        return {cls.kind: cls(layout) for cls in KINDS}
+
+
+def create_backend(settings: BackendSettings) -> LocalBackend:
+    return LocalBackend(settings)

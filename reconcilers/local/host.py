@@ -127,11 +127,7 @@ def spawn(code_dir: Path, scoring_script: str, model_dir: Path | None, port: int
                                "--port", str(port))
     if model_dir is not None:
         argv += ["--model-dir", str(model_dir)]
-    full_env = {**os.environ, **(env or {})}
-    # The host must import this package even when rtsctl runs from a checkout, not an install.
-    package_root = str(Path(__file__).resolve().parents[2])
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, full_env.get("PYTHONPATH")) if p)
-    return procs.spawn(argv, log_path, cwd=code_dir, env=full_env)
+    return procs.spawn(argv, log_path, cwd=code_dir, env=procs.child_env(env))
 
 
 def wait_healthy(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:

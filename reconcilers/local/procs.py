@@ -55,6 +55,15 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a detached child: ours, plus `extra`, plus this package on PYTHONPATH
+    (so children import it even when rtsctl runs from a checkout rather than an install)."""
+    env = {**os.environ, **(extra or {})}
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def start_time(pid: int) -> int | None:
     """The kernel's start time of `pid` (clock ticks since boot), or None if unknown/absent."""
     try:

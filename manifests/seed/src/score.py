@@ -12,11 +12,13 @@ model = None
 
 def init():
     global model
+    # As on Azure ML, a model registered from a folder keeps its folder name under AZUREML_MODEL_DIR.
     model_dir = os.environ.get("AZUREML_MODEL_DIR", "")
-    path = os.path.join(model_dir, "model.pkl")
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            model = pickle.load(handle)
+    for path in (os.path.join(model_dir, "model", "model.pkl"), os.path.join(model_dir, "model.pkl")):
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                model = pickle.load(handle)
+            break
 
 
 def run(raw_data):

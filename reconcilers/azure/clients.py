@@ -1,0 +1,221 @@
+"""Credentials and SDK clients for the Azure backend, built lazily and shared by all reconcilers.
+
+Provider block (manifest):
+
+    provider:
+      kind: azure
+      subscription_id: ...
+      location: westeurope
+      credential: {type: default | client_secret | environment, tenant_id?, client_id?, client_secret?}
+      cloud: {name, resource_manager, authority, storage_suffix}        # optional
+
+* No `cloud` block (or a known SDK cloud name only) -> public/sovereign Azure exactly as the SDKs default.
+* `cloud.resource_manager` -> a custom cloud: MLClient gets `cloud=<name unique per resource_manager URL>`
+  plus `cloud_metadata` (azure-ai-ml keeps a process-global table of clouds that cannot be overwritten, so
+  two URLs under one name would silently share the first); management clients get `base_url` and
+  `credential_scopes`.
+* `cloud.authority` -> the Entra authority host; credentials use it with instance discovery disabled
+  (Azure Stack / air-gapped authorities, and the wire-level emulator the tests run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import Any
+
+from azure.ai.ml import MLClient
+from azure.ai.ml._azure_environments import _environments as _ML_CLOUDS
+from azure.ai.ml._utils._azureml_polling import AzureMLPolling
+from azure.ai.ml.constants._common import LROConfigurations
+from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+from rtsctl.errors import RtsctlError
+
+PUBLIC_RESOURCE_MANAGER = "https://management.azure.com/"
+PUBLIC_AUTHORITY = "https://login.microsoftonline.com/"
+PUBLIC_STORAGE_SUFFIX = "core.windows.net"
+
+# azure-ai-ml's poller prints a "." to stdout on every status poll (from the poller's own thread, so it
+# cannot be redirected per call). rtsctl renders its own progress and may print JSON on stdout: keep the
+# poller's behaviour, drop the dots.
+AzureMLPolling.update_status = ARMPolling.update_status  # type: ignore[method-assign]
+
+
+def _norm_url(url: str) -> str:
+    return url.rstrip("/") + "/"
+
+
+class CloudConfig:
+    """Where the SDKs send requests and ask for tokens."""
+
+    def __init__(self, cloud: dict[str, Any] | None):
+        cloud = dict(cloud or {})
+        self.declared_name: str | None = cloud.get("name") or None
+        base = _ML_CLOUDS.get(self.declared_name or "", _ML_CLOUDS["AzureCloud"])
+        self.known_name = self.declared_name if self.declared_name in _ML_CLOUDS else "AzureCloud"
+        self.resource_manager = _norm_url(cloud.get("resource_manager") or base["resource_manager"])
+        self.storage_suffix = cloud.get("storage_suffix") or base["storage_endpoint"]
+        authority = _norm_url(cloud.get("authority") or base["active_directory"])
+        known_authorities = {_norm_url(c["active_directory"]) for c in _ML_CLOUDS.values()}
+        #: None means "the SDK default" (public Entra ID)
+        self.authority: str | None = None if authority == PUBLIC_AUTHORITY else authority
+        #: instance discovery only works against Microsoft's own authorities
+        self.custom_authority = authority not in known_authorities
+        #: a resource manager the SDKs do not know (Azure Stack, the test emulator)
+        self.is_custom = self.resource_manager != _norm_url(base["resource_manager"]) or (
+            self.storage_suffix != base["storage_endpoint"]
+        )
+        self.is_public = self.resource_manager == PUBLIC_RESOURCE_MANAGER and not self.is_custom
+
+    @property
+    def scope(self) -> str:
+        return self.resource_manager.rstrip("/") + "/.default"
+
+    @property
+    def ml_cloud_name(self) -> str | None:
+        """The cloud name handed to MLClient (None: the SDK's default, public Azure)."""
+        if self.is_custom:
+            digest = hashlib.sha1(f"{self.resource_manager}|{self.storage_suffix}".encode()).hexdigest()[:10]
+            return f"{self.declared_name or 'rtsctl'}-{digest}"
+        return None if self.known_name == "AzureCloud" else self.known_name
+
+    def ml_cloud_metadata(self) -> dict[str, str]:
+        return {
+            "azure_portal": self.resource_manager,
+            "resource_manager": self.resource_manager,
+            "active_directory": self.authority or PUBLIC_AUTHORITY,
+            "aml_resource_id": "https://ml.azure.com/",
+            "storage_endpoint": self.storage_suffix,
+            "registry_discovery_endpoint": self.resource_manager,
+        }
+
+
+def _credential_value(block: dict[str, Any], key: str, env: str) -> str | None:
+    return block.get(key) or os.environ.get(env) or None
+
+
+def build_credential(block: dict[str, Any] | None, cloud: CloudConfig):
+    """The azure-identity credential the manifest asks for."""
+    from azure.identity import ClientSecretCredential, DefaultAzureCredential, EnvironmentCredential
+
+    block = dict(block or {})
+    kind = block.get("type", "default")
+    secret_args = {
+        "tenant_id": _credential_value(block, "tenant_id", "AZURE_TENANT_ID"),
+        "client_id": _credential_value(block, "client_id", "AZURE_CLIENT_ID"),
+        "client_secret": _credential_value(block, "client_secret", "AZURE_CLIENT_SECRET"),
+    }
+    authority_kw: dict[str, Any] = {}
+    if cloud.authority:
+        authority_kw["authority"] = cloud.authority
+    if cloud.custom_authority:
+        authority_kw["disable_instance_discovery"] = True
+    if kind == "client_secret" or (cloud.custom_authority and kind == "default" and all(secret_args.values())):
+        missing = [k for k, v in secret_args.items() if not v]
+        if missing:
+            envs = {"tenant_id": "AZURE_TENANT_ID", "client_id": "AZURE_CLIENT_ID", "client_secret": "AZURE_CLIENT_SECRET"}
+            raise RtsctlError(
+                "provider.credential: client_secret needs "
+                + ", ".join(f"{k} (or ${envs[k]})" for k in missing)
+            )
+        return ClientSecretCredential(**secret_args, **authority_kw)  # type: ignore[arg-type]
+    if kind == "environment":
+        return EnvironmentCredential(**authority_kw)
+    if kind == "default":
+        return DefaultAzureCredential(**authority_kw)
+    raise RtsctlError(f"provider.credential.type: unknown credential type {kind!r} (default | client_secret | environment)")
+
+
+class Clients:
+    """Lazily built, thread-safe SDK clients for one subscription / resource group / workspace."""
+
+    def __init__(self, provider: dict[str, Any], resource_group: str, workspace: str):
+        self.provider = provider
+        self.subscription_id = str(provider.get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID") or "")
+        if not self.subscription_id:
+            raise RtsctlError("provider.subscription_id is required for the azure backend (or set $AZURE_SUBSCRIPTION_ID)")
+        self.location = provider.get("location") or "westeurope"
+        self.resource_group = resource_group
+        self.workspace = workspace
+        self.cloud = CloudConfig(provider.get("cloud"))
+        self._lock = threading.RLock()
+        self._built: dict[str, Any] = {}
+        if self.cloud.is_custom and self.cloud.resource_manager != PUBLIC_RESOURCE_MANAGER:
+            # azure-ai-ml sleeps a hard-coded 5 s between its own checks of the workspace's ARM template
+            # deployment (on top of the poller, which already honours the service's Retry-After). On public
+            # Azure we keep it (it limits ARM read traffic against subscription throttling limits). A custom
+            # cloud (Azure Stack hub, the test emulator) paces clients with Retry-After itself, and 5 s per
+            # check dominates a small apply there, so it is lowered -- for custom clouds only.
+            LROConfigurations.SLEEP_TIME = 0.2  # type: ignore[misc]
+
+    def _get(self, key: str, factory):
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = factory()
+            return self._built[key]
+
+    @property
+    def credential(self):
+        return self._get("credential", lambda: build_credential(self.provider.get("credential"), self.cloud))
+
+    def _mgmt_kwargs(self) -> dict[str, Any]:
+        if self.cloud.is_public:
+            return {}
+        return {"base_url": self.cloud.resource_manager.rstrip("/"), "credential_scopes": [self.cloud.scope]}
+
+    @property
+    def ml(self) -> MLClient:
+        def build() -> MLClient:
+            kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False}
+            name = self.cloud.ml_cloud_name
+            if name:
+                kwargs["cloud"] = name
+                if self.cloud.is_custom:
+                    kwargs["cloud_metadata"] = self.cloud.ml_cloud_metadata()
+            return MLClient(self.credential, self.subscription_id, self.resource_group, self.workspace, **kwargs)
+
+        return self._get("ml", build)
+
+    @property
+    def resources(self):
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return self._get(
+            "resources", lambda: ResourceManagementClient(self.credential, self.subscription_id, **self._mgmt_kwargs())
+        )
+
+    @property
+    def aks(self):
+        from azure.mgmt.containerservice import ContainerServiceClient
+
+        return self._get(
+            "aks", lambda: ContainerServiceClient(self.credential, self.subscription_id, **self._mgmt_kwargs())
+        )
+
+    @property
+    def extensions(self):
+        from azure.mgmt.kubernetesconfiguration.extensions import KubernetesConfigurationExtensionsMgmtClient
+
+        return self._get(
+            "extensions",
+            lambda: KubernetesConfigurationExtensionsMgmtClient(
+                self.credential, self.subscription_id, **self._mgmt_kwargs()
+            ),
+        )
+
+    def lock_for(self, key: str) -> threading.Lock:
+        """A process-wide lock per key (e.g. one per endpoint: the service refuses concurrent endpoint PUTs)."""
+        return self._get(f"lock:{key}", threading.Lock)
+
+    def close(self) -> None:
+        with self._lock:
+            built, self._built = self._built, {}
+        for key, client in built.items():
+            close = getattr(client, "close", None)
+            if close and not key.startswith("lock:") and key != "ml":
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass

@@ -1,0 +1,83 @@
+"""compute.<name>: an AKS cluster attached to the workspace as a v2 `KubernetesCompute`.
+
+(Not the legacy v1 AKS compute, which cannot host v2 online endpoints.) The attach needs the AzureML
+extension on the cluster first -- the graph orders k8s_extension before it. The cluster and namespace
+cannot change on an attached compute (detach + attach: a replacement). Destroy detaches; the cluster
+itself is the aks_cluster reconciler's business.
+"""
+
+from __future__ import annotations
+
+from rtsctl.errors import ResourceError
+from rtsctl.resources import Observed, Resource
+
+from .common import AzureReconciler, is_managed, managed_tags
+
+
+def aks_id(subscription: str, rg: str, cluster: str) -> str:
+    return f"/subscriptions/{subscription}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{cluster}"
+
+
+def _parse_aks_id(resource_id: str | None) -> tuple[str | None, str | None]:
+    parts = (resource_id or "").strip("/").split("/")
+    lowered = [p.lower() for p in parts]
+    rg = parts[lowered.index("resourcegroups") + 1] if "resourcegroups" in lowered else None
+    cluster = parts[lowered.index("managedclusters") + 1] if "managedclusters" in lowered else None
+    return rg, cluster
+
+
+class ComputeReconciler(AzureReconciler):
+    kind = "compute"
+    immutable = frozenset({"type", "namespace", "cluster", "cluster_resource_group"})
+
+    def _check_type(self, res: Resource) -> None:
+        if res.spec.get("type", "kubernetes") != "kubernetes":
+            raise ResourceError(
+                res.address,
+                f"compute type {res.spec.get('type')!r} is not available on Azure (use type: kubernetes, "
+                "or omit compute on the endpoint for a managed endpoint)",
+                "UnsupportedComputeType",
+            )
+
+    def observe(self, res: Resource) -> Observed | None:
+        self._check_type(res)
+        compute = self.get_or_none(res.address, self.ml.compute.get, res.name)
+        if compute is None:
+            return None
+        rg, cluster = _parse_aks_id(getattr(compute, "resource_id", None))
+        return Observed(
+            address=res.address,
+            spec={
+                "type": compute.type,
+                "namespace": getattr(compute, "namespace", None),
+                "cluster": cluster,
+                "cluster_resource_group": rg,
+            },
+            owned=is_managed(compute.tags),
+            outputs={"id": compute.id, "provisioning_state": getattr(compute, "provisioning_state", None)},
+            handle=compute,
+        )
+
+    def create(self, res: Resource) -> None:
+        from azure.ai.ml.entities import KubernetesCompute
+
+        self._check_type(res)
+        rg = res.spec.get("cluster_resource_group") or self.settings.resource_group
+        compute = KubernetesCompute(
+            name=res.name,
+            resource_id=aks_id(self.clients.subscription_id, rg, res.spec["cluster"]),
+            namespace=res.spec.get("namespace") or "azureml",
+            tags=managed_tags(self.settings.tags),
+        )
+        with self.errors(res.address):
+            poller = self.ml.compute.begin_attach(compute)
+        self.wait(res.address, poller)
+
+    def update(self, res: Resource, observed: Observed) -> None:
+        return None  # every declared field is immutable: changes are planned as replacements
+
+    def delete(self, observed: Observed) -> None:
+        if not observed.owned:
+            return
+        name = observed.address.split(".", 1)[1]
+        self.wait_delete(observed.address, self.ml.compute.begin_delete, name, action="Detach")

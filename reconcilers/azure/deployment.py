@@ -1,0 +1,235 @@
+"""deployment.<endpoint>/<name>: an online deployment (managed or Kubernetes, following its endpoint).
+
+* Model and environment are referenced by the version whose `rtsctl.digest` tag matches the engine's
+  digest (registered by the model/environment reconcilers first).
+* The SDK uploads the code folder as an anonymous asset with a fresh name on every PUT, so what the
+  deployment runs is recorded as digests in its own tags (`rtsctl.code-digest`, `rtsctl.model-digest`,
+  `rtsctl.environment-digest`) -- that is what observe compares.
+* `instance_count` travels as `sku.capacity`. `instance_type` cannot change (the service silently keeps
+  the old one): it is declared immutable, so the plan shows a replacement.
+* Deleting a deployment that still takes traffic: its share first moves to the endpoint's busiest other
+  deployment (the service refuses to delete a deployment with traffic). When that delete is half of a
+  replacement, the old split is restored once the new deployment is up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from rtsctl.errors import ResourceError
+from rtsctl.resources import Observed, Resource
+
+from .common import AzureReconciler, drop_none, is_managed, managed_tags, project
+from .common import DIGEST_TAG as ASSET_DIGEST_TAG
+from .errors import is_not_found
+
+MODEL_TAG = "rtsctl.model-digest"
+ENV_TAG = "rtsctl.environment-digest"
+CODE_TAG = "rtsctl.code-digest"
+SETTINGS = ("request_settings", "liveness_probe", "readiness_probe")
+
+
+def asset_name(ref: Any) -> str | None:
+    """'/subscriptions/.../models/NAME/versions/3', 'azureml:NAME:3' or an entity -> 'NAME'."""
+    if ref is None:
+        return None
+    if not isinstance(ref, str):
+        return getattr(ref, "name", None)
+    if "/versions/" in ref:
+        return ref.split("/versions/")[0].rstrip("/").rsplit("/", 1)[-1]
+    parts = ref.split(":")
+    return parts[1] if ref.startswith("azureml:") and len(parts) >= 2 else ref
+
+
+def settings_dict(obj: Any, desired: dict[str, Any] | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    return project({k: v for k, v in vars(obj).items() if not k.startswith("_")}, desired or {})
+
+
+def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
+    """Traffic without `leaving`: its share goes to the busiest remaining deployment (sum stays 0 or 100)."""
+    share = traffic.get(leaving, 0)
+    rest = {k: v for k, v in traffic.items() if k != leaving}
+    if share and any(v > 0 for v in rest.values()):
+        busiest = max(sorted(rest), key=lambda k: rest[k])
+        rest[busiest] += share
+    rest[leaving] = 0
+    return rest
+
+class DeploymentReconciler(AzureReconciler):
+    kind = "deployment"
+    immutable = frozenset({"instance_type", "endpoint"})
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._stash: dict[str, dict[str, int]] = {}  # address -> traffic before a replacement's delete
+        self._stash_lock = threading.Lock()
+
+    @staticmethod
+    def _names(address_or_name: str, spec: dict[str, Any]) -> tuple[str, str]:
+        name = address_or_name.split(".", 1)[-1] if address_or_name.startswith("deployment.") else address_or_name
+        endpoint, _, dep = name.partition("/")
+        return spec.get("endpoint") or endpoint, dep or endpoint
+
+    # ------------------------------------------------------------------ observe
+    def _to_observed(self, address: str, d: Any, desired: dict[str, Any]) -> Observed:
+        tags = dict(d.tags or {})
+        spec: dict[str, Any] = {
+            "endpoint": d.endpoint_name,
+            "model": drop_none({"name": asset_name(d.model), "digest": tags.get(MODEL_TAG)}),
+            "code": drop_none({"digest": tags.get(CODE_TAG)}),
+            "scoring_script": getattr(d.code_configuration, "scoring_script", None),
+            "instance_type": d.instance_type,
+            "instance_count": d.instance_count,
+            "environment_variables": dict(d.environment_variables or {}),
+        }
+        if d.environment is not None:
+            spec["environment"] = drop_none({"name": asset_name(d.environment), "digest": tags.get(ENV_TAG)})
+        for key in SETTINGS:
+            value = settings_dict(getattr(d, key, None), desired.get(key))
+            if value is not None:
+                spec[key] = value
+        if "environment_variables" not in desired and not spec["environment_variables"]:
+            spec.pop("environment_variables")
+        problems = []
+        if (d.provisioning_state or "").lower() == "failed":
+            problems.append(f"deployment provisioning state is {d.provisioning_state}")
+        return Observed(
+            address=address,
+            spec=drop_none(spec),
+            owned=is_managed(tags),
+            problems=problems,
+            outputs={"provisioning_state": d.provisioning_state},
+            handle=d,
+        )
+
+    def observe(self, res: Resource) -> Observed | None:
+        endpoint, name = self._names(res.name, res.spec)
+        d = self.get_or_none(res.address, self.ml.online_deployments.get, name=name, endpoint_name=endpoint)
+        return None if d is None else self._to_observed(res.address, d, res.spec)
+
+    def discover(self, desired: Sequence[Resource]) -> list[Observed]:
+        """Deployments rtsctl created on the manifest's endpoints that the manifest no longer declares."""
+        endpoints = {r.name for r in desired if r.kind == "endpoint"}
+        endpoints |= {r.spec.get("endpoint") for r in desired if r.kind == "deployment" and r.spec.get("endpoint")}
+        declared = {r.address for r in desired if r.kind == "deployment"}
+        found: list[Observed] = []
+        for endpoint in sorted(e for e in endpoints if e):
+            address = f"endpoint.{endpoint}"
+            with self.errors(address):
+                try:
+                    deployments = list(self.ml.online_deployments.list(endpoint_name=endpoint))
+                except Exception as exc:  # noqa: BLE001 - endpoint (or workspace) not there yet
+                    if is_not_found(exc):
+                        continue
+                    raise
+            for d in deployments:
+                addr = f"deployment.{endpoint}/{d.name}"
+                if addr not in declared and is_managed(d.tags):
+                    found.append(self._to_observed(addr, d, {}))
+        return found
+
+    # ------------------------------------------------------------------ create / update
+    def _version_of(self, res: Resource, operations: Any, kind: str, ref: dict[str, Any]) -> str:
+        with self.errors(res.address):
+            try:
+                versions = list(operations.list(name=ref["name"]))
+            except Exception as exc:  # noqa: BLE001
+                if not is_not_found(exc):
+                    raise
+                versions = []
+        for asset in versions:
+            if (asset.tags or {}).get(ASSET_DIGEST_TAG) == ref["digest"]:
+                return f"azureml:{ref['name']}:{asset.version}"
+        raise ResourceError(
+            res.address,
+            f"{kind} {ref['name']} has no version with content {ref['digest'][:19]}… (is {kind}.{ref['name']} applied?)",
+            "AssetVersionNotFound",
+        )
+
+    def _entity(self, res: Resource, kubernetes: bool) -> Any:
+        from azure.ai.ml.entities import (
+            CodeConfiguration,
+            KubernetesOnlineDeployment,
+            ManagedOnlineDeployment,
+            OnlineRequestSettings,
+            ProbeSettings,
+        )
+
+        spec = res.spec
+        endpoint, name = self._names(res.name, spec)
+        tags = {MODEL_TAG: spec["model"]["digest"], CODE_TAG: spec["code"]["digest"]}
+        environment = None
+        if spec.get("environment"):
+            tags[ENV_TAG] = spec["environment"]["digest"]
+            environment = self._version_of(res, self.ml.environments, "environment", spec["environment"])
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "endpoint_name": endpoint,
+            "model": self._version_of(res, self.ml.models, "model", spec["model"]),
+            "environment": environment,
+            "code_configuration": CodeConfiguration(code=res.inputs["code_path"], scoring_script=spec["scoring_script"]),
+            "instance_type": spec["instance_type"],
+            "instance_count": int(spec.get("instance_count") or 1),
+            "environment_variables": {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
+            "tags": managed_tags(self.settings.tags, tags),
+        }
+        if spec.get("request_settings"):
+            kwargs["request_settings"] = OnlineRequestSettings(**spec["request_settings"])
+        for probe in ("liveness_probe", "readiness_probe"):
+            if spec.get(probe):
+                kwargs[probe] = ProbeSettings(**spec[probe])
+        cls = KubernetesOnlineDeployment if kubernetes else ManagedOnlineDeployment
+        return cls(**kwargs)
+
+    def create(self, res: Resource) -> None:
+        endpoint, _ = self._names(res.name, res.spec)
+        with self.errors(res.address):
+            ep = self.ml.online_endpoints.get(endpoint)
+        entity = self._entity(res, kubernetes=bool(getattr(ep, "compute", None)))
+        with self.errors(res.address):
+            poller = self.ml.online_deployments.begin_create_or_update(entity)
+        self.wait(res.address, poller)
+        self._restore_traffic(res.address, endpoint)
+
+    def update(self, res: Resource, observed: Observed) -> None:
+        self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
+
+    # ------------------------------------------------------------------ delete
+    def _put_traffic(self, address: str, endpoint: str, traffic: dict[str, int]) -> None:
+        with self.errors(address):
+            ep = self.ml.online_endpoints.get(endpoint)
+            ep.traffic = traffic
+            poller = self.ml.online_endpoints.begin_create_or_update(ep)
+        self.wait(address, poller)
+
+    def _restore_traffic(self, address: str, endpoint: str) -> None:
+        with self._stash_lock:
+            before = self._stash.pop(address, None)
+        if not before:
+            return
+        with self.clients.lock_for(f"endpoint:{endpoint}"):
+            with self.errors(address):
+                current = self.ml.online_endpoints.get(endpoint)
+            if set(before) <= set(current.traffic or {}):  # every deployment of the old split still exists
+                self._put_traffic(address, endpoint, before)
+
+    def delete(self, observed: Observed) -> None:
+        if not observed.owned:
+            return
+        endpoint, name = self._names(observed.address, observed.spec)
+        with self.clients.lock_for(f"endpoint:{endpoint}"):
+            ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
+            if ep is None:
+                return  # the endpoint (and all its deployments) is gone
+            traffic = {k: int(v) for k, v in (ep.traffic or {}).items()}
+            if traffic.get(name, 0) > 0:
+                with self._stash_lock:
+                    self._stash[observed.address] = traffic
+                self._put_traffic(observed.address, endpoint, move_share(traffic, name))
+        self.wait_delete(
+            observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint
+        )

@@ -1,0 +1,109 @@
+"""Map azure.core / azure-ai-ml exceptions to rtsctl errors.
+
+* Throttling (429), server errors (5xx) and dropped connections are `TransientError`s carrying the
+  server's Retry-After: the engine retries them.
+* Everything else becomes one `ResourceError` line naming the resource, the service's error code and
+  its message -- also when a long-running operation ends `Failed` (the poller raises an
+  `HttpResponseError` whose body is the operation's `error` object).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from rtsctl.errors import ResourceError, RtsctlError, TransientError
+
+__all__ = ["azure_errors", "is_not_found", "one_line", "retry_after_of", "code_and_message"]
+
+_CODE_PREFIX = re.compile(r"^\((?P<code>[^)]+)\)\s*")
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Collapse whitespace so an error stays on one line; cut overly long service messages."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_after_of(exc: HttpResponseError) -> float | None:
+    """The Retry-After hint of a failed response, in seconds (only the delta-seconds form)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = headers.get(name)
+        if value:
+            with contextlib.suppress(ValueError):
+                return float(value) / 1000.0
+    value = headers.get("retry-after")
+    if value:
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return None
+
+
+def code_and_message(exc: Exception) -> tuple[str | None, str]:
+    """The service's (code, message) from an ARM-shaped error, else the exception's own text."""
+    error = getattr(exc, "error", None)  # ODataV4Format parsed from {"error": {code, message}}
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None)
+    if not message:
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        # azure-core renders "(Code) message\nCode: ...\nMessage: ..." -- keep the first line only
+        message = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+        found = _CODE_PREFIX.match(message)
+        if found:
+            code = code or found.group("code")
+            message = message[found.end():]
+    if not code:
+        status = getattr(exc, "status_code", None)
+        reason = getattr(exc, "reason", None)
+        if status:
+            code = f"HTTP {status}" + (f" {reason}" if reason else "")
+    return code, one_line(message)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ResourceNotFoundError) or getattr(exc, "status_code", None) == 404
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return True
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code or 0
+        return status == 429 or status >= 500
+    return False
+
+
+def to_rtsctl_error(address: str, exc: BaseException) -> RtsctlError:
+    if isinstance(exc, RtsctlError):
+        return exc
+    code, message = code_and_message(exc)
+    if is_transient(exc):
+        retry_after = retry_after_of(exc) if isinstance(exc, HttpResponseError) else None
+        return TransientError(f"{address}: " + (f"({code}) " if code else "") + message, retry_after)
+    return ResourceError(address, message, code)
+
+
+@contextlib.contextmanager
+def azure_errors(address: str) -> Iterator[None]:
+    """Translate SDK exceptions raised inside the block into rtsctl errors naming `address`."""
+    try:
+        yield
+    except RtsctlError:
+        raise
+    except AzureError as exc:
+        raise to_rtsctl_error(address, exc) from exc
+    except Exception as exc:  # azure-ai-ml's own exceptions (ValidationException, MlException, ...)
+        if type(exc).__module__.startswith("azure."):
+            raise to_rtsctl_error(address, exc) from exc
+        raise

@@ -1,0 +1,78 @@
+"""workspace.<name>: an Azure ML workspace (azure-ai-ml `workspaces`).
+
+Creation is an ARM template deployment run by the SDK (storage, key vault, app insights come with it).
+The seed's "experiment" has no real-time-scoring meaning in SDK v2; its name is kept as a tag.
+Location is immutable. Destroy (owned workspaces only) purges it and its dependent resources, so the
+name can be reused at once (a soft-deleted workspace otherwise blocks re-creation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rtsctl.resources import Observed, Resource
+
+from .common import AzureReconciler, drop_none, is_managed, managed_tags, project
+
+EXPERIMENT_TAG = "rtsctl.experiment"
+
+
+class WorkspaceReconciler(AzureReconciler):
+    kind = "workspace"
+    immutable = frozenset({"location"})
+
+    def observe(self, res: Resource) -> Observed | None:
+        ws = self.get_or_none(res.address, self.ml.workspaces.get, res.name)
+        if ws is None:
+            return None
+        tags = dict(ws.tags or {})
+        spec: dict[str, Any] = {"location": ws.location, "description": ws.description}
+        if EXPERIMENT_TAG in tags:
+            spec["experiment_name"] = tags[EXPERIMENT_TAG]
+        spec["tags"] = project(tags, res.spec.get("tags") or {})
+        return Observed(
+            address=res.address,
+            spec=drop_none(spec),
+            owned=is_managed(tags),
+            outputs={"id": ws.id, "location": ws.location},
+            handle=ws,
+        )
+
+    def _tags(self, res: Resource, existing: dict[str, Any] | None = None) -> dict[str, str]:
+        extra = {EXPERIMENT_TAG: res.spec["experiment_name"]} if res.spec.get("experiment_name") else {}
+        tags = dict(existing or {})
+        tags.update({str(k): str(v) for k, v in (res.spec.get("tags") or {}).items()})
+        tags.update(extra)
+        return tags
+
+    def create(self, res: Resource) -> None:
+        from azure.ai.ml.entities import Workspace
+
+        ws = Workspace(
+            name=res.name,
+            location=res.spec.get("location") or self.clients.location,
+            description=res.spec.get("description"),
+            tags=managed_tags(self.settings.tags, self._tags(res)),
+        )
+        self.wait(res.address, self.ml.workspaces.begin_create(ws))
+
+    def update(self, res: Resource, observed: Observed) -> None:
+        with self.errors(res.address):
+            ws = self.ml.workspaces.get(res.name)
+        if "description" in res.spec:
+            ws.description = res.spec["description"]
+        # keep every tag already there (ownership marker included); set the declared ones
+        ws.tags = self._tags(res, ws.tags)
+        self.wait(res.address, self.ml.workspaces.begin_update(ws))
+
+    def delete(self, observed: Observed) -> None:
+        if not observed.owned:
+            return
+        name = observed.address.split(".", 1)[1]
+        self.wait_delete(
+            observed.address,
+            self.ml.workspaces.begin_delete,
+            name,
+            delete_dependent_resources=True,
+            permanently_delete=True,
+        )

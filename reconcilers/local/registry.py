@@ -1,0 +1,98 @@
+"""Model and environment registries: versions are immutable and chosen by content.
+
+Registering the same bytes again finds the existing version; new bytes get the next
+integer version, as Azure ML numbers asset versions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rtsctl.resources import Observed, Resource
+
+from ..base import Reconciler
+from .state import Layout, read_json, write_json
+
+
+def _versions(folder: Path) -> list[tuple[int, dict]]:
+    out = []
+    for entry in folder.glob("*"):
+        stem = entry.name.split(".", 1)[0]
+        record = read_json(entry / "version.json" if entry.is_dir() else entry)
+        if stem.isdigit() and record is not None:
+            out.append((int(stem), record))
+    return sorted(out, key=lambda v: v[0])
+
+
+def find_version(folder: Path, digest: str) -> tuple[int, dict] | None:
+    return next(((n, r) for n, r in _versions(folder) if r["spec"].get("digest") == digest), None)
+
+
+class _RegistryReconciler(Reconciler):
+    def __init__(self, layout: Layout):
+        self.layout = layout
+
+    def folder(self, res: Resource) -> Path:
+        raise NotImplementedError
+
+    def observe(self, res: Resource) -> Observed | None:
+        folder = self.folder(res)
+        versions = _versions(folder)
+        if not versions:
+            return None
+        number, record = find_version(folder, res.spec["digest"]) or versions[-1]
+        return Observed(res.address, record["spec"], owned=record.get("managed_by") == "rtsctl",
+                        outputs={"version": str(number)}, handle=folder)
+
+    def create(self, res: Resource) -> None:
+        folder = self.folder(res)
+        if find_version(folder, res.spec["digest"]):
+            return
+        number = (_versions(folder)[-1][0] + 1) if _versions(folder) else 1
+        self.store(res, folder, number, {"spec": res.spec, "managed_by": "rtsctl"})
+
+    def store(self, res: Resource, folder: Path, number: int, record: dict) -> None:
+        raise NotImplementedError
+
+    def delete(self, observed: Observed) -> None:
+        shutil.rmtree(observed.handle, ignore_errors=True)
+
+
+class ModelReconciler(_RegistryReconciler):
+    kind = "model"
+
+    def folder(self, res: Resource) -> Path:
+        return self.layout.model(res.name)
+
+    def store(self, res: Resource, folder: Path, number: int, record: dict) -> None:
+        source: Path = res.inputs["path"]
+        target = folder / str(number)
+        staging = folder / f".{number}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        # As on Azure ML, AZUREML_MODEL_DIR holds the registered file or folder by its own name.
+        if source.is_dir():
+            shutil.copytree(source, staging / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, staging / source.name)
+        write_json(staging / "version.json", record)
+        staging.rename(target)
+
+
+class EnvironmentReconciler(_RegistryReconciler):
+    kind = "environment"
+
+    def folder(self, res: Resource) -> Path:
+        return self.layout.environment(res.name)
+
+    def store(self, res: Resource, folder: Path, number: int, record: dict) -> None:
+        conda = res.inputs.get("conda_file")
+        record["conda_file"] = conda.read_text(encoding="utf-8") if conda else None
+        write_json(folder / f"{number}.json", record)
+
+
+def model_dir(layout: Layout, name: str, digest: str) -> Path | None:
+    """The folder of the model version holding `digest` (what AZUREML_MODEL_DIR points at)."""
+    found = find_version(layout.model(name), digest)
+    return layout.model(name) / str(found[0]) if found else None

@@ -1,0 +1,94 @@
+"""Where the local backend keeps the world: folders and JSON records under RTSCTL_HOME.
+
+RTSCTL_HOME/local/<resource group>/
+  group.json
+  workspaces/<workspace>/workspace.json
+    models/<name>/<version>/{version.json, <files>}       content-addressed, immutable
+    environments/<name>/<version>.json
+    computes/<name>.json
+    endpoints/<endpoint>/{endpoint.json, routes.json, keys/, logs/}
+      deployments/<deployment>/{deployment.json, code-<digest>/, logs/}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def home() -> Path:
+    return Path(os.environ.get("RTSCTL_HOME") or Path.home() / ".rtsctl").expanduser()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+    """Write atomically (temp file + rename), so a reader never sees half a record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock around read-modify-write of a record shared by concurrent reconcilers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    os.chmod(path, 0o600)
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Layout:
+    """Paths of one manifest's scope (resource group + workspace)."""
+
+    def __init__(self, resource_group: str, workspace: str):
+        self.group = home() / "local" / resource_group
+        self.workspace = self.group / "workspaces" / workspace
+
+    def model(self, name: str) -> Path:
+        return self.workspace / "models" / name
+
+    def environment(self, name: str) -> Path:
+        return self.workspace / "environments" / name
+
+    def compute(self, name: str) -> Path:
+        return self.workspace / "computes" / f"{name}.json"
+
+    def endpoints(self) -> Path:
+        return self.workspace / "endpoints"
+
+    def endpoint(self, name: str) -> Path:
+        return self.endpoints() / name
+
+    def deployment(self, endpoint: str, name: str) -> Path:
+        return self.endpoint(endpoint) / "deployments" / name

@@ -1,0 +1,54 @@
+"""Resource group and workspace: folders with a record; experiment name kept as a tag."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rtsctl.resources import Observed, Resource
+
+from ..base import Reconciler
+from .state import Layout, read_json, write_json
+
+
+class _FolderReconciler(Reconciler):
+    """A folder holding `record`; owned when rtsctl wrote the record."""
+
+    record_name: str
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+
+    def folder(self, res: Resource) -> Path:
+        raise NotImplementedError
+
+    def observe(self, res: Resource) -> Observed | None:
+        record = read_json(self.folder(res) / self.record_name)
+        if record is None:
+            return None
+        return Observed(res.address, record["spec"], owned=record.get("managed_by") == "rtsctl",
+                        handle=self.folder(res))
+
+    def create(self, res: Resource) -> None:
+        write_json(self.folder(res) / self.record_name, {"spec": res.spec, "managed_by": "rtsctl"})
+
+    def delete(self, observed: Observed) -> None:
+        shutil.rmtree(observed.handle, ignore_errors=True)
+
+
+class ResourceGroupReconciler(_FolderReconciler):
+    kind = "resource_group"
+    immutable = frozenset({"location"})
+    record_name = "group.json"
+
+    def folder(self, res: Resource) -> Path:
+        return self.layout.group
+
+
+class WorkspaceReconciler(_FolderReconciler):
+    kind = "workspace"
+    immutable = frozenset({"location"})
+    record_name = "workspace.json"
+
+    def folder(self, res: Resource) -> Path:
+        return self.layout.workspace

@@ -1,0 +1,111 @@
+"""Carry out a plan: walk the DAG, independent nodes in parallel, each call retried.
+
+Creates and updates run in dependency order; deletes run dependents first. A failed node
+stops only what depends on it; everything independent still converges, and the error
+names every resource that failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from reconcilers.base import Reconciler
+
+from .errors import RtsctlError
+from .plan import Action, ActionKind, Plan
+from .retry import call_with_retry
+
+VERBS = {
+    ActionKind.CREATE: ("Creating", "Creation complete"),
+    ActionKind.UPDATE: ("Modifying", "Modifications complete"),
+    ActionKind.REPLACE: ("Replacing", "Replacement complete"),
+    ActionKind.DELETE: ("Destroying", "Destruction complete"),
+}
+
+
+@dataclass
+class ApplyResult:
+    timings: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+Reporter = Callable[[str], None]
+
+
+def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8) -> ApplyResult:
+    result = ApplyResult()
+    started = time.monotonic()
+    pending = {a.address: a for a in plan.pending}
+    deletes = {a for a, act in pending.items() if act.kind is ActionKind.DELETE}
+    forward = {a: act for a, act in pending.items() if a not in deletes}
+    dependents = plan.graph.dependents()
+
+    def forward_waits(address: str) -> set[str]:
+        return {d for d in plan.graph.deps.get(address, ()) if d in forward}
+
+    def delete_waits(address: str) -> set[str]:
+        # A node is deleted after everything that depends on it (orphans are not in the graph).
+        return {d for d in dependents.get(address, set()) if d in deletes} | (
+            {o for o in deletes if o not in plan.graph.nodes and o != address and address in plan.graph.nodes})
+
+    _run(forward, forward_waits, reconcilers, report, result, max_workers)
+    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers)
+    result.wall = time.monotonic() - started
+    if result.failed:
+        lines = "\n".join(f"  {reason}" for reason in result.failed.values())
+        raise RtsctlError(f"apply failed for {len(result.failed)} resource(s):\n{lines}"
+                          if len(result.failed) > 1 else next(iter(result.failed.values())))
+    return result
+
+
+def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], reconcilers: dict[str, Reconciler],
+         report: Reporter, result: ApplyResult, max_workers: int) -> None:
+    waiting = {a: waits_for(a) for a in actions}
+    running: dict[Future, str] = {}
+    done: set[str] = set()
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
+        while waiting or running:
+            for address in [a for a, w in waiting.items() if w <= done]:
+                del waiting[address]
+                running[pool.submit(_perform, actions[address], reconcilers, report)] = address
+            for address in [a for a, w in waiting.items() if w & set(result.failed)]:
+                del waiting[address]
+                result.failed[address] = f"{address}: not attempted: a resource it depends on failed"
+            if not running:
+                if waiting:  # only possible with a cycle the graph missed
+                    raise RtsctlError(f"cannot order: {', '.join(sorted(waiting))}")
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                address = running.pop(future)
+                try:
+                    result.timings[address] = future.result()
+                    done.add(address)
+                except RtsctlError as exc:
+                    result.failed[address] = str(exc)
+                    report(f"[red]{address}: failed[/red]")
+
+
+def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter) -> float:
+    res = action.resource
+    kind = (res or action.observed).address.split(".", 1)[0] if res is None else res.kind
+    reconciler = reconcilers[kind]
+    doing, finished = VERBS[action.kind]
+    report(f"{action.address}: {doing}...")
+    started = time.monotonic()
+    if action.kind is ActionKind.CREATE:
+        call_with_retry(reconciler.create, res)
+    elif action.kind is ActionKind.UPDATE:
+        call_with_retry(reconciler.update, res, action.observed)
+    elif action.kind is ActionKind.REPLACE:
+        call_with_retry(reconciler.delete, action.observed)
+        call_with_retry(reconciler.create, res)
+    elif action.kind is ActionKind.DELETE:
+        call_with_retry(reconciler.delete, action.observed)
+    elapsed = time.monotonic() - started
+    report(f"{action.address}: {finished} after {elapsed:.1f}s")
+    return elapsed

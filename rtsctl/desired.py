@@ -1,0 +1,161 @@
+"""Manifest -> desired resources: one `Resource` per thing a reconciler manages.
+
+This is where the manifest's shape (az ml v2 field names, nested deployments) becomes
+the engine's flat, addressed resources with explicit dependencies and content digests.
+Only declared fields enter a spec, so the diff never sees fields the user left to the
+service's defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reconcilers.base import BackendSettings
+
+from .digest import digest_path, digest_text
+from .manifest import Manifest
+from .manifest.marks import line_of
+from .resources import Resource, Source
+
+AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
+DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",
+                     "liveness_probe", "readiness_probe", "app_insights_enabled", "description")
+
+
+def plain(value: Any) -> Any:
+    """Marked containers -> plain dicts and lists (specs are compared by value and type)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def settings_for(manifest: Manifest) -> BackendSettings:
+    data = manifest.data
+    tags = {"managed-by": "rtsctl"}
+    return BackendSettings(provider=plain(data.get("provider") or {"kind": "local"}),
+                           resource_group=data["resource_group"], workspace=data["workspace"]["name"],
+                           manifest_path=manifest.path, tags=tags)
+
+
+def build_resources(manifest: Manifest) -> list[Resource]:
+    """Every resource the manifest declares, in declaration order."""
+    data = manifest.data
+    provider = data.get("provider") or {}
+    location = provider.get("location")
+
+    def source(*path: str | int) -> Source:
+        return Source(manifest.display, line_of(data, list(path)))
+
+    def pick(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
+        return {k: plain(mapping[k]) for k in keys if k in mapping}
+
+    rg = data["resource_group"]
+    out: list[Resource] = [Resource("resource_group", rg, {"location": location} if location else {},
+                                    source=source("resource_group"))]
+    ws = data["workspace"]
+    workspace = Resource("workspace", ws["name"],
+                         {**({"location": location} if location else {}),
+                          **pick(ws, "experiment_name", "description", "tags")},
+                         depends_on=(f"resource_group.{rg}",), source=source("workspace"))
+    out.append(workspace)
+
+    model_digests: dict[str, str] = {}
+    for i, model in enumerate(data.get("models", [])):
+        path = manifest.resolve_path(model["path"])
+        model_digests[model["name"]] = digest_path(path)
+        out.append(Resource("model", model["name"],
+                            {"type": model.get("type", "custom_model"), "digest": model_digests[model["name"]],
+                             **pick(model, "description")},
+                            inputs={"path": path}, depends_on=(workspace.address,), source=source("models", i)))
+
+    env_digests: dict[str, str] = {}
+    for i, env in enumerate(data.get("environments", [])):
+        inputs: dict[str, Any] = {}
+        parts = [env.get("image", "")]
+        if "conda_file" in env:
+            inputs["conda_file"] = manifest.resolve_path(env["conda_file"])
+            parts.append(inputs["conda_file"].read_text(encoding="utf-8"))
+        if "build" in env:
+            inputs["build_path"] = manifest.resolve_path(env["build"]["path"])
+            inputs["dockerfile_path"] = env["build"].get("dockerfile_path", "Dockerfile")
+            parts += [inputs["dockerfile_path"], digest_path(inputs["build_path"])]
+        env_digests[env["name"]] = digest_text(*parts)
+        out.append(Resource("environment", env["name"],
+                            {**pick(env, "image", "description"), "digest": env_digests[env["name"]]},
+                            inputs=inputs, depends_on=(workspace.address,), source=source("environments", i)))
+
+    for i, compute in enumerate(data.get("computes", [])):
+        out.extend(_compute_resources(compute, rg, location, workspace.address, source("computes", i)))
+
+    for e, endpoint in enumerate(data["endpoints"]):
+        out.extend(_endpoint_resources(manifest, endpoint, e, workspace.address, model_digests, env_digests, source))
+    return out
+
+
+def _compute_resources(compute: dict[str, Any], rg: str, location: str | None, workspace: str,
+                       src: Source) -> list[Resource]:
+    if compute["type"] != "kubernetes":
+        spec = {"type": compute["type"], **({"max_instances": compute["max_instances"]}
+                                            if "max_instances" in compute else {})}
+        return [Resource("compute", compute["name"], spec, depends_on=(workspace,), source=src)]
+    cluster = compute["cluster"]
+    cluster_rg = cluster.get("resource_group", rg)
+    existing = bool(cluster.get("existing", False))
+    aks_spec = {"resource_group": cluster_rg, **({"location": location} if location and not existing else {}),
+                **{k: cluster[k] for k in ("node_count", "vm_size", "kubernetes_version") if k in cluster}}
+    aks = Resource("aks_cluster", cluster["name"], aks_spec, inputs={"existing": existing},
+                   depends_on=() if existing or cluster_rg != rg else (f"resource_group.{rg}",), source=src)
+    settings = plain((compute.get("extension") or {}).get("configuration_settings") or {})
+    extension = Resource("k8s_extension", cluster["name"],
+                         {"cluster": cluster["name"], "cluster_resource_group": cluster_rg,
+                          "extension_type": AZUREML_EXTENSION, "configuration_settings": settings},
+                         depends_on=(aks.address,), source=src)
+    attach = Resource("compute", compute["name"],
+                      {"type": "kubernetes", "namespace": compute.get("namespace", "azureml"),
+                       "cluster": cluster["name"], "cluster_resource_group": cluster_rg},
+                      depends_on=(workspace, extension.address), source=src)
+    return [aks, extension, attach]
+
+
+def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, workspace: str,
+                        model_digests: dict[str, str], env_digests: dict[str, str], source) -> list[Resource]:
+    ep = endpoint["name"]
+    spec = {"auth_mode": endpoint.get("auth_mode", "key"),
+            **{k: plain(endpoint[k]) for k in ("compute", "description", "tags") if k in endpoint}}
+    deps = (workspace,) + ((f"compute.{endpoint['compute']}",) if "compute" in endpoint else ())
+    out = [Resource("endpoint", ep, spec, inputs={"smoke_test": plain(endpoint.get("smoke_test"))},
+                    depends_on=deps, source=source("endpoints", e))]
+    dep_addresses = []
+    for d, dep in enumerate(endpoint["deployments"]):
+        code_path = manifest.resolve_path(dep["code_configuration"]["code"])
+        dspec: dict[str, Any] = {
+            "endpoint": ep,
+            "model": {"name": dep["model"], "digest": model_digests[dep["model"]]},
+            "code": {"digest": digest_path(code_path)},
+            "scoring_script": dep["code_configuration"]["scoring_script"],
+            "instance_count": dep.get("instance_count", 1),
+            **{k: plain(dep[k]) for k in DEPLOYMENT_FIELDS if k in dep},
+        }
+        ddeps = [f"endpoint.{ep}", f"model.{dep['model']}"]
+        if "environment" in dep:
+            dspec["environment"] = {"name": dep["environment"], "digest": env_digests[dep["environment"]]}
+            ddeps.append(f"environment.{dep['environment']}")
+        if "environment_variables" in dspec:
+            dspec["environment_variables"] = {k: str(v) for k, v in dspec["environment_variables"].items()}
+        resource = Resource("deployment", f"{ep}/{dep['name']}", dspec,
+                            inputs={"code_path": code_path, "model_path": manifest.resolve_path(
+                                next(m["path"] for m in manifest.data["models"] if m["name"] == dep["model"]))},
+                            depends_on=tuple(ddeps), source=source("endpoints", e, "deployments", d))
+        out.append(resource)
+        dep_addresses.append(resource.address)
+    weights = plain(endpoint.get("traffic")) if "traffic" in endpoint else {endpoint["deployments"][0]["name"]: 100}
+    out.append(Resource("traffic", ep, {"weights": weights}, depends_on=(f"endpoint.{ep}", *dep_addresses),
+                        source=source("endpoints", e, "traffic") if "traffic" in endpoint else source("endpoints", e)))
+    return out
+
+
+def source_dir(resource: Resource, key: str) -> Path:
+    return Path(resource.inputs[key])

@@ -1,0 +1,62 @@
+"""Compare desired and observed specs on the fields the manifest declares.
+
+The observed spec is first projected onto the desired one's keys, so server defaults
+and read-only fields never show as changes (the noise users hate in what-if and
+`terraform plan`). deepdiff then lists what really differs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_MISSING = object()
+_PATH_STEP = re.compile(r"\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str  # dotted, e.g. "request_settings.request_timeout_ms"
+    old: Any
+    new: Any
+    forces_replacement: bool = False
+    sensitive: bool = False
+
+
+def project(observed: Any, desired: Any) -> Any:
+    """`observed` cut down to the shape of `desired` (dict keys only; lists compared whole)."""
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return observed
+        return {k: project(observed[k], v) for k, v in desired.items() if k in observed}
+    return observed
+
+
+def diff_specs(desired: dict[str, Any], observed: dict[str, Any], immutable: frozenset[str] = frozenset(),
+               sensitive: frozenset[str] = frozenset()) -> list[Change]:
+    from deepdiff import DeepDiff
+
+    current = project(observed, desired)
+    report = DeepDiff(current, desired, ignore_order=False, verbose_level=2, ignore_numeric_type_changes=True)
+    changes: dict[str, Change] = {}
+    for kind, entries in report.items():
+        for raw_path, detail in entries.items():
+            path = _dotted(raw_path)
+            if kind in ("dictionary_item_added", "iterable_item_added"):
+                old, new = _MISSING, detail
+            elif kind in ("dictionary_item_removed", "iterable_item_removed"):
+                old, new = detail, _MISSING
+            else:
+                old, new = detail.get("old_value"), detail.get("new_value")
+            changes[path] = Change(path, None if old is _MISSING else old, None if new is _MISSING else new,
+                                   forces_replacement=_matches(path, immutable), sensitive=_matches(path, sensitive))
+    return [changes[p] for p in sorted(changes)]
+
+
+def _dotted(raw: str) -> str:
+    return ".".join(m.group(1) if m.group(1) is not None else m.group(2) for m in _PATH_STEP.finditer(raw))
+
+
+def _matches(path: str, fields: frozenset[str]) -> bool:
+    return any(path == f or path.startswith(f + ".") for f in fields)

@@ -1,0 +1,39 @@
+"""Content digests of local files and folders: the identity of a model or code version.
+
+Same bytes give the same digest wherever the files live, so moving a folder changes
+nothing, while editing one byte makes a new model version or redeploys the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+_SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
+_SKIP_SUFFIXES = {".pyc", ".pyo"}
+
+
+def digest_path(path: Path) -> str:
+    """`sha256:<hex>` over relative names and contents (a file digests as its own name + bytes)."""
+    h = hashlib.sha256()
+    for file in _files(path):
+        rel = file.name if file == path else file.relative_to(path).as_posix()
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(file.read_bytes()).digest())
+    return "sha256:" + h.hexdigest()
+
+
+def digest_text(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(
+        p for p in path.rglob("*")
+        if p.is_file() and p.suffix not in _SKIP_SUFFIXES and not (_SKIP_DIRS & set(p.relative_to(path).parts))
+    )

@@ -1,0 +1,110 @@
+"""The engine: manifest -> resources -> graph -> observe -> diff -> plan -> apply.
+
+Backend-blind: it talks to whatever `reconcilers.load_backend` returns and only asks it
+which kinds it supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from reconcilers import load_backend
+from reconcilers.base import Backend, Reconciler
+
+from .apply import ApplyResult, Reporter, apply_plan
+from .desired import build_resources, settings_for
+from .errors import ManifestError, RtsctlError
+from .graph import Graph
+from .manifest import Manifest, load_manifest
+from .observe import discover_orphans, observe_all
+from .plan import Plan, build_destroy_plan, build_plan
+from .smoke import run_smoke_test
+
+
+@dataclass
+class Session:
+    manifest: Manifest
+    graph: Graph
+    backend: Backend
+    reconcilers: dict[str, Reconciler]
+
+    @property
+    def parallelism(self) -> int:
+        return int(self.backend.settings.provider.get("max_parallel", 8))
+
+    def endpoints(self) -> list[str]:
+        return [r.name for r in self.graph.nodes.values() if r.kind == "endpoint"]
+
+
+@contextmanager
+def open_session(manifest_path: str) -> Iterator[Session]:
+    manifest = load_manifest(manifest_path)
+    resources = build_resources(manifest)
+    graph = Graph(resources)
+    backend = load_backend(settings_for(manifest))
+    try:
+        reconcilers = backend.reconcilers()
+        for res in resources:
+            if res.kind not in reconcilers:
+                where = res.source or None
+                raise ManifestError(f"{res.kind} {res.name!r} is not supported by the "
+                                    f"{backend.name} backend", where.file if where else manifest.display,
+                                    where.line if where else None)
+        yield Session(manifest, graph, backend, reconcilers)
+    finally:
+        backend.close()
+
+
+def make_plan(session: Session, destroy: bool = False) -> Plan:
+    observed = observe_all(session.graph, session.reconcilers, session.parallelism)
+    orphans = discover_orphans(session.graph, session.reconcilers)
+    if destroy:
+        return build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
+    return build_plan(session.graph, observed, orphans, session.reconcilers)
+
+
+def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
+    return apply_plan(plan, session.reconcilers, report, session.parallelism)
+
+
+def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict[str, Any]]:
+    """Scoring URI, keys and deployment names of each (or one) endpoint, as observed now."""
+    names = session.endpoints()
+    if endpoint is not None:
+        if endpoint not in names:
+            raise RtsctlError(f"no endpoint {endpoint!r} in {session.manifest.display} (declared: {', '.join(names)})")
+        names = [endpoint]
+    verify = session.backend.smoke_context().get("verify", True)
+    out = []
+    for name in names:
+        res = session.graph.nodes[f"endpoint.{name}"]
+        observed = session.reconcilers["endpoint"].observe(res)
+        if observed is None:
+            raise RtsctlError(f"endpoint {name} does not exist yet: run rtsctl apply {session.manifest.display}")
+        deployments = [r.name.split("/", 1)[1] for r in session.graph.nodes.values()
+                       if r.kind == "deployment" and r.spec["endpoint"] == name]
+        out.append({"endpoint": name, "scoring_uri": observed.outputs.get("scoring_uri"),
+                    "primary_key": observed.outputs.get("primary_key"),
+                    "secondary_key": observed.outputs.get("secondary_key"),
+                    "deployments": deployments, "verify": verify})
+    return out
+
+
+def smoke_test(session: Session, outputs: list[dict[str, Any]]) -> list[str]:
+    """Run each endpoint's smoke test; returns the names of the endpoints tested."""
+    tested = []
+    for out in outputs:
+        test = session.graph.nodes[f"endpoint.{out['endpoint']}"].inputs.get("smoke_test")
+        if test:
+            run_smoke_test(out["endpoint"], out["scoring_uri"], out["primary_key"], test, out["verify"])
+            tested.append(out["endpoint"])
+    return tested
+
+
+def read_outputs(manifest_path: str, endpoint: str | None = None) -> dict[str, Any]:
+    """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
+    with open_session(manifest_path) as session:
+        return endpoint_outputs(session, endpoint)[0]

@@ -1,0 +1,9 @@
+"""Manifest: load YAML keeping line marks, interpolate ${VARS}, validate against the schema.
+
+`load_manifest(path)` returns a `Manifest` whose `data` is plain dicts and lists that
+remember where each value was written, so every later error can name file:line.
+"""
+
+from .load import Manifest, load_manifest
+
+__all__ = ["Manifest", "load_manifest"]

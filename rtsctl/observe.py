@@ -1,0 +1,29 @@
+"""Observe every node of the graph through its kind's reconciler, concurrently."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from reconcilers.base import Reconciler
+
+from .graph import Graph
+from .resources import Observed
+from .retry import call_with_retry
+
+
+def observe_all(graph: Graph, reconcilers: dict[str, Reconciler], max_workers: int = 8) -> dict[str, Observed | None]:
+    """The observed world, by address (None where a resource does not exist)."""
+    addresses = list(graph.order)
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
+        results = pool.map(lambda a: call_with_retry(reconcilers[graph.nodes[a].kind].observe, graph.nodes[a]),
+                           addresses)
+        return dict(zip(addresses, results))
+
+
+def discover_orphans(graph: Graph, reconcilers: dict[str, Reconciler]) -> list[Observed]:
+    """Owned resources in the manifest's scope that it no longer declares."""
+    desired = list(graph.nodes.values())
+    orphans: list[Observed] = []
+    for reconciler in reconcilers.values():
+        orphans += [o for o in call_with_retry(reconciler.discover, desired) if o.address not in graph.nodes]
+    return orphans

@@ -1,0 +1,98 @@
+"""The plan: one action per resource, decided from desired x observed.
+
+create     +   absent, will be created
+update     ~   exists, declared fields differ or it is unhealthy (healed in place)
+replace   -/+  an immutable field differs (declared by the reconciler as data)
+delete     -   owned by rtsctl, no longer declared (or `destroy`)
+noop           converged
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from reconcilers.base import Reconciler
+
+from .diff import Change, diff_specs
+from .graph import Graph
+from .resources import Observed, Resource
+
+
+class ActionKind(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+
+
+@dataclass
+class Action:
+    kind: ActionKind
+    address: str
+    resource: Resource | None
+    observed: Observed | None
+    changes: list[Change] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def changes_world(self) -> bool:
+        return self.kind is not ActionKind.NOOP
+
+
+@dataclass
+class Plan:
+    actions: list[Action]
+    graph: Graph
+    destroy: bool = False
+
+    @property
+    def pending(self) -> list[Action]:
+        return [a for a in self.actions if a.changes_world]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.pending)
+
+    def counts(self) -> dict[str, int]:
+        out = {k.value: 0 for k in ActionKind}
+        for action in self.actions:
+            out[action.kind.value] += 1
+        return out
+
+
+def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler) -> Action:
+    """The one action that converges `resource`."""
+    if observed is None:
+        return Action(ActionKind.CREATE, resource.address, resource, None)
+    changes = diff_specs(resource.spec, observed.spec, reconciler.immutable, reconciler.sensitive)
+    if any(c.forces_replacement for c in changes):
+        return Action(ActionKind.REPLACE, resource.address, resource, observed, changes)
+    if changes or observed.problems:
+        return Action(ActionKind.UPDATE, resource.address, resource, observed, changes, list(observed.problems))
+    return Action(ActionKind.NOOP, resource.address, resource, observed)
+
+
+def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list[Observed],
+               reconcilers: dict[str, Reconciler]) -> Plan:
+    actions = [decide(graph.nodes[a], observed.get(a), reconcilers[graph.nodes[a].kind]) for a in graph.order]
+    actions += [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
+                for o in orphans if o.owned]
+    return Plan(actions, graph)
+
+
+def build_destroy_plan(graph: Graph, observed: dict[str, Observed | None],
+                       reconcilers: dict[str, Reconciler], orphans: list[Observed] = ()) -> Plan:
+    """Delete what exists and rtsctl owns, dependents first; report the rest as kept."""
+    actions = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
+               for o in orphans if o.owned]
+    for address in reversed(graph.order):
+        res, obs = graph.nodes[address], observed.get(address)
+        if obs is None or not reconcilers[res.kind].destroyable:
+            continue
+        if obs.owned:
+            actions.append(Action(ActionKind.DELETE, address, res, obs))
+        else:
+            actions.append(Action(ActionKind.NOOP, address, res, obs, reasons=["not created by rtsctl: kept"]))
+    return Plan(actions, graph, destroy=True)

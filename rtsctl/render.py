@@ -1,0 +1,108 @@
+"""Render a plan like Terraform (+ ~ -/+ -, changed fields old -> new, secrets masked) or as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .diff import Change
+from .plan import Action, ActionKind, Plan
+
+SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
+           ActionKind.UPDATE: ("~", "yellow", "will be updated in place"),
+           ActionKind.REPLACE: ("-/+", "red", "must be replaced"),
+           ActionKind.DELETE: ("-", "red", "will be destroyed"),
+           ActionKind.NOOP: (" ", "dim", "is unchanged")}
+MASK = "(sensitive value)"
+
+
+def mask(value: str | None, show: bool = False) -> str | None:
+    """Keys shown as their first 4 characters only, unless the user asked to see secrets."""
+    if value is None or show:
+        return value
+    return value[:4] + "*" * 12 if len(value) > 8 else "*" * 8
+
+
+def _value(value: Any, sensitive: bool = False) -> str:
+    if sensitive:
+        return MASK
+    if value is None:
+        return "(none)"
+    return json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
+
+
+def _flatten(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in spec.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out += _flatten(value, path + ".")
+        else:
+            out.append((path, value))
+    return out
+
+
+def render_text(plan: Plan) -> str:
+    """Plan as markup for rich (also readable with markup stripped)."""
+    lines: list[str] = []
+    shown = [a for a in plan.actions if a.changes_world or a.reasons]
+    if not plan.has_changes:
+        lines.append("[green]No changes.[/green] The world matches the manifest.")
+        lines += _kept(plan)
+        return "\n".join(lines)
+    lines.append("rtsctl will perform the following actions:\n")
+    for action in shown:
+        if action.kind is ActionKind.NOOP:
+            continue
+        symbol, color, verb = SYMBOLS[action.kind]
+        lines.append(f"  [bold]# {action.address}[/bold] {verb}")
+        lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}")
+        lines += _details(action)
+        lines.append("")
+    lines += _kept(plan)
+    counts = plan.counts()
+    lines.append(f"[bold]Plan:[/bold] {counts['create']} to add, {counts['update']} to change, "
+                 f"{counts['replace']} to replace, {counts['delete']} to destroy.")
+    return "\n".join(lines)
+
+
+def _kept(plan: Plan) -> list[str]:
+    return [f"  [dim]{a.address}: {'; '.join(a.reasons)}[/dim]" for a in plan.actions
+            if a.kind is ActionKind.NOOP and a.reasons]
+
+
+def _details(action: Action) -> list[str]:
+    out: list[str] = []
+    if action.kind is ActionKind.CREATE and action.resource is not None:
+        for path, value in _flatten(action.resource.spec):
+            out.append(f"      [green]+[/green] {path} = {_value(value)}")
+    for change in action.changes:
+        out.append(_change_line(change))
+    for reason in action.reasons:
+        out.append(f"      [yellow]![/yellow] {reason}")
+    return out
+
+
+def _change_line(change: Change) -> str:
+    note = "  [red]# forces replacement[/red]" if change.forces_replacement else ""
+    if change.old is None:
+        return f"      [green]+[/green] {change.path} = {_value(change.new, change.sensitive)}{note}"
+    if change.new is None:
+        return f"      [red]-[/red] {change.path} = {_value(change.old, change.sensitive)}{note}"
+    return (f"      [yellow]~[/yellow] {change.path}: {_value(change.old, change.sensitive)} -> "
+            f"{_value(change.new, change.sensitive)}{note}")
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    def change(c: Change) -> dict[str, Any]:
+        return {"path": c.path, "old": MASK if c.sensitive else c.old, "new": MASK if c.sensitive else c.new,
+                "forces_replacement": c.forces_replacement}
+
+    return {
+        "format_version": "1",
+        "destroy": plan.destroy,
+        "changes": plan.has_changes,
+        "summary": plan.counts(),
+        "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
+                     "reasons": a.reasons} for a in plan.actions],
+    }

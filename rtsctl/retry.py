@@ -1,0 +1,28 @@
+"""One retry policy for every backend call: transient errors only, honouring Retry-After."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from .errors import TransientError
+
+T = TypeVar("T")
+_backoff = wait_random_exponential(multiplier=0.5, max=15)
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, TransientError) and exc.retry_after is not None:
+        return min(max(exc.retry_after, 0.0), 60.0)
+    return _backoff(state)
+
+
+def call_with_retry(fn: Callable[..., T], *args: object, attempts: int = 8, budget_s: float = 600.0) -> T:
+    """Call `fn(*args)`, retrying TransientError with backoff; the last error propagates."""
+    retrying = Retrying(retry=retry_if_exception_type(TransientError), wait=_wait,
+                        stop=stop_after_attempt(attempts) | stop_after_delay(budget_s), reraise=True)
+    return retrying(fn, *args)
