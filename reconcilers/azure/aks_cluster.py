@@ -3,7 +3,8 @@
 Either rtsctl creates it (`existing: false`, tagged `managed-by: rtsctl`) or it adopts one that already
 exists, by resource group + name (`existing: true`, the seed's "attach"): an adopted cluster is never
 created, resized or deleted -- only referenced -- and a missing one is a clear error at plan time.
-Location and node VM size are immutable (a node pool's VM size cannot change); node_count scales in place.
+Location and node VM size are immutable (a node pool's VM size cannot change); node_count scales and
+kubernetes_version upgrades in place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rtsctl.resources import Observed, Resource
 from .common import AzureReconciler, is_managed, managed_tags
 
 DEFAULT_VM_SIZE = "Standard_DS3_v2"
-SIZING = ("node_count", "vm_size", "location")
+SIZING = ("node_count", "vm_size", "location", "kubernetes_version")
 
 
 class AksClusterReconciler(AzureReconciler):
@@ -44,7 +45,7 @@ class AksClusterReconciler(AzureReconciler):
             return None
         pools = list(mc.agent_pool_profiles or [])
         system = next((p for p in pools if (p.mode or "").lower() == "system"), pools[0] if pools else None)
-        spec: dict[str, Any] = {"resource_group": rg, "location": mc.location}
+        spec: dict[str, Any] = {"resource_group": rg, "location": mc.location, "kubernetes_version": mc.kubernetes_version}
         if system is not None:
             spec.update(node_count=system.count, vm_size=system.vm_size)
         owned = is_managed(mc.tags) and not existing
@@ -67,6 +68,7 @@ class AksClusterReconciler(AzureReconciler):
             "tags": managed_tags(self.settings.tags),
             "identity": {"type": "SystemAssigned"},
             "properties": {
+                **({"kubernetesVersion": res.spec["kubernetes_version"]} if res.spec.get("kubernetes_version") else {}),
                 "dnsPrefix": f"{res.name}-dns"[:54],
                 "agentPoolProfiles": [
                     {
@@ -85,13 +87,15 @@ class AksClusterReconciler(AzureReconciler):
         self.wait(res.address, poller)
 
     def update(self, res: Resource, observed: Observed) -> None:
-        if not observed.owned or "node_count" not in res.spec:
+        if not observed.owned:
             return
         rg = self._rg(res)
         with self.errors(res.address):
             mc = self.clients.aks.managed_clusters.get(rg, res.name)
+            if res.spec.get("kubernetes_version"):
+                mc.kubernetes_version = res.spec["kubernetes_version"]  # an in-place upgrade
             for pool in mc.agent_pool_profiles or []:
-                if (pool.mode or "").lower() == "system" or len(mc.agent_pool_profiles) == 1:
+                if "node_count" in res.spec and ((pool.mode or "").lower() == "system" or len(mc.agent_pool_profiles) == 1):
                     pool.count = int(res.spec["node_count"])
                     break
             poller = self.clients.aks.managed_clusters.begin_create_or_update(rg, res.name, mc)

@@ -6,7 +6,8 @@ Provider block (manifest):
       kind: azure
       subscription_id: ...
       location: westeurope
-      credential: {type: default | client_secret | environment, tenant_id?, client_id?, client_secret?}
+      credential: {type: default | client_secret | environment | azure_cli | managed_identity,
+                   tenant_id?, client_id?, client_secret?}
       cloud: {name, resource_manager, authority, storage_suffix}        # optional
 
 * No `cloud` block (or a known SDK cloud name only) -> public/sovereign Azure exactly as the SDKs default.
@@ -57,6 +58,8 @@ class CloudConfig:
         self.known_name = self.declared_name if self.declared_name in _ML_CLOUDS else "AzureCloud"
         self.resource_manager = _norm_url(cloud.get("resource_manager") or base["resource_manager"])
         self.storage_suffix = cloud.get("storage_suffix") or base["storage_endpoint"]
+        self.portal = _norm_url(cloud.get("portal") or self.resource_manager)
+        self.registry_discovery = _norm_url(cloud.get("registry_discovery") or self.resource_manager)
         authority = _norm_url(cloud.get("authority") or base["active_directory"])
         known_authorities = {_norm_url(c["active_directory"]) for c in _ML_CLOUDS.values()}
         #: None means "the SDK default" (public Entra ID)
@@ -83,12 +86,12 @@ class CloudConfig:
 
     def ml_cloud_metadata(self) -> dict[str, str]:
         return {
-            "azure_portal": self.resource_manager,
+            "azure_portal": self.portal,
             "resource_manager": self.resource_manager,
             "active_directory": self.authority or PUBLIC_AUTHORITY,
             "aml_resource_id": "https://ml.azure.com/",
             "storage_endpoint": self.storage_suffix,
-            "registry_discovery_endpoint": self.resource_manager,
+            "registry_discovery_endpoint": self.registry_discovery,
         }
 
 
@@ -96,11 +99,19 @@ def _credential_value(block: dict[str, Any], key: str, env: str) -> str | None:
     return block.get(key) or os.environ.get(env) or None
 
 
-def build_credential(block: dict[str, Any] | None, cloud: CloudConfig):
+def build_credential(block: dict[str, Any] | None, cloud: CloudConfig, tenant_id: str | None = None):
     """The azure-identity credential the manifest asks for."""
-    from azure.identity import ClientSecretCredential, DefaultAzureCredential, EnvironmentCredential
+    from azure.identity import (
+        AzureCliCredential,
+        ClientSecretCredential,
+        DefaultAzureCredential,
+        EnvironmentCredential,
+        ManagedIdentityCredential,
+    )
 
     block = dict(block or {})
+    if tenant_id and not block.get("tenant_id"):
+        block["tenant_id"] = tenant_id
     kind = block.get("type", "default")
     secret_args = {
         "tenant_id": _credential_value(block, "tenant_id", "AZURE_TENANT_ID"),
@@ -125,7 +136,14 @@ def build_credential(block: dict[str, Any] | None, cloud: CloudConfig):
         return EnvironmentCredential(**authority_kw)
     if kind == "default":
         return DefaultAzureCredential(**authority_kw)
-    raise RtsctlError(f"provider.credential.type: unknown credential type {kind!r} (default | client_secret | environment)")
+    if kind == "azure_cli":
+        return AzureCliCredential(**({"tenant_id": block["tenant_id"]} if block.get("tenant_id") else {}))
+    if kind == "managed_identity":
+        return ManagedIdentityCredential(**({"client_id": block["client_id"]} if block.get("client_id") else {}))
+    raise RtsctlError(
+        f"provider.credential.type: unknown credential type {kind!r} "
+        "(default | client_secret | environment | azure_cli | managed_identity)"
+    )
 
 
 class Clients:
@@ -158,7 +176,9 @@ class Clients:
 
     @property
     def credential(self):
-        return self._get("credential", lambda: build_credential(self.provider.get("credential"), self.cloud))
+        return self._get(
+            "credential", lambda: build_credential(self.provider.get("credential"), self.cloud, self.provider.get("tenant_id"))
+        )
 
     def _mgmt_kwargs(self) -> dict[str, Any]:
         if self.cloud.is_public:

@@ -85,6 +85,8 @@ class DeploymentReconciler(AzureReconciler):
             "instance_type": d.instance_type,
             "instance_count": d.instance_count,
             "environment_variables": dict(d.environment_variables or {}),
+            "app_insights_enabled": d.app_insights_enabled,
+            "description": d.description,
         }
         if d.environment is not None:
             spec["environment"] = drop_none({"name": asset_name(d.environment), "digest": tags.get(ENV_TAG)})
@@ -176,6 +178,8 @@ class DeploymentReconciler(AzureReconciler):
             "instance_count": int(spec.get("instance_count") or 1),
             "environment_variables": {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
             "tags": managed_tags(self.settings.tags, tags),
+            "app_insights_enabled": bool(spec.get("app_insights_enabled", False)),
+            "description": spec.get("description"),
         }
         if spec.get("request_settings"):
             kwargs["request_settings"] = OnlineRequestSettings(**spec["request_settings"])
