@@ -76,10 +76,26 @@ def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler
 
 def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list[Observed],
                reconcilers: dict[str, Reconciler]) -> Plan:
-    actions = [decide(graph.nodes[a], observed.get(a), reconcilers[graph.nodes[a].kind]) for a in graph.order]
-    actions += [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
-                for o in orphans if o.owned]
-    return Plan(actions, graph)
+    actions = {a: decide(graph.nodes[a], observed.get(a), reconcilers[graph.nodes[a].kind]) for a in graph.order}
+    _reapply_dependents_of_replacements(graph, actions)
+    deletes = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
+               for o in orphans if o.owned]
+    return Plan(list(actions.values()) + deletes, graph)
+
+
+def _reapply_dependents_of_replacements(graph: Graph, actions: dict[str, Action]) -> None:
+    """Deleting a resource to replace it takes what hangs on it along (an endpoint's deployments,
+    a deployment's share of traffic): everything downstream is applied again."""
+    dependents = graph.dependents()
+    cause = {a: a for a, action in actions.items() if action.kind is ActionKind.REPLACE}
+    for address in graph.order:  # dependencies first, so a cause reaches everything downstream
+        if address not in cause:
+            continue
+        for child in dependents[address]:
+            if actions[child].kind is ActionKind.NOOP:
+                actions[child] = Action(ActionKind.UPDATE, child, actions[child].resource, actions[child].observed,
+                                        reasons=[f"re-applied because {cause[address]} is replaced"])
+            cause.setdefault(child, cause[address])
 
 
 def build_destroy_plan(graph: Graph, observed: dict[str, Observed | None],

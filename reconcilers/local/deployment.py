@@ -69,13 +69,14 @@ class DeploymentReconciler(Reconciler):
         keep, surplus = keep[:spec["instance_count"]], keep[spec["instance_count"]:]
         launch = self._launch_args(res, folder)
         started = [self._spawn(launch, folder, len(keep) + n) for n in range(spec["instance_count"] - len(keep))]
-        for proc, instance in started:
+        for n, (proc, instance) in enumerate(started):
             try:
                 host.wait_healthy(instance["port"], timeout=30.0, proc=proc)
             except RuntimeError as exc:
                 for _, other in started:
                     procs.stop(other["pid"], other["started"])
-                raise ResourceError(res.address, f"{exc}; see {folder / 'logs'}") from None
+                log = folder / "logs" / f"instance-{len(keep) + n}.log"
+                raise ResourceError(res.address, f"{exc}: {procs.last_error(log)} (log: {log})") from None
         instances = keep + [inst for _, inst in started]
         old = record["instances"] if record else []
         write_json(folder / RECORD, {"spec": spec, "instances": instances, "code_dir": str(launch["code_dir"])})

@@ -1,0 +1,83 @@
+"""Shared fixtures: run the CLI as a user would, in a temporary RTSCTL_HOME, on a copy of the manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+class Cli:
+    """`rtsctl` in a subprocess with its own RTSCTL_HOME; cleans up every process it started."""
+
+    def __init__(self, home: Path, workdir: Path, env: dict[str, str] | None = None):
+        self.home, self.workdir = home, workdir
+        self.env = {**os.environ, "RTSCTL_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+        self.env.pop("RTSCTL_DEBUG", None)
+
+    def __call__(self, *args: str, timeout: float = 180, stdin: str | None = None,
+                 env: dict[str, str] | None = None) -> Result:
+        proc = subprocess.run([sys.executable, "-m", "rtsctl", *args], cwd=self.workdir, capture_output=True,
+                              text=True, timeout=timeout, input=stdin, env={**self.env, **(env or {})})
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def ok(self, *args: str, **kw) -> Result:
+        result = self(*args, **kw)
+        assert result.code == 0, str(result)
+        return result
+
+    def outputs(self, manifest: str = "dev.yaml") -> dict:
+        return json.loads(self.ok("output", manifest, "-o", "json", "--show-secrets").out)
+
+    def recorded_pids(self) -> list[int]:
+        """PIDs of every endpoint and instance process recorded under RTSCTL_HOME."""
+        pids: list[int] = []
+        for record in self.home.rglob("*.json"):
+            try:
+                data = json.loads(record.read_text())
+            except (ValueError, OSError):
+                continue
+            if isinstance(data, dict):
+                pids += [data["pid"]] if isinstance(data.get("pid"), int) else []
+                pids += [i["pid"] for i in data.get("instances", []) if isinstance(i, dict) and "pid" in i]
+        return pids
+
+
+def kill_recorded(cli: Cli) -> None:
+    from reconcilers.local import procs
+
+    for pid in cli.recorded_pids():
+        procs.stop(pid, timeout=2.0)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A writable copy of manifests/ (dev.yaml and the seed files) that a test may edit."""
+    target = tmp_path / "project"
+    shutil.copytree(REPO / "manifests", target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture
+def cli(tmp_path: Path, project: Path):
+    runner = Cli(tmp_path / "home", project)
+    yield runner
+    kill_recorded(runner)

@@ -1,0 +1,204 @@
+"""The local backend end to end, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import signal
+from collections import Counter
+
+from helpers import edit_yaml, port_open, post
+
+from reconcilers.local import procs
+
+GOAWAY = {"GoAway": "Daniel's not here."}
+
+
+def first_deployment(data: dict) -> dict:
+    return data["endpoints"][0]["deployments"][0]
+
+
+def test_apply_serves_the_seed_contract_with_key_auth(cli):
+    result = cli.ok("apply", "dev.yaml", "-y")
+    assert "Smoke test passed: rts-score" in result.out
+    assert "Plan: 8 to add, 0 to change, 0 to replace, 0 to destroy." in result.out
+    out = cli.outputs()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/score", out["scoring_uri"])
+    assert out["deployments"] == ["blue"]
+    # the key is never printed in full unless asked
+    assert out["primary_key"] not in result.out and out["primary_key"][:4] + "*" in result.out
+
+    status, headers, body = post(out["scoring_uri"], {"name": "Daniel"}, out["primary_key"])
+    assert (status, json.loads(body)) == (200, GOAWAY)
+    assert headers["azureml-model-deployment"] == "blue"
+    assert post(out["scoring_uri"], {"name": "Daniel"}, out["secondary_key"])[0] == 200
+    status, headers, _ = post(out["scoring_uri"], {"name": "Daniel"}, "wrong-key")
+    assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
+    assert post(out["scoring_uri"], {"name": "Daniel"}, None)[0] == 401
+
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+    # re-running on a converged world changes nothing and prints the connection info again
+    again = cli.ok("apply", "dev.yaml", "-y")
+    assert "No changes." in again.out and out["scoring_uri"] in again.out
+    assert cli.outputs()["scoring_uri"] == out["scoring_uri"]
+
+
+def test_keys_are_stored_private(cli):
+    cli.ok("apply", "dev.yaml", "-y")
+    keys = list(cli.home.rglob("keys/*"))
+    assert {k.name for k in keys} == {"primary", "secondary"}
+    assert all(oct(k.stat().st_mode & 0o777) == "0o600" for k in keys)
+
+
+def test_scoring_host_mirrors_azmlinfsrv(cli, project):
+    (project / "seed" / "src" / "score.py").write_text(
+        (project / "seed" / "src" / "score.py").read_text()
+        + "\n\n_run = run\n\ndef run(raw_data):\n    if 'boom' in raw_data:\n        raise ValueError('boom')\n"
+          "    return _run(raw_data)\n")
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    uri, key = out["scoring_uri"], out["primary_key"]
+    status, headers, body = post(uri, {"name": "boom"}, key)
+    assert status == 500 and headers["x-ms-run-function-failed"] == "True"
+    assert "unexpected error occurred in scoring script" in json.loads(body)["message"]
+    assert post(uri, {"name": "Daniel"}, key)[0] == 200  # the server stays up
+    status, _, body = post(uri, b"\xff\xfe\xfa", key)
+    assert status == 400 and "UTF-8" in json.loads(body)["message"]
+    status, _, _ = post(uri, b"x" * (2 * 1024 * 1024), key)
+    assert status == 413
+
+
+def test_changed_field_is_planned_then_applied(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=3))
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2, str(plan)
+    assert "~ deployment.rts-score/blue" in plan.out and "instance_count: 2 -> 3" in plan.out
+    assert "1 to change" in plan.out
+    cli.ok("apply", "dev.yaml", "-y")
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+    record = json.loads(next(cli.home.rglob("deployments/blue/deployment.json")).read_text())
+    assert len(record["instances"]) == 3 and all(procs.is_alive(i["pid"]) for i in record["instances"])
+
+
+def test_plan_json_lists_changes(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d)["environment_variables"].update(GREETING_STYLE="x"))
+    plan = json.loads(cli.ok("plan", "dev.yaml", "-o", "json").out)
+    assert plan["changes"] is True
+    (action,) = [a for a in plan["actions"] if a["action"] != "no-op"]
+    assert action["address"] == "deployment.rts-score/blue" and action["action"] == "update"
+    assert action["changes"] == [{"path": "environment_variables.GREETING_STYLE", "old": "seed", "new": "x",
+                                  "forces_replacement": False}]
+
+
+def test_immutable_field_is_replaced(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_type="local-large"))
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2
+    assert "-/+ deployment.rts-score/blue" in plan.out and "# forces replacement" in plan.out
+    result = cli.ok("apply", "dev.yaml", "-y")
+    assert "Replacement complete" in result.out and "Smoke test passed" in result.out
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_dead_instance_is_drift_that_apply_heals(cli):
+    cli.ok("apply", "dev.yaml", "-y")
+    record_path = next(cli.home.rglob("deployments/blue/deployment.json"))
+    victim = json.loads(record_path.read_text())["instances"][1]
+    os.killpg(victim["pid"], signal.SIGKILL)
+    assert procs.wait_until(lambda: not procs.is_alive(victim["pid"]), 5)
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2
+    assert "deployment.rts-score/blue" in plan.out and f"instance 1 (pid {victim['pid']}" in plan.out
+    cli.ok("apply", "dev.yaml", "-y")
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+    instances = json.loads(record_path.read_text())["instances"]
+    assert len(instances) == 2 and all(procs.is_alive(i["pid"]) for i in instances)
+    out = cli.outputs()
+    assert all(post(out["scoring_uri"], {"name": "Daniel"}, out["primary_key"])[0] == 200 for _ in range(6))
+
+
+def test_dead_endpoint_is_restarted_on_the_same_port(cli):
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    record = json.loads(next(cli.home.rglob("endpoints/rts-score/endpoint.json")).read_text())
+    os.killpg(record["pid"], signal.SIGKILL)
+    assert procs.wait_until(lambda: not procs.is_alive(record["pid"]), 5)
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and "endpoint process" in plan.out and "is not running" in plan.out
+    cli.ok("apply", "dev.yaml", "-y")
+    assert cli.outputs()["scoring_uri"] == out["scoring_uri"]
+    assert post(out["scoring_uri"], {"name": "Daniel"}, out["primary_key"])[0] == 200
+
+
+def test_destroy_stops_everything_and_plan_shows_creates(cli):
+    cli.ok("apply", "dev.yaml", "-y")
+    port = int(cli.outputs()["scoring_uri"].rsplit(":", 1)[1].split("/")[0])
+    pids = cli.recorded_pids()
+    assert len(pids) == 3 and port_open(port)
+    result = cli.ok("destroy", "dev.yaml", "-y")
+    assert "Destroy complete" in result.out
+    assert result.out.index("deployment.rts-score/blue: Destroying") < result.out.index("endpoint.rts-score: Destroying")
+    assert not any(procs.is_alive(pid) for pid in pids)
+    assert not port_open(port)
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and "Plan: 8 to add, 0 to change, 0 to replace, 0 to destroy." in plan.out
+
+
+def test_apply_without_terminal_or_yes_refuses(cli):
+    result = cli("apply", "dev.yaml", stdin="")
+    assert result.code == 1 and "re-run with -y" in result.err and "Traceback" not in result.err
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 2  # nothing was created
+
+
+def test_traffic_split_and_deployment_header(cli, project):
+    def blue_green(d: dict) -> None:
+        blue = first_deployment(d)
+        blue["instance_count"] = 1
+        d["endpoints"][0]["deployments"].append({**blue, "name": "green"})
+        d["endpoints"][0]["traffic"] = {"blue": 75, "green": 25}
+
+    edit_yaml(project / "dev.yaml", blue_green)
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    served = Counter(post(out["scoring_uri"], {"name": "a"}, out["primary_key"])[1]["azureml-model-deployment"]
+                     for _ in range(40))
+    assert served == {"blue": 30, "green": 10}
+    status, headers, _ = post(out["scoring_uri"], {"name": "a"}, out["primary_key"], {"azureml-model-deployment": "green"})
+    assert status == 200 and headers["azureml-model-deployment"] == "green"
+
+    # shift all traffic, then drop blue: planned as a delete, after traffic moved
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0].update(traffic={"blue": 0, "green": 100}))
+    cli.ok("apply", "dev.yaml", "-y")
+    edit_yaml(project / "dev.yaml", lambda d: (d["endpoints"][0]["deployments"].pop(0),
+                                               d["endpoints"][0].update(traffic={"green": 100})))
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and "- deployment.rts-score/blue" in plan.out and "1 to destroy" in plan.out
+    cli.ok("apply", "dev.yaml", "-y")
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+    assert post(out["scoring_uri"], {"name": "a"}, out["primary_key"])[1]["azureml-model-deployment"] == "green"
+
+
+def test_model_versions_are_chosen_by_content(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    versions = lambda: sorted(p.name for p in cli.home.rglob("models/dummy-model/*") if p.is_dir())  # noqa: E731
+    assert versions() == ["1"]
+    cli.ok("apply", "dev.yaml", "-y")
+    assert versions() == ["1"]  # same bytes, same version
+    (project / "seed" / "model" / "model.pkl").write_bytes(pickle.dumps({"kind": "no-op", "version": 2}))
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and "~ model.dummy-model" in plan.out and "~ deployment.rts-score/blue" in plan.out
+    cli.ok("apply", "dev.yaml", "-y")
+    assert versions() == ["1", "2"]
+
+
+def test_failing_init_is_reported_with_its_cause(cli, project):
+    (project / "seed" / "src" / "score.py").write_text("def init():\n    raise RuntimeError('no model here')\n\n"
+                                                       "def run(raw):\n    return raw\n")
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "deployment.rts-score/blue" in result.err and "RuntimeError: no model here" in result.err
