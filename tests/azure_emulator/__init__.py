@@ -1,0 +1,50 @@
+"""A wire-level Azure emulator for testing rtsctl's Azure backend through the REAL SDKs.
+
+One HTTPS listener on 127.0.0.1 (trustme certificate; SANs 127.0.0.1, localhost,
+management.azure.com, *.blob.core.windows.net, login.microsoftonline.com) serves, routed by path
+and Host header:
+  * ARM + Azure ML control plane under /subscriptions/... (generic resource store, case-insensitive
+    ids, any api-version, LROs, service rules -- see arm.py, aml.py, kube.py, templates.py);
+  * Entra ID: GET /{tenant}/v2.0/.well-known/openid-configuration, POST /{tenant}/oauth2/v2.0/token
+    (client_credentials), GET /common/discovery/instance -- the real azure-identity/MSAL works;
+  * Blob (Host {account}.blob.core.windows.net, reached through the CONNECT proxy);
+  * the scoring data plane: POST {url}/endpoints/{endpoint}/score (real scoring host per deployment);
+  * GET /metadata/endpoints (ARM_CLOUD_METADATA_URL format).
+Plus an HTTP CONNECT proxy (`proxy_url`) that splices those Azure host names to the listener.
+
+Python API (stable; the Azure backend tests rely on it)::
+
+    from tests.azure_emulator import Emulator
+    with Emulator(lro_mode="sync" | "async", fault_rate=0.0, faults=("429", "500", "reset"),
+                  durations=None, seed=None) as emu:          # or emu.start() / emu.stop()
+        emu.url           # "https://127.0.0.1:PORT"  (resource manager AND Entra authority)
+        emu.port, emu.proxy_url, emu.ca_path, emu.cloud_name   # cloud_name == f"EmuCloud{port}"
+        emu.env()         # env vars for a subprocess rtsctl (below)
+        emu.cloud_metadata()  # dict for MLClient(cloud=emu.cloud_name, cloud_metadata=...)
+        emu.resources()   # stored ARM ids (creation order), for "no duplicates" assertions
+        emu.resource(id)  # stored body (or None)
+        emu.seed_resource(arm_id, body)   # pre-create (e.g. an existing AKS cluster / RG not owned by rtsctl)
+        emu.set_fault_rate(r); emu.faults.injected   # [(kind, method, path)] injected so far
+        emu.fail_next_lro(path_substring, code, message)  # next LRO on a matching path ends Failed
+        emu.request_log   # [(method, path, status)]; blob paths as "//{host}/{path}", dropped = 0
+        emu.blob_names()  # "account/container/name" of stored blobs
+
+`durations` ({"managedClusters": 3.0, "extensions": 1.0, "deployments": 1.0, "onlineEndpoints": 0.3,
+"computes": 0.3}, keyed by the id's type segment) keeps async operations InProgress that long.
+Faults hit ARM calls only (never token, blob or scoring routes), are seeded, and never hit the same
+request (client request id, or method+URL) twice in a row; drops are not injected on POST.
+
+`env()` keys: REQUESTS_CA_BUNDLE, SSL_CERT_FILE (the emulator CA), HTTPS_PROXY/https_proxy,
+NO_PROXY/no_proxy (127.0.0.1,localhost), AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (the
+only service principal the token route accepts), AZURE_SUBSCRIPTION_ID, AZURE_AUTHORITY_HOST (=url),
+EMU_URL (=url), EMU_CLOUD_NAME / RTSCTL_AZURE_CLOUD (=cloud_name), RTSCTL_AZURE_RESOURCE_MANAGER and
+RTSCTL_AZURE_AUTHORITY (=url + "/"), for a manifest's `provider.cloud` block.
+
+Pytest fixtures: tests/azure_emulator/fixtures.py (`pytest_plugins = ["tests.azure_emulator.fixtures"]`).
+Ready-made real SDK clients: tests/azure_emulator/clients.py. By hand:
+`python -m tests.azure_emulator [--port P] [--lro async|sync] [--fault-rate R] [--seed S] [--state-dir DIR]`.
+"""
+
+from .server import Emulator
+
+__all__ = ["Emulator"]

@@ -1,0 +1,244 @@
+"""The generic ARM front: GET/HEAD/PUT/PATCH/DELETE/list/POST-action on any resource id, plus LRO status URLs.
+
+Behaviour per type comes from `kinds.REGISTRY`; this module only knows ARM's conventions:
+resource groups and parents must exist, PUT answers 201/200, DELETE of a missing resource
+answers 204, long-running operations answer with `Azure-AsyncOperation` (and `Location` on
+DELETE) in async mode, errors are `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from .context import Context
+from .errors import ArmError, error_response, json_response, not_found
+from .ids import ArmPath, key
+from .kinds import PS, deep_merge, kind_for, props, state_of
+from .lro import INITIAL_RETRY_AFTER, STATUS_RETRY_AFTER
+
+OPS_NAMESPACE = "microsoft.emulator"
+
+
+async def read_json(request: web.Request) -> dict:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ArmError(400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}")
+    if not isinstance(value, dict):
+        raise ArmError(400, "InvalidRequestContent", "The request content must be a JSON object.")
+    return value
+
+
+class ArmApi:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    # -- entry -------------------------------------------------------------------------------------
+    async def handle(self, request: web.Request, base_url: str) -> web.Response:
+        path = ArmPath.parse(request.path)
+        low = [s.lower() for s in path.segs]
+        try:
+            if len(low) >= 6 and low[2] == "providers" and low[3] == OPS_NAMESPACE:
+                return self.operation(path, base_url, request.method)
+            if len(low) == 2 and request.method == "GET":
+                return json_response({"id": path.path, "subscriptionId": path.segs[1], "displayName": "Emulated",
+                                      "state": "Enabled", "tenantId": self.ctx.settings.tenant_id})
+            if request.method == "POST":
+                return await self.action(request, path, base_url)
+            if path.is_collection:
+                if request.method != "GET":
+                    raise ArmError(405, "MethodNotAllowed", f"{request.method} is not allowed on a collection.")
+                return self.list(path, request.query)
+            if request.method == "GET":
+                return self.get(path)
+            if request.method == "HEAD":
+                return web.Response(status=204 if self.ctx.store.exists(path.path) else 404)
+            if request.method in ("PUT", "PATCH"):
+                return await self.put(request, path, base_url, patch=request.method == "PATCH")
+            if request.method == "DELETE":
+                return self.delete(path, base_url)
+            raise ArmError(405, "MethodNotAllowed", f"{request.method} is not supported.")
+        except ArmError as err:
+            if request.method == "HEAD":
+                return web.Response(status=err.status)
+            return err.response()
+
+    # -- reads -------------------------------------------------------------------------------------
+    def get(self, path: ArmPath) -> web.Response:
+        self.ctx.ops.settle(path.key)
+        rec = self.ctx.store.get(path.path)
+        if rec is None:
+            self.check_scope(path)
+            raise not_found(path.path)
+        return json_response(kind_for(path).view(self.ctx, rec))
+
+    def list(self, path: ArmPath, query) -> web.Response:
+        item_kind = kind_for(path.child("x"))
+        if path.rg_path and len(path.segs) > 4 and not self.ctx.store.exists(path.rg_path):
+            raise not_found(path.rg_path)
+        parent = path.parent()
+        if parent is not None:
+            if not self.ctx.store.exists(parent.path):
+                if item_kind.implicit_parent:
+                    return json_response({"value": []})
+                raise not_found(parent.path)
+        for rec in self.ctx.store.children(path.path):
+            self.ctx.ops.settle(key(rec.id))
+        records = item_kind.filter(self.ctx, self.ctx.store.children(path.path), query)
+        order = (query.get("$orderBy") or query.get("$orderby") or "").lower()
+        if "desc" in order:
+            records = list(reversed(records))
+        top = query.get("$top")
+        if top and top.isdigit():
+            records = records[: int(top)]
+        return json_response({"value": [item_kind.view(self.ctx, r) for r in records]})
+
+    def check_scope(self, path: ArmPath, allow_implicit: bool = False) -> None:
+        """The resource group and the parent resource must exist (ARM answers 404 otherwise)."""
+        store = self.ctx.store
+        if path.rg_path and len(path.segs) > 4 and not store.exists(path.rg_path):
+            raise not_found(path.rg_path)
+        parent = path.parent()
+        if parent is not None and len(parent.segs) > 4 and not store.exists(parent.path):
+            if allow_implicit:
+                return
+            raise ArmError(404, "ParentResourceNotFound",
+                           f"Can not perform requested operation on nested resource. Parent resource "
+                           f"'{'/'.join(parent.segs[-2:])}' not found.")
+
+    # -- writes ------------------------------------------------------------------------------------
+    def use_lro(self, lro_kind: bool, path: ArmPath) -> bool:
+        return lro_kind and (self.ctx.settings.lro_mode == "async" or self.ctx.ops.has_armed_failure(path.path))
+
+    async def put(self, request: web.Request, path: ArmPath, base_url: str, patch: bool) -> web.Response:
+        body = await read_json(request)
+        store, kind = self.ctx.store, kind_for(path)
+        self.ctx.ops.settle(path.key)
+        existing = store.get(path.path)
+        self.check_scope(path, allow_implicit=kind.implicit_parent)
+        if kind.implicit_parent:
+            self.ensure_implicit_parent(path)
+        if patch:
+            if existing is None:
+                raise not_found(path.path)
+            body = deep_merge(existing.body, body)
+        if existing is not None and state_of(existing.body) == "Deleting":
+            raise ArmError(409, "Conflict", f"The resource '{path.name}' is being deleted.")
+        new_body, private = kind.prepare(self.ctx, path, body, existing)
+        created = existing is None
+        status = 201 if created else 200
+        if not self.use_lro(kind.lro_put, path):
+            props(new_body)[PS] = "Succeeded"
+            rec = store.put(path.path, new_body, private)
+            kind.on_ready(self.ctx, path, rec)
+            return json_response(kind.view(self.ctx, rec), status=status)
+
+        props(new_body)[PS] = "Creating" if created else "Updating"
+        rec = store.put(path.path, new_body, private)
+
+        def succeeded() -> None:
+            current = store.get(path.path)
+            if current is not None:
+                props(current.body)[PS] = "Succeeded"
+                store.save()
+                kind.on_ready(self.ctx, path, current)
+
+        def failed(error: dict) -> None:
+            current = store.get(path.path)
+            if current is not None:
+                props(current.body)[PS] = "Failed"
+                store.save()
+
+        op = self.ctx.ops.start("PUT", path.path, path.type_segment, succeeded, failed)
+        headers = {"Azure-AsyncOperation": self.op_url(base_url, path, op.id, "operationStatuses")}
+        return json_response(kind.view(self.ctx, rec), status=status, headers=headers)
+
+    def ensure_implicit_parent(self, path: ArmPath) -> None:
+        parent = path.parent()
+        if parent is None or self.ctx.store.exists(parent.path):
+            return
+        parent_kind = kind_for(parent)
+        body, private = parent_kind.prepare(self.ctx, parent, {"properties": {}}, None)
+        props(body)[PS] = "Succeeded"
+        self.ctx.store.put(parent.path, body, private)
+
+    def delete(self, path: ArmPath, base_url: str) -> web.Response:
+        store, kind = self.ctx.store, kind_for(path)
+        self.ctx.ops.settle(path.key)
+        rec = store.get(path.path)
+        if rec is None:
+            return web.Response(status=204)
+        kind.check_delete(self.ctx, path, rec)
+        if not self.use_lro(kind.lro_delete, path):
+            self.remove(path)
+            return web.Response(status=200)
+        previous = state_of(rec.body)
+        props(rec.body)[PS] = "Deleting"
+        store.save()
+
+        def failed(error: dict) -> None:
+            current = store.get(path.path)
+            if current is not None:
+                props(current.body)[PS] = previous or "Succeeded"
+                store.save()
+
+        op = self.ctx.ops.start("DELETE", path.path, path.type_segment, lambda: self.remove(path), failed)
+        headers = {"Azure-AsyncOperation": self.op_url(base_url, path, op.id, "operationStatuses"),
+                   "Location": self.op_url(base_url, path, op.id, "operationResults"),
+                   "Retry-After": INITIAL_RETRY_AFTER}
+        return web.Response(status=202, headers=headers)
+
+    def remove(self, path: ArmPath) -> None:
+        removed = self.ctx.store.delete(path.path)
+        kind_for(path).on_deleted(self.ctx, removed)
+        if self.ctx.dataplane is not None:
+            self.ctx.dataplane.forget(removed)
+
+    # -- actions -----------------------------------------------------------------------------------
+    async def action(self, request: web.Request, path: ArmPath, base_url: str) -> web.Response:
+        if len(path.segs) < 5:
+            raise ArmError(404, "NotFound", f"No action route for {path.path}.")
+        target = ArmPath(path.segs[:-1])
+        name = path.segs[-1]
+        body = await read_json(request)
+        kind = kind_for(target)
+        handler = {k.lower(): v for k, v in kind.actions.items()}.get(name.lower())
+        if handler is None:
+            raise ArmError(404, "NotFound", f"The emulator has no action '{name}' on '{target.arm_type()}'.")
+        self.ctx.ops.settle(target.key)
+        rec = self.ctx.store.get(target.path)
+        if rec is None:
+            self.check_scope(target)
+            raise not_found(target.path)
+        return handler(self.ctx, target, rec, body, base_url)
+
+    # -- operation status URLs ---------------------------------------------------------------------
+    @staticmethod
+    def op_url(base_url: str, path: ArmPath, op_id: str, leaf: str) -> str:
+        sub = path.subscription or "none"
+        return f"{base_url}/subscriptions/{sub}/providers/Microsoft.Emulator/locations/global/{leaf}/{op_id}" \
+               f"?api-version=2020-01-01"
+
+    def operation(self, path: ArmPath, base_url: str, method: str) -> web.Response:
+        op = self.ctx.ops.get(path.segs[-1])
+        if op is None or method != "GET":
+            return error_response(404, "OperationNotFound", f"Operation '{path.segs[-1]}' was not found.")
+        self.ctx.ops.poll(op)
+        url = f"{base_url}{path.path}?api-version=2020-01-01"
+        if path.segs[-2].lower() == "operationstatuses":
+            headers = {} if op.done else {"Retry-After": STATUS_RETRY_AFTER}
+            return json_response(op.status_body(url), headers=headers)
+        if not op.done:
+            return web.Response(status=202, headers={"Location": url, "Retry-After": STATUS_RETRY_AFTER})
+        if op.error:
+            return error_response(400, op.error["code"], op.error["message"])
+        if op.method == "DELETE":
+            return web.Response(status=204)
+        rec = self.ctx.store.get(op.target)
+        target = ArmPath.parse(op.target)
+        return json_response(kind_for(target).view(self.ctx, rec)) if rec else web.Response(status=204)

@@ -1,0 +1,50 @@
+"""Real SDK clients pointed at an emulator (imports azure.* lazily; for tests and benchmarks).
+
+The credential is the REAL azure-identity ClientSecretCredential against the emulator's token
+route; blob uploads need `emu.env()` in os.environ (REQUESTS_CA_BUNDLE + HTTPS_PROXY).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+
+def credential(emu: "Emulator"):
+    from azure.identity import ClientSecretCredential
+
+    s = emu.settings
+    return ClientSecretCredential(s.tenant_id, s.client_id, s.client_secret, authority=emu.url,
+                                  disable_instance_discovery=True, connection_verify=emu.ca_path)
+
+
+def _mgmt_kwargs(emu: "Emulator") -> dict:
+    return {"base_url": emu.url, "credential_scopes": [emu.url + "/.default"], "connection_verify": emu.ca_path}
+
+
+def resource_client(emu: "Emulator", cred=None):
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    return ResourceManagementClient(cred or credential(emu), emu.settings.subscription_id, **_mgmt_kwargs(emu))
+
+
+def aks_client(emu: "Emulator", cred=None):
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    return ContainerServiceClient(cred or credential(emu), emu.settings.subscription_id, **_mgmt_kwargs(emu))
+
+
+def extensions_client(emu: "Emulator", cred=None):
+    from azure.mgmt.kubernetesconfiguration.extensions import KubernetesConfigurationExtensionsMgmtClient
+
+    return KubernetesConfigurationExtensionsMgmtClient(cred or credential(emu), emu.settings.subscription_id,
+                                                       **_mgmt_kwargs(emu))
+
+
+def ml_client(emu: "Emulator", resource_group: str, workspace: str | None = None, cred=None):
+    from azure.ai.ml import MLClient
+
+    return MLClient(cred or credential(emu), emu.settings.subscription_id, resource_group, workspace,
+                    cloud=emu.cloud_name, cloud_metadata=emu.cloud_metadata())

@@ -1,0 +1,44 @@
+"""What every route handler shares: settings, the resource store, operations, blobs, the data plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .lro import Operations
+from .store import Store
+
+if TYPE_CHECKING:
+    from .blob import BlobStore
+    from .dataplane import DataPlane
+
+TENANT_ID = "72f988bf-0000-4000-8000-00000000e7e7"
+CLIENT_ID = "e7e7e7e7-0000-4000-8000-0000000c1e17"
+CLIENT_SECRET = "emu-client-secret"
+SUBSCRIPTION_ID = "00000000-0000-4000-8000-0000000005ab"
+STORAGE_KEY = "ZW11bGF0b3Itc3RvcmFnZS1rZXktbm90LWEtcmVhbC1zZWNyZXQ="   # base64, so SharedKey signing works
+
+
+@dataclass
+class Settings:
+    lro_mode: str = "sync"                 # "sync": PUT answers Succeeded; "async": Azure-AsyncOperation polling
+    tenant_id: str = TENANT_ID
+    client_id: str = CLIENT_ID
+    client_secret: str = CLIENT_SECRET
+    subscription_id: str = SUBSCRIPTION_ID
+    storage_key: str = STORAGE_KEY
+    datastore_secret: str = "AccountKey"   # or "Sas": what datastores/listSecrets returns
+    endpoint_auth_mode_mutable: bool = True
+    state_dir: Path | None = None
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    ops: Operations
+    blobs: "BlobStore"
+    url: str = ""                          # https://127.0.0.1:PORT, known once the listener is bound
+    dataplane: "DataPlane | None" = None
+    request_log: list = field(default_factory=list)

@@ -1,0 +1,43 @@
+"""ARM's error shape: `{"error": {"code": ..., "message": ...}}`, raised as `ArmError` anywhere in a handler."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+
+class ArmError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+    def response(self) -> web.Response:
+        return error_response(self.status, self.code, self.message, self.headers)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def json_response(body, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json",
+                        headers=headers or {})
+
+
+def not_found(path: str, kind: str = "resource") -> ArmError:
+    from .ids import ArmPath
+
+    p = ArmPath.parse(path)
+    if len(p.segs) == 4 and p.resource_group:
+        return ArmError(404, "ResourceGroupNotFound", f"Resource group '{p.resource_group}' could not be found.")
+    return ArmError(404, "ResourceNotFound",
+                    f"The {kind} '{p.arm_type()}/{p.name}' under resource group '{p.resource_group}' was not found.")
+
+
+def bad_request(code: str, message: str) -> ArmError:
+    return ArmError(400, code, message)
+
+
+def conflict(code: str, message: str) -> ArmError:
+    return ArmError(409, code, message)
