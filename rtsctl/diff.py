@@ -35,9 +35,11 @@ def project(observed: Any, desired: Any) -> Any:
 
 def diff_specs(desired: dict[str, Any], observed: dict[str, Any], immutable: frozenset[str] = frozenset(),
                sensitive: frozenset[str] = frozenset()) -> list[Change]:
+    current = project(observed, desired)
+    if current == desired:  # the common case: converged, and no need to import deepdiff (numpy, pydantic)
+        return []
     from deepdiff import DeepDiff
 
-    current = project(observed, desired)
     report = DeepDiff(current, desired, ignore_order=False, verbose_level=2, ignore_numeric_type_changes=True)
     changes: dict[str, Change] = {}
     for kind, entries in report.items():
