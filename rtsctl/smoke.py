@@ -65,5 +65,6 @@ def run_smoke_test(endpoint: str, uri: str, key: str | None, test: dict[str, Any
     except ValueError:
         actual = raw.decode("utf-8", "replace")
     if actual != test["expected_response"]:
+        shown = repr(actual) if isinstance(actual, str) else json.dumps(actual)
         raise SmokeTestError(f"smoke test of endpoint {endpoint}: expected {json.dumps(test['expected_response'])}, "
-                             f"got {json.dumps(actual) if not isinstance(actual, str) else actual!r}")
+                             f"got {shown}")

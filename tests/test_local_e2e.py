@@ -202,3 +202,36 @@ def test_failing_init_is_reported_with_its_cause(cli, project):
     result = cli("apply", "dev.yaml", "-y")
     assert result.code == 1 and "Traceback" not in result.err
     assert "deployment.rts-score/blue" in result.err and "RuntimeError: no model here" in result.err
+
+
+def _apply_on_terminal(cli, answer: str):
+    """Run apply with stdin on a pseudo-terminal, as a person at a shell would, and type `answer`."""
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml"], cwd=cli.workdir, env=cli.env,
+                            stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    os.write(leader, (answer + "\n").encode())
+    out, err = proc.communicate(timeout=120)
+    os.close(leader)
+    return proc.returncode, out, err
+
+
+def test_apply_asks_on_a_terminal(cli):
+    code, out, err = _apply_on_terminal(cli, "no")
+    assert code == 1 and "Do you want to perform these actions?" in out and "cancelled" in err
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 2
+    code, out, err = _apply_on_terminal(cli, "yes")
+    assert code == 0 and "Smoke test passed" in out, err
+
+
+def test_smoke_test_mismatch_fails_apply_with_both_bodies(cli, project):
+    text = (project / "dev.yaml").read_text().replace("Daniel's not here.", "Daniel is here.")
+    (project / "dev.yaml").write_text(text)
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert 'expected {"GoAway": "Daniel is here."}' in result.err
+    assert 'got {"GoAway": "Daniel\'s not here."}' in result.err

@@ -23,10 +23,6 @@ class ComputeReconciler(Reconciler):
                         handle=self.layout.compute(res.name))
 
     def create(self, res: Resource) -> None:
-        if res.spec["type"] != "local":
-            from rtsctl.errors import ResourceError
-
-            raise ResourceError(res.address, f"compute type {res.spec['type']!r} needs the azure provider")
         write_json(self.layout.compute(res.name), {"spec": res.spec, "managed_by": "rtsctl"})
 
     def delete(self, observed: Observed) -> None:
