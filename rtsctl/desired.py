@@ -8,7 +8,6 @@ service's defaults.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from reconcilers.base import BackendSettings
@@ -145,9 +144,7 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
             ddeps.append(f"environment.{dep['environment']}")
         if "environment_variables" in dspec:
             dspec["environment_variables"] = {k: str(v) for k, v in dspec["environment_variables"].items()}
-        resource = Resource("deployment", f"{ep}/{dep['name']}", dspec,
-                            inputs={"code_path": code_path, "model_path": manifest.resolve_path(
-                                next(m["path"] for m in manifest.data["models"] if m["name"] == dep["model"]))},
+        resource = Resource("deployment", f"{ep}/{dep['name']}", dspec, inputs={"code_path": code_path},
                             depends_on=tuple(ddeps), source=source("endpoints", e, "deployments", d))
         out.append(resource)
         dep_addresses.append(resource.address)
@@ -156,6 +153,3 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
                         source=source("endpoints", e, "traffic") if "traffic" in endpoint else source("endpoints", e)))
     return out
 
-
-def source_dir(resource: Resource, key: str) -> Path:
-    return Path(resource.inputs[key])
