@@ -249,6 +249,7 @@ def start_pending_upload(ctx, path, record, body, base_url):
 
 class CodeVersionKind(AssetVersionKind):
     actions = {"startPendingUpload": start_pending_upload}
+    actions_on_missing = frozenset({"startpendingupload"})
 
 
 # -- computes -------------------------------------------------------------------------------------------
@@ -450,6 +451,9 @@ class DeploymentKind(Kind):
             "appInsightsEnabled": False, "egressPublicNetworkAccess": "Enabled", "environmentVariables": {},
             "properties": {}, "description": None,
         })
+        if on_k8s:
+            fill_defaults(p, {"containerResourceRequirements": {
+                "containerResourceRequests": {"cpu": "0.1", "memory": "0.5Gi"}, "containerResourceLimits": {}}})
         return out, None
 
     @staticmethod

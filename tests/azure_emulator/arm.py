@@ -213,8 +213,9 @@ class ArmApi:
         self.ctx.ops.settle(target.key)
         rec = self.ctx.store.get(target.path)
         if rec is None:
-            self.check_scope(target)
-            raise not_found(target.path)
+            self.check_scope(target, allow_implicit=kind.implicit_parent)
+            if name.lower() not in kind.actions_on_missing:
+                raise not_found(target.path)
         return handler(self.ctx, target, rec, body, base_url)
 
     # -- operation status URLs ---------------------------------------------------------------------

@@ -12,7 +12,12 @@ from urllib.parse import unquote
 
 
 def segments(path: str) -> list[str]:
-    return [unquote(s) for s in path.split("?")[0].split("/") if s]
+    segs = [unquote(s) for s in path.split("?")[0].split("/") if s]
+    # The legacy form `/resourcegroups/{rg}/deployments/...` (the ARM deployment operations list) is
+    # the same resource as `/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/...`.
+    if len(segs) >= 5 and segs[2].lower() == "resourcegroups" and segs[4].lower() == "deployments":
+        segs[4:4] = ["providers", "Microsoft.Resources"]
+    return segs
 
 
 def key(path: str) -> str:

@@ -68,7 +68,8 @@ class Kind:
     lro_put = True              # PUT/PATCH go through an operation (async mode) or answer Succeeded at once
     lro_delete = True           # DELETE answers 202 + status URLs in async mode
     implicit_parent = False     # the service creates the parent (asset containers) on demand
-    actions: dict[str, Callable] = {}
+    actions: dict[str, Callable] = {}       # POST {id}/{action} -> handler(ctx, path, record, body, base_url)
+    actions_on_missing: frozenset[str] = frozenset()   # lowercase actions allowed before the resource exists
 
     def envelope(self, ctx: "Context", path: ArmPath, body: dict, existing: "Record | None") -> dict:
         out = copy.deepcopy(body)

@@ -54,8 +54,8 @@ class ConnectProxy:
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass                      # client went away, or the emulator is stopping
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -1,0 +1,44 @@
+"""`python -m tests.azure_emulator`: run the emulator by hand and print the environment that reaches it."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+
+from .faults import KINDS
+from .server import Emulator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.azure_emulator", description=__doc__)
+    parser.add_argument("--port", type=int, default=0, help="HTTPS port (default: any free port)")
+    parser.add_argument("--proxy-port", type=int, default=0, help="CONNECT proxy port (default: any free port)")
+    parser.add_argument("--lro", choices=("sync", "async"), default="sync", help="long-running operation style")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of ARM calls that fail (0-1)")
+    parser.add_argument("--faults", default=",".join(KINDS), help=f"fault kinds to inject (default {','.join(KINDS)})")
+    parser.add_argument("--seed", type=int, default=None, help="seed for fault injection")
+    parser.add_argument("--state-dir", default=None, help="keep resources, blobs, CA and token key here across runs")
+    args = parser.parse_args(argv)
+
+    emu = Emulator(lro_mode=args.lro, fault_rate=args.fault_rate, faults=tuple(filter(None, args.faults.split(","))),
+                   seed=args.seed, port=args.port, proxy_port=args.proxy_port, state_dir=args.state_dir).start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"# Azure emulator on {emu.url} (proxy {emu.proxy_url}, LROs {args.lro}, fault rate {args.fault_rate})")
+    print("# Paste into your shell; rtsctl's provider.cloud block can use ${RTSCTL_AZURE_RESOURCE_MANAGER} etc.")
+    for name, value in emu.env().items():
+        print(f"export {name}={shlex.quote(value)}")
+    print("# ready; Ctrl-C to stop", flush=True)
+    try:
+        stop.wait()
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
