@@ -22,7 +22,9 @@ Provider block (manifest):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
 import threading
 from typing import Any
 
@@ -42,6 +44,41 @@ PUBLIC_STORAGE_SUFFIX = "core.windows.net"
 # cannot be redirected per call). rtsctl renders its own progress and may print JSON on stdout: keep the
 # poller's behaviour, drop the dots.
 AzureMLPolling.update_status = ARMPolling.update_status  # type: ignore[method-assign]
+
+# azure-ai-ml attaches INFO-level stderr handlers to a few of its loggers ("The deployment request ... was
+# accepted", "Total time", portal links). rtsctl reports progress itself: keep the SDK's warnings only.
+for _name in (
+    "azure.ai.ml",
+    "azure.ai.ml._arm_deployments.arm_deployment_executor",
+    "azure.ai.ml._utils._endpoint_utils",
+    "azure.ai.ml._utils._package_utils",
+):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class _DropColorReset:
+    """stderr minus the bare colour-reset line azure-ai-ml prints after every upload (even with progress off)."""
+
+    _NOISE = "\x1b[39m\n"
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._dropped = False
+
+    def write(self, text: str) -> int:
+        # print(Fore.RESET + "\n") writes the text, then its own "\n": drop both
+        if text == self._NOISE or (self._dropped and text == "\n"):
+            self._dropped = text == self._NOISE
+            return len(text)
+        self._dropped = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+if not isinstance(sys.stderr, _DropColorReset):
+    sys.stderr = _DropColorReset(sys.stderr)
 
 
 def _norm_url(url: str) -> str:

@@ -9,12 +9,11 @@
   the old one): it is declared immutable, so the plan shows a replacement.
 * Deleting a deployment that still takes traffic: its share first moves to the endpoint's busiest other
   deployment (the service refuses to delete a deployment with traffic). When that delete is half of a
-  replacement, the old split is restored once the new deployment is up.
+  replacement, the engine re-applies the endpoint's traffic once the new deployment is up.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ MODEL_TAG = "rtsctl.model-digest"
 ENV_TAG = "rtsctl.environment-digest"
 CODE_TAG = "rtsctl.code-digest"
 SETTINGS = ("request_settings", "liveness_probe", "readiness_probe")
+RAW_API_VERSION = "2023-04-01-preview"  # what azure-ai-ml 1.35 uses for online deployments
 
 
 def asset_name(ref: Any) -> str | None:
@@ -41,6 +41,27 @@ def asset_name(ref: Any) -> str | None:
         return ref.split("/versions/")[0].rstrip("/").rsplit("/", 1)[-1]
     parts = ref.split(":")
     return parts[1] if ref.startswith("azureml:") and len(parts) >= 2 else ref
+
+
+def _ms(duration: Any) -> int | None:
+    import isodate
+
+    if duration in (None, ""):
+        return None
+    return int(round(isodate.parse_duration(duration).total_seconds() * 1000))
+
+
+def raw_request_settings(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """request_settings from the service's JSON (the SDK entity truncates durations to whole seconds:
+    500 ms reads back as 0)."""
+    raw = properties.get("requestSettings")
+    if not isinstance(raw, dict):
+        return None
+    return drop_none({
+        "request_timeout_ms": _ms(raw.get("requestTimeout")),
+        "max_concurrent_requests_per_instance": raw.get("maxConcurrentRequestsPerInstance"),
+        "max_queue_wait_ms": _ms(raw.get("maxQueueWait")),
+    })
 
 
 def settings_dict(obj: Any, desired: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -62,11 +83,6 @@ def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
 class DeploymentReconciler(AzureReconciler):
     kind = "deployment"
     immutable = frozenset({"instance_type", "endpoint"})
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._stash: dict[str, dict[str, int]] = {}  # address -> traffic before a replacement's delete
-        self._stash_lock = threading.Lock()
 
     @staticmethod
     def _names(address_or_name: str, spec: dict[str, Any]) -> tuple[str, str]:
@@ -94,6 +110,13 @@ class DeploymentReconciler(AzureReconciler):
             value = settings_dict(getattr(d, key, None), desired.get(key))
             if value is not None:
                 spec[key] = value
+        if desired.get("request_settings") and d.id:
+            # read the exact durations from the service's JSON (public generic-resource GET)
+            with self.errors(address):
+                raw = self.clients.resources.resources.get_by_id(d.id, api_version=RAW_API_VERSION)
+            exact = raw_request_settings(raw.properties or {})
+            if exact is not None:
+                spec["request_settings"] = project(exact, desired["request_settings"])
         if "environment_variables" not in desired and not spec["environment_variables"]:
             spec.pop("environment_variables")
         problems = []
@@ -173,7 +196,7 @@ class DeploymentReconciler(AzureReconciler):
             "endpoint_name": endpoint,
             "model": self._version_of(res, self.ml.models, "model", spec["model"]),
             "environment": environment,
-            "code_configuration": CodeConfiguration(code=res.inputs["code_path"], scoring_script=spec["scoring_script"]),
+            "code_configuration": CodeConfiguration(code=str(res.inputs["code_path"]), scoring_script=spec["scoring_script"]),
             "instance_type": spec["instance_type"],
             "instance_count": int(spec.get("instance_count") or 1),
             "environment_variables": {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
@@ -197,7 +220,6 @@ class DeploymentReconciler(AzureReconciler):
         with self.errors(res.address):
             poller = self.ml.online_deployments.begin_create_or_update(entity)
         self.wait(res.address, poller)
-        self._restore_traffic(res.address, endpoint)
 
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
@@ -210,17 +232,6 @@ class DeploymentReconciler(AzureReconciler):
             poller = self.ml.online_endpoints.begin_create_or_update(ep)
         self.wait(address, poller)
 
-    def _restore_traffic(self, address: str, endpoint: str) -> None:
-        with self._stash_lock:
-            before = self._stash.pop(address, None)
-        if not before:
-            return
-        with self.clients.lock_for(f"endpoint:{endpoint}"):
-            with self.errors(address):
-                current = self.ml.online_endpoints.get(endpoint)
-            if set(before) <= set(current.traffic or {}):  # every deployment of the old split still exists
-                self._put_traffic(address, endpoint, before)
-
     def delete(self, observed: Observed) -> None:
         if not observed.owned:
             return
@@ -231,8 +242,6 @@ class DeploymentReconciler(AzureReconciler):
                 return  # the endpoint (and all its deployments) is gone
             traffic = {k: int(v) for k, v in (ep.traffic or {}).items()}
             if traffic.get(name, 0) > 0:
-                with self._stash_lock:
-                    self._stash[observed.address] = traffic
                 self._put_traffic(observed.address, endpoint, move_share(traffic, name))
         self.wait_delete(
             observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint

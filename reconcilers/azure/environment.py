@@ -25,12 +25,12 @@ class EnvironmentReconciler(AssetReconciler):
 
         build = None
         if res.inputs.get("build_path"):
-            build = BuildContext(path=res.inputs["build_path"], dockerfile_path=res.inputs.get("dockerfile_path") or "Dockerfile")
+            build = BuildContext(path=str(res.inputs["build_path"]), dockerfile_path=res.inputs.get("dockerfile_path") or "Dockerfile")
         return Environment(
             name=res.name,
             version=version,
             image=None if build else res.spec.get("image"),
-            conda_file=None if build else res.inputs.get("conda_file"),
+            conda_file=None if build or not res.inputs.get("conda_file") else str(res.inputs["conda_file"]),
             build=build,
             description=res.spec.get("description"),
             tags=tags,

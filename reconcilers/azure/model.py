@@ -26,7 +26,7 @@ class ModelReconciler(AssetReconciler):
         return Model(
             name=res.name,
             version=version,
-            path=res.inputs["path"],
+            path=str(res.inputs["path"]),
             type=res.spec.get("type") or "custom_model",
             description=res.spec.get("description"),
             tags=tags,

@@ -69,10 +69,33 @@ class WorkspaceReconciler(AzureReconciler):
         if not observed.owned:
             return
         name = observed.address.split(".", 1)[1]
-        self.wait_delete(
-            observed.address,
-            self.ml.workspaces.begin_delete,
-            name,
-            delete_dependent_resources=True,
-            permanently_delete=True,
-        )
+        ws = self.get_or_none(observed.address, self.ml.workspaces.get, name)
+        if ws is None:
+            return
+        # The SDK's delete_dependent_resources=True stops at the first dependent that is already gone (a 404
+        # on the app insights GET), before the workspace itself is deleted; so the workspace goes first and
+        # the resources its creation template made for it follow, each tolerating "already gone".
+        self.wait_delete(observed.address, self.ml.workspaces.begin_delete, name,
+                         delete_dependent_resources=False, permanently_delete=True)
+        for arm_id, api_version in self._dependents(observed.address, ws):
+            self.wait_delete(observed.address, self.clients.resources.resources.begin_delete_by_id,
+                             arm_id, api_version=api_version)
+
+    def _dependents(self, address: str, ws: Any) -> list[tuple[str, str]]:
+        from azure.ai.ml.constants._common import ArmConstants as C
+
+        found: list[tuple[str, str]] = []
+        if ws.application_insights:
+            insights = self.get_or_none(address, self.clients.resources.resources.get_by_id,
+                                        ws.application_insights, api_version=C.AZURE_MGMT_APPINSIGHT_API_VERSION)
+            log_analytics = ((insights.properties or {}) if insights is not None else {}).get("WorkspaceResourceId")
+            if insights is not None:
+                found.append((ws.application_insights, C.AZURE_MGMT_APPINSIGHT_API_VERSION))
+            if log_analytics:
+                found.append((log_analytics, C.AZURE_MGMT_LOGANALYTICS_API_VERSION))
+        for arm_id, version in ((ws.storage_account, C.AZURE_MGMT_STORAGE_API_VERSION),
+                                (ws.key_vault, C.AZURE_MGMT_KEYVAULT_API_VERSION),
+                                (ws.container_registry, C.AZURE_MGMT_CONTAINER_REG_API_VERSION)):
+            if arm_id:
+                found.append((arm_id, version))
+        return found
