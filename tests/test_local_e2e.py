@@ -235,3 +235,25 @@ def test_smoke_test_mismatch_fails_apply_with_both_bodies(cli, project):
     assert result.code == 1 and "Traceback" not in result.err
     assert 'expected {"GoAway": "Daniel is here."}' in result.err
     assert 'got {"GoAway": "Daniel\'s not here."}' in result.err
+
+
+def test_request_settings_are_enforced(cli, project):
+    (project / "seed" / "src" / "score.py").write_text(
+        "import json, time\n\ndef init():\n    pass\n\ndef run(raw):\n    body = json.loads(raw)\n"
+        "    time.sleep(body.get('sleep', 0))\n    return {'GoAway': body['name'] + \"'s not here.\"}\n")
+
+    def settings(d: dict) -> None:
+        first_deployment(d).update(instance_count=1, request_settings={
+            "request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 1, "max_queue_wait_ms": 100})
+
+    edit_yaml(project / "dev.yaml", settings)
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    uri, key = out["scoring_uri"], out["primary_key"]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        statuses = sorted(pool.map(lambda _: post(uri, {"name": "a", "sleep": 0.5}, key)[0], range(3)))
+    assert statuses.count(200) >= 1 and 429 in statuses, statuses
+    status, _, body = post(uri, {"name": "a", "sleep": 3}, key)
+    assert status == 408 and "request_timeout_ms" in json.loads(body)["message"]

@@ -23,37 +23,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import web
 
 from .routes import read_routes
+from .upstream import Upstream, UpstreamError
 
 MAX_BODY = 1536 * 1024  # bytes; over this the front answers 413
 DEFAULT_TIMEOUT_MS = 5000  # Azure ML's default request_timeout_ms
 DEFAULT_QUEUE_WAIT_MS = 500
 NO_ROUTE = ("No valid deployments to route to. Please check that the endpoint has at least one deployment with "
             "positive weight values or use a deployment specific header to route.")
-PASS_HEADERS = ("Content-Type", "x-ms-run-function-failed", "x-ms-run-fn-exec-ms", "x-ms-request-id",
-                "x-ms-server-version")
+PASS_HEADERS = frozenset({"content-type", "x-ms-run-function-failed", "x-ms-run-fn-exec-ms", "x-ms-request-id",
+                          "x-ms-server-version"})
 
 log = logging.getLogger("rtsctl.front")
 
 
 class Deployment:
-    def __init__(self, name: str, conf: dict[str, Any]):
+    def __init__(self, name: str, conf: dict[str, Any], pools: dict[int, Upstream]):
         self.name = name
         settings = conf.get("request_settings") or {}
-        self.urls = [f"http://127.0.0.1:{i['port']}/score" for i in conf.get("instances", [])]
-        self._next = itertools.cycle(range(len(self.urls))) if self.urls else None
-        self.timeout = ClientTimeout(total=settings.get("request_timeout_ms", DEFAULT_TIMEOUT_MS) / 1000)
+        self.upstreams = [pools.get(i["port"]) or Upstream(i["port"]) for i in conf.get("instances", [])]
+        self._next = itertools.cycle(range(len(self.upstreams))) if self.upstreams else None
+        self.timeout_ms = settings.get("request_timeout_ms", DEFAULT_TIMEOUT_MS)
         per_instance = settings.get("max_concurrent_requests_per_instance")
-        self.slots = asyncio.Semaphore(per_instance * max(len(self.urls), 1)) if per_instance else None
+        self.slots = asyncio.Semaphore(per_instance * max(len(self.upstreams), 1)) if per_instance else None
         self.queue_wait = settings.get("max_queue_wait_ms", DEFAULT_QUEUE_WAIT_MS) / 1000
 
-    def urls_in_turn(self) -> list[str]:
+    def in_turn(self) -> list[Upstream]:
+        """All instances, starting with the next in round-robin order (the rest are fallbacks)."""
         if not self._next:
             return []
         start = next(self._next)
-        return self.urls[start:] + self.urls[:start]
+        return self.upstreams[start:] + self.upstreams[:start]
 
 
 class Router:
@@ -61,16 +63,20 @@ class Router:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        self.deployments: dict[str, Deployment] = {}
         self.reload()
 
     def reload(self) -> None:
         routes = read_routes(self.folder)
-        self.deployments = {n: Deployment(n, c) for n, c in routes.get("deployments", {}).items()}
+        pools = {u.port: u for d in self.deployments.values() for u in d.upstreams}  # keep warm connections
+        self.deployments = {n: Deployment(n, c, pools) for n, c in routes.get("deployments", {}).items()}
+        for port in set(pools) - {u.port for d in self.deployments.values() for u in d.upstreams}:
+            pools[port].close()
         self.weights = {n: w for n, w in routes.get("traffic", {}).items() if w > 0 and n in self.deployments}
         self.current = {n: 0 for n in self.weights}
         self.keys = [k.encode() for k in (self._key("primary"), self._key("secondary")) if k]
-        log.info("routes loaded: traffic=%s deployments=%s", self.weights, {n: len(d.urls) for n, d in
-                                                                             self.deployments.items()})
+        log.info("routes loaded: traffic=%s instances=%s", self.weights,
+                 {n: len(d.upstreams) for n, d in self.deployments.items()})
 
     def _key(self, name: str) -> str | None:
         try:
@@ -104,15 +110,6 @@ def error(status: int, message: str, **headers: str) -> web.Response:
 
 
 def build_app(router: Router) -> web.Application:
-    session: dict[str, ClientSession] = {}
-
-    async def start(app: web.Application) -> None:
-        session["client"] = ClientSession(connector=TCPConnector(limit=0, force_close=False), auto_decompress=False,
-                                          skip_auto_headers=("User-Agent",))
-
-    async def stop(app: web.Application) -> None:
-        await session["client"].close()
-
     async def liveness(request: web.Request) -> web.Response:
         return web.Response(text="Healthy")
 
@@ -147,24 +144,22 @@ def build_app(router: Router) -> web.Application:
             deployment.slots.release()
 
     async def forward(deployment: Deployment, body: bytes, request: web.Request) -> web.Response:
-        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        for url in deployment.urls_in_turn():
+        content_type = request.headers.get("Content-Type", "application/json")
+        for upstream in deployment.in_turn():
             try:
-                async with session["client"].post(url, data=body, headers=headers, timeout=deployment.timeout) as resp:
-                    payload = await resp.read()
-                    out = {h: resp.headers[h] for h in PASS_HEADERS if h in resp.headers}
-                    out["azureml-model-deployment"] = deployment.name
-                    return web.Response(status=resp.status, body=payload, headers=out)
+                status, headers, payload = await upstream.post(body, content_type, deployment.timeout_ms / 1000)
             except asyncio.TimeoutError:
-                return error(408, f"Request timed out after {deployment.timeout.total * 1000:.0f} ms "
+                return error(408, f"Request timed out after {deployment.timeout_ms} ms "
                                   "(request_settings.request_timeout_ms)")
-            except ClientError as exc:
-                log.warning("instance %s of %s failed: %s", url, deployment.name, exc)
+            except UpstreamError as exc:
+                log.warning("instance on port %d of %s failed: %s", upstream.port, deployment.name, exc)
+                continue
+            out = {name: value for name, value in headers if name.lower() in PASS_HEADERS}
+            out["azureml-model-deployment"] = deployment.name
+            return web.Response(status=status, body=payload, headers=out)
         return error(502, f"no healthy instance of deployment {deployment.name!r} answered")
 
     app = web.Application(client_max_size=MAX_BODY)
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
     app.router.add_get("/", liveness)
     app.router.add_post("/score", score)
     return app
