@@ -283,6 +283,26 @@ def test_kubernetes_attach_needs_cluster_and_extension(azure_emulator_factory, m
     assert not any(r.lower().endswith("/computes/k8s") for r in emu.resources())
 
 
+def test_deployment_whose_container_crashes_fails_with_logs(azure_emulator, monkeypatch, tmp_path):
+    from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineEndpoint
+    from azure.core.exceptions import HttpResponseError
+
+    emu = azure_emulator
+    ml, model, env = workspace_with_assets(emu, monkeypatch)
+    (tmp_path / "score.py").write_text("def init():\n    raise RuntimeError('model file is corrupt')\n\n"
+                                       "def run(raw):\n    return raw\n")
+    ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-ep")).result()
+    broken = managed_deployment("blue", "rts-ep", model, env)
+    broken.code_configuration = CodeConfiguration(code=str(tmp_path), scoring_script="score.py")
+    with pytest.raises(HttpResponseError, match="ResourceNotReady") as caught:
+        ml.online_deployments.begin_create_or_update(broken).result()
+    assert "model file is corrupt" in str(caught.value)
+    assert ml.online_deployments.get("blue", "rts-ep").provisioning_state.lower() == "failed"
+    assert "model file is corrupt" in ml.online_deployments.get_logs("blue", "rts-ep", lines=50)
+    fixed = ml.online_deployments.begin_create_or_update(managed_deployment("blue", "rts-ep", model, env)).result()
+    assert fixed.provisioning_state.lower() == "succeeded"
+
+
 # -- faults -----------------------------------------------------------------------------------------------
 
 def test_injected_faults_converge_through_sdk_retries(azure_emulator_factory, monkeypatch):

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .errors import ArmError, conflict, json_response
+from .errors import bad_request as bad
+from .errors import conflict, json_response
 from .ids import ArmPath, key
 from .kinds import PS, Kind, fill_defaults, props, register, same, state_of
 
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 NS = "microsoft.machinelearningservices/workspaces"
 BLOB_SUFFIX = "blob.core.windows.net"
 DEFAULT_DATASTORE = "workspaceblobstore"
-
-
-def bad(code: str, message: str) -> ArmError:
-    return ArmError(400, code, message)
 
 
 def ws_child(ws: ArmPath, *segs: str) -> str:
@@ -420,8 +417,23 @@ class EndpointKind(Kind):
 PROBE = {"failureThreshold": 30, "successThreshold": 1, "timeout": "PT2S", "period": "PT10S", "initialDelay": "PT10S"}
 
 
+def get_logs(ctx, path, record, body, base_url):
+    tail = body.get("tail")
+    content = ctx.dataplane.logs(record.id) if ctx.dataplane else ""
+    if isinstance(tail, int) and tail >= 0:
+        content = "\n".join(content.splitlines()[-tail:]) if tail else ""
+    return json_response({"content": content})
+
+
 class DeploymentKind(Kind):
     type_key = NS + "/onlineendpoints/deployments"
+    actions = {"getLogs": get_logs}
+
+    async def provision(self, ctx, path, record):
+        """Start the deployment's scoring container now, as the service does: a crash fails the operation."""
+        if ctx.dataplane is None or not (props(record.body).get("codeConfiguration") or {}).get("codeId"):
+            return None
+        return await ctx.dataplane.provision(record)
 
     def prepare(self, ctx, path, body, existing):
         out = self.envelope(ctx, path, body, existing)

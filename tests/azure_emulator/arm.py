@@ -73,7 +73,8 @@ class ArmApi:
         self.ctx.ops.settle(path.key)
         rec = self.ctx.store.get(path.path)
         if rec is None:
-            self.check_scope(path)
+            if path.rg_path and len(path.segs) > 4 and not self.ctx.store.exists(path.rg_path):
+                raise not_found(path.rg_path)
             raise not_found(path.path)
         return json_response(kind_for(path).view(self.ctx, rec))
 
@@ -132,14 +133,16 @@ class ArmApi:
         new_body, private = kind.prepare(self.ctx, path, body, existing)
         created = existing is None
         status = 201 if created else 200
-        if not self.use_lro(kind.lro_put, path):
-            props(new_body)[PS] = "Succeeded"
-            rec = store.put(path.path, new_body, private)
-            kind.on_ready(self.ctx, path, rec)
-            return json_response(kind.view(self.ctx, rec), status=status)
-
         props(new_body)[PS] = "Creating" if created else "Updating"
         rec = store.put(path.path, new_body, private)
+        # Provisioning that can fail for real (the deployment's container must start): its error ends the
+        # operation `Failed` -- through status polling even in sync mode, as the service reports it.
+        failure = await kind.provision(self.ctx, path, rec)
+        if failure is None and not self.use_lro(kind.lro_put, path):
+            props(rec.body)[PS] = "Succeeded"
+            store.save()
+            kind.on_ready(self.ctx, path, rec)
+            return json_response(kind.view(self.ctx, rec), status=status)
 
         def succeeded() -> None:
             current = store.get(path.path)
@@ -154,7 +157,7 @@ class ArmApi:
                 props(current.body)[PS] = "Failed"
                 store.save()
 
-        op = self.ctx.ops.start("PUT", path.path, path.type_segment, succeeded, failed)
+        op = self.ctx.ops.start("PUT", path.path, path.type_segment, succeeded, failed, failure=failure)
         headers = {"Azure-AsyncOperation": self.op_url(base_url, path, op.id, "operationStatuses")}
         return json_response(kind.view(self.ctx, rec), status=status, headers=headers)
 

@@ -56,6 +56,7 @@ class DataPlane:
         self.workdir = workdir
         self.authority = authority
         self.hosts: dict[str, Host] = {}
+        self.failed_logs: dict[str, str] = {}     # deployment key -> log of the host that never came up
         self._locks: dict[str, asyncio.Lock] = {}
         self._rng = random.Random(0)
         self._session: ClientSession | None = None
@@ -135,6 +136,25 @@ class DataPlane:
                           **{"azureml-model-deployment": deployment})
 
     # -- hosts -------------------------------------------------------------------------------------
+    async def provision(self, deployment) -> dict | None:
+        """Start (or reuse) the deployment's host; an ARM error dict if its container would not come up."""
+        try:
+            await self.ensure_host(deployment)
+        except Exception as exc:
+            last = [line for line in str(exc).splitlines() if line.strip()][-1:] or ["no output"]
+            return {"code": "ResourceNotReady",
+                    "message": f"User container has crashed or terminated: deployment '{deployment.body['name']}' "
+                               f"did not become healthy ({last[0].strip()}). Please see troubleshooting guide, "
+                               f"available here: https://aka.ms/oe-tsg#error-resourcenotready"}
+        return None
+
+    def logs(self, deployment_id: str) -> str:
+        dep_key = key(deployment_id)
+        host = self.hosts.get(dep_key)
+        if host is not None and (host.directory / "host.log").exists():
+            return (host.directory / "host.log").read_text(errors="replace")
+        return self.failed_logs.get(dep_key, "")
+
     @staticmethod
     def fingerprint(deployment) -> str:
         p = props(deployment.body)
@@ -181,8 +201,10 @@ class DataPlane:
             scoring_host.wait_healthy(port, timeout=HOST_START_TIMEOUT, proc=proc)
         except Exception as exc:
             procs.stop(proc.pid)
-            log = (directory / "host.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{exc}; log tail:\n{log}") from exc
+            log = (directory / "host.log").read_text(errors="replace")
+            self.failed_logs[key(deployment.id)] = log
+            shutil.rmtree(directory, ignore_errors=True)
+            raise RuntimeError(f"{exc}; log tail:\n{log[-2000:]}") from exc
         return Host(proc, port, fp, directory)
 
     def _download_code(self, code_id: str, dest: Path) -> None:

@@ -25,14 +25,18 @@ def json_response(body, status: int = 200, headers: dict[str, str] | None = None
                         headers=headers or {})
 
 
-def not_found(path: str, kind: str = "resource") -> ArmError:
+def not_found(path: str) -> ArmError:
     from .ids import ArmPath
 
     p = ArmPath.parse(path)
     if len(p.segs) == 4 and p.resource_group:
         return ArmError(404, "ResourceGroupNotFound", f"Resource group '{p.resource_group}' could not be found.")
+    low = [s.lower() for s in p.segs]
+    at = max((i for i, s in enumerate(low) if s == "providers"), default=None)
+    shown = "/".join(p.segs[at + 1:]) if at is not None else p.name
     return ArmError(404, "ResourceNotFound",
-                    f"The {kind} '{p.arm_type()}/{p.name}' under resource group '{p.resource_group}' was not found.")
+                    f"The Resource '{shown}' under resource group '{p.resource_group}' was not found. For more "
+                    f"details please go to https://aka.ms/ARMResourceNotFoundFix")
 
 
 def bad_request(code: str, message: str) -> ArmError:

@@ -94,6 +94,10 @@ class Kind:
         """Validate a PUT (raise ArmError) and return the body to store plus private data (None = keep)."""
         return self.envelope(ctx, path, body, existing), None
 
+    async def provision(self, ctx: "Context", path: ArmPath, record: "Record") -> dict | None:
+        """Do the real work of a PUT; return an ARM error dict to make its operation fail."""
+        return None
+
     def on_ready(self, ctx: "Context", path: ArmPath, record: "Record") -> None:
         """The PUT's provisioning succeeded."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from .aml import bad
+from .errors import bad_request as bad
 from .kinds import Kind, fill_defaults, props, register, same
 
 

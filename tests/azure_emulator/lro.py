@@ -82,10 +82,11 @@ class Operations:
         return None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self, method: str, target: str, type_segment: str,
-              on_success: Callable[[], None], on_failure: Callable[[dict], None]) -> Operation:
+    def start(self, method: str, target: str, type_segment: str, on_success: Callable[[], None],
+              on_failure: Callable[[dict], None], failure: dict | None = None) -> Operation:
+        """`failure` makes the operation end Failed with that error (else an armed failure may apply)."""
         op = Operation(uuid.uuid4().hex, method, target, time.time(), self.duration_for(type_segment),
-                       on_success, on_failure, failure=self._take_failure(target))
+                       on_success, on_failure, failure=failure or self._take_failure(target))
         with self._lock:
             self._ops[op.id] = op
         return op

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 from aiohttp import web
@@ -256,7 +257,11 @@ class Emulator:
             await request.read()
             request.transport.abort()
             return web.Response(status=499)
-        return await self.arm.handle(request, base_url)
+        response = await self.arm.handle(request, base_url)
+        request_id = request.headers.get("x-ms-client-request-id") or str(uuid.uuid4())
+        response.headers.setdefault("x-ms-request-id", request_id)
+        response.headers.setdefault("x-ms-correlation-request-id", request_id)
+        return response
 
     def _arm_metadata(self) -> dict:
         return {"name": self.cloud_name, "portal": self.url, "resourceManager": self.url + "/",

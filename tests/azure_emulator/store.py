@@ -33,6 +33,9 @@ class Store:
             for raw in json.loads(self._file.read_text()):
                 rec = Record(raw["id"], raw["body"], raw.get("private", {}), raw.get("created", time.time()))
                 self._records[key(rec.id)] = rec
+                state = (rec.body.get("properties") or {}).get("provisioningState")
+                if state in ("Creating", "Updating", "Deleting"):   # operations do not survive a restart
+                    rec.body["properties"]["provisioningState"] = "Succeeded"
 
     # -- reads -------------------------------------------------------------------------------------
     def get(self, path: str) -> Record | None:
