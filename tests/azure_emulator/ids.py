@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 
+CANONICAL = {"subscriptions": "subscriptions", "resourcegroups": "resourceGroups", "providers": "providers"}
+
+
 def segments(path: str) -> list[str]:
     segs = [unquote(s) for s in path.split("?")[0].split("/") if s]
     # The legacy form `/resourcegroups/{rg}/deployments/...` (the ARM deployment operations list) is
     # the same resource as `/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/...`.
     if len(segs) >= 5 and segs[2].lower() == "resourcegroups" and segs[4].lower() == "deployments":
         segs[4:4] = ["providers", "Microsoft.Resources"]
+    for i in range(0, len(segs), 2):   # ARM's canonical casing for the structural segments (names untouched)
+        segs[i] = CANONICAL.get(segs[i].lower(), segs[i])
     return segs
 
 
