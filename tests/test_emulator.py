@@ -119,6 +119,11 @@ def test_resource_groups_sync_put_case_insensitive_and_immutable_location(azure_
     with pytest.raises(HttpResponseError, match="InvalidResourceGroupLocation"):
         rc.resource_groups.create_or_update(RG, {"location": "eastus"})
     assert [g.name for g in rc.resource_groups.list()] == [RG]
+    emu.seed_resource(f"{group.id}/providers/Microsoft.ContainerService/managedClusters/theirs", {"location": "westeurope"})
+    emu.seed_resource(f"{group.id}/providers/Microsoft.ContainerService/managedClusters/ours",
+                      {"location": "westeurope", "tags": {"managed-by": "rtsctl"}})
+    ours = rc.resources.list_by_resource_group(RG, filter="tagName eq 'managed-by' and tagValue eq 'rtsctl'")
+    assert [r.name for r in ours] == ["ours"]
     rc.resource_groups.begin_delete(RG).result()                      # 202 + polling
     assert not rc.resource_groups.check_existence(RG)
     assert any(status == 202 for method, _, status in emu.request_log if method == "DELETE")

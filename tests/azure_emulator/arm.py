@@ -9,6 +9,7 @@ DELETE) in async mode, errors are `{"error": {"code", "message"}}`.
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
 
@@ -48,6 +49,8 @@ class ArmApi:
             if len(low) == 2 and request.method == "GET":
                 return json_response({"id": path.path, "subscriptionId": path.segs[1], "displayName": "Emulated",
                                       "state": "Enabled", "tenantId": self.ctx.settings.tenant_id})
+            if len(low) in (4, 5) and low[2] == "providers":
+                return self.provider(path)
             if request.method == "POST":
                 return await self.action(request, path, base_url)
             if path.is_collection:
@@ -79,6 +82,8 @@ class ArmApi:
         return json_response(kind_for(path).view(self.ctx, rec))
 
     def list(self, path: ArmPath, query) -> web.Response:
+        if path.segs[-1].lower() == "resources" and len(path.segs) in (3, 5):
+            return self.generic_resources(path, query)
         item_kind = kind_for(path.child("x"))
         if path.rg_path and len(path.segs) > 4 and not self.ctx.store.exists(path.rg_path):
             raise not_found(path.rg_path)
@@ -98,6 +103,36 @@ class ArmApi:
         if top and top.isdigit():
             records = records[: int(top)]
         return json_response({"value": [item_kind.view(self.ctx, r) for r in records]})
+
+    def generic_resources(self, path: ArmPath, query) -> web.Response:
+        """`GET .../resources` (subscription or resource group): top-level resources, with ARM's basic $filter."""
+        scope = ArmPath(path.segs[:-1])
+        if scope.rg_path and not self.ctx.store.exists(scope.rg_path):
+            raise not_found(scope.rg_path)
+        wanted = dict(re.findall(r"(tagName|tagValue|resourceType)\s+eq\s+'([^']*)'", query.get("$filter", ""), re.I))
+        wanted = {k.lower(): v for k, v in wanted.items()}
+        out = []
+        for rec in self.ctx.store.descendants(scope.path):
+            p = ArmPath.parse(rec.id)
+            if len(p.segs) != 8 or p.segs[4] != "providers":
+                continue
+            body = rec.body
+            tags = body.get("tags") or {}
+            if "resourcetype" in wanted and p.arm_type().lower() != wanted["resourcetype"].lower():
+                continue
+            if "tagname" in wanted and wanted["tagname"] not in tags:
+                continue
+            if "tagvalue" in wanted and tags.get(wanted.get("tagname")) != wanted["tagvalue"]:
+                continue
+            out.append({k: body[k] for k in ("id", "name", "type", "location", "tags", "kind", "sku", "identity")
+                        if k in body})
+        return json_response({"value": out})
+
+    def provider(self, path: ArmPath) -> web.Response:
+        """`GET /subscriptions/{s}/providers/{ns}` and `POST .../register`: everything is registered."""
+        return json_response({"id": ArmPath(path.segs[:4]).path, "namespace": path.segs[3],
+                              "registrationState": "Registered", "registrationPolicy": "RegistrationRequired",
+                              "resourceTypes": []})
 
     def check_scope(self, path: ArmPath, allow_implicit: bool = False) -> None:
         """The resource group and the parent resource must exist (ARM answers 404 otherwise)."""

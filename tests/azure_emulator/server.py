@@ -5,6 +5,7 @@ background thread with its own event loop, so pytest can start it in-process and
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import tempfile
 import threading
@@ -27,6 +28,8 @@ from .kinds import PS, kind_for, props
 from .lro import Operations
 from .proxy import ConnectProxy
 from .store import Store
+
+REQUEST_LOG_LIMIT = 200_000
 
 
 class Emulator:
@@ -142,6 +145,7 @@ class Emulator:
         self.ctx.dataplane = DataPlane(self.ctx, base / "dataplane", self.authority)
         self.arm = ArmApi(self.ctx)
         self.blob = BlobApi(self.ctx.blobs)
+        atexit.register(self.stop)    # scoring hosts run in their own sessions: never leave them behind
         self._thread = threading.Thread(target=self._run, name="azure-emulator", daemon=True)
         self._thread.start()
         self._ready.wait(30)
@@ -154,6 +158,7 @@ class Emulator:
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
+        atexit.unregister(self.stop)
         future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         try:
             future.result(timeout=30)
@@ -211,7 +216,10 @@ class Emulator:
             response = await self._route(request, host)
         except Exception as exc:  # a bug in the emulator: say so in ARM's shape
             response = error_response(500, "EmulatorError", f"{type(exc).__name__}: {exc}")
-        self.ctx.request_log.append((request.method, label, response.status if response is not None else 0))
+        log = self.ctx.request_log
+        log.append((request.method, label, response.status if response is not None else 0))
+        if len(log) > REQUEST_LOG_LIMIT:   # a long hand-run session: keep the recent half
+            del log[: REQUEST_LOG_LIMIT // 2]
         return response
 
     async def _route(self, request: web.Request, host: str) -> web.StreamResponse:
