@@ -54,6 +54,9 @@ for _name in (
     "azure.ai.ml._utils._package_utils",
 ):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# Other azure.* warnings (e.g. the management SDKs' "failsafe deserialization" tracebacks) would reach the
+# terminal through logging's last-resort handler; they still propagate to handlers the CLI installs (--debug).
+logging.getLogger("azure").addHandler(logging.NullHandler())
 
 
 class _DropColorReset:

@@ -2,12 +2,14 @@
 
 Creation is an ARM template deployment run by the SDK (storage, key vault, app insights come with it).
 The seed's "experiment" has no real-time-scoring meaning in SDK v2; its name is kept as a tag.
-Location is immutable. Destroy (owned workspaces only) purges it and its dependent resources, so the
-name can be reused at once (a soft-deleted workspace otherwise blocks re-creation).
+Location is immutable. Destroy (owned workspaces only) purges it, the resources its template created
+(storage, key vault, app insights, ...) and the template's deployment record, so the name can be reused at
+once (a soft-deleted workspace otherwise blocks re-creation).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rtsctl.resources import Observed, Resource
@@ -15,6 +17,7 @@ from rtsctl.resources import Observed, Resource
 from .common import AzureReconciler, drop_none, is_managed, managed_tags, project
 
 EXPERIMENT_TAG = "rtsctl.experiment"
+DEPLOYMENTS_API_VERSION = "2020-06-01"  # what azure-ai-ml's workspace template deployment uses
 
 
 class WorkspaceReconciler(AzureReconciler):
@@ -80,6 +83,34 @@ class WorkspaceReconciler(AzureReconciler):
         for arm_id, api_version in self._dependents(observed.address, ws):
             self.wait_delete(observed.address, self.clients.resources.resources.begin_delete_by_id,
                              arm_id, api_version=api_version)
+        self._delete_creation_records(observed.address, name)
+
+    def _delete_creation_records(self, address: str, name: str) -> None:
+        """The ARM deployment records `workspaces.begin_create` left in the resource group (`<ws>-<digits>`,
+        deploying this workspace): history rtsctl made, so destroy clears it too."""
+        from azure.core.exceptions import HttpResponseError
+        from azure.core.rest import HttpRequest
+
+        rg = self.settings.resource_group
+        pattern = re.compile(rf"^{re.escape(name)}-\d+$")
+        scope = f"/subscriptions/{self.clients.subscription_id}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
+        # azure-mgmt-resource 26 ships deployments as a separate package; the resources client's
+        # send_request (same pipeline: auth, retries) lists them without another dependency
+        with self.errors(address):
+            response = self.clients.resources.send_request(
+                HttpRequest("GET", f"{scope}?api-version={DEPLOYMENTS_API_VERSION}")
+            )
+            if response.status_code == 404:
+                return
+            if response.status_code >= 300:
+                raise HttpResponseError(response=response)
+            records = response.json().get("value") or []
+        for record in records:
+            parameters = (record.get("properties") or {}).get("parameters") or {}
+            target = (parameters.get("workspaceName") or {}).get("value")
+            if pattern.match(record.get("name") or "") and target == name:
+                self.wait_delete(address, self.clients.resources.resources.begin_delete_by_id,
+                                 record["id"], api_version=DEPLOYMENTS_API_VERSION)
 
     def _dependents(self, address: str, ws: Any) -> list[tuple[str, str]]:
         from azure.ai.ml.constants._common import ArmConstants as C
