@@ -113,17 +113,18 @@ def distribution(hist, ticks_per_half: int = 5) -> list[tuple[float, float]]:
 
 
 # -- interval logs --------------------------------------------------------------------------------------------
-def write_log(path: str | Path, start_epoch: float, intervals: list[tuple[float, float, dict]], meta: dict):
-    """intervals: (start offset s, length s, counts dict). One log line per interval."""
-    lines = ["#[Histogram log format version 1.2]",
-             f"#[StartTime: {start_epoch:.3f} (seconds since epoch)]",
-             f"#[BaseTime: {start_epoch:.3f} (seconds since epoch)]",
-             "#rtsctl " + json.dumps(meta, sort_keys=True, separators=(",", ":")),
-             '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"']
-    for off, length, counts in intervals:
-        h = to_hist(counts)
-        lines.append(f"{off:.3f},{length:.3f},{h.get_max_value() / 1000.0:.3f},{encode(h)}")
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+def log_line(start: float, length: float, counts: dict) -> str:
+    """One interval line: start offset (s), length (s), max (ms), compressed histogram."""
+    h = to_hist(counts)
+    return f"{start:.3f},{length:.3f},{h.get_max_value() / 1000.0:.3f},{encode(h)}"
+
+
+def write_log(path: str | Path, start_epoch: float, lines: list[str], meta: dict):
+    head = ["#[Histogram log format version 1.2]",
+            f"#[StartTime: {start_epoch:.3f} (seconds since epoch)]",
+            "#rtsctl " + json.dumps(meta, sort_keys=True, separators=(",", ":")),
+            '"StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"']
+    Path(path).write_text("\n".join(head + lines) + "\n", encoding="utf-8")
 
 
 def read_log(path: str | Path) -> tuple[float, dict, list[tuple[float, float, object]]]:

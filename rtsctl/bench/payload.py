@@ -17,7 +17,7 @@ DEFAULT_BODY = '{"name": "rtsctl"}'
 TEMPLATE_TOKEN = "{i}"
 
 
-def _check_json(text: str, where: str) -> None:
+def check_json(text: str, where: str) -> None:
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:
@@ -48,7 +48,7 @@ def load_payload_file(path: str, is_json: bool) -> list[str]:
             raise RtsctlError(f"payload file {path}: not valid JSON: {whole.msg} "
                               f"(line {whole.lineno}, column {whole.colno})") from None
     for n, line in lines:                     # JSON Lines: every line must parse
-        _check_json(line, f"payload file {path}: line {n}")
+        check_json(line, f"payload file {path}: line {n}")
     return [line for _, line in lines]
 
 
@@ -100,4 +100,4 @@ def check_template(template: str, is_json: bool) -> None:
         raise RtsctlError(f"--template must contain {TEMPLATE_TOKEN} (the request number), e.g. "
                           '\'{"name": "user-{i}"}\'')
     if is_json:
-        _check_json(template.replace(TEMPLATE_TOKEN, "0"), "--template (with {i}=0)")
+        check_json(template.replace(TEMPLATE_TOKEN, "0"), "--template (with {i}=0)")

@@ -1,0 +1,97 @@
+"""`rtsctl bench` argparse wiring. Cheap to import: the engine, aiohttp-free as it is, loads only inside run()."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Load-test a scoring endpoint: a lean async HTTP/1.1 client (keep-alive, uvloop), latencies in an HDR histogram,
+closed loop (-c/-t connections as fast as the server answers) or open loop (--rate R: constant arrival rate,
+latency measured from the intended send time, so a slow server cannot hide its queueing).
+
+Target: a MANIFEST (URI and key read from the deployed endpoint; no secrets on the command line) or -u URL -k KEY.
+Length: -t T -i I (the seed's flags: T workers x I requests each, exactly), -n total, or -d duration (default 10 s).
+"""
+
+EPILOG = """\
+examples:
+  rtsctl bench manifests/dev.yaml -d 30s -c 64
+  rtsctl bench manifests/dev.yaml --deployment green --rate 500 -d 1m --max-p99 250ms
+  rtsctl bench -u http://127.0.0.1:8080/score -k KEY -t 4 -i 25
+  rtsctl bench -u URL -k KEY --template '{"name": "user-{i}"}' -o json --max-error-rate 1%
+  rtsctl bench -u URL -k KEY --workers 2 -c 64 -d 20s --hdr-out run1.hlog --html-out run1.html
+  rtsctl bench merge run1.hlog run2.hlog --html-out all.html
+
+exit codes: 0 ok, 1 error (bad input, or no request succeeded), 3 a --max-error-rate / --max-p99 threshold was
+crossed, 130 interrupted (the partial report is still printed).
+"""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "bench", help="load-test an endpoint (open or closed loop, HDR latency, JSON for CI)",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="rtsctl bench [MANIFEST | -u URL [-k KEY]] [options]\n       rtsctl bench merge FILE... [options]")
+    p.add_argument("manifest", nargs="*", metavar="MANIFEST",
+                   help="manifest whose endpoint to load; or `merge FILE...` to combine --hdr-out files")
+
+    t = p.add_argument_group("target")
+    t.add_argument("--endpoint", metavar="NAME", help="endpoint of the manifest (default: its only / first one)")
+    t.add_argument("--deployment", metavar="NAME",
+                   help="send to this deployment only (azureml-model-deployment header), bypassing traffic weights")
+    t.add_argument("-u", "--url", metavar="URL", help="scoring URL (instead of a manifest)")
+    t.add_argument("-k", "--key", metavar="KEY", help="key, sent as 'Authorization: Bearer KEY'")
+    t.add_argument("--cacert", metavar="FILE", help="CA bundle to verify an https endpoint")
+    t.add_argument("--insecure", action="store_true", help="do not verify the https certificate")
+
+    g = p.add_argument_group("load")
+    g.add_argument("-t", "--threads", type=int, metavar="N",
+                   help="concurrent workers (the seed's flag; same as -c)")
+    g.add_argument("-c", "--concurrency", type=int, metavar="N", help="connections kept busy (default 16)")
+    g.add_argument("-i", "--iterations", type=int, metavar="N", help="requests per worker (the seed's flag)")
+    g.add_argument("-n", "--requests", type=int, metavar="N", help="total requests")
+    g.add_argument("-d", "--duration", metavar="D", help="run for D (10, 10s, 2m; default 10s if no count)")
+    g.add_argument("--rate", metavar="R", help="open loop: R requests per second, whatever the server does")
+    g.add_argument("--warmup", metavar="D", help="load for D first, without measuring")
+    g.add_argument("--timeout", metavar="D", help="per-request timeout (default 30s)")
+    g.add_argument("--workers", type=int, metavar="P",
+                   help="client processes (use the cores; their histograms are merged)")
+
+    r = p.add_argument_group("request")
+    r.add_argument("--payload", metavar="FILE", help="JSON body from FILE (JSON Lines: one per line, cycled)")
+    r.add_argument("--template", metavar="TEXT",
+                   help="body with {i} replaced by the request number, e.g. '{\"name\": \"user-{i}\"}'")
+    r.add_argument("--body", metavar="TEXT", help='literal body (default {"name": "rtsctl"})')
+    r.add_argument("-m", "--method", default="POST", help="HTTP method (default POST)")
+    r.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'", help="extra header (repeatable)")
+    r.add_argument("--content-type", default="application/json", metavar="TYPE",
+                   help="Content-Type (default application/json; JSON bodies are validated)")
+
+    o = p.add_argument_group("output")
+    o.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format")
+    o.add_argument("--hdr-out", metavar="FILE", help="write an HdrHistogram interval log (for `bench merge`)")
+    o.add_argument("--html-out", metavar="FILE", help="write a self-contained HTML report with charts")
+    o.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="live progress line on stderr (default: only on a terminal)")
+    o.add_argument("--no-chart", action="store_true", help="no terminal charts in the text report")
+
+    c = p.add_argument_group("CI gates (exit code 3 when crossed)")
+    c.add_argument("--max-error-rate", metavar="X", help="fail above this error rate (1%% or 0.01)")
+    c.add_argument("--max-p99", metavar="D", help="fail when p99 latency is above D (250, 250ms, 0.5s)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from rtsctl.errors import RtsctlError
+    positional = list(args.manifest or [])
+    if positional and positional[0] == "merge":
+        from rtsctl.bench.merge import run_merge
+        return run_merge(positional[1:], args)
+    if len(positional) > 1:
+        raise RtsctlError(f"one MANIFEST at a time (got {len(positional)}: {' '.join(positional)})")
+    ns = argparse.Namespace(**vars(args))
+    ns.manifest = positional[0] if positional else None
+    from rtsctl.bench.config import from_args
+    from rtsctl.bench.session import execute
+    return execute(from_args(ns))

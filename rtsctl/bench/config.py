@@ -1,0 +1,217 @@
+"""Flags -> a validated BenchConfig (target, load shape, payload, outputs, thresholds). User errors: one line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from rtsctl.errors import RtsctlError
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_DURATION = 10.0
+DEFAULT_TIMEOUT = 30.0
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def seconds(text: str, flag: str) -> float:
+    """'10' / '10s' / '500ms' / '2m' -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", str(text))
+    if not m:
+        raise RtsctlError(f"{flag}: {text!r} is not a duration (examples: 10, 10s, 500ms, 2m)")
+    return float(m.group(1)) * _UNITS[m.group(2) or ""]
+
+
+def millis(text: str, flag: str) -> float:
+    """'250' (ms) / '250ms' / '0.25s' -> milliseconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", str(text))
+    if not m:
+        raise RtsctlError(f"{flag}: {text!r} is not a latency (examples: 250, 250ms, 0.5s)")
+    return float(m.group(1)) * (1000.0 if m.group(2) == "s" else 1.0)
+
+
+def fraction(text: str, flag: str) -> float:
+    """'1%' / '0.01' -> 0.01."""
+    t = str(text).strip()
+    try:
+        value = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise RtsctlError(f"{flag}: {text!r} is not a rate (examples: 1%, 0.01)") from None
+    if not 0.0 <= value <= 1.0:
+        raise RtsctlError(f"{flag}: {text!r} must be between 0 and 1 (or 0% and 100%)")
+    return value
+
+
+def positive_int(value, flag: str, minimum: int = 1) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise RtsctlError(f"{flag}: {value!r} is not a whole number") from None
+    if n < minimum:
+        raise RtsctlError(f"{flag} must be at least {minimum}")
+    return n
+
+
+@dataclass
+class BenchConfig:
+    url: str
+    key: str | None = None
+    verify: bool | str = True
+    endpoint: str | None = None
+    deployment: str | None = None
+    method: str = "POST"
+    content_type: str = "application/json"
+    headers: dict = field(default_factory=dict)
+    bodies: list | None = None
+    template: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_conn: int | None = None
+    total: int | None = None
+    duration: float | None = None
+    rate: float | None = None
+    warmup: float = 0.0
+    timeout: float = DEFAULT_TIMEOUT
+    workers: int = 1
+    output: str = "text"
+    hdr_out: str | None = None
+    html_out: str | None = None
+    progress: bool | None = None
+    chart: bool = True
+    max_error_rate: float | None = None
+    max_p99_ms: float | None = None
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None
+
+    @property
+    def expected_requests(self) -> int | None:
+        if self.per_conn is not None:
+            return self.per_conn * self.concurrency
+        if self.total is not None:
+            return self.total
+        if self.rate is not None and self.duration is not None:
+            return int(round(self.rate * self.duration))
+        return None
+
+
+def load_shape(args, cfg: BenchConfig) -> None:
+    """-t/-c, -i/-n/-d, --rate, --warmup, --timeout, --workers."""
+    if args.threads is not None and args.concurrency is not None and args.threads != args.concurrency:
+        raise RtsctlError("-t (workers, the seed's flag) and -c (concurrency) mean the same thing: give one")
+    conc = args.threads if args.threads is not None else args.concurrency
+    cfg.concurrency = positive_int(conc, "-c/-t") if conc is not None else DEFAULT_CONCURRENCY
+    if args.iterations is not None and args.requests is not None:
+        raise RtsctlError("-i (iterations per worker) and -n (total requests) both set the count: give one")
+    if args.iterations is not None:
+        cfg.per_conn = positive_int(args.iterations, "-i")
+    if args.requests is not None:
+        cfg.total = positive_int(args.requests, "-n")
+    if args.duration is not None:
+        cfg.duration = seconds(args.duration, "-d")
+        if cfg.duration <= 0:
+            raise RtsctlError("-d must be more than 0 seconds")
+    if args.rate is not None:
+        try:
+            cfg.rate = float(args.rate)
+        except ValueError:
+            raise RtsctlError(f"--rate: {args.rate!r} is not a number of requests per second") from None
+        if cfg.rate <= 0:
+            raise RtsctlError("--rate must be more than 0 requests per second")
+        if cfg.per_conn is not None:
+            raise RtsctlError("--rate sets the pace of an open loop; -i (per-worker iterations) is closed-loop: "
+                              "use -n or -d with --rate")
+    if cfg.per_conn is None and cfg.total is None and cfg.duration is None:
+        cfg.duration = DEFAULT_DURATION
+    if args.warmup is not None:
+        cfg.warmup = seconds(args.warmup, "--warmup")
+    if args.timeout is not None:
+        cfg.timeout = seconds(args.timeout, "--timeout")
+        if cfg.timeout <= 0:
+            raise RtsctlError("--timeout must be more than 0")
+    cfg.workers = positive_int(args.workers, "--workers") if args.workers is not None else 1
+    if cfg.workers > cfg.concurrency:
+        raise RtsctlError(f"--workers {cfg.workers} needs at least as many connections (-c/-t is {cfg.concurrency})")
+
+
+def outputs(args, cfg: BenchConfig) -> None:
+    cfg.output = args.output
+    cfg.hdr_out = args.hdr_out
+    cfg.html_out = args.html_out
+    cfg.progress = args.progress
+    cfg.chart = not args.no_chart
+    if args.max_error_rate is not None:
+        cfg.max_error_rate = fraction(args.max_error_rate, "--max-error-rate")
+    if args.max_p99 is not None:
+        cfg.max_p99_ms = millis(args.max_p99, "--max-p99")
+
+
+def request_shape(args, cfg: BenchConfig) -> None:
+    """Method, headers, payload (file / template / inline body)."""
+    from rtsctl.bench.payload import DEFAULT_BODY, check_json, check_template, load_payload_file
+    cfg.method = args.method.upper()
+    cfg.content_type = args.content_type
+    is_json = "json" in cfg.content_type.lower()
+    for h in args.header or []:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise RtsctlError(f"-H {h!r}: expected 'Name: value'")
+        cfg.headers[name.strip()] = value.strip()
+    given = [x for x in (args.payload, args.template, args.body) if x is not None]
+    if len(given) > 1:
+        raise RtsctlError("give one of --payload FILE, --template TEXT, --body TEXT")
+    if args.payload is not None:
+        cfg.bodies = load_payload_file(args.payload, is_json)
+    elif args.template is not None:
+        check_template(args.template, is_json)
+        cfg.template = args.template
+    elif args.body is not None:
+        if is_json:
+            check_json(args.body, "--body")
+        cfg.bodies = [args.body]
+    elif cfg.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        cfg.bodies = [""]
+    else:
+        cfg.bodies = [DEFAULT_BODY]
+
+
+def target(args, cfg: BenchConfig) -> None:
+    """-u/-k, or MANIFEST [--endpoint] [--deployment] through the engine's observed outputs."""
+    if args.insecure and args.cacert:
+        raise RtsctlError("--insecure and --cacert contradict each other: give one")
+    if args.manifest:
+        if args.url:
+            raise RtsctlError("give either a MANIFEST or -u URL, not both")
+        from rtsctl import engine
+        out = engine.read_outputs(args.manifest, args.endpoint)
+        uri = out.get("scoring_uri")
+        if not uri:
+            raise RtsctlError(f"{args.manifest}: endpoint {out.get('endpoint') or args.endpoint or ''} has no scoring "
+                              "URI yet; run `rtsctl apply` first".replace("  ", " "))
+        cfg.url, cfg.endpoint = uri, out.get("endpoint") or args.endpoint
+        cfg.key = args.key or out.get("primary_key")
+        cfg.verify = out.get("verify", True)
+        deployments = out.get("deployments") or []
+        if args.deployment and deployments and args.deployment not in deployments:
+            raise RtsctlError(f"endpoint {cfg.endpoint} has no deployment {args.deployment!r} "
+                              f"(it has: {', '.join(deployments)})")
+    else:
+        if not args.url:
+            raise RtsctlError("nothing to load: give a MANIFEST, or -u URL [-k KEY]")
+        if args.endpoint:
+            raise RtsctlError("--endpoint picks an endpoint of a MANIFEST; with -u give the URL itself")
+        cfg.url, cfg.key = args.url, args.key
+    if args.insecure:
+        cfg.verify = False
+    elif args.cacert:
+        cfg.verify = args.cacert
+    cfg.deployment = args.deployment
+
+
+def from_args(args) -> BenchConfig:
+    cfg = BenchConfig(url="")
+    target(args, cfg)
+    load_shape(args, cfg)
+    request_shape(args, cfg)
+    outputs(args, cfg)
+    return cfg

@@ -1,0 +1,89 @@
+"""Render a result document: a text report (with terminal charts) or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from rtsctl.bench.chart import fmt_ms, percentile_bars, timeline_charts
+from rtsctl.bench.summary import STATUS_TEXT
+
+
+def to_json(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=False)
+
+
+def _n(v) -> str:
+    return f"{v:,}"
+
+
+def describe_load(load: dict) -> str:
+    parts = []
+    if load.get("rate"):
+        parts.append(f"open loop at {load['rate']:g} req/s (latency from the intended send time)")
+    else:
+        parts.append("closed loop")
+    parts.append(f"{load.get('connections', '?')} connections")
+    w = load.get("workers", 1)
+    parts.append(f"{w} process" + ("es" if w != 1 else ""))
+    if load.get("per_connection"):
+        parts.append(f"{load['per_connection']} requests each")
+    elif load.get("requests"):
+        parts.append(f"{_n(load['requests'])} requests")
+    if load.get("duration_s"):
+        parts.append(f"{load['duration_s']:g} s")
+    if load.get("warmup_s"):
+        parts.append(f"after {load['warmup_s']:g} s warm-up")
+    return ", ".join(parts)
+
+
+def _latency_line(lat: dict) -> str:
+    if not lat.get("count"):
+        return "none recorded"
+    keys = (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p99.9", "p99.9_ms"), ("max", "max_ms"))
+    return "  ".join(f"{k} {fmt_ms(lat[v])}" for k, v in keys) + \
+        f"   (mean {fmt_ms(lat['mean_ms'])}, min {fmt_ms(lat['min_ms'])})"
+
+
+def to_text(doc: dict, chart: bool = True) -> str:
+    t, load = doc["target"], doc["load"]
+    where = t.get("url", "")
+    extra = [f"{k} {t[k]}" for k in ("endpoint", "deployment") if t.get(k)]
+    if extra:
+        where += f"  ({', '.join(extra)})"
+    if t.get("sources"):
+        where = f"merged {len(t['sources'])} runs: " + ", ".join(t["sources"])
+    lines = [f"rtsctl bench  {where}", f"  {describe_load(load)}", ""]
+    req, ok = doc["requests"], doc["ok"]
+    lines.append(f"  requests   {_n(req)} in {doc['duration_s']:.2f} s = {doc['rps']:,.1f} req/s")
+    if doc.get("achieved_rate") is not None:
+        lines.append(f"  sent       {_n(doc['sent'])} ({doc['achieved_rate']:,.1f} req/s of {load['rate']:g} asked)"
+                     + (f", {_n(doc['unsent'])} due but never sent" if doc["unsent"] else ""))
+    pct = f" ({ok / req:.2%})" if req else ""
+    lines.append(f"  ok (2xx)   {_n(ok)}{pct}")
+    err = doc["errors"]
+    lines.append(f"  errors     {_n(err['total'])}" + (f" ({err['rate']:.2%})" if req else ""))
+    for code, n in err["by_status"].items():
+        text = STATUS_TEXT.get(int(code), "")
+        lines.append(f"    HTTP {code} {text}".rstrip() + f": {_n(n)}")
+    for kind, n in err["by_kind"].items():
+        lines.append(f"    {kind}: {_n(n)}")
+    lines.append("  status     " + ("  ".join(f"{k}×{_n(v)}" for k, v in doc["status"].items()) or "no HTTP answer"))
+    lines.append("  latency    " + _latency_line(doc["latency_ms"]))
+    if "service_time_ms" in doc:
+        lines.append("  service    " + _latency_line(doc["service_time_ms"]) + "  (from the actual send)")
+    if chart and doc["latency_ms"].get("count"):
+        lines += ["", "  latency by percentile"] + percentile_bars(doc["latency_ms"])
+        tl = timeline_charts(doc["timeline"])
+        if tl:
+            lines += [""] + tl
+    th = doc.get("thresholds") or {}
+    if th:
+        lines.append("")
+        for name, t in th.items():
+            if name == "max_error_rate":
+                desc = f"error rate {t['value']:.2%} (limit {t['limit']:.2%})"
+            else:
+                v = "n/a" if t["value"] is None else fmt_ms(t["value"])
+                desc = f"p99 {v} (limit {fmt_ms(t['limit'])})"
+            lines.append(f"  {'PASS' if t['ok'] else 'FAIL'}  {desc}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,158 @@
+"""The result document of a run (or of merged runs): counts, rates, latency, timeline, diagnostics, verdict.
+
+The same dict feeds the text report, `-o json`, the HTML report and the `#rtsctl` line of an interval log.
+"""
+
+from __future__ import annotations
+
+from rtsctl.bench import histogram as H
+
+STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+               408: "Request Timeout", 413: "Payload Too Large", 424: "Failed Dependency",
+               429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+               503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def merge_results(results) -> dict:
+    """Add up the workers' PhaseResults."""
+    out = {"status": {}, "errors": {}, "samples": {}, "elapsed": 0.0, "unsent": 0, "cancelled": 0,
+           "interrupted": False, "connected": 0}
+    for r in results:
+        if r is None:
+            continue
+        for k, v in r.status.items():
+            out["status"][k] = out["status"].get(k, 0) + v
+        for k, v in r.errors.items():
+            out["errors"][k] = out["errors"].get(k, 0) + v
+        for k, v in r.samples.items():
+            out["samples"].setdefault(k, v)
+        out["elapsed"] = max(out["elapsed"], r.elapsed)
+        out["unsent"] += r.unsent
+        out["cancelled"] += r.cancelled
+        out["interrupted"] = out["interrupted"] or r.interrupted
+        out["connected"] += r.connected
+    return out
+
+
+def build(target: dict, load: dict, totals: dict, hist, svc_hist, timeline: list, sent: int) -> dict:
+    status = {int(k): v for k, v in totals["status"].items()}
+    errors = dict(totals["errors"])
+    answered = sum(status.values())
+    failed_transport = sum(errors.values())
+    requests = answered + failed_transport
+    ok = sum(v for k, v in status.items() if 200 <= k < 300)
+    bad = requests - ok
+    elapsed = totals["elapsed"]
+    doc = {
+        "target": target,
+        "load": load,
+        "requests": requests,
+        "ok": ok,
+        "errors": {"total": bad, "rate": round(bad / requests, 6) if requests else 0.0,
+                   "by_status": {str(k): v for k, v in sorted(status.items()) if not 200 <= k < 300},
+                   "by_kind": dict(sorted(errors.items(), key=lambda kv: -kv[1]))},
+        "status": {str(k): v for k, v in sorted(status.items())},
+        "samples": {str(k): v for k, v in sorted(totals.get("samples", {}).items())},
+        "duration_s": round(elapsed, 3),
+        "rps": round(requests / elapsed, 1) if elapsed > 0 else 0.0,
+        "sent": sent,
+        "unsent": totals.get("unsent", 0),
+        "cancelled": totals.get("cancelled", 0),
+        "interrupted": bool(totals.get("interrupted")),
+        "latency_ms": H.summarize(hist),
+        "timeline": timeline,
+        "histogram": H.encode(hist),
+    }
+    if svc_hist is not None:
+        doc["service_time_ms"] = H.summarize(svc_hist)
+        doc["service_histogram"] = H.encode(svc_hist)
+    if load.get("rate"):
+        doc["achieved_rate"] = round(sent / elapsed, 1) if elapsed > 0 else 0.0
+        doc["falling_behind"] = falling_behind(doc)
+    doc["messages"] = diagnose(doc)
+    return doc
+
+
+def falling_behind(doc: dict) -> dict | None:
+    """Open loop: did latency grow over the run (the server did not keep up with the asked rate)?"""
+    full = [p for p in doc["timeline"] if "p50_ms" in p]
+    if len(full) < 2:
+        return None
+    first, last = full[0]["p50_ms"], full[-1]["p50_ms"]
+    svc = doc.get("service_time_ms", {}).get("p50_ms") or first
+    grew = last > 2 * max(first, 0.001) and last > 2 * svc
+    behind = bool(doc["unsent"]) or grew
+    return {"behind": behind, "first_p50_ms": first, "last_p50_ms": last, "unsent": doc["unsent"]} if behind else None
+
+
+def diagnose(doc: dict) -> list[str]:
+    """Plain-language lines for what went wrong (the report prints them; JSON carries them)."""
+    msgs = []
+    url = doc["target"].get("url", "the endpoint")
+    req, ok = doc["requests"], doc["ok"]
+    kinds = doc["errors"]["by_kind"]
+    by_status = {int(k): v for k, v in doc["errors"]["by_status"].items()}
+    if req and ok == 0 and kinds and sum(kinds.values()) >= sum(by_status.values()):
+        top, n = next(iter(kinds.items()))
+        hint = ""
+        if "refused" in top:
+            hint = " - is the endpoint running? (`rtsctl output MANIFEST` shows its URI)"
+        elif top.startswith("tls: certificate"):
+            hint = " - pass the CA bundle with --cacert FILE (or --insecure for a throwaway test)"
+        elif top.startswith("tls"):
+            hint = " - is it really an https endpoint? (try http://)"
+        elif top.startswith("dns"):
+            hint = " - check the host name in the URL"
+        elif top == "timeout" or "timeout" in top:
+            hint = " - the endpoint did not answer within --timeout"
+        msgs.append(f"could not get any answer from {url}: {top} ({n} of {req} attempts){hint}")
+    for code in (401, 403):
+        n = by_status.get(code, 0)
+        if n and n >= req / 2:
+            msgs.append(f"{n} of {req} requests were refused with {code} {STATUS_TEXT[code]}: check the key "
+                        "(-k, or `rtsctl output MANIFEST --show-secrets`)")
+    if by_status.get(429):
+        msgs.append(f"{by_status[429]} requests were throttled (429): lower -c / --rate, or raise the deployment's "
+                    "max_concurrent_requests_per_instance / instance_count")
+    fives = {k: v for k, v in by_status.items() if k >= 500}
+    if fives:
+        code = max(fives, key=fives.get)
+        body = (doc["samples"].get(str(code)) or "").strip().replace("\n", " ")[:120]
+        msgs.append(f"{sum(fives.values())} server errors ({', '.join(f'{k}×{v}' for k, v in fives.items())})"
+                    + (f"; first body: {body}" if body else ""))
+    fb = doc.get("falling_behind")
+    if fb:
+        rate = doc["load"]["rate"]
+        line = f"the server did not keep up with {rate:g} req/s: latency p50 went from {fb['first_p50_ms']:g} ms " \
+               f"to {fb['last_p50_ms']:g} ms"
+        if fb["unsent"]:
+            line += f"; {fb['unsent']} requests were due but never sent before the end"
+        msgs.append(line)
+    if doc["interrupted"]:
+        msgs.append(f"interrupted: partial results ({doc['cancelled']} requests in flight were not counted)")
+    return msgs
+
+
+def thresholds(doc: dict, max_error_rate: float | None, max_p99_ms: float | None) -> dict:
+    out = {}
+    if max_error_rate is not None:
+        value = doc["errors"]["rate"]
+        out["max_error_rate"] = {"limit": max_error_rate, "value": value, "ok": value <= max_error_rate}
+    if max_p99_ms is not None:
+        value = doc["latency_ms"].get("p99_ms")
+        ok = value is not None and value <= max_p99_ms
+        out["max_p99_ms"] = {"limit": max_p99_ms, "value": value, "ok": ok}
+    return out
+
+
+def verdict(doc: dict) -> tuple[str, int]:
+    """-> (verdict, exit code): interrupted 130, threshold crossed 3, nothing succeeded 1, else 0."""
+    if doc["interrupted"]:
+        return "interrupted", 130
+    if any(not t["ok"] for t in doc.get("thresholds", {}).values()):
+        return "threshold crossed", 3
+    if doc["requests"] and doc["ok"] == 0:
+        return "failed", 1
+    if not doc["requests"]:
+        return "failed", 1
+    return "ok", 0
