@@ -145,6 +145,27 @@ def test_workspace_create_is_an_arm_template_deployment(azure_emulator_async, fa
     assert any("/providers/Microsoft.Resources/deployments/" in r for r in emu.resources())
 
 
+def test_blob_subset_through_the_proxy_with_the_real_storage_sdk(azure_emulator, monkeypatch):
+    from azure.storage.blob import BlobServiceClient
+
+    emu = apply_env(azure_emulator, monkeypatch)
+    service = BlobServiceClient("https://emustorage.blob.core.windows.net", credential=emu.settings.storage_key,
+                                max_single_put_size=4 * 1024, max_block_size=4 * 1024)
+    container = service.get_container_client("data")
+    container.create_container()
+    payload = os.urandom(10_000)                                  # > max_single_put_size: staged blocks
+    container.upload_blob("dir/big.bin", payload, metadata={"upload_status": "completed"})
+    container.upload_blob("dir/small.txt", b"hello")
+    blob = container.get_blob_client("dir/big.bin")
+    assert blob.get_blob_properties().metadata == {"upload_status": "completed"}
+    blob.set_blob_metadata({"stage": "2"})
+    assert blob.get_blob_properties().metadata == {"stage": "2"}
+    assert blob.download_blob().readall() == payload
+    assert sorted(b.name for b in container.list_blobs(name_starts_with="dir/")) == ["dir/big.bin", "dir/small.txt"]
+    assert ("PUT", "//emustorage.blob.core.windows.net/data/dir/big.bin?comp=blocklist", 201) in emu.request_log
+    assert "emustorage/data/dir/small.txt" in emu.blob_names()
+
+
 # -- the Azure ML flow, both LRO modes ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("lro_mode", ["sync", "async"])

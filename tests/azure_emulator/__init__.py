@@ -26,7 +26,7 @@ Python API (stable; the Azure backend tests rely on it)::
         emu.seed_resource(arm_id, body)   # pre-create (e.g. an existing AKS cluster / RG not owned by rtsctl)
         emu.set_fault_rate(r); emu.faults.injected   # [(kind, method, path)] injected so far
         emu.fail_next_lro(path_substring, code, message)  # next LRO on a matching path ends Failed
-        emu.request_log   # [(method, path, status)]; blob paths as "//{host}/{path}", dropped = 0
+        emu.request_log   # [(method, path, status)]; blob: "//{host}/{path}[?comp=X]"; dropped conn = 0
         emu.blob_names()  # "account/container/name" of stored blobs
 
 `durations` ({"managedClusters": 3.0, "extensions": 1.0, "deployments": 1.0, "onlineEndpoints": 0.3,

@@ -214,7 +214,7 @@ class ArmApi:
         kind.check_delete(self.ctx, path, rec)
         if not self.use_lro(kind.lro_delete, path):
             self.remove(path)
-            return web.Response(status=200)
+            return web.Response(status=kind.sync_delete_status)
         previous = state_of(rec.body)
         props(rec.body)[PS] = "Deleting"
         store.save()

@@ -67,6 +67,7 @@ class Kind:
     type_key = ""
     lro_put = True              # PUT/PATCH go through an operation (async mode) or answer Succeeded at once
     lro_delete = True           # DELETE answers 202 + status URLs in async mode
+    sync_delete_status = 204    # what a finished DELETE answers (AKS accepts only 202/204; resource groups 200/202)
     implicit_parent = False     # the service creates the parent (asset containers) on demand
     actions: dict[str, Callable] = {}       # POST {id}/{action} -> handler(ctx, path, record, body, base_url)
     actions_on_missing: frozenset[str] = frozenset()   # lowercase actions allowed before the resource exists
@@ -117,6 +118,7 @@ class Kind:
 class ResourceGroupKind(Kind):
     type_key = "microsoft.resources/resourcegroups"
     lro_put = False   # a synchronous PUT (an LRO here makes the SDK report `Creating`); DELETE is long-running
+    sync_delete_status = 200
 
     def prepare(self, ctx, path, body, existing):
         location = body.get("location")

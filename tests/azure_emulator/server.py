@@ -211,7 +211,10 @@ class Emulator:
     # -- routing ---------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         host = (request.host or "").split(":")[0].lower()
-        label = request.path if not host.endswith(".blob.core.windows.net") else f"//{host}{request.path}"
+        label = request.path
+        if host.endswith(".blob.core.windows.net"):
+            comp = request.query.get("comp")
+            label = f"//{host}{request.path}" + (f"?comp={comp}" if comp else "")
         try:
             response = await self._route(request, host)
         except Exception as exc:  # a bug in the emulator: say so in ARM's shape
