@@ -261,14 +261,15 @@ def test_immutable_fields_and_references_are_enforced(azure_emulator, monkeypatc
     assert ml.online_deployments.get("blue", "rts-ep").instance_type == "Standard_DS3_v2"
 
 
-def test_kubernetes_attach_needs_cluster_and_extension(azure_emulator_factory, monkeypatch):
+@pytest.mark.parametrize("lro_mode", ["sync", "async"])
+def test_kubernetes_attach_needs_cluster_and_extension(lro_mode, azure_emulator_factory, monkeypatch):
     from azure.ai.ml.entities import (CodeConfiguration, KubernetesCompute, KubernetesOnlineDeployment,
                                       KubernetesOnlineEndpoint, ManagedOnlineEndpoint)
     from azure.core.exceptions import HttpResponseError
     from azure.mgmt.containerservice.models import ManagedCluster, ManagedClusterAgentPoolProfile
     from azure.mgmt.kubernetesconfiguration.extensions.models import Extension
 
-    emu = apply_env(azure_emulator_factory(lro_mode="async", durations={"managedClusters": 0.3}), monkeypatch)
+    emu = apply_env(azure_emulator_factory(lro_mode=lro_mode, durations={"managedClusters": 0.3}), monkeypatch)
     seed_workspace(emu)
     ml = clients.ml_client(emu, RG, WS)
     aks_id = (f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}/providers/"
@@ -281,7 +282,8 @@ def test_kubernetes_attach_needs_cluster_and_extension(azure_emulator_factory, m
         location="westeurope", dns_prefix="rts",
         agent_pool_profiles=[ManagedClusterAgentPoolProfile(name="nodepool1", count=3, vm_size="Standard_DS3_v2",
                                                             mode="System")])).result()
-    assert time.time() - started >= 0.3 and cluster.provisioning_state == "Succeeded"
+    assert cluster.provisioning_state == "Succeeded"
+    assert (time.time() - started >= 0.3) == (lro_mode == "async")     # durations shape async operations only
     with pytest.raises(HttpResponseError, match="AzureMLExtensionNotInstalled"):
         ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=cluster.id, namespace="azureml")).result()
 
@@ -307,6 +309,8 @@ def test_kubernetes_attach_needs_cluster_and_extension(azure_emulator_factory, m
     ml.online_endpoints.begin_delete(endpoint.name).result()
     ml.compute.begin_delete("k8s", action="Detach").result()
     assert not any(r.lower().endswith("/computes/k8s") for r in emu.resources())
+    clients.aks_client(emu).managed_clusters.begin_delete(RG, "rts-aks").result()    # takes its extension along
+    assert not any("managedclusters" in r.lower() for r in emu.resources())
 
 
 def test_deployment_whose_container_crashes_fails_with_logs(azure_emulator, monkeypatch, tmp_path):

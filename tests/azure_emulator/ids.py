@@ -92,7 +92,7 @@ class ArmPath:
         return "/".join(types)
 
     def type_key(self) -> str:
-        """Lowercase ARM type with asset types made generic, e.g. `microsoft.machinelearningservices/workspaces/models/versions`."""
+        """Lowercase ARM type, the kind registry key: `microsoft.machinelearningservices/workspaces/models/versions`."""
         return self.arm_type().lower()
 
     def parent(self) -> "ArmPath | None":

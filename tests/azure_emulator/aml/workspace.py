@@ -1,0 +1,128 @@
+"""Workspaces (created through an ARM template deployment, see templates.py) and their datastores."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from ..errors import bad_request as bad
+from ..errors import json_response
+from ..ids import ArmPath
+from ..kinds import PS, Kind, fill_defaults, props, register
+from .common import DEFAULT_DATASTORE, NS, storage_account_name, ws_child
+
+if TYPE_CHECKING:
+    from ..context import Context
+    from ..store import Record
+
+
+class WorkspaceKind(Kind):
+    type_key = NS
+
+    def prepare(self, ctx, path, body, existing):
+        out = self.envelope(ctx, path, body, existing)
+        p = props(out)
+        old = props(existing.body) if existing else {}
+        rg = ArmPath(path.segs[:4])
+        account = storage_account_name(path.name)
+        fill_defaults(out, {"kind": "Default", "sku": {"name": "Basic", "tier": "Basic"}, "tags": {},
+                            "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid4()),
+                                         "tenantId": ctx.settings.tenant_id}})
+        location = out.get("location") or "westeurope"
+        fill_defaults(p, {
+            "friendlyName": path.name,
+            "workspaceId": old.get("workspaceId") or str(uuid.uuid4()),
+            "storageAccount": old.get("storageAccount")
+            or rg.child("providers", "Microsoft.Storage", "storageAccounts", account).path,
+            "keyVault": rg.child("providers", "Microsoft.KeyVault", "vaults", f"kv{account}"[:24]).path,
+            "applicationInsights": rg.child("providers", "Microsoft.Insights", "components", f"ai{account}").path,
+            "discoveryUrl": f"{ctx.url}/discovery",
+            "mlFlowTrackingUri": f"azureml://{location}.api.azureml.ms/mlflow/v1.0{path.path}",
+            "hbiWorkspace": False, "publicNetworkAccess": "Enabled", "v1LegacyMode": False,
+            "storageHnsEnabled": False, "enableDataIsolation": False, "systemDatastoresAuthMode": "accesskey",
+            "allowPublicAccessWhenBehindVnet": False, "imageBuildCompute": None,
+        })
+        return out, None
+
+    def on_ready(self, ctx, path, record):
+        ensure_default_datastore(ctx, path, record)
+
+
+def ensure_default_datastore(ctx: "Context", ws: ArmPath, record: "Record") -> None:
+    ds_path = ws_child(ws, "datastores", DEFAULT_DATASTORE)
+    if ctx.store.exists(ds_path):
+        return
+    account = props(record.body)["storageAccount"].rstrip("/").split("/")[-1]
+    container = f"azureml-blobstore-{props(record.body)['workspaceId']}"
+    body = {"properties": {"datastoreType": "AzureBlob", "accountName": account, "containerName": container,
+                           "endpoint": "core.windows.net", "protocol": "https",
+                           "credentials": {"credentialsType": "AccountKey"}, "isDefault": True,
+                           "serviceDataAccessAuthIdentity": "None", "description": None, "tags": {},
+                           "properties": {}}}
+    path = ArmPath.parse(ds_path)
+    stored, _ = DATASTORES.prepare(ctx, path, body, None)
+    props(stored)[PS] = "Succeeded"
+    ctx.store.put(ds_path, stored)
+    ctx.blobs.containers.add((account.lower(), container))
+
+
+def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
+    """What the workspace ARM template would create: the workspace and its default datastore."""
+    ws = ArmPath.parse(ws_path)
+    existing = ctx.store.get(ws_path)
+    body = {"location": params.get("location") or "westeurope", "tags": params.get("tagValues") or {},
+            "kind": params.get("kind") or "Default",
+            "properties": {"friendlyName": params.get("friendlyName") or ws.name,
+                           "description": params.get("description") or ""}}
+    if params.get("storageAccountName"):
+        rg = params.get("storageAccountResourceGroupName") or ws.resource_group
+        sub = params.get("storageAccountSubscriptionId") or ws.subscription
+        props(body)["storageAccount"] = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/"
+                                         f"storageAccounts/{params['storageAccountName'].lower()}")
+    stored, _ = WORKSPACES.prepare(ctx, ws, body, existing)
+    props(stored)[PS] = "Succeeded"
+    rec = ctx.store.put(ws_path, stored)
+    WORKSPACES.on_ready(ctx, ws, rec)
+
+
+# -- datastores -----------------------------------------------------------------------------------------
+
+def list_secrets(ctx, path, record, body, base_url):
+    if ctx.settings.datastore_secret.lower() == "sas":
+        return json_response({"secretsType": "Sas", "sasToken": "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&sig=emulated"})
+    return json_response({"secretsType": "AccountKey", "key": ctx.settings.storage_key})
+
+
+class DatastoreKind(Kind):
+    type_key = NS + "/datastores"
+    lro_put = lro_delete = False
+    actions = {"listSecrets": list_secrets}
+
+    def prepare(self, ctx, path, body, existing):
+        out = self.envelope(ctx, path, body, existing)
+        p = props(out)
+        creds = p.get("credentials") or {}
+        creds.pop("secrets", None)            # secrets go in, never come back out
+        p["credentials"] = creds or {"credentialsType": "None"}
+        fill_defaults(p, {"isDefault": False, "tags": {}, "properties": {}, "endpoint": "core.windows.net",
+                          "protocol": "https"})
+        return out, None
+
+    def filter(self, ctx, records, query):
+        wanted = query.get("isDefault")
+        if wanted is None:
+            return records
+        flag = wanted.lower() == "true"
+        return [r for r in records if bool(props(r.body).get("isDefault")) == flag]
+
+
+def default_datastore(ctx: "Context", ws: ArmPath) -> dict:
+    rec = ctx.store.get(ws_child(ws, "datastores", DEFAULT_DATASTORE))
+    if rec is None:
+        raise bad("DatastoreNotFound", f"The workspace '{ws.name}' has no default datastore.")
+    return props(rec.body)
+
+
+WORKSPACES = WorkspaceKind()
+DATASTORES = DatastoreKind()
+register(WORKSPACES, DATASTORES)
