@@ -219,3 +219,42 @@ def test_adopt_existing_aks_cluster_and_leave_it_on_destroy(azure_emulator_facto
     assert missing.code == 1
     line = one_line_error(missing)
     assert "AKS cluster no-such-aks not found in resource group shared-infra" in line, line
+
+
+def test_blue_green_traffic_shift_and_retiring_a_deployment(azure_emulator_factory, azure_cli):
+    """Two deployments at 90/10 (managed endpoint); then all traffic to green and blue removed from the manifest:
+    one full-map traffic update, then blue is deleted (an owned deployment the manifest no longer declares)."""
+    emu = azure_emulator_factory(lro_mode="async")
+    cli = azure_cli(emu)
+    manifest = "examples/azure-blue-green.yaml"
+    endpoint = f"{W}/onlineEndpoints/rts-bluegreen"
+    applied = cli.ok("apply", manifest, "-y")
+    assert "Smoke test passed" in applied.out
+    assert find(emu, endpoint, "rts-bg-rg")["properties"]["traffic"] == {"blue": 90, "green": 10}
+
+    def retire_blue(m: dict) -> None:
+        ep = m["endpoints"][0]
+        ep["deployments"] = [d for d in ep["deployments"] if d["name"] == "green"]
+        ep["traffic"] = {"green": 100}
+
+    edit_yaml(cli.workdir / manifest, retire_blue)
+    planned = cli("plan", manifest, "--detailed-exitcode")
+    assert planned.code == 2, str(planned)
+    assert re.search(r"^\s*- deployment\.rts-bluegreen/blue", planned.out, re.M), planned.out
+    assert "~ traffic.rts-bluegreen" in planned.out
+    cli.ok("apply", manifest, "-y")
+    assert find(emu, f"{endpoint}/deployments/blue", "rts-bg-rg") is None
+    assert find(emu, endpoint, "rts-bg-rg")["properties"]["traffic"] == {"green": 100}
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+
+def test_managed_endpoint_with_aml_token_auth(azure_emulator_factory, azure_cli):
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu)
+    manifest = "examples/azure-managed-endpoint.yaml"
+    assert "Smoke test passed" in cli.ok("apply", manifest, "-y").out   # POSTed with the token as bearer
+    outputs = cli.outputs(manifest)
+    assert outputs["scoring_uri"].startswith(emu.url) and outputs["primary_key"]
+    body = find(emu, f"{W}/onlineEndpoints/rts-managed", "rts-managed-rg")
+    assert body["properties"]["authMode"].lower() == "amltoken" and "compute" not in body["properties"]
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
