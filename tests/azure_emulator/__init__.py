@@ -4,7 +4,9 @@ One HTTPS listener on 127.0.0.1 (trustme certificate; SANs 127.0.0.1, localhost,
 management.azure.com, *.blob.core.windows.net, login.microsoftonline.com) serves, routed by path
 and Host header:
   * ARM + Azure ML control plane under /subscriptions/... (generic resource store, case-insensitive
-    ids, any api-version, LROs, service rules -- see arm.py, aml.py, kube.py, templates.py);
+    ids, any api-version, LROs, service rules -- see arm.py, aml/, kube.py, templates.py). An online
+    deployment starts its real scoring container while provisioning: if init() crashes, its operation
+    ends Failed (ResourceNotReady) and `getLogs` returns the container log;
   * Entra ID: GET /{tenant}/v2.0/.well-known/openid-configuration, POST /{tenant}/oauth2/v2.0/token
     (client_credentials), GET /common/discovery/instance -- the real azure-identity/MSAL works;
   * Blob (Host {account}.blob.core.windows.net, reached through the CONNECT proxy);
