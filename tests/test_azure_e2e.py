@@ -138,12 +138,7 @@ def test_both_lro_modes_converge_and_destroy(lro_mode, azure_emulator_factory, a
     cli = azure_cli(emu)
     assert "Smoke test passed" in cli.ok("apply", "azure.yaml", "-y").out
     assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
-    destroyed = cli("destroy", "azure.yaml", "-y")
-    if destroyed.code and "aks_cluster.rts-aks: (HTTP 200 OK) Operation returned an invalid status 'OK'" in destroyed.err:
-        # Known emulator gap: a synchronous DELETE answers 200, but azure-mgmt-containerservice's begin_delete
-        # accepts only 202/204 (what AKS answers). Everything else in this test ran for real.
-        pytest.xfail("emulator: sync-mode DELETE of managedClusters answers 200 (AKS answers 202/204)")
-    assert destroyed.code == 0, str(destroyed)
+    cli.ok("destroy", "azure.yaml", "-y")
     assert emu.resources() == []
     if lro_mode == "async":  # the operations really were polled
         assert any("/operationStatuses/" in path or "operationstatuses" in path.lower()
@@ -258,3 +253,21 @@ def test_managed_endpoint_with_aml_token_auth(azure_emulator_factory, azure_cli)
     body = find(emu, f"{W}/onlineEndpoints/rts-managed", "rts-managed-rg")
     assert body["properties"]["authMode"].lower() == "amltoken" and "compute" not in body["properties"]
     assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+
+def test_destroy_never_deletes_a_resource_group_holding_foreign_resources(azure_emulator_factory, azure_cli):
+    """rtsctl created the group, but someone else put a resource in it since: destroy removes everything rtsctl
+    made, then refuses to delete the group (which would take the foreign resource with it), in one line."""
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu)
+    manifest = "examples/azure-managed-endpoint.yaml"
+    cli.ok("apply", manifest, "-y")
+    foreign = f"{rg_id(emu, 'rts-managed-rg')}/providers/Microsoft.Storage/storageAccounts/teamdata"
+    emu.seed_resource(foreign, {"location": "westeurope", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}})
+
+    destroyed = cli("destroy", manifest, "-y")
+    assert destroyed.code == 1, str(destroyed)
+    line = one_line_error(destroyed)
+    assert line.startswith("Error: resource_group.rts-managed-rg: (ForeignResources) not deleted"), line
+    assert "Microsoft.Storage/storageAccounts/teamdata" in line, line
+    assert sorted(ids_below(emu, rg_id(emu, "rts-managed-rg"))) == sorted([rg_id(emu, "rts-managed-rg"), foreign])
