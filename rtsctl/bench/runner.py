@@ -307,10 +307,11 @@ class Engine:
             raise
         except BaseException as exc:           # noqa: BLE001 - every failure is named and counted
             conn.failures += 1
-            self._connect_failed(conn, error_kind(exc))
-            return False
+            kind = error_kind(exc)
         finally:
             self.connecting -= 1
+        self._connect_failed(conn, kind)
+        return False
 
     def _connect_failed(self, conn: Conn, kind: str):
         """A failed connect consumes one request slot (so counted runs end) and is retried with backoff."""
@@ -410,11 +411,12 @@ class Engine:
             if conn.busy and conn.ts < limit and conn.tr is not None:
                 self.fail(conn, "timeout")
                 conn.tr.abort()
-        while now >= self.t_start + (self.k + 1) * self.interval:
+        while now >= self.t_start + (self.k + 1) * self.interval - 0.001:
             self.k += 1
             if self.recording:
                 self.flush_interval(self.k - 1, self.k * self.interval)
-        self._tick_handle = self.loop.call_later(min(0.25, self.interval), self._tick)
+        boundary = self.t_start + (self.k + 1) * self.interval
+        self._tick_handle = self.loop.call_later(max(min(boundary - _now(), 0.25), 0.0), self._tick)
 
     def _deadline(self):
         self.sending = False

@@ -160,7 +160,10 @@ def run_workers(spec: RunSpec, agg) -> list[PhaseResult]:
     errors = []
     try:
         while readers:
-            for r in wait(list(readers)):
+            ready = wait(list(readers), timeout=1.0)
+            if not ready and interrupted:
+                forward(signal.SIGINT, None)          # a worker that was still starting missed the first one
+            for r in ready:
                 w = readers[r]
                 try:
                     kind, payload = r.recv()

@@ -1,0 +1,115 @@
+"""`rtsctl bench merge FILE...`: combine interval logs from several runs (or machines) into one report.
+
+Histograms add exactly (HDR counts); status codes and transport errors add up; the timeline is laid on wall-clock
+seconds, so runs that overlapped (several machines loading one endpoint) stack, and req/s is the total over the
+span from the first start to the last end.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rtsctl.bench import histogram as H
+from rtsctl.bench.config import fraction, millis
+from rtsctl.errors import RtsctlError
+
+
+def _read(path: str):
+    try:
+        start, meta, intervals = H.read_log(path)
+    except FileNotFoundError:
+        raise RtsctlError(f"{path}: not found") from None
+    except IsADirectoryError:
+        raise RtsctlError(f"{path}: is a directory") from None
+    except (ValueError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RtsctlError(f"{path}: not an HdrHistogram interval log ({exc})") from None
+    if not meta and not intervals:
+        raise RtsctlError(f"{path}: no histograms in it (was it written by --hdr-out?)")
+    return start or meta.get("start_epoch", 0.0), meta, intervals
+
+
+def _add(into: dict, other: dict) -> None:
+    for k, v in other.items():
+        into[k] = into.get(k, 0) + v
+
+
+def combine(paths: list[str]):
+    """-> (result document parts) for summary.build, plus the merged interval lines."""
+    runs = [(p, *_read(p)) for p in paths]
+    t0 = min(start for _, start, _, _ in runs)
+    hist, svc = H.new_hist(), H.new_hist()
+    svc_complete = True
+    totals = {"status": {}, "errors": {}, "samples": {}, "unsent": 0, "cancelled": 0, "interrupted": False}
+    sent, end = 0, t0
+    seconds: dict[int, dict] = {}
+    lines = []
+    urls, conns, workers, rates = [], 0, 0, []
+    for path, start, meta, intervals in runs:
+        shift = start - t0
+        for off, length, h in intervals:
+            hist.add(h)
+            slot = seconds.setdefault(int(round(shift + off)), {"ok": 0, "errors": 0, "sent": 0, "hist": None})
+            if slot["hist"] is None:
+                slot["hist"] = H.new_hist()
+            slot["hist"].add(h)
+            lines.append(f"{shift + off:.3f},{length:.3f},{h.get_max_value() / 1000.0:.3f},{H.encode(h)}")
+        for t, length, ok, bad, n_sent in meta.get("timeline", []):
+            slot = seconds.setdefault(int(round(shift + t - length)),
+                                      {"ok": 0, "errors": 0, "sent": 0, "hist": None})
+            slot["ok"] += ok
+            slot["errors"] += bad
+            slot["sent"] += n_sent
+        _add(totals["status"], meta.get("status", {}))
+        _add(totals["errors"], meta.get("errors", {}))
+        for k, v in meta.get("samples", {}).items():
+            totals["samples"].setdefault(k, v)
+        for key in ("unsent", "cancelled"):
+            totals[key] += meta.get(key, 0)
+        totals["interrupted"] = totals["interrupted"] or bool(meta.get("interrupted"))
+        sent += meta.get("sent", 0)
+        duration = meta.get("duration_s") or max((o + ln for o, ln, _ in intervals), default=0.0)
+        end = max(end, start + duration)
+        if meta.get("service_histogram"):
+            svc.add(H.decode(meta["service_histogram"]))
+        else:
+            svc_complete = False
+        tgt, load = meta.get("target", {}), meta.get("load", {})
+        if tgt.get("url") and tgt["url"] not in urls:
+            urls.append(tgt["url"])
+        conns += load.get("connections", 0)
+        workers += load.get("workers", 0)
+        rates.append(load.get("rate"))
+    totals["elapsed"] = end - t0
+    timeline = []
+    for sec in sorted(seconds):
+        slot = seconds[sec]
+        n = slot["ok"] + slot["errors"]
+        point = {"t": float(sec + 1), "len": 1.0, "ok": slot["ok"], "errors": slot["errors"], "sent": slot["sent"],
+                 "rps": float(n)}
+        h = slot["hist"]
+        if h is not None and h.get_total_count():
+            point.update({"p50_ms": h.get_value_at_percentile(50) / 1000.0,
+                          "p90_ms": h.get_value_at_percentile(90) / 1000.0,
+                          "p99_ms": h.get_value_at_percentile(99) / 1000.0, "max_ms": h.get_max_value() / 1000.0})
+        timeline.append(point)
+    target = {"url": urls[0] if len(urls) == 1 else ", ".join(urls), "sources": paths}
+    load = {"connections": conns, "workers": workers}
+    if rates and all(r for r in rates):
+        load["rate"] = sum(rates)
+    return target, load, totals, hist, (svc if svc_complete and svc.get_total_count() else None), timeline, \
+        sent, t0, lines
+
+
+def run_merge(paths: list[str], args) -> int:
+    from rtsctl.bench.session import emit, log_meta
+    from rtsctl.bench.summary import build
+    if not paths:
+        raise RtsctlError("bench merge: give the files written by --hdr-out (two or more, or one to re-report)")
+    max_error_rate = fraction(args.max_error_rate, "--max-error-rate") if args.max_error_rate is not None else None
+    max_p99 = millis(args.max_p99, "--max-p99") if args.max_p99 is not None else None
+    target, load, totals, hist, svc, timeline, sent, t0, lines = combine(paths)
+    doc = build(target, load, totals, hist, svc, timeline, sent)
+    writes = []
+    if args.hdr_out:
+        writes.append(lambda: H.write_log(args.hdr_out, t0, lines, log_meta(doc, t0)))
+    return emit(doc, args.output, not args.no_chart, args.html_out, max_error_rate, max_p99, writes)
