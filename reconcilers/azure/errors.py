@@ -75,9 +75,13 @@ def is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ResourceNotFoundError) or getattr(exc, "status_code", None) == 404
 
 
+#: failures to reach the service that no retry can fix: configuration, not weather
+_DETERMINISTIC = ("certificate verify failed", "certificate_verify_failed", "not permitted for non-tls")
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return True
+        return not any(marker in str(exc).lower() for marker in _DETERMINISTIC)
     if isinstance(exc, HttpResponseError):
         status = exc.status_code or 0
         return status == 429 or status >= 500
@@ -88,6 +92,8 @@ def to_rtsctl_error(address: str, exc: BaseException) -> RtsctlError:
     if isinstance(exc, RtsctlError):
         return exc
     code, message = code_and_message(exc)
+    if "certificate verify failed" in message.lower():
+        message += " (a private CA? point REQUESTS_CA_BUNDLE at it)"
     if is_transient(exc):
         retry_after = retry_after_of(exc) if isinstance(exc, HttpResponseError) else None
         return TransientError(f"{address}: " + (f"({code}) " if code else "") + message, retry_after)
