@@ -254,6 +254,25 @@ def test_managed_endpoint_with_aml_token_auth(azure_emulator_factory, azure_cli)
     assert body["properties"]["authMode"].lower() == "amltoken" and "compute" not in body["properties"]
     assert cli("plan", manifest, "--detailed-exitcode").code == 0
 
+    # in-place endpoint and workspace updates: the endpoint PUT carries the live traffic map (an endpoint update
+    # that leaves traffic out resets it to 0 on Azure)
+    def describe(m: dict) -> None:
+        m["endpoints"][0]["description"] = "seed scoring, managed"
+        m["workspace"]["description"] = "rtsctl examples"
+        m["workspace"]["tags"] = {"team": "scoring"}
+
+    edit_yaml(cli.workdir / manifest, describe)
+    planned = cli("plan", manifest, "--detailed-exitcode")
+    assert planned.code == 2 and "~ endpoint.rts-managed" in planned.out and "~ workspace.rts-ws" in planned.out
+    assert "-/+" not in planned.out, planned.out
+    cli.ok("apply", manifest, "-y")
+    body = find(emu, f"{W}/onlineEndpoints/rts-managed", "rts-managed-rg")
+    assert body["properties"]["description"] == "seed scoring, managed"
+    assert body["properties"]["traffic"] == {"blue": 100}
+    workspace = find(emu, W, "rts-managed-rg")
+    assert workspace["tags"]["team"] == "scoring" and workspace["tags"]["managed-by"] == "rtsctl"
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
 
 def test_destroy_never_deletes_a_resource_group_holding_foreign_resources(azure_emulator_factory, azure_cli):
     """rtsctl created the group, but someone else put a resource in it since: destroy removes everything rtsctl
