@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="make the world match the manifest, smoke-test it, print URI and key")
     p.add_argument("manifest")
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text",
+                   help="json: progress goes to stderr; stdout gets step timings, critical path and outputs")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="delete what rtsctl created for this manifest, dependents first")
@@ -109,35 +111,48 @@ def _confirm(args: argparse.Namespace, question: str) -> None:
         raise RtsctlError("cancelled: nothing was changed")
 
 
-def _summary(plan, result) -> str:
+def _timing(plan, result) -> dict[str, Any]:
+    critical, path = plan.graph.critical_path(result.timings)
+    return {"wall": round(result.wall, 3), "critical_path": round(critical, 3), "critical_path_steps": path,
+            "sequential": round(sum(result.timings.values()), 3),
+            "steps": {a: round(t, 3) for a, t in result.timings.items()}}
+
+
+def _summary(plan, timing: dict[str, Any]) -> str:
     counts = plan.counts()
     added, changed, destroyed = counts["create"] + counts["replace"], counts["update"], counts["delete"] + counts["replace"]
-    sequential = sum(result.timings.values())
-    critical, _ = plan.graph.critical_path(result.timings)
     return (f"[green bold]Apply complete![/green bold] Resources: {added} added, {changed} changed, "
-            f"{destroyed} destroyed. [dim](wall {result.wall:.1f}s; critical path {critical:.1f}s; "
-            f"steps in sequence {sequential:.1f}s)[/dim]")
+            f"{destroyed} destroyed. [dim](wall {timing['wall']:.1f}s; critical path {timing['critical_path']:.1f}s; "
+            f"steps in sequence {timing['sequential']:.1f}s)[/dim]")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from .engine import apply, endpoint_outputs, make_plan, open_session, smoke_test
-    from .render import render_text
+    from .render import plan_json, render_text
 
-    out = _console()
+    as_json = args.output == "json"
+    out = _console(stderr=as_json)
+    timing: dict[str, Any] = {}
     with open_session(args.manifest) as session:
         plan = make_plan(session)
         if plan.has_changes:
             out.print(render_text(plan))
             _confirm(args, "Do you want to perform these actions?")
             result = apply(session, plan, lambda line: out.print(line))
-            out.print("\n" + _summary(plan, result))
+            timing = _timing(plan, result)
+            out.print("\n" + _summary(plan, timing))
         else:
             out.print("[green]No changes.[/green] The world matches the manifest.")
         outputs = endpoint_outputs(session)
         tested = smoke_test(session, outputs)
     if tested:
         out.print(f"Smoke test passed: {', '.join(tested)}")
-    _print_outputs(outputs, show_secrets=False, manifest=args.manifest)
+    if as_json:
+        shown = [{k: v for k, v in _masked(o, False).items() if k != "verify"} for o in outputs]
+        print(json.dumps({"changed": plan.has_changes, "summary": plan_json(plan)["summary"], "timing": timing,
+                          "smoke_tested": tested, "outputs": shown}, indent=2))
+    else:
+        _print_outputs(outputs, show_secrets=False, manifest=args.manifest)
     return 0
 
 

@@ -122,8 +122,9 @@ def _compute_resources(compute: dict[str, Any], rg: str, location: str | None, w
 def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, workspace: str,
                         model_digests: dict[str, str], env_digests: dict[str, str], source) -> list[Resource]:
     ep = endpoint["name"]
-    spec = {"auth_mode": endpoint.get("auth_mode", "key"),
-            **{k: plain(endpoint[k]) for k in ("compute", "description", "tags") if k in endpoint}}
+    # compute is always in the spec (None: managed), so switching managed <-> kubernetes is a replacement
+    spec = {"auth_mode": endpoint.get("auth_mode", "key"), "compute": endpoint.get("compute"),
+            **{k: plain(endpoint[k]) for k in ("description", "tags") if k in endpoint}}
     deps = (workspace,) + ((f"compute.{endpoint['compute']}",) if "compute" in endpoint else ())
     out = [Resource("endpoint", ep, spec, inputs={"smoke_test": plain(endpoint.get("smoke_test"))},
                     depends_on=deps, source=source("endpoints", e))]

@@ -59,7 +59,9 @@ def open_session(manifest_path: str) -> Iterator[Session]:
 
 
 def make_plan(session: Session, destroy: bool = False) -> Plan:
-    observed = observe_all(session.graph, session.reconcilers, session.parallelism)
+    # Resources the manifest adopts (`existing: true`) are never destroyed, so destroy need not find them.
+    skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
+    observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
     orphans = discover_orphans(session.graph, session.reconcilers)
     if destroy:
         return build_destroy_plan(session.graph, observed, session.reconcilers, orphans)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from reconcilers.base import Reconciler
@@ -11,9 +12,10 @@ from .resources import Observed
 from .retry import call_with_retry
 
 
-def observe_all(graph: Graph, reconcilers: dict[str, Reconciler], max_workers: int = 8) -> dict[str, Observed | None]:
-    """The observed world, by address (None where a resource does not exist)."""
-    addresses = list(graph.order)
+def observe_all(graph: Graph, reconcilers: dict[str, Reconciler], max_workers: int = 8,
+                skip: Collection[str] = ()) -> dict[str, Observed | None]:
+    """The observed world, by address (None where a resource does not exist or was skipped)."""
+    addresses = [a for a in graph.order if a not in skip]
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
         results = pool.map(lambda a: call_with_retry(reconcilers[graph.nodes[a].kind].observe, graph.nodes[a]),
                            addresses)

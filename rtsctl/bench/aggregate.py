@@ -1,6 +1,6 @@
 """Merge what one or several engines measured into one result: per-second timeline, totals, histograms.
 
-Engines report `(k, t_end, ok, bad, sent, latency counts, service-time counts)` once per second; interval k is
+Engines report `(k, t_end, ok, bad, sent, latency counts, service-time counts, queued)` once per second; interval k is
 final once every worker has reported it (or finished). Finished intervals feed the timeline, the totals, the live
 progress line and (with --hdr-out) the interval log; their counts dicts are then dropped, so memory stays flat.
 """
@@ -29,10 +29,11 @@ class Aggregator:
 
     # -- inputs -----------------------------------------------------------------------------------------------
     def interval_from(self, worker: int, sample) -> None:
-        k, t_end, ok, bad, sent, lat, svc = sample
+        k, t_end, ok, bad, sent, lat, svc, queued = sample
         slot = self.pending.get(k)
         if slot is None:
-            slot = self.pending[k] = [t_end, 0, 0, 0, {}, None]
+            slot = self.pending[k] = [t_end, 0, 0, 0, {}, None, 0]
+        slot[6] += queued
         slot[0] = max(slot[0], t_end)
         slot[1] += ok
         slot[2] += bad
@@ -65,7 +66,7 @@ class Aggregator:
             self._finalize(k, self.pending.pop(k))
 
     def _finalize(self, k: int, slot) -> None:
-        t_end, ok, bad, sent, lat, svc = slot
+        t_end, ok, bad, sent, lat, svc, queued = slot
         start = k * self.interval_s
         length = max(t_end - start, 1e-9)
         H.add_counts(self.lat, lat)
@@ -74,7 +75,7 @@ class Aggregator:
         self.sent += sent
         self.done_requests += ok + bad
         point = {"t": round(t_end, 3), "len": round(length, 3), "ok": ok, "errors": bad, "sent": sent,
-                 "rps": round((ok + bad) / length, 1)}
+                 "rps": round((ok + bad) / length, 1), "queued": queued}
         point.update(H.quick_percentiles(lat))
         self.timeline.append(point)
         if self.log is not None and (lat or ok or bad):

@@ -9,6 +9,8 @@ _LEVELS = " ▁▂▃▄▅▆▇█"
 
 
 def fmt_ms(v: float) -> str:
+    if v == 0:
+        return "0"
     if v >= 1000:
         return f"{v / 1000:.2f} s"
     if v >= 100:

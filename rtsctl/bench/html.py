@@ -12,7 +12,7 @@ from rtsctl.bench.chart import fmt_ms
 from rtsctl.bench.report import describe_load
 from rtsctl.bench.summary import STATUS_TEXT
 
-W, HGT, ML, MR, MT, MB = 760, 300, 64, 20, 16, 40
+W, HGT, ML, MR, MT, MB = 760, 300, 64, 40, 16, 40
 COLORS = {"latency": "#2563eb", "service": "#9ca3af", "ok": "#16a34a", "err": "#dc2626",
           "p50": "#16a34a", "p90": "#d97706", "p99": "#dc2626"}
 NINES = [(0.0, "0%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%"), (99.999, "99.999%")]

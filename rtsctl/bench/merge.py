@@ -28,6 +28,10 @@ def _read(path: str):
     return start or meta.get("start_epoch", 0.0), meta, intervals
 
 
+def _slot() -> dict:
+    return {"ok": 0, "errors": 0, "sent": 0, "queued": 0, "len": 0.0, "hist": None}
+
+
 def _add(into: dict, other: dict) -> None:
     for k, v in other.items():
         into[k] = into.get(k, 0) + v
@@ -48,14 +52,16 @@ def combine(paths: list[str]):
         shift = start - t0
         for off, length, h in intervals:
             hist.add(h)
-            slot = seconds.setdefault(int(round(shift + off)), {"ok": 0, "errors": 0, "sent": 0, "hist": None})
+            slot = seconds.setdefault(int(round(shift + off)), _slot())
             if slot["hist"] is None:
                 slot["hist"] = H.new_hist()
             slot["hist"].add(h)
             lines.append(f"{shift + off:.3f},{length:.3f},{h.get_max_value() / 1000.0:.3f},{H.encode(h)}")
-        for t, length, ok, bad, n_sent in meta.get("timeline", []):
-            slot = seconds.setdefault(int(round(shift + t - length)),
-                                      {"ok": 0, "errors": 0, "sent": 0, "hist": None})
+        for t, length, ok, bad, n_sent, *rest in meta.get("timeline", []):
+            queued = rest[0] if rest else 0
+            slot = seconds.setdefault(int(round(shift + t - length)), _slot())
+            slot["len"] = max(slot["len"], length)
+            slot["queued"] += queued
             slot["ok"] += ok
             slot["errors"] += bad
             slot["sent"] += n_sent
@@ -84,8 +90,9 @@ def combine(paths: list[str]):
     for sec in sorted(seconds):
         slot = seconds[sec]
         n = slot["ok"] + slot["errors"]
-        point = {"t": float(sec + 1), "len": 1.0, "ok": slot["ok"], "errors": slot["errors"], "sent": slot["sent"],
-                 "rps": float(n)}
+        length = slot["len"] or 1.0
+        point = {"t": round(sec + length, 3), "len": length, "ok": slot["ok"], "errors": slot["errors"],
+                 "sent": slot["sent"], "rps": round(n / length, 1), "queued": slot["queued"]}
         h = slot["hist"]
         if h is not None and h.get_total_count():
             point.update({"p50_ms": h.get_value_at_percentile(50) / 1000.0,

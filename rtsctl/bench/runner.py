@@ -283,7 +283,7 @@ class Engine:
         svc = None
         if self.svc is not None:
             svc, self.svc = self.svc, {}
-        sample = (k, t_rel, self.i_ok, self.i_bad, self.i_sent, lat, svc)
+        sample = (k, t_rel, self.i_ok, self.i_bad, self.i_sent, lat, svc, len(self.pending))
         self.i_ok = self.i_bad = self.i_sent = 0
         self.sink.interval(sample)
 
@@ -469,14 +469,19 @@ class Engine:
         self.t_start = _now()
         self.k = 0
         deadline = None
+        to_schedule = phase.total
         if phase.duration is not None and self.sending:
-            deadline = loop.call_at(loop.time() + phase.duration, self._deadline)
+            grace = 0.0
+            if open_loop and phase.total is None:        # the pacer stops at exactly rate x duration requests
+                to_schedule = int(round(phase.rate * phase.duration))
+                grace = 0.005                            # (timers are ms-coarse: never cut the last ones)
+            deadline = loop.call_at(loop.time() + phase.duration + grace, self._deadline)
         self._tick_handle = loop.call_later(min(0.25, self.interval), self._tick)
         if self.sending:
             if open_loop:
                 self.rate = phase.rate
                 self.scheduled = 0
-                self.to_schedule = phase.total if phase.total is not None else BIG
+                self.to_schedule = to_schedule if to_schedule is not None else BIG
                 self._pace()
             else:
                 starters, self.idle = self.idle, []

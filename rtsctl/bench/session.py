@@ -59,7 +59,8 @@ def log_meta(doc: dict, start_epoch: float) -> dict:
     meta = {k: doc[k] for k in keep}
     meta["errors"] = doc["errors"]["by_kind"]
     meta["start_epoch"] = start_epoch
-    meta["timeline"] = [[p["t"], p.get("len", 1.0), p["ok"], p["errors"], p["sent"]] for p in doc["timeline"]]
+    meta["timeline"] = [[p["t"], p.get("len", 1.0), p["ok"], p["errors"], p["sent"], p.get("queued", 0)]
+                        for p in doc["timeline"]]
     if "service_histogram" in doc:
         meta["service_histogram"] = doc["service_histogram"]
     meta["version"] = 1

@@ -74,15 +74,18 @@ def build(target: dict, load: dict, totals: dict, hist, svc_hist, timeline: list
 
 
 def falling_behind(doc: dict) -> dict | None:
-    """Open loop: did latency grow over the run (the server did not keep up with the asked rate)?"""
-    full = [p for p in doc["timeline"] if "p50_ms" in p]
-    if len(full) < 2:
+    """Open loop: did the server fall behind the asked rate? Requests left unsent at the end, or latency that grew
+    while a backlog built up (requests due but waiting for a free connection at the end of a second)."""
+    full = [p for p in doc["timeline"] if p.get("len", 1.0) >= 0.5 and "p50_ms" in p]
+    first = full[0]["p50_ms"] if full else None
+    last = full[-1]["p50_ms"] if full else None
+    rate = doc["load"].get("rate") or 0
+    grew = (len(full) >= 2 and last > 4 * first and last - first >= 1.0
+            and full[-1].get("queued", 0) >= max(1, rate * 0.02))
+    if not (doc["unsent"] or grew):
         return None
-    first, last = full[0]["p50_ms"], full[-1]["p50_ms"]
-    svc = doc.get("service_time_ms", {}).get("p50_ms") or first
-    grew = last > 2 * max(first, 0.001) and last > 2 * svc
-    behind = bool(doc["unsent"]) or grew
-    return {"behind": behind, "first_p50_ms": first, "last_p50_ms": last, "unsent": doc["unsent"]} if behind else None
+    return {"behind": True, "first_p50_ms": first, "last_p50_ms": last, "unsent": doc["unsent"],
+            "queued_at_end": full[-1].get("queued", 0) if full else 0}
 
 
 def diagnose(doc: dict) -> list[str]:
@@ -123,8 +126,9 @@ def diagnose(doc: dict) -> list[str]:
     fb = doc.get("falling_behind")
     if fb:
         rate = doc["load"]["rate"]
-        line = f"the server did not keep up with {rate:g} req/s: latency p50 went from {fb['first_p50_ms']:g} ms " \
-               f"to {fb['last_p50_ms']:g} ms"
+        line = f"the server did not keep up with {rate:g} req/s"
+        if fb["first_p50_ms"] is not None:
+            line += f": latency p50 went from {fb['first_p50_ms']:g} ms to {fb['last_p50_ms']:g} ms"
         if fb["unsent"]:
             line += f"; {fb['unsent']} requests were due but never sent before the end"
         msgs.append(line)
