@@ -34,13 +34,6 @@ def user_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (tags or {}).items() if k != MANAGED_BY and not k.startswith(TAG_PREFIX)}
 
 
-def project(observed: Any, desired: Any) -> Any:
-    """Keep only the keys of an observed settings dict that the manifest declared (server defaults vanish)."""
-    if isinstance(observed, dict) and isinstance(desired, dict):
-        return {k: project(observed.get(k), v) for k, v in desired.items() if k in observed}
-    return observed
-
-
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 

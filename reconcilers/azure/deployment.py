@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rtsctl.diff import project
 from rtsctl.errors import ResourceError
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, is_managed, managed_tags, project
+from .common import AzureReconciler, drop_none, is_managed, managed_tags
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 

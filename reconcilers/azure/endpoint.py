@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtsctl.diff import project
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, is_managed, managed_tags, project
+from .common import AzureReconciler, drop_none, is_managed, managed_tags
 
 
 def last_segment(ref: str | None) -> str | None:

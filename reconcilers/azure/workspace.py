@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rtsctl.diff import project
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, is_managed, managed_tags, project
+from .common import AzureReconciler, drop_none, is_managed, managed_tags
 
 EXPERIMENT_TAG = "rtsctl.experiment"
 DEPLOYMENTS_API_VERSION = "2020-06-01"  # what azure-ai-ml's workspace template deployment uses
