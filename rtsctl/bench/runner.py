@@ -20,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from rtsctl.bench.histogram import HIGHEST_US
+from rtsctl.bench.pacer import Waker
 from rtsctl.bench.wire import error_kind
 
 _now = time.perf_counter
@@ -255,6 +256,7 @@ class Engine:
         self.recording = False
         self.after = self._closed_next
         self.done: asyncio.Future | None = None
+        self.waker = None
         self._reset()
 
     # -- stats ------------------------------------------------------------------------------------------------
@@ -394,8 +396,7 @@ class Engine:
             self.sending = False
             self._check_done()
             return
-        nxt = self.t_start + self.scheduled / self.rate
-        self.loop.call_later(max(nxt - _now(), 0.0), self._pace)
+        self.waker.at(self.t_start + self.scheduled / self.rate)
 
     def _check_done(self):
         if (self.done is not None and not self.done.done() and not self.sending and not self.pending
@@ -479,6 +480,7 @@ class Engine:
         self._tick_handle = loop.call_later(min(0.25, self.interval), self._tick)
         if self.sending:
             if open_loop:
+                self.waker = Waker(loop, self._pace)
                 self.rate = phase.rate
                 self.scheduled = 0
                 self.to_schedule = to_schedule if to_schedule is not None else BIG
@@ -491,6 +493,9 @@ class Engine:
         try:
             await self.done
         finally:
+            if self.waker is not None:
+                self.waker.close()
+                self.waker = None
             if deadline is not None:
                 deadline.cancel()
             self._tick_handle.cancel()

@@ -1,0 +1,41 @@
+"""`rtsctl bench MANIFEST` against the local backend's endpoint (rtsctl apply manifests/dev.yaml, temp RTSCTL_HOME)."""
+
+from __future__ import annotations
+
+from test_bench_server import report
+
+
+def test_bench_reads_the_endpoint_from_the_manifest(cli):
+    cli.ok("apply", "dev.yaml", "-y")
+    doc = report(cli.ok("bench", "dev.yaml", "-t", "4", "-i", "25", "-o", "json"))
+    out = cli.outputs()
+    assert doc["target"]["url"] == out["scoring_uri"] and doc["target"]["endpoint"] == "rts-score"
+    assert doc["requests"] == 100 and doc["status"] == {"200": 100}
+    assert out["primary_key"] not in str(doc)                  # the key never lands in a report
+
+    # one deployment, the way Azure ML routes it (azureml-model-deployment header), with varied names
+    doc = report(cli.ok("bench", "dev.yaml", "--deployment", "blue", "-n", "60", "-c", "4", "--workers", "2",
+                        "--template", '{"name": "user-{i}"}', "-o", "json"))
+    assert doc["target"]["deployment"] == "blue" and doc["status"] == {"200": 60}
+
+    missing = cli("bench", "dev.yaml", "--deployment", "green", "-n", "5")
+    assert missing.code == 1 and "no deployment 'green'" in missing.err and "blue" in missing.err
+
+    # a wrong key: every answer is a 401, counted, and the hint says what to do
+    wrong = cli("bench", "dev.yaml", "-k", "not-the-key", "-t", "4", "-i", "25", "-o", "json")
+    doc = report(wrong)
+    assert wrong.code == 1 and doc["status"] == {"401": 100}
+    assert "refused with 401 Unauthorized" in wrong.err
+
+    # open loop at a rate the endpoint sustains, with a CI gate
+    gate = cli("bench", "dev.yaml", "--rate", "100", "-d", "2", "--max-error-rate", "0", "--max-p99", "2s",
+               "-o", "json")
+    doc = report(gate)
+    assert gate.code == 0, str(gate)
+    assert abs(doc["achieved_rate"] - 100) <= 5 and doc["errors"]["total"] == 0
+
+
+def test_bench_before_apply_says_what_to_do(cli):
+    result = cli("bench", "dev.yaml", "-n", "5")
+    assert result.code == 1
+    assert "does not exist yet" in result.err and "rtsctl apply" in result.err
