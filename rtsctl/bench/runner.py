@@ -100,33 +100,46 @@ class Conn(asyncio.Protocol):
                 else:
                     self.hbuf = data
                 return
-            head = data[:he].lower()
-            if head[:5] != b"http/":
+            if data[:5] != b"HTTP/":
                 return self._protocol_error("not an HTTP response")
             st = self.st = data[9:12]
             if st[0] != 50 and st not in self.eng.samples:
                 self.eng.samples[st] = data[he + 4:he + 260]
-            i = head.find(b"\r\ncontent-length:")
-            if i >= 0:
-                j = head.find(b"\r\n", i + 17)
+            # fast path: the two spellings servers use, searched in the raw header block (no lowercased copy)
+            i = data.find(b"ontent-Length:", 0, he)
+            if i < 0:
+                i = data.find(b"ontent-length:", 0, he)
+            if i > 1 and data[i - 2] == 10:
                 try:
-                    need = self.need = int(head[i + 17:j] if j > 0 else head[i + 17:])
+                    need = self.need = int(data[i + 14:data.find(b"\r", i + 14, he + 1)])
                 except ValueError:
                     return self._protocol_error("bad Content-Length")
                 self.got = len(data) - he - 4
-            elif b"\r\ntransfer-encoding:" in head and b"chunked" in head:
-                self.need = CHUNKED
-                self.cbuf = bytearray(data[he + 4:])
-                self.csize = 0
-                self.close_after = b"close" in head and b"\r\nconnection: close" in head
-                return self._chunks()
-            elif st[0] == 49 or st == b"204" or st == b"304":
-                need = self.need = 0
-                self.got = 0
+                close = data.find(b"lose", 0, he) > 0 and b"\r\nconnection: close" in data[:he].lower()
             else:
-                self.need = UNTIL_CLOSE
-                return
-            self.close_after = (b"close" in head and b"\r\nconnection: close" in head) or head[5:8] == b"1.0"
+                head = data[:he].lower()
+                close = b"\r\nconnection: close" in head
+                i = head.find(b"\r\ncontent-length:")
+                if i >= 0:
+                    j = head.find(b"\r\n", i + 17)
+                    try:
+                        need = self.need = int(head[i + 17:j] if j > 0 else head[i + 17:])
+                    except ValueError:
+                        return self._protocol_error("bad Content-Length")
+                    self.got = len(data) - he - 4
+                elif b"\r\ntransfer-encoding:" in head and b"chunked" in head:
+                    self.need = CHUNKED
+                    self.cbuf = bytearray(data[he + 4:])
+                    self.csize = 0
+                    self.close_after = close
+                    return self._chunks()
+                elif st[0] == 49 or st == b"204" or st == b"304":
+                    need = self.need = 0
+                    self.got = 0
+                else:
+                    self.need = UNTIL_CLOSE
+                    return
+            self.close_after = close or data[5:8] == b"1.0"
             if self.got >= need:
                 self._complete()
         elif need >= 0:
