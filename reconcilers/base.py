@@ -9,7 +9,8 @@ independent nodes concurrently, and retries `TransientError` with backoff.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,6 +74,12 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release clients and connections."""
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a plan is made and applied, so two rtsctl runs never change one scope at once.
+        A backend whose service serializes writes itself (Azure's ARM) needs none."""
+        yield
 
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""

@@ -133,7 +133,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     as_json = args.output == "json"
     out = _console(stderr=as_json)
     timing: dict[str, Any] = {}
-    with open_session(args.manifest) as session:
+    with open_session(args.manifest) as session, session.backend.lock():
         plan = make_plan(session)
         if plan.has_changes:
             out.print(render_text(plan))
@@ -161,7 +161,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from .render import render_text
 
     out = _console()
-    with open_session(args.manifest) as session:
+    with open_session(args.manifest) as session, session.backend.lock():
         plan = make_plan(session, destroy=True)
         out.print(render_text(plan))
         if not plan.has_changes:

@@ -257,3 +257,20 @@ def test_request_settings_are_enforced(cli, project):
     assert statuses.count(200) >= 1 and 429 in statuses, statuses
     status, _, body = post(uri, {"name": "a", "sleep": 3}, key)
     assert status == 408 and "request_timeout_ms" in json.loads(body)["message"]
+
+
+def test_concurrent_apply_is_refused_while_one_runs(cli, project):
+    import subprocess
+    import sys
+
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(3)"))
+    first = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=cli.workdir,
+                             env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = cli.home / "local" / ".rts-dev.lock"
+    assert procs.wait_until(lambda: lock.exists() and lock.read_text().startswith("pid"), 30)
+    second = cli("apply", "dev.yaml", "-y")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.code == 1 and "is being changed by another rtsctl (pid" in second.err
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0

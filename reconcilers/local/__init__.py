@@ -12,7 +12,7 @@ from .compute import ComputeReconciler
 from .deployment import DeploymentReconciler
 from .endpoint import EndpointReconciler
 from .registry import EnvironmentReconciler, ModelReconciler
-from .state import Layout
+from .state import Layout, exclusive
 from .traffic import TrafficReconciler
 from .workspace import ResourceGroupReconciler, WorkspaceReconciler
 
@@ -23,9 +23,16 @@ KINDS = (ResourceGroupReconciler, WorkspaceReconciler, ModelReconciler, Environm
 class LocalBackend(Backend):
     name = "local"
 
+    def __init__(self, settings: BackendSettings):
+        super().__init__(settings)
+        self.layout = Layout(settings.resource_group, settings.workspace)
+
     def reconcilers(self) -> dict[str, Reconciler]:
-        layout = Layout(self.settings.resource_group, self.settings.workspace)
-        return {cls.kind: cls(layout) for cls in KINDS}
+        return {cls.kind: cls(self.layout) for cls in KINDS}
+
+    def lock(self):
+        return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
+                         f"resource group {self.settings.resource_group}")
 
 
 def create_backend(settings: BackendSettings) -> LocalBackend:
