@@ -150,6 +150,8 @@ def request_shape(args, cfg: BenchConfig) -> None:
     """Method, headers, payload (file / template / inline body)."""
     from rtsctl.bench.payload import DEFAULT_BODY, check_json, check_template, load_payload_file
     cfg.method = args.method.upper()
+    if cfg.method in ("HEAD", "CONNECT") or not cfg.method.isalpha():
+        raise RtsctlError(f"-m {args.method}: not a method bench can send (use POST, GET, PUT, ...)")
     cfg.content_type = args.content_type
     is_json = "json" in cfg.content_type.lower()
     for h in args.header or []:

@@ -460,6 +460,8 @@ class Engine:
         self.sending = True
         if phase.total is not None and not open_loop:
             self.remaining = phase.total
+        if phase.total is not None and phase.total <= 0:      # a worker whose share of -n is nothing
+            self.sending = False
         if not self.conns:
             self.conns = [Conn(self) for _ in range(self.concurrency)]
         per = phase.per_conn
