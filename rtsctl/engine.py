@@ -49,10 +49,9 @@ def open_session(manifest_path: str) -> Iterator[Session]:
         reconcilers = backend.reconcilers()
         for res in resources:
             if res.kind not in reconcilers:
-                where = res.source or None
-                raise ManifestError(f"{res.kind} {res.name!r} is not supported by the "
-                                    f"{backend.name} backend", where.file if where else manifest.display,
-                                    where.line if where else None)
+                line = res.source.line if res.source else None
+                raise ManifestError(f"{res.kind} {res.name!r} is not supported by the {backend.name} backend "
+                                    f"(it manages: {', '.join(sorted(reconcilers))})", manifest.display, line)
         yield Session(manifest, graph, backend, reconcilers)
     finally:
         backend.close()
