@@ -55,12 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-secrets", action="store_true", help="print keys in full")
     p.set_defaults(func=cmd_output)
 
-    try:
-        from .bench.cli import add_parser as add_bench_parser
-    except ImportError:  # pragma: no cover - bench is being added in parallel
-        pass
-    else:
-        add_bench_parser(sub)
+    from .bench.cli import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
