@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.markup import escape
+
 from .diff import Change
 from .plan import Action, ActionKind, Plan
 
@@ -24,11 +26,12 @@ def mask(value: str | None, show: bool = False) -> str | None:
 
 
 def _value(value: Any, sensitive: bool = False) -> str:
+    """A value as JSON, escaped so that user text is never read as rich markup."""
     if sensitive:
         return MASK
     if value is None:
         return "(none)"
-    return json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
+    return escape(json.dumps(value, sort_keys=True))
 
 
 def _flatten(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -67,7 +70,7 @@ def render_text(plan: Plan) -> str:
 
 
 def _kept(plan: Plan) -> list[str]:
-    return [f"  [dim]{a.address}: {'; '.join(a.reasons)}[/dim]" for a in plan.actions
+    return [f"  [dim]{a.address}: {escape('; '.join(a.reasons))}[/dim]" for a in plan.actions
             if a.kind is ActionKind.NOOP and a.reasons]
 
 
@@ -75,21 +78,22 @@ def _details(action: Action) -> list[str]:
     out: list[str] = []
     if action.kind is ActionKind.CREATE and action.resource is not None:
         for path, value in _flatten(action.resource.spec):
-            out.append(f"      [green]+[/green] {path} = {_value(value)}")
+            out.append(f"      [green]+[/green] {escape(path)} = {_value(value)}")
     for change in action.changes:
         out.append(_change_line(change))
     for reason in action.reasons:
-        out.append(f"      [yellow]![/yellow] {reason}")
+        out.append(f"      [yellow]![/yellow] {escape(reason)}")
     return out
 
 
 def _change_line(change: Change) -> str:
     note = "  [red]# forces replacement[/red]" if change.forces_replacement else ""
+    path = escape(change.path)
     if change.old is None:
-        return f"      [green]+[/green] {change.path} = {_value(change.new, change.sensitive)}{note}"
+        return f"      [green]+[/green] {path} = {_value(change.new, change.sensitive)}{note}"
     if change.new is None:
-        return f"      [red]-[/red] {change.path} = {_value(change.old, change.sensitive)}{note}"
-    return (f"      [yellow]~[/yellow] {change.path}: {_value(change.old, change.sensitive)} -> "
+        return f"      [red]-[/red] {path} = {_value(change.old, change.sensitive)}{note}"
+    return (f"      [yellow]~[/yellow] {path}: {_value(change.old, change.sensitive)} -> "
             f"{_value(change.new, change.sensitive)}{note}")
 
 

@@ -86,6 +86,8 @@ def test_changed_field_is_planned_then_applied(cli, project):
 def test_plan_json_lists_changes(cli, project):
     cli.ok("apply", "dev.yaml", "-y")
     edit_yaml(project / "dev.yaml", lambda d: first_deployment(d)["environment_variables"].update(GREETING_STYLE="x"))
+    text = cli.ok("plan", "dev.yaml").out
+    assert 'environment_variables.GREETING_STYLE: "seed" -> "x"' in text
     plan = json.loads(cli.ok("plan", "dev.yaml", "-o", "json").out)
     assert plan["changes"] is True
     (action,) = [a for a in plan["actions"] if a["action"] != "no-op"]
@@ -274,3 +276,11 @@ def test_concurrent_apply_is_refused_while_one_runs(cli, project):
     assert first.returncode == 0, err
     assert second.code == 1 and "is being changed by another rtsctl (pid" in second.err
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_user_text_is_never_read_as_markup(cli, project):
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d)["environment_variables"].update(
+        GREETING_STYLE="[bold]loud[/bold] [/oops]"))
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2, str(plan)
+    assert '"[bold]loud[/bold] [/oops]"' in plan.out
