@@ -214,6 +214,9 @@ def test_adopt_existing_aks_cluster_and_leave_it_on_destroy(azure_emulator_facto
     assert missing.code == 1
     line = one_line_error(missing)
     assert "AKS cluster no-such-aks not found in resource group shared-infra" in line, line
+    # destroy never touches an adopted cluster, so one that has vanished does not stop it
+    gone = cli("destroy", manifest, "-y", env={**env, "AKS_CLUSTER": "no-such-aks"})
+    assert gone.code == 0, str(gone)
 
 
 def test_blue_green_traffic_shift_and_retiring_a_deployment(azure_emulator_factory, azure_cli):
