@@ -284,3 +284,15 @@ def test_user_text_is_never_read_as_markup(cli, project):
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert plan.code == 2, str(plan)
     assert '"[bold]loud[/bold] [/oops]"' in plan.out
+
+
+def test_removing_an_endpoints_compute_forces_replacement(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0].pop("compute"))
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and "-/+ endpoint.rts-score" in plan.out
+    assert '- compute = "local-cpu"  # forces replacement' in plan.out
+    assert "re-applied because endpoint.rts-score is replaced" in plan.out  # its deployment goes with it
+    result = cli.ok("apply", "dev.yaml", "-y")
+    assert "Smoke test passed" in result.out
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
