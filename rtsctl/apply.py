@@ -79,7 +79,16 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
                 if waiting:  # only possible with a cycle the graph missed
                     raise RtsctlError(f"cannot order: {', '.join(sorted(waiting))}")
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            try:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # Operations already sent cannot be recalled: let them finish so nothing is left half-made;
+                # the world is the state, so the next apply converges from wherever this stopped.
+                report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish "
+                       f"({', '.join(sorted(running.values()))}); nothing new is started. Run apply again to "
+                       "converge.[/yellow]")
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
             for future in finished:
                 address = running.pop(future)
                 try:

@@ -296,3 +296,25 @@ def test_removing_an_endpoints_compute_forces_replacement(cli, project):
     result = cli.ok("apply", "dev.yaml", "-y")
     assert "Smoke test passed" in result.out
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_ctrl_c_during_apply_finishes_running_work_and_exits_130(cli, project):
+    import subprocess
+    import sys
+
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(2)"))
+    proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=cli.workdir,
+                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "endpoints" / "rts-score" / \
+        "deployments" / "blue" / "logs"
+    assert procs.wait_until(logs.exists, 30)  # the deployment's instances are starting (slow init)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Interrupted: waiting for 1 running operation(s) to finish (deployment.rts-score/blue)" in out
+    assert "Traceback" not in err and "interrupted" in err
+    assert "traffic.rts-score: Creating" not in out  # nothing new was started
+    result = cli.ok("apply", "dev.yaml", "-y")
+    assert "Smoke test passed" in result.out
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
