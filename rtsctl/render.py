@@ -50,7 +50,8 @@ def render_text(plan: Plan) -> str:
     lines: list[str] = []
     shown = [a for a in plan.actions if a.changes_world or a.reasons]
     if not plan.has_changes:
-        lines.append("[green]No changes.[/green] The world matches the manifest.")
+        lines.append("[green]Nothing to destroy.[/green] No resource of this manifest that rtsctl created exists."
+                     if plan.destroy else "[green]No changes.[/green] The world matches the manifest.")
         lines += _kept(plan)
         return "\n".join(lines)
     lines.append("rtsctl will perform the following actions:\n")

@@ -149,6 +149,7 @@ def test_destroy_stops_everything_and_plan_shows_creates(cli):
     assert not port_open(port)
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert plan.code == 2 and "Plan: 8 to add, 0 to change, 0 to replace, 0 to destroy." in plan.out
+    assert "Nothing to destroy." in cli.ok("destroy", "dev.yaml", "-y").out
 
 
 def test_apply_without_terminal_or_yes_refuses(cli):
