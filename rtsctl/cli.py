@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no changes, 1 error, 2 changes present")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
+    p.add_argument("--out", metavar="FILE", help="save the plan; `apply MANIFEST --plan FILE` carries out exactly it")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("apply", help="make the world match the manifest, smoke-test it, print URI and key")
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text",
                    help="json: progress goes to stderr; stdout gets step timings, critical path and outputs")
+    p.add_argument("--plan", metavar="FILE", help="a plan saved by `plan --out`: applied without a prompt, "
+                                                   "refused if the world or the manifest changed since")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="delete what rtsctl created for this manifest, dependents first")
@@ -86,6 +89,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     with open_session(args.manifest) as session:
         plan = make_plan(session, destroy=args.destroy)
+    if args.out:
+        from .saved import save_plan
+
+        save_plan(plan, session.manifest, args.out)
     if args.output == "json":
         print(json.dumps(plan_json(plan), indent=2, default=str))
     else:
@@ -132,9 +139,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     timing: dict[str, Any] = {}
     with open_session(args.manifest) as session, session.backend.lock():
         plan = make_plan(session)
+        if args.plan:
+            from .saved import check_saved_plan
+
+            check_saved_plan(plan, session.manifest, args.plan)
         if plan.has_changes:
             out.print(render_text(plan))
-            _confirm(args, "Do you want to perform these actions?")
+            if not args.plan:  # a saved plan was approved when it was reviewed
+                _confirm(args, "Do you want to perform these actions?")
             result = apply(session, plan, lambda line: out.print(line))
             timing = _timing(plan, result)
             out.print("\n" + _summary(plan, timing))

@@ -319,3 +319,17 @@ def test_ctrl_c_during_apply_finishes_running_work_and_exits_130(cli, project):
     result = cli.ok("apply", "dev.yaml", "-y")
     assert "Smoke test passed" in result.out
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_saved_plan_is_applied_exactly_or_refused_when_stale(cli, project):
+    cli.ok("plan", "dev.yaml", "--out", "first.plan")
+    result = cli.ok("apply", "dev.yaml", "--plan", "first.plan", stdin="")  # no prompt: the plan was reviewed
+    assert "Plan: 8 to add" in result.out and "Smoke test passed" in result.out
+
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=3))
+    cli.ok("plan", "dev.yaml", "--out", "scale.plan")
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=1))
+    stale = cli("apply", "dev.yaml", "--plan", "scale.plan")
+    assert stale.code == 1
+    assert "saved plan scale.plan is stale: the changes planned for deployment.rts-score/blue differ now" in stale.err
+    assert "instance_count: 2 -> 1" in cli("plan", "dev.yaml").out  # nothing was changed
