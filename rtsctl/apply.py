@@ -47,10 +47,13 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
     def forward_waits(address: str) -> set[str]:
         return {d for d in plan.graph.deps.get(address, ()) if d in forward}
 
+    orphans = {a for a in deletes if a not in plan.graph.nodes}  # owned, undeclared: hang on declared ones
+
     def delete_waits(address: str) -> set[str]:
-        # A node is deleted after everything that depends on it (orphans are not in the graph).
-        return {d for d in dependents.get(address, set()) if d in deletes} | (
-            {o for o in deletes if o not in plan.graph.nodes and o != address and address in plan.graph.nodes})
+        """A node is deleted after everything that depends on it; orphans go before anything declared."""
+        if address in orphans:
+            return set()
+        return {d for d in dependents[address] if d in deletes} | orphans
 
     _run(forward, forward_waits, reconcilers, report, result, max_workers)
     _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers)
@@ -101,8 +104,7 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
 
 def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter) -> float:
     res = action.resource
-    kind = (res or action.observed).address.split(".", 1)[0] if res is None else res.kind
-    reconciler = reconcilers[kind]
+    reconciler = reconcilers[action.address.split(".", 1)[0]]  # addresses are kind.name
     doing, finished = VERBS[action.kind]
     report(f"{action.address}: {doing}...")
     started = time.monotonic()

@@ -157,7 +157,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if tested:
         out.print(f"Smoke test passed: {', '.join(tested)}")
     if as_json:
-        shown = [{k: v for k, v in _masked(o, False).items() if k != "verify"} for o in outputs]
+        shown = [_masked(o, False) for o in outputs]
         print(json.dumps({"changed": plan.has_changes, "summary": plan_json(plan)["summary"], "timing": timing,
                           "smoke_tested": tested, "outputs": shown}, indent=2))
     else:
@@ -189,8 +189,6 @@ def cmd_output(args: argparse.Namespace) -> int:
         outputs = endpoint_outputs(session, args.endpoint)
     if args.output == "json":
         shown = [_masked(o, args.show_secrets) for o in outputs]
-        for o in shown:
-            o.pop("verify", None)
         print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
         return 0
     _print_outputs(outputs, args.show_secrets, args.manifest)
@@ -198,9 +196,11 @@ def cmd_output(args: argparse.Namespace) -> int:
 
 
 def _masked(output: dict[str, Any], show: bool) -> dict[str, Any]:
+    """An endpoint's outputs as users see them: keys masked unless asked, internal fields dropped."""
     from .render import mask
 
-    return {**output, "primary_key": mask(output["primary_key"], show),
+    shown = {k: v for k, v in output.items() if k != "verify"}
+    return {**shown, "primary_key": mask(output["primary_key"], show),
             "secondary_key": mask(output["secondary_key"], show)}
 
 

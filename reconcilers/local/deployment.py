@@ -56,13 +56,9 @@ class DeploymentReconciler(Reconciler):
         return Observed(address, record["spec"], owned=True, problems=problems, handle=folder)
 
     def create(self, res: Resource) -> None:
-        self._converge(res, read_json(self.folder(res.name) / RECORD))
-
-    def update(self, res: Resource, observed: Observed) -> None:
-        self._converge(res, read_json(self.folder(res.name) / RECORD))
-
-    def _converge(self, res: Resource, record: dict[str, Any] | None) -> None:
+        """Create, roll out a changed spec, or heal dead instances: one convergence for all three."""
         folder = self.folder(res.name)
+        record = read_json(folder / RECORD)
         spec = res.spec
         same_processes = record is not None and all(record["spec"].get(k) == spec.get(k) for k in PROCESS_FIELDS)
         keep = [i for i in record["instances"] if instance_alive(i)] if same_processes else []

@@ -15,7 +15,7 @@ from rtsctl.resources import Observed, Resource
 
 from ..base import Reconciler
 from . import procs
-from .routes import RECORD, ROUTES, edit_routes, read_routes, reload_front
+from .routes import RECORD, edit_routes, read_routes, reload_front
 from .state import Layout, new_key, read_json, write_json, write_secret
 
 KEY_FILES = ("primary", "secondary")
@@ -53,8 +53,6 @@ class EndpointReconciler(Reconciler):
         for name in KEY_FILES:
             if _read_key(folder, name) is None:
                 write_secret(folder / "keys" / name, new_key())
-        if not (folder / ROUTES).exists():
-            edit_routes(folder, lambda routes: None)
         edit_routes(folder, lambda routes: routes.update(auth_mode=res.spec.get("auth_mode", "key")))
         record["spec"] = res.spec
         record.setdefault("port", procs.free_port())
