@@ -15,49 +15,82 @@ from typing import Any
 from . import __version__
 from .errors import RtsctlError
 
-EPILOG = """exit codes: 0 ok | 1 error | 2 plan --detailed-exitcode: changes present |
+EPILOG = """exit codes: 0 ok | 1 error (also a usage error) | 2 plan --detailed-exitcode: changes present |
 3 bench threshold crossed | 130 interrupted.
 RTSCTL_HOME (default ~/.rtsctl) holds the local backend's state. Add --debug anywhere for tracebacks."""
 
+OUTPUT_NAMES = ("scoring_uri", "primary_key", "secondary_key", "deployments", "endpoint")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 1 (Terraform's convention): exit 2 means "changes present" to a CI job
+    running `plan --detailed-exitcode`, so a typo must never read as that."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def add_manifest_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    """MANIFEST plus --var/--var-file, on every verb that loads a manifest."""
+    if positional:
+        p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--var", action="append", metavar="KEY=VALUE",
+                   help="value for ${KEY} in the manifest (repeatable; beats --var-file and the environment)")
+    p.add_argument("--var-file", action="append", metavar="FILE",
+                   help="KEY: value (YAML) or KEY=VALUE lines for ${KEY} (repeatable; a later file wins; "
+                        "beats the environment)")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtsctl", description=__doc__.split("\n")[0], epilog=EPILOG)
+    parser = Parser(prog="rtsctl", description=__doc__.split("\n")[0], epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"rtsctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check a manifest (schema, references, files) without touching anything")
-    p.add_argument("manifest")
+    add_manifest_args(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plan", help="show what apply would change, and why")
-    p.add_argument("manifest")
+    add_manifest_args(p)
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 no changes, 1 error, 2 changes present")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
-    p.add_argument("--out", metavar="FILE", help="save the plan; `apply MANIFEST --plan FILE` carries out exactly it")
+    p.add_argument("--out", metavar="FILE", help="save the plan; `rtsctl apply FILE` carries out exactly it")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("apply", help="make the world match the manifest, smoke-test it, print URI and key")
-    p.add_argument("manifest")
+    p = sub.add_parser("apply", help="make the world match the manifest (or a saved plan), smoke-test it, "
+                                     "print URI and key")
+    p.add_argument("manifest", metavar="MANIFEST|PLANFILE",
+                   help="a manifest, or a plan saved by `plan --out` (applied exactly, without a prompt)")
+    add_manifest_args(p, positional=False)
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text",
                    help="json: progress goes to stderr; stdout gets step timings, critical path and outputs")
-    p.add_argument("--plan", metavar="FILE", help="a plan saved by `plan --out`: applied without a prompt, "
-                                                   "refused if the world or the manifest changed since")
+    p.add_argument("--plan", metavar="FILE", help="with a MANIFEST: apply exactly this saved plan, refused if the "
+                                                   "world or the manifest changed since")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="delete what rtsctl created for this manifest, dependents first")
-    p.add_argument("manifest")
+    add_manifest_args(p)
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=cmd_destroy)
 
-    p = sub.add_parser("output", help="print scoring URI, keys (masked) and deployments")
-    p.add_argument("manifest")
-    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p = sub.add_parser("output", help="print scoring URI, keys (masked) and deployments; or one value for scripts")
+    add_manifest_args(p)
+    p.add_argument("name", nargs="?", choices=OUTPUT_NAMES, metavar="NAME",
+                   help=f"print only this output ({', '.join(OUTPUT_NAMES)})")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text",
+                   help="json: a list of endpoint objects (one object with --endpoint)")
+    p.add_argument("--raw", action="store_true",
+                   help="with NAME: the bare value for scripts (a key named this way is printed in full)")
     p.add_argument("--endpoint", help="one endpoint (default: all)")
     p.add_argument("--show-secrets", action="store_true", help="print keys in full")
     p.set_defaults(func=cmd_output)
 
+    from .commands import register
+
+    register(sub, add_manifest_args)
     from .bench.cli import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -87,16 +120,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .engine import make_plan, open_session
     from .render import plan_json, render_text
 
-    with open_session(args.manifest) as session:
+    with open_session(args.manifest, args.variables) as session:
         plan = make_plan(session, destroy=args.destroy)
-    if args.out:
-        from .saved import save_plan
-
-        save_plan(plan, session.manifest, args.out)
-    if args.output == "json":
+    as_json = args.output == "json"
+    if as_json:
         print(json.dumps(plan_json(plan), indent=2, default=str))
     else:
         _console().print(render_text(plan))
+    if args.out:
+        from .saved import save_plan
+
+        save_plan(plan, session.manifest, args.out, args.variables)
+        _console(stderr=as_json).print(f"\nSaved the plan to: {args.out}\n\nTo perform exactly these actions, run:\n"
+                                       f"  rtsctl apply {args.out}", markup=False)
     return 2 if args.detailed_exitcode and plan.has_changes else 0
 
 
@@ -130,25 +166,45 @@ def _summary(plan, timing: dict[str, Any]) -> str:
             f"steps in sequence {timing['sequential']:.1f}s)[/dim]")
 
 
+def _saved_plan_target(args: argparse.Namespace):
+    """`apply PLANFILE` / `apply MANIFEST --plan FILE` -> (manifest path, variables, saved plan or None)."""
+    from .saved import check_manifest, is_saved_plan, read_saved_plan
+
+    if args.plan is None and not is_saved_plan(args.manifest):
+        return args.manifest, args.variables, None
+    if args.plan is not None and is_saved_plan(args.manifest):
+        raise RtsctlError(f"{args.manifest} is itself a saved plan: run rtsctl apply {args.manifest}")
+    saved = read_saved_plan(args.plan or args.manifest)
+    if args.var or args.var_file:
+        raise RtsctlError(f"a saved plan carries the variables it was planned with: drop --var/--var-file, or plan "
+                          f"again with them")
+    check_manifest(saved)
+    return (saved.manifest if args.plan is None else args.manifest), saved.variables, saved
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from .engine import apply, endpoint_outputs, make_plan, open_session, smoke_test
     from .render import plan_json, render_text
 
+    manifest_path, variables, saved = _saved_plan_target(args)
     as_json = args.output == "json"
     out = _console(stderr=as_json)
     timing: dict[str, Any] = {}
-    with open_session(args.manifest) as session, session.backend.lock():
+    with open_session(manifest_path, variables) as session, session.backend.lock():
         plan = make_plan(session)
-        if args.plan:
+        if saved is not None:
             from .saved import check_saved_plan
 
-            check_saved_plan(plan, session.manifest, args.plan)
+            check_saved_plan(plan, session.manifest, saved)
         if plan.has_changes:
             out.print(render_text(plan))
-            if not args.plan:  # a saved plan was approved when it was reviewed
+            if saved is None:  # a saved plan was approved when it was reviewed
                 _confirm(args, "Do you want to perform these actions?")
             result = apply(session, plan, lambda line: out.print(line))
             timing = _timing(plan, result)
+            from .history import record_apply
+
+            record_apply(session.manifest, timing)
             out.print("\n" + _summary(plan, timing))
         else:
             out.print("[green]No changes.[/green] The world matches the manifest.")
@@ -161,7 +217,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(json.dumps({"changed": plan.has_changes, "summary": plan_json(plan)["summary"], "timing": timing,
                           "smoke_tested": tested, "outputs": shown}, indent=2))
     else:
-        _print_outputs(outputs, show_secrets=False, manifest=args.manifest)
+        _print_outputs(outputs, show_secrets=False, manifest=session.manifest.display)
     return 0
 
 
@@ -170,7 +226,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from .render import render_text
 
     out = _console()
-    with open_session(args.manifest) as session, session.backend.lock():
+    with open_session(args.manifest, args.variables) as session, session.backend.lock():
         plan = make_plan(session, destroy=True)
         out.print(render_text(plan))
         if not plan.has_changes:
@@ -183,13 +239,32 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_output(args: argparse.Namespace) -> int:
+    """-o json is always a list of endpoint objects, or one object when --endpoint names one; NAME --raw prints
+    one bare value (deployments one per line). A key named with --raw is printed in full, as Terraform prints a
+    sensitive output named with -raw: naming it is asking for it."""
     from .engine import endpoint_outputs, open_session
 
-    with open_session(args.manifest) as session:
+    if args.raw and not args.name:
+        raise RtsctlError("--raw prints one value: name it, e.g. rtsctl output MANIFEST scoring_uri --raw")
+    if args.raw and args.output == "json":
+        raise RtsctlError("--raw and -o json exclude each other: give one")
+    with open_session(args.manifest, args.variables) as session:
         outputs = endpoint_outputs(session, args.endpoint)
+    if args.name:
+        if len(outputs) > 1:
+            raise RtsctlError(f"{args.manifest} declares {len(outputs)} endpoints "
+                              f"({', '.join(o['endpoint'] for o in outputs)}): pick one with --endpoint")
+        value = _masked(outputs[0], args.show_secrets or args.raw)[args.name]
+        if args.output == "json":
+            print(json.dumps(value))
+        elif isinstance(value, list):
+            print("\n".join(value))
+        else:
+            print("" if value is None else value)
+        return 0
     if args.output == "json":
         shown = [_masked(o, args.show_secrets) for o in outputs]
-        print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
+        print(json.dumps(shown[0] if args.endpoint else shown, indent=2))
         return 0
     _print_outputs(outputs, args.show_secrets, args.manifest)
     return 0
@@ -222,8 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RTSCTL_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "output" and args.name is None and extra[0] in OUTPUT_NAMES:
+        args.name = extra.pop(0)  # `output M --var K=V NAME`: argparse fills an optional positional only once
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if hasattr(args, "var"):
+            from .variables import collect
+
+            args.variables = collect(args.var_file, args.var)
         return args.func(args)
     except KeyboardInterrupt:
         print("rtsctl: interrupted", file=sys.stderr)

@@ -6,7 +6,7 @@ which kinds it supports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +40,11 @@ class Session:
 
 
 @contextmanager
-def open_session(manifest_path: str) -> Iterator[Session]:
-    manifest = load_manifest(manifest_path)
+def open_session(manifest_path: str, variables: Mapping[str, str] | None = None) -> Iterator[Session]:
+    """`variables` (from --var/--var-file) are read by `${KEY}` before the environment."""
+    from .variables import environment
+
+    manifest = load_manifest(manifest_path, env=environment(variables))
     resources = build_resources(manifest)
     graph = Graph(resources)
     backend = load_backend(settings_for(manifest))
@@ -105,7 +108,8 @@ def smoke_test(session: Session, outputs: list[dict[str, Any]]) -> list[str]:
     return tested
 
 
-def read_outputs(manifest_path: str, endpoint: str | None = None) -> dict[str, Any]:
+def read_outputs(manifest_path: str, endpoint: str | None = None,
+                 variables: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
-    with open_session(manifest_path) as session:
+    with open_session(manifest_path, variables) as session:
         return endpoint_outputs(session, endpoint)[0]

@@ -21,8 +21,13 @@ _RETRY_STATUSES = {404, 408, 429, 502, 503, 504}
 
 def post_json(uri: str, key: str | None, body: Any, deployment: str | None = None, verify: Any = True,
               timeout: float = 10.0) -> tuple[int, bytes]:
-    data = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
+    return post(uri, key, json.dumps(body).encode(), deployment, verify, timeout)
+
+
+def post(uri: str, key: str | None, data: bytes, deployment: str | None = None, verify: Any = True,
+         timeout: float = 10.0, content_type: str = "application/json") -> tuple[int, bytes]:
+    """One POST with the bearer key; any HTTP status is returned, not raised (also for `rtsctl invoke`)."""
+    headers = {"Content-Type": content_type}
     if key:
         headers["Authorization"] = f"Bearer {key}"
     if deployment:

@@ -45,7 +45,8 @@ class Cli:
         return result
 
     def outputs(self, manifest: str = "dev.yaml") -> dict:
-        return json.loads(self.ok("output", manifest, "-o", "json", "--show-secrets").out)
+        """The outputs of the manifest's first endpoint (`output -o json` is a list of endpoint objects)."""
+        return json.loads(self.ok("output", manifest, "-o", "json", "--show-secrets").out)[0]
 
     def recorded_pids(self) -> list[int]:
         """PIDs of every endpoint and instance process recorded under RTSCTL_HOME."""

@@ -82,6 +82,19 @@ class EndpointReconciler(Reconciler):
         procs.stop(record.get("pid"), record.get("started"))
         shutil.rmtree(folder, ignore_errors=True)
 
+    def regenerate_key(self, res: Resource, which: str) -> None:
+        """Replace one key (`primary` or `secondary`); the other is never touched, so clients on it see no 401.
+        The new file replaces the old atomically, then the front reloads its keys (SIGHUP)."""
+        folder = self.layout.endpoint(res.name)
+        if read_json(folder / RECORD) is None:
+            raise ResourceError(res.address, "does not exist yet: run rtsctl apply first")
+        if res.spec.get("auth_mode", "key") != "key":
+            raise ResourceError(res.address, f"uses {res.spec['auth_mode']} authentication, which has no keys")
+        staged = folder / "keys" / f".{which}.new"
+        write_secret(staged, new_key())
+        staged.replace(folder / "keys" / which)
+        reload_front(folder)
+
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
         root = self.layout.endpoints()
         if not root.is_dir():

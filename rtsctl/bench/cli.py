@@ -39,6 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--endpoint", metavar="NAME", help="endpoint of the manifest (default: its only / first one)")
     t.add_argument("--deployment", metavar="NAME",
                    help="send to this deployment only (azureml-model-deployment header), bypassing traffic weights")
+    from rtsctl.cli import add_manifest_args
+
+    add_manifest_args(t, positional=False)
     t.add_argument("-u", "--url", metavar="URL", help="scoring URL (instead of a manifest)")
     t.add_argument("-k", "--key", metavar="KEY", help="key, sent as 'Authorization: Bearer KEY'")
     t.add_argument("--cacert", metavar="FILE", help="CA bundle to verify an https endpoint")

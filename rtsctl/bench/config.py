@@ -185,7 +185,7 @@ def target(args, cfg: BenchConfig) -> None:
         if args.url:
             raise RtsctlError("give either a MANIFEST or -u URL, not both")
         from rtsctl import engine
-        out = engine.read_outputs(args.manifest, args.endpoint)
+        out = engine.read_outputs(args.manifest, args.endpoint, getattr(args, "variables", None))
         uri = out.get("scoring_uri")
         if not uri:
             raise RtsctlError(f"{args.manifest}: endpoint {out.get('endpoint') or args.endpoint or ''} has no scoring "

@@ -43,7 +43,14 @@ def get_token(ctx, path, record, body, base_url):
 
 def regenerate_keys(ctx, path, record, body, base_url):
     which = "primaryKey" if str(body.get("keyType", "Primary")).lower() == "primary" else "secondaryKey"
-    _keys(record)[which] = body.get("keyValue") or secrets.token_urlsafe(24)
+    keys = _keys(record)
+    # azure-ai-ml sends the slot's CURRENT key as keyValue (operations/_online_endpoint_operations.py,
+    # _regenerate_online_keys) and its e2e test expects a NEW key in that slot, the other slot unchanged
+    # (tests/online_services/e2etests/test_online_endpoint.py, test_online_endpoint_e2e). Another keyValue is taken
+    # as the new value: RegenerateEndpointKeysRequest.keyValue, "The value the key is set to" (REST spec
+    # Microsoft.MachineLearningServices stable/2023-04-01 mfe.json).
+    given = body.get("keyValue")
+    keys[which] = given if given and given != keys[which] else secrets.token_urlsafe(24)
     ctx.store.save()
     return web.Response(status=200)
 

@@ -1,0 +1,60 @@
+"""`rtsctl invoke MANIFEST --request FILE`: one request to the endpoint, as `az ml online-endpoint invoke`.
+
+The response body goes to stdout as the service sent it (pipe it to jq); the status line to stderr. Exit 0 on
+2xx, 1 otherwise, so a script can branch on it. The key is read from the deployed endpoint, never typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import stat
+import sys
+import urllib.error
+from pathlib import Path
+
+from rtsctl.errors import RtsctlError
+
+MAX_REQUEST_BYTES = 100 << 20
+
+
+def read_request(path: str) -> bytes:
+    """The request file: a regular file of bounded size (not a fifo, a device or a folder)."""
+    try:
+        info = Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise RtsctlError(f"--request {path}: not a regular file")
+        if info.st_size > MAX_REQUEST_BYTES:
+            raise RtsctlError(f"--request {path}: {info.st_size} bytes, more than the {MAX_REQUEST_BYTES} allowed")
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise RtsctlError(f"--request {path}: not found") from None
+    except OSError as exc:
+        raise RtsctlError(f"--request {path}: cannot read: {exc.strerror}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtsctl.engine import open_session
+    from rtsctl.smoke import post
+
+    from .target import endpoint_output
+
+    body = read_request(args.request)
+    with open_session(args.manifest, args.variables) as session:
+        out = endpoint_output(session, args)
+    if args.deployment and args.deployment not in out["deployments"]:
+        raise RtsctlError(f"endpoint {out['endpoint']} has no deployment {args.deployment!r} "
+                          f"(it has: {', '.join(out['deployments'])})")
+    try:
+        status, raw = post(out["scoring_uri"], out["primary_key"], body, args.deployment, out["verify"],
+                           args.timeout, args.content_type)
+    except (urllib.error.URLError, OSError) as exc:
+        raise RtsctlError(f"endpoint {out['endpoint']}: cannot reach {out['scoring_uri']}: "
+                          f"{getattr(exc, 'reason', exc)}") from None
+    sys.stdout.buffer.write(raw + (b"" if raw.endswith(b"\n") else b"\n"))
+    sys.stdout.flush()
+    where = f"endpoint {out['endpoint']}" + (f", deployment {args.deployment}" if args.deployment else "")
+    if 200 <= status < 300:
+        print(f"HTTP {status} from {where}", file=sys.stderr)
+        return 0
+    print(f"Error: HTTP {status} from {where}", file=sys.stderr)
+    return 1
