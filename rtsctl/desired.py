@@ -14,6 +14,7 @@ from reconcilers.base import BackendSettings
 
 from .digest import digest_path, digest_text
 from .manifest import Manifest
+from .manifest.files import read_text
 from .manifest.marks import line_of
 from .resources import Resource, Source
 
@@ -76,7 +77,7 @@ def build_resources(manifest: Manifest) -> list[Resource]:
         parts = [env.get("image", "")]
         if "conda_file" in env:
             inputs["conda_file"] = manifest.resolve_path(env["conda_file"])
-            parts.append(inputs["conda_file"].read_text(encoding="utf-8"))
+            parts.append(read_text(inputs["conda_file"]))  # checked by validate: regular, bounded, UTF-8
         if "build" in env:
             inputs["build_path"] = manifest.resolve_path(env["build"]["path"])
             inputs["dockerfile_path"] = env["build"].get("dockerfile_path", "Dockerfile")

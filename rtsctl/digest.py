@@ -19,7 +19,8 @@ def digest_path(path: Path) -> str:
     for file in _files(path):
         rel = file.name if file == path else file.relative_to(path).as_posix()
         h.update(rel.encode() + b"\0")
-        h.update(hashlib.sha256(file.read_bytes()).digest())
+        with open(file, "rb") as f:  # in chunks: a model file may be gigabytes
+            h.update(hashlib.file_digest(f, "sha256").digest())
     return "sha256:" + h.hexdigest()
 
 

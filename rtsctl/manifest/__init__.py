@@ -2,8 +2,9 @@
 
 `load_manifest(path)` returns a `Manifest` whose `data` is plain dicts and lists that
 remember where each value was written, so every later error can name file:line.
+`check_manifest(path)` returns every problem at once (for `rtsctl validate`).
 """
 
-from .load import Manifest, load_manifest
+from .load import Manifest, check_manifest, load_manifest
 
-__all__ = ["Manifest", "load_manifest"]
+__all__ = ["Manifest", "check_manifest", "load_manifest"]

@@ -1,4 +1,10 @@
-"""Read a manifest file into marked containers, then interpolate and validate it."""
+"""Read a manifest file into marked containers, then interpolate and validate it.
+
+The YAML loader is bounded before anything is built: file size, nesting depth, alias uses, and
+the number of nodes after alias expansion (a "billion laughs" document is refused while it is
+composed, in milliseconds, not after it has eaten the memory). Recursive aliases and numbers too
+long to parse are refused too, each with file:line.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,66 @@ import yaml
 
 from rtsctl.errors import ManifestError
 
+from . import files, limits
 from .interpolate import interpolate
 from .marks import MarkedDict, MarkedList
-from .validate import validate
+from .validate import check
 
 
 class _MarkedLoader(yaml.SafeLoader):
-    """SafeLoader that builds MarkedDict/MarkedList with 1-based line numbers."""
+    """SafeLoader that builds MarkedDict/MarkedList with 1-based line numbers, within limits."""
+
+    def __init__(self, text: str, name: str):
+        super().__init__(text)
+        self.name = name
+        self._depth = 0
+        self._aliases = 0
+        self._nodes = 0                      # nodes so far, aliases counted as what they expand to
+        self._weight: dict[int, int] = {}    # id(node) -> nodes below it, expanded
+        self._open_anchors: set[str] = set()
+
+    def _fail(self, message: str, mark: Any) -> None:
+        raise ManifestError(message, self.name, mark.line + 1 if mark else None)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > limits.YAML_ALIASES:
+                self._fail(f"more than {limits.YAML_ALIASES} YAML aliases (*name); write the values out", event.start_mark)
+            if event.anchor in self._open_anchors:
+                self._fail(f"recursive YAML alias *{event.anchor} (it refers to a value that contains it)",
+                           event.start_mark)
+            node = super().compose_node(parent, index)
+            self._count(self._weight.get(id(node), 1), event.start_mark)
+            return node
+        self._depth += 1
+        if self._depth > limits.YAML_DEPTH:
+            self._fail(f"nested deeper than {limits.YAML_DEPTH} levels", event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        if anchor:
+            self._open_anchors.add(anchor)
+        before = self._nodes
+        self._count(1, event.start_mark)
+        node = super().compose_node(parent, index)
+        self._weight[id(node)] = self._nodes - before
+        if anchor:
+            self._open_anchors.discard(anchor)
+        self._depth -= 1
+        return node
+
+    def _count(self, nodes: int, mark: Any) -> None:
+        self._nodes += nodes
+        if self._nodes > limits.YAML_NODES:
+            self._fail(f"the document expands to more than {limits.YAML_NODES} values (YAML aliases repeat their "
+                       "anchor's content; an alias bomb?)", mark)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
+        if len(node.value) > limits.INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a number written with {len(node.value)} characters (limit {limits.INT_DIGITS})",
+                node.start_mark)
+        return super().construct_yaml_int(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> MarkedDict:  # type: ignore[override]
         self.flatten_mapping(node)
@@ -43,6 +102,7 @@ class _MarkedLoader(yaml.SafeLoader):
 
 _MarkedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _MarkedLoader.construct_mapping)
 _MarkedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _MarkedLoader.construct_sequence)
+_MarkedLoader.add_constructor("tag:yaml.org,2002:int", _MarkedLoader.construct_yaml_int)
 
 
 @dataclass
@@ -60,23 +120,39 @@ class Manifest:
         return (self.base_dir / os.path.expanduser(relative)).resolve()
 
 
-def parse_yaml(path: Path, file: str) -> MarkedDict:
+def parse_yaml_text(text: str, file: str) -> Any:
+    """YAML text -> marked containers (or a scalar), within the loader's limits; errors name file:line."""
+    loader = _MarkedLoader(text, file)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError("file not found", file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read: {exc}", file) from None
-    loader = _MarkedLoader(text)
-    loader.name = file
-    try:
-        data = loader.get_single_data()
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ManifestError(f"YAML syntax error: {problem}", file, mark.line + 1 if mark else None) from None
+        raise ManifestError(f"YAML syntax error: {problem}", file, mark.line + 1 if mark else 1) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else 1
+        raise ManifestError(f"YAML cannot contain the character {exc.character!r}", file, line) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"YAML error: {str(exc).splitlines()[0]}", file, 1) from None
+    except RecursionError:  # the depth limit should make this unreachable; never a traceback
+        raise ManifestError(f"nested too deeply (limit {limits.YAML_DEPTH})", file, 1) from None
     finally:
         loader.dispose()
+
+
+def read_yaml_file(path: Path, file: str, max_bytes: int = limits.MANIFEST_BYTES) -> Any:
+    try:
+        text = files.read_text(path, max_bytes)
+    except files.FileProblem as exc:
+        message = str(exc).removesuffix(f" ({path})")
+        if message.startswith("not found"):
+            raise ManifestError("file not found", file) from None
+        raise ManifestError(message, file, 1) from None
+    return parse_yaml_text(text, file)
+
+
+def parse_yaml(path: Path, file: str) -> MarkedDict:
+    data = read_yaml_file(path, file)
     if data is None:
         raise ManifestError("the manifest is empty", file, 1)
     if not isinstance(data, MarkedDict):
@@ -84,12 +160,37 @@ def parse_yaml(path: Path, file: str) -> MarkedDict:
     return data
 
 
-def load_manifest(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Manifest:
-    """Load, interpolate and validate; every failure is a ManifestError naming file:line."""
+def _read(path: str | os.PathLike[str], env: Mapping[str, str] | None,
+          unset: list[ManifestError] | None) -> Manifest:
     display = str(path)
     manifest_path = Path(path).expanduser().absolute()
     data = parse_yaml(manifest_path, display)
-    interpolate(data, os.environ if env is None else env, display)
-    manifest = Manifest(manifest_path, data, display)
-    validate(manifest, display)
+    interpolate(data, os.environ if env is None else env, display, unset=unset)
+    return Manifest(manifest_path, data, display)
+
+
+def load_manifest(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Manifest:
+    """Load, interpolate and validate; the first failure (in file order) is a ManifestError naming file:line."""
+    manifest = _read(path, env, None)
+    errors = check(manifest, manifest.display)
+    if errors:
+        raise errors[0]
     return manifest
+
+
+def check_manifest(path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+                   ) -> tuple[Manifest | None, list[ManifestError], list[ManifestError]]:
+    """Every error at once, for `validate`: (manifest or None, errors, unset variables).
+
+    Unset variables are reported apart and are not errors: validate needs no provider variables.
+    Values that depend on an unset variable are not judged.
+    """
+    unset: list[ManifestError] = []
+    try:
+        manifest = _read(path, env, unset)
+    except ManifestError as exc:  # the file cannot be read or parsed: nothing more to check
+        return None, [exc], unset
+    skip = [e.field for e in unset if e.field]
+    errors = [e for e in check(manifest, manifest.display)
+              if not (e.field and any(e.field == s or e.field.startswith((s + ".", s + "[")) for s in skip))]
+    return manifest, errors, unset

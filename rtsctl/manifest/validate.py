@@ -1,18 +1,22 @@
 """Schema validation (jsonschema 2020-12) plus the rules a schema cannot say.
 
-Every failure is a ManifestError naming file, line and field; the first error wins, so
-a user fixes one thing at a time, as with a compiler.
+`check` returns every problem at once, in file order, each a ManifestError naming file, line and
+field: `validate` prints them all, `load_manifest` raises the first. The checks never assume the
+schema passed: a value of the wrong type is skipped here (the schema already reported it), so a
+hostile manifest cannot turn a check into a crash.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rtsctl.errors import ManifestError
 
+from . import files, limits, names
 from .marks import field_path, line_of
 
 if TYPE_CHECKING:
@@ -21,26 +25,75 @@ if TYPE_CHECKING:
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                "number": "a number", "boolean": "true or false", "null": "null"}
 
+Path_ = list[str | int]
+
+
+class Report:
+    """Collects ManifestErrors with file:line: field; one per field (the first said wins)."""
+
+    def __init__(self, data: Any, file: str):
+        self.data, self.file = data, file
+        self.errors: list[ManifestError] = []
+        self._fields: set[str] = set()
+
+    def add(self, message: str, *path: str | int) -> None:
+        field = field_path(list(path)) or None
+        key = field or f"<line {line_of(self.data, list(path))}>"
+        if key in self._fields:
+            return
+        self._fields.add(key)
+        self.errors.append(ManifestError(message, self.file, line_of(self.data, list(path)) or 1, field))
+
+    def sorted(self) -> list[ManifestError]:
+        return sorted(self.errors, key=lambda e: e.line or 0)
+
+
+def check(manifest: Manifest, file: str) -> list[ManifestError]:
+    report = Report(manifest.data, file)
+    _check_values(manifest.data, report, [])
+    _check_names(manifest.data, report)   # before the schema: a name's own rule says more than a pattern
+    _check_schema(manifest.data, report)
+    _check_rules(manifest, report)
+    return report.sorted()
+
 
 def validate(manifest: Manifest, file: str) -> None:
-    _validate_schema(manifest.data, file)
-    _validate_rules(manifest, file)
+    """Raise the first problem (kept for callers that want the old one-error behaviour)."""
+    errors = check(manifest, file)
+    if errors:
+        raise errors[0]
 
 
-def _validate_schema(data: dict[str, Any], file: str) -> None:
+# --- every value -----------------------------------------------------------------------------------------------
+
+def _check_values(node: Any, report: Report, path: Path_) -> None:
+    """No NUL characters and no infinite or NaN numbers anywhere: both pass a schema and break later."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(key, str) and "\0" in key:
+                report.add("a key contains a NUL character", *path)
+            _check_values(value, report, path + [key])
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_values(item, report, path + [i])
+    elif isinstance(node, str) and "\0" in node:
+        report.add("contains a NUL character", *path)
+    elif isinstance(node, float) and not math.isfinite(node):
+        report.add(f"{node} is not a finite number", *path)
+
+
+# --- schema ----------------------------------------------------------------------------------------------------
+
+def _check_schema(data: dict[str, Any], report: Report) -> None:
     import jsonschema
 
     from schemas import manifest_schema
 
     validator = jsonschema.Draft202012Validator(manifest_schema())
-    errors = list(validator.iter_errors(data))
-    if not errors:
-        return
-    error = min(errors, key=lambda e: (line_of(data, list(e.absolute_path)) or 0, -len(e.absolute_path)))
-    error = _deepest(error)
-    path = list(error.absolute_path)
-    message, path = _describe(error, path)
-    raise ManifestError(message, file, line_of(data, path), field_path(path) or None)
+    for error in sorted(validator.iter_errors(data), key=lambda e: -len(e.absolute_path)):
+        error = _deepest(error)
+        message, path = _describe(error, list(error.absolute_path))
+        report.add(message, *path)
 
 
 def _deepest(error: Any) -> Any:
@@ -53,11 +106,11 @@ def _deepest(error: Any) -> Any:
     return error
 
 
-def _describe(error: Any, path: list[str | int]) -> tuple[str, list[str | int]]:
+def _describe(error: Any, path: Path_) -> tuple[str, Path_]:
     kind, instance = error.validator, error.instance
     if kind == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
-        extra = sorted(k for k in instance if k not in allowed)
+        extra = sorted(str(k) for k in instance if k not in allowed)
         if extra:
             hint = difflib.get_close_matches(extra[0], allowed, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(allowed)})"
@@ -67,104 +120,310 @@ def _describe(error: Any, path: list[str | int]) -> tuple[str, list[str | int]]:
         return f"missing required field {missing!r}", path + [missing]
     if kind == "type":
         expected = error.validator_value
-        names = " or ".join(_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
-        return f"expected {names}, got {_show(instance)}", path
+        wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+        return f"expected {wanted}, got {_show(instance)}", path
     if kind == "enum":
         return f"must be one of {', '.join(map(repr, error.validator_value))}, got {_show(instance)}", path
     if kind == "pattern":
         return f"{_show(instance)} is not a valid name (pattern {error.validator_value})", path
     if kind == "oneOf" and path and "image" in (error.schema.get("oneOf", [{}])[0].get("required", [])):
         return "an environment needs exactly one of 'image' or 'build'", path
-    if kind in ("minimum", "maximum", "minItems"):
-        return f"{_show(instance)}: {error.message}", path
-    return error.message, path
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = "at least" if kind.startswith(("min", "exclusiveMin")) else "at most"
+        return f"{_show(instance)} is out of range: must be {bound} {error.validator_value}", path
+    if kind in ("minLength", "maxLength"):
+        return (f"{_show(instance, 40)} is {len(instance)} characters; "
+                f"{'at least' if kind == 'minLength' else 'at most'} {error.validator_value} allowed"), path
+    if kind in ("minItems", "maxItems", "minProperties", "maxProperties"):
+        count = len(instance)
+        return f"has {count} entries; {'at least' if kind.startswith('min') else 'at most'} " \
+               f"{error.validator_value} allowed", path
+    if kind == "propertyNames":
+        return f"a key is not allowed: {error.message[:200]}", path
+    return error.message[:300], path
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, width: int = 80) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= width else text[:width] + "...'"
 
 
-def _validate_rules(manifest: Manifest, file: str) -> None:
-    data = manifest.data
+# --- names -----------------------------------------------------------------------------------------------------
 
-    def fail(message: str, *path: str | int) -> None:
-        raise ManifestError(message, file, line_of(data, list(path)), field_path(list(path)))
-
-    def names(section: str, items: Iterable[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> set[str]:
-        seen: set[str] = set()
+def _entries(data: Any, key: str, prefix: Path_ | None = None) -> Iterator[tuple[Path_, dict[str, Any]]]:
+    """(path, mapping) for each mapping in the list at data[key]; other shapes are the schema's to report."""
+    items = data.get(key) if isinstance(data, dict) else None
+    if isinstance(items, list):
         for i, item in enumerate(items):
-            if item["name"] in seen:
-                fail(f"duplicate name {item['name']!r}", *prefix, section, i, "name")
-            seen.add(item["name"])
+            if isinstance(item, dict):
+                yield [*(prefix or []), key, i], item
+
+
+def _name(report: Report, kind: str, value: Any, *path: str | int) -> None:
+    if isinstance(value, str):
+        problem = names.name_problem(kind, value)
+        if problem:
+            report.add(problem, *path)
+
+
+def _check_names(data: dict[str, Any], report: Report) -> None:
+    _name(report, "resource_group", data.get("resource_group"), "resource_group")
+    workspace = data.get("workspace")
+    if isinstance(workspace, dict):
+        _name(report, "workspace", workspace.get("name"), "workspace", "name")
+    for path, model in _entries(data, "models"):
+        _name(report, "model", model.get("name"), *path, "name")
+    for path, env in _entries(data, "environments"):
+        _name(report, "environment", env.get("name"), *path, "name")
+    for path, compute in _entries(data, "computes"):
+        _name(report, "compute", compute.get("name"), *path, "name")
+        if compute.get("type") == "kubernetes":
+            _name(report, "namespace", compute.get("namespace"), *path, "namespace")
+            cluster = compute.get("cluster")
+            if isinstance(cluster, dict):
+                _name(report, "aks_cluster", cluster.get("name"), *path, "cluster", "name")
+                _name(report, "resource_group", cluster.get("resource_group"), *path, "cluster", "resource_group")
+    for path, endpoint in _entries(data, "endpoints"):
+        _name(report, "endpoint", endpoint.get("name"), *path, "name")
+        for dpath, dep in _entries(endpoint, "deployments", path):
+            _name(report, "deployment", dep.get("name"), *dpath, "name")
+
+
+# --- rules -----------------------------------------------------------------------------------------------------
+
+def _check_rules(manifest: Manifest, report: Report) -> None:
+    data = manifest.data
+    if not isinstance(data, dict):
+        return
+    fail = report.add
+
+    def declared(section: str, prefix: Path_ | None = None, container: Any = None) -> dict[str, Path_]:
+        seen: dict[str, Path_] = {}
+        for path, item in _entries(data if container is None else container, section, prefix):
+            name = item.get("name")
+            if isinstance(name, str):
+                if name.lower() in {n.lower() for n in seen}:  # Azure compares names case-insensitively
+                    fail(f"duplicate name {name!r}", *path, "name")
+                seen[name] = path
         return seen
 
-    def must_exist(relative: str, what: str, *path: str | int, directory: bool | None = None) -> Path:
+    models = declared("models")
+    environments = declared("environments")
+    computes = {name: item for path, item in _entries(data, "computes")
+                if isinstance(name := item.get("name"), str)}
+    declared("computes")
+    declared("endpoints")
+    provider = data.get("provider") if isinstance(data.get("provider"), dict) else {}
+    local = provider.get("kind", "local") == "local"
+
+    for path, model in _entries(data, "models"):
+        _path_check(manifest, report, model.get("path"), "model path", files.file_or_folder, *path, "path")
+    for path, env in _entries(data, "environments"):
+        _conda_check(manifest, report, env.get("conda_file"), *path, "conda_file")
+        build = env.get("build")
+        if isinstance(build, dict):
+            context = _path_check(manifest, report, build.get("path"), "build context", files.folder,
+                                  *path, "build", "path")
+            if context is not None:
+                dockerfile = build.get("dockerfile_path", "Dockerfile")
+                _inside(report, context, dockerfile, "Dockerfile", *path, "build", "dockerfile_path",
+                        read=lambda p: files.read_text(p, limits.TEXT_FILE_BYTES))
+
+    demand: dict[str, list[tuple[str, int]]] = {}
+    for path, endpoint in _entries(data, "endpoints"):
+        deployments = declared("deployments", path, endpoint)
+        ep_name = endpoint.get("name") if isinstance(endpoint.get("name"), str) else "?"
+        compute_name = endpoint.get("compute")
+        compute = computes.get(compute_name) if isinstance(compute_name, str) else None
+        if isinstance(compute_name, str) and compute is None:
+            fail(f"unknown compute {compute_name!r} (declared: {', '.join(sorted(computes)) or 'none'})",
+                 *path, "compute")
+        kubernetes = isinstance(compute, dict) and compute.get("type") == "kubernetes"
+        for dpath, dep in _entries(endpoint, "deployments", path):
+            _check_deployment(manifest, report, dep, dpath, models, environments, ep_name, kubernetes)
+            count = dep.get("instance_count", 1)
+            if isinstance(count, int) and not isinstance(count, bool) and local:
+                key = compute_name if isinstance(compute, dict) else ""
+                demand.setdefault(key, []).append((f"{ep_name}/{dep.get('name')}", count))
+        _check_traffic(report, endpoint, path, deployments)
+        _check_smoke(report, endpoint, path, deployments)
+        _check_tags(report, endpoint.get("tags"), *path, "tags")
+    workspace = data.get("workspace")
+    if isinstance(workspace, dict):
+        _check_tags(report, workspace.get("tags"), "workspace", "tags")
+
+    for where, asked in demand.items():
+        total = sum(n for _, n in asked)
+        listing = ", ".join(f"{name} {n}" for name, n in asked)
+        if where:
+            cpath = next(p for p, c in _entries(data, "computes") if c.get("name") == where)
+            limit = computes[where].get("max_instances")
+            if isinstance(limit, int) and total > limit:
+                fail(f"deployments ask for {total} instances ({listing}) but the compute allows {limit}",
+                     *cpath, "max_instances")
+        elif total > limits.LOCAL_DEFAULT_INSTANCES:
+            first = next(p for p, e in _entries(data, "endpoints") if not isinstance(computes.get(e.get("compute")), dict))
+            fail(f"deployments ask for {total} local instances ({listing}); without a compute the local backend runs "
+                 f"at most {limits.LOCAL_DEFAULT_INSTANCES} (declare a `type: local` compute with max_instances)",
+                 *first, "deployments")
+
+
+def _check_deployment(manifest: Manifest, report: Report, dep: dict[str, Any], path: Path_, models: dict[str, Path_],
+                      environments: dict[str, Path_], endpoint: str, kubernetes: bool) -> None:
+    fail = report.add
+    model = dep.get("model")
+    if isinstance(model, str) and model not in models:
+        fail(f"unknown model {model!r} (declared: {', '.join(sorted(models)) or 'none'})", *path, "model")
+    env = dep.get("environment")
+    if isinstance(env, str) and env not in environments:
+        fail(f"unknown environment {env!r} (declared: {', '.join(sorted(environments)) or 'none'})",
+             *path, "environment")
+    name = dep.get("name")
+    if kubernetes and isinstance(name, str):
+        low, high = names.KUBERNETES_PAIR
+        if not low <= len(endpoint) + len(name) <= high:
+            fail(f"on Kubernetes, endpoint name + deployment name must be {low}-{high} characters "
+                 f"(here {len(endpoint) + len(name)})", *path, "name")
+    code_cfg = dep.get("code_configuration")
+    if isinstance(code_cfg, dict):
+        code = _path_check(manifest, report, code_cfg.get("code"), "code folder", files.folder,
+                           *path, "code_configuration", "code")
+        if code is not None:
+            _inside(report, code, code_cfg.get("scoring_script"), "scoring script", *path, "code_configuration",
+                    "scoring_script", read=lambda p: files.read_text(p, limits.SCRIPT_BYTES))
+    variables = dep.get("environment_variables")
+    if isinstance(variables, dict):
+        for key, value in variables.items():
+            problem = names.name_problem("env_var", key) if isinstance(key, str) else "not a string"
+            if problem:
+                fail(f"environment variable name {problem}", *path, "environment_variables", key)
+            elif isinstance(value, str) and len(value) > limits.ENV_VALUE_CHARS:
+                fail(f"value is {len(value)} characters; the limit is {limits.ENV_VALUE_CHARS}",
+                     *path, "environment_variables", key)
+    settings = dep.get("request_settings")
+    timeout = settings.get("request_timeout_ms") if isinstance(settings, dict) else None
+    limit = 300_000 if kubernetes else 180_000  # how-to-manage-quotas.md: max request time-out per endpoint type
+    if isinstance(timeout, int) and timeout > limit:
+        fail(f"{timeout} is out of range: {'Kubernetes' if kubernetes else 'managed'} online endpoints allow at most "
+             f"{limit} ms", *path, "request_settings", "request_timeout_ms")
+    liveness = dep.get("liveness_probe")
+    if isinstance(liveness, dict) and liveness.get("success_threshold", 1) != 1:
+        fail("a liveness probe's success_threshold is fixed at 1 by Azure", *path, "liveness_probe", "success_threshold")
+
+
+def _check_traffic(report: Report, endpoint: dict[str, Any], path: Path_, deployments: dict[str, Path_]) -> None:
+    traffic = endpoint.get("traffic")
+    if traffic is None:
+        if len(deployments) > 1:
+            report.add("traffic is required when an endpoint has several deployments (e.g. {blue: 100})", *path, "name")
+        return
+    if not isinstance(traffic, dict):
+        return
+    for name in traffic:
+        if name not in deployments:
+            report.add(f"traffic names unknown deployment {name!r} (declared: {', '.join(sorted(deployments))})",
+                       *path, "traffic", name)
+    values = [v for v in traffic.values() if isinstance(v, int) and not isinstance(v, bool)]
+    if len(values) == len(traffic) and sum(values) not in (0, 100):
+        report.add(f"traffic must total 100 (or 0), got {sum(values)}", *path, "traffic")
+
+
+def _check_smoke(report: Report, endpoint: dict[str, Any], path: Path_, deployments: dict[str, Path_]) -> None:
+    smoke = endpoint.get("smoke_test")
+    if not isinstance(smoke, dict):
+        return
+    target = smoke.get("deployment")
+    if isinstance(target, str) and target not in deployments:
+        report.add(f"unknown deployment {target!r}", *path, "smoke_test", "deployment")
+    for key in ("request", "expected_response"):
+        if key in smoke:
+            problem = _json_problem(smoke[key])
+            if problem:
+                report.add(problem, *path, "smoke_test", key)
+
+
+def _json_problem(value: Any) -> str | None:
+    """A smoke body must serialize to JSON of bounded size (YAML dates, binary or sets do not)."""
+    import json
+
+    def bad(node: Any) -> str | None:
+        if isinstance(node, dict):
+            return next((b for k, v in node.items() for b in [bad(v)] if b), None)
+        if isinstance(node, list):
+            return next((b for v in node for b in [bad(v)] if b), None)
+        if node is None or isinstance(node, (str, int, float, bool)):
+            return None
+        return f"{type(node).__name__} value {str(node)[:40]!r} cannot be sent as JSON (quote it)"
+
+    problem = bad(value)
+    if problem:
+        return problem
+    size = len(json.dumps(value, allow_nan=False))
+    if size > limits.JSON_BODY_BYTES:
+        return f"is {size} bytes as JSON; the limit is {limits.JSON_BODY_BYTES}"
+    return None
+
+
+def _check_tags(report: Report, tags: Any, *path: str | int) -> None:
+    if isinstance(tags, dict):
+        for key, value in tags.items():
+            problem = names.tag_problem(str(key), value if isinstance(value, str) else "")
+            if problem:
+                report.add(problem, *path, key)
+
+
+# --- files -----------------------------------------------------------------------------------------------------
+
+def _path_check(manifest: Manifest, report: Report, relative: Any, what: str, check_fn: Any,
+                *path: str | int) -> Path | None:
+    """Resolve a manifest path and run `check_fn` on it; the resolved path, or None after reporting."""
+    if not isinstance(relative, str):
+        return None
+    if not relative:
+        report.add(f"{what} is empty", *path)
+        return None
+    try:
         target = manifest.resolve_path(relative)
-        if not target.exists() or (directory is True and not target.is_dir()):
-            fail(f"{what} {relative!r} not found (looked in {target})", *path)
-        return target
+    except (OSError, RuntimeError, ValueError) as exc:
+        report.add(f"{what} {relative!r}: {exc}", *path)
+        return None
+    try:
+        check_fn(target)
+    except files.FileProblem as exc:
+        report.add(f"{what} {relative!r}: {exc}", *path)
+        return None
+    return target
 
-    models = names("models", data.get("models", []))
-    environments = names("environments", data.get("environments", []))
-    computes = {c["name"]: c for c in data.get("computes", [])}
-    names("computes", data.get("computes", []))
-    names("endpoints", data.get("endpoints", []))
 
-    for i, model in enumerate(data.get("models", [])):
-        must_exist(model["path"], "model path", "models", i, "path")
-    for i, env in enumerate(data.get("environments", [])):
-        if "conda_file" in env:
-            must_exist(env["conda_file"], "conda file", "environments", i, "conda_file")
-        if "build" in env:
-            must_exist(env["build"]["path"], "build context", "environments", i, "build", "path", directory=True)
+def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str | int) -> None:
+    """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either."""
+    from .load import parse_yaml_text
 
-    demand: dict[str, list[str]] = {}
-    for e, endpoint in enumerate(data["endpoints"]):
-        where = ("endpoints", e)
-        deployments = names("deployments", endpoint["deployments"], where)
-        if "compute" in endpoint and endpoint["compute"] not in computes:
-            fail(f"unknown compute {endpoint['compute']!r} (declared: {', '.join(sorted(computes)) or 'none'})",
-                 *where, "compute")
-        for d, dep in enumerate(endpoint["deployments"]):
-            at = (*where, "deployments", d)
-            if dep["model"] not in models:
-                fail(f"unknown model {dep['model']!r} (declared: {', '.join(sorted(models)) or 'none'})", *at, "model")
-            if "environment" in dep and dep["environment"] not in environments:
-                fail(f"unknown environment {dep['environment']!r} (declared: {', '.join(sorted(environments)) or 'none'})",
-                     *at, "environment")
-            code = must_exist(dep["code_configuration"]["code"], "code folder", *at, "code_configuration", "code",
-                              directory=True)
-            if not (code / dep["code_configuration"]["scoring_script"]).is_file():
-                fail(f"scoring script {dep['code_configuration']['scoring_script']!r} not found in {code}",
-                     *at, "code_configuration", "scoring_script")
-            if "compute" in endpoint:
-                demand.setdefault(endpoint["compute"], []).append(f"{endpoint['name']}/{dep['name']} "
-                                                                 f"{dep.get('instance_count', 1)}")
-        traffic = endpoint.get("traffic")
-        if traffic is None:
-            if len(deployments) > 1:
-                fail("traffic is required when an endpoint has several deployments (e.g. {blue: 100})", *where, "name")
-        else:
-            for name in traffic:
-                if name not in deployments:
-                    fail(f"traffic names unknown deployment {name!r} (declared: {', '.join(sorted(deployments))})",
-                         *where, "traffic", name)
-            total = sum(traffic.values())
-            if total not in (0, 100):
-                fail(f"traffic must total 100 (or 0), got {total}", *where, "traffic")
-        smoke = endpoint.get("smoke_test") or {}
-        if "deployment" in smoke and smoke["deployment"] not in deployments:
-            fail(f"unknown deployment {smoke['deployment']!r}", *where, "smoke_test", "deployment")
+    def read(target: Path) -> None:
+        text = files.read_text(target, limits.TEXT_FILE_BYTES)
+        try:
+            data = parse_yaml_text(text, relative)
+        except ManifestError as exc:
+            raise files.FileProblem(f"line {exc.line}: {exc.reason}") from None
+        if not isinstance(data, dict):
+            raise files.FileProblem("a conda file is a YAML mapping (name, channels, dependencies)")
 
-    for c, compute in enumerate(data.get("computes", [])):
-        limit = compute.get("max_instances")
-        if limit is None or compute["name"] not in demand:
-            continue
-        asked = sum(int(entry.rsplit(" ", 1)[1]) for entry in demand[compute["name"]])
-        if asked > limit:
-            fail(f"deployments ask for {asked} instances ({', '.join(demand[compute['name']])}) "
-                 f"but the compute allows {limit}", "computes", c, "max_instances")
+    _path_check(manifest, report, relative, "conda file", read, *path)
+
+
+def _inside(report: Report, folder: Path, relative: Any, what: str, *path: str | int, read: Any) -> None:
+    """A file named relative to a folder must stay inside it (no `../../etc/passwd`) and be readable text."""
+    if not isinstance(relative, str):
+        return
+    target = (folder / relative).resolve()
+    if target != folder and folder not in target.parents:
+        report.add(f"{what} {relative!r} is outside {folder}", *path)
+        return
+    try:
+        read(target)
+    except files.FileProblem as exc:
+        report.add(f"{what} {relative!r}: {exc}", *path)
