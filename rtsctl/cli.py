@@ -104,16 +104,24 @@ def _console(stderr: bool = False):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .desired import build_resources
-    from .manifest import load_manifest
+    """Every problem at once, one line each; needs no credentials, and unset variables are only noted."""
+    from .manifest import check_manifest
+    from .variables import environment
 
-    manifest = load_manifest(args.manifest)
-    resources = build_resources(manifest)
-    from .graph import Graph
+    manifest, errors, unset = check_manifest(args.manifest, environment(getattr(args, "variables", None)))
+    for note in unset:
+        print(f"note: {note} (validate goes on without it)", file=sys.stderr)
+    if not errors and manifest is not None:
+        from .desired import build_resources
+        from .graph import Graph
 
-    Graph(resources)
-    print(f"{args.manifest}: valid ({len(resources)} resources)")
-    return 0
+        resources = build_resources(manifest)
+        Graph(resources)
+        print(f"{args.manifest}: valid ({len(resources)} resources)")
+        return 0
+    for error in errors:
+        print(f"Error: {error}", file=sys.stderr)
+    return 1
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
