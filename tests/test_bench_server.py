@@ -3,6 +3,8 @@
 Routes (all POST, `Authorization: Bearer testkey`, else 401):
   /score     the seed's contract: {"name": N} -> {"GoAway": "N's not here."}; counts requests and names
   /slow      one request at a time, 50 ms each: ~20 req/s of capacity (open-loop latency growth)
+  /sleep     50 ms each, all at once: throughput follows the client's concurrency; `concurrency` logs
+             (seconds since the first request, requests in flight) at each arrival (closed-loop ramps)
   /chunked   a chunked response in three pieces
   /close     answers with Connection: close (the client must reconnect)
   /hang      never answers in time (timeouts)
@@ -32,6 +34,8 @@ class Server:
         self._ready = threading.Event()
         self._tmp = tmp
         self.port = 0
+        self.inflight = 0
+        self.concurrency: list[tuple[float, int]] = []
 
     # -- handlers ---------------------------------------------------------------------------------------------
     async def _auth(self, request: web.Request) -> web.Response | None:
@@ -60,6 +64,20 @@ class Server:
         async with self.lock:
             await asyncio.sleep(0.05)
         return web.json_response({"GoAway": "slow"})
+
+    async def sleep(self, request):
+        denied = await self._auth(request)
+        if denied:
+            return denied
+        now = asyncio.get_running_loop().time()
+        self._t0 = getattr(self, "_t0", None) or now
+        self.inflight += 1
+        self.concurrency.append((now - self._t0, self.inflight))
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            self.inflight -= 1
+        return web.json_response({"GoAway": "slept"})
 
     async def chunked(self, request):
         denied = await self._auth(request)
@@ -100,7 +118,8 @@ class Server:
     async def _main(self):
         self.lock = asyncio.Lock()
         app = web.Application()
-        for path, handler in (("/score", self.score), ("/slow", self.slow), ("/chunked", self.chunked),
+        for path, handler in (("/score", self.score), ("/slow", self.slow), ("/sleep", self.sleep),
+                              ("/chunked", self.chunked),
                               ("/close", self.close), ("/hang", self.hang)):
             app.router.add_post(path, handler)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)

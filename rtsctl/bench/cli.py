@@ -17,6 +17,8 @@ EPILOG = """\
 examples:
   rtsctl bench manifests/dev.yaml -d 30s -c 64
   rtsctl bench manifests/dev.yaml --deployment green --rate 500 -d 1m --max-p99 250ms
+  rtsctl bench manifests/dev.yaml --stages 10s:50/s,30s:400/s,10s:0/s     (open-loop rate ramp)
+  rtsctl bench manifests/dev.yaml --stages 10s:8,20s:64,10s:0              (closed-loop connection ramp)
   rtsctl bench -u http://127.0.0.1:8080/score -k KEY -t 4 -i 25
   rtsctl bench -u URL -k KEY --template '{"name": "user-{i}"}' -o json --max-error-rate 1%
   rtsctl bench -u URL -k KEY --workers 2 -c 64 -d 20s --hdr-out run1.hlog --html-out run1.html
@@ -55,6 +57,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("-n", "--requests", type=int, metavar="N", help="total requests")
     g.add_argument("-d", "--duration", metavar="D", help="run for D (10, 10s, 2m; default 10s if no count)")
     g.add_argument("--rate", metavar="R", help="open loop: R requests per second, whatever the server does")
+    g.add_argument("--stages", metavar="D:N,...",
+                   help="ramp linearly from 0 through each stage's target (k6 stages): 10s:100,30s:500,10s:0 ramps "
+                        "connections (closed loop); 10s:100/s,30s:500/s ramps the request rate (open loop)")
     g.add_argument("--warmup", metavar="D", help="load for D first, without measuring")
     g.add_argument("--timeout", metavar="D", help="per-request timeout (default 30s)")
     g.add_argument("--workers", type=int, metavar="P",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
+from rtsctl.bench.stages import Stages, parse_stages
 from rtsctl.errors import RtsctlError
 
 DEFAULT_CONCURRENCY = 16
@@ -69,6 +71,8 @@ class BenchConfig:
     total: int | None = None
     duration: float | None = None
     rate: float | None = None
+    stages: Stages | None = None
+    stages_text: str | None = None
     warmup: float = 0.0
     timeout: float = DEFAULT_TIMEOUT
     workers: int = 1
@@ -82,10 +86,12 @@ class BenchConfig:
 
     @property
     def open_loop(self) -> bool:
-        return self.rate is not None
+        return self.rate is not None or (self.stages is not None and self.stages.open_loop)
 
     @property
     def expected_requests(self) -> int | None:
+        if self.stages is not None:
+            return int(self.stages.count(self.stages.duration) + 1e-9) if self.stages.open_loop else None
         if self.per_conn is not None:
             return self.per_conn * self.concurrency
         if self.total is not None:
@@ -96,7 +102,7 @@ class BenchConfig:
 
 
 def load_shape(args, cfg: BenchConfig) -> None:
-    """-t/-c, -i/-n/-d, --rate, --warmup, --timeout, --workers."""
+    """-t/-c, -i/-n/-d, --rate, --stages, --warmup, --timeout, --workers."""
     if args.threads is not None and args.concurrency is not None and args.threads != args.concurrency:
         raise RtsctlError("-t (workers, the seed's flag) and -c (concurrency) mean the same thing: give one")
     conc = args.threads if args.threads is not None else args.concurrency
@@ -121,6 +127,8 @@ def load_shape(args, cfg: BenchConfig) -> None:
         if cfg.per_conn is not None:
             raise RtsctlError("--rate sets the pace of an open loop; -i (per-worker iterations) is closed-loop: "
                               "use -n or -d with --rate")
+    if args.stages is not None:
+        ramp(args, cfg, conc)
     if cfg.per_conn is None and cfg.total is None and cfg.duration is None:
         cfg.duration = DEFAULT_DURATION
     if args.warmup is not None:
@@ -132,6 +140,22 @@ def load_shape(args, cfg: BenchConfig) -> None:
     cfg.workers = positive_int(args.workers, "--workers") if args.workers is not None else 1
     if cfg.workers > cfg.concurrency:
         raise RtsctlError(f"--workers {cfg.workers} needs at least as many connections (-c/-t is {cfg.concurrency})")
+
+
+def ramp(args, cfg: BenchConfig, connections: int | None) -> None:
+    """--stages: the ramp sets the length and the load; flags that would set them too are refused."""
+    clash = [flag for flag, value in (("-d", args.duration), ("-n", args.requests), ("-i", args.iterations),
+                                      ("--rate", args.rate), ("--warmup", args.warmup)) if value is not None]
+    if clash:
+        raise RtsctlError(f"--stages sets the length and the load of the run: drop {', '.join(clash)}")
+    cfg.stages, cfg.stages_text = parse_stages(args.stages), args.stages.strip()
+    cfg.duration = cfg.stages.duration
+    peak = math.ceil(cfg.stages.peak - 1e-9)
+    if cfg.stages.open_loop:
+        return
+    if connections is not None and connections < peak:
+        raise RtsctlError(f"--stages ramps to {peak} connections but -c/-t is {connections}: raise -c or leave it out")
+    cfg.concurrency = connections if connections is not None else peak
 
 
 def outputs(args, cfg: BenchConfig) -> None:

@@ -1,8 +1,10 @@
 """`rtsctl bench merge FILE...`: combine interval logs from several runs (or machines) into one report.
 
 Histograms add exactly (HDR counts); status codes and transport errors add up; the timeline is laid on wall-clock
-seconds, so runs that overlapped (several machines loading one endpoint) stack, and req/s is the total over the
-span from the first start to the last end.
+seconds, so runs that overlapped (several machines loading one endpoint) stack. req/s is the total over the time
+some run was loading (the union of the runs' own intervals): runs one after another do not count the gaps between
+them, runs side by side are not counted twice. Each run keeps its own label (open loop at R req/s, closed loop with
+N connections, a ramp) in `load.runs`; the merged load is "mixed" when the modes differ.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def combine(paths: list[str]):
     sent, end = 0, t0
     seconds: dict[int, dict] = {}
     lines = []
-    urls, conns, workers, rates = [], 0, 0, []
+    urls, spans, labels = [], [], []
     for path, start, meta, intervals in runs:
         shift = start - t0
         for off, length, h in intervals:
@@ -75,17 +77,16 @@ def combine(paths: list[str]):
         sent += meta.get("sent", 0)
         duration = meta.get("duration_s") or max((o + ln for o, ln, _ in intervals), default=0.0)
         end = max(end, start + duration)
+        spans.append((start, start + duration))
         if meta.get("service_histogram"):
             svc.add(H.decode(meta["service_histogram"]))
         else:
             svc_complete = False
-        tgt, load = meta.get("target", {}), meta.get("load", {})
+        tgt = meta.get("target", {})
         if tgt.get("url") and tgt["url"] not in urls:
             urls.append(tgt["url"])
-        conns += load.get("connections", 0)
-        workers += load.get("workers", 0)
-        rates.append(load.get("rate"))
-    totals["elapsed"] = end - t0
+        labels.append(run_label(path, meta, duration))
+    totals["elapsed"] = busy_time(spans)
     timeline = []
     for sec in sorted(seconds):
         slot = seconds[sec]
@@ -100,11 +101,54 @@ def combine(paths: list[str]):
                           "p99_ms": h.get_value_at_percentile(99) / 1000.0, "max_ms": h.get_max_value() / 1000.0})
         timeline.append(point)
     target = {"url": urls[0] if len(urls) == 1 else ", ".join(urls), "sources": paths}
-    load = {"connections": conns, "workers": workers}
-    if rates and all(r for r in rates):
-        load["rate"] = sum(rates)
-    return target, load, totals, hist, (svc if svc_complete and svc.get_total_count() else None), timeline, \
+    return target, merged_load(labels, spans), totals, hist, (svc if svc_complete and svc.get_total_count() else None), timeline, \
         sent, t0, lines
+
+
+def busy_time(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the (start, end) spans: gaps between runs are not load."""
+    total, reach = 0.0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total += end - start
+            reach = end
+        elif end > reach:
+            total += end - reach
+            reach = end
+    return total
+
+
+def run_label(path: str, meta: dict, duration: float) -> dict:
+    """One run as it was run: its mode (from the log; a log without one is open loop if it had a rate)."""
+    load = meta.get("load", {})
+    mode = load.get("mode") or ("open" if load.get("rate") or "/s" in str(load.get("stages", "")) else "closed")
+    label = {"source": path, "mode": mode, "connections": load.get("connections", 0),
+             "workers": load.get("workers", 1), "duration_s": round(duration, 3)}
+    for key in ("rate", "stages"):
+        if load.get(key):
+            label[key] = load[key]
+    requests = sum(meta.get("status", {}).values()) + sum(meta.get("errors", {}).values())
+    label["requests"] = requests
+    label["rps"] = round(requests / duration, 1) if duration > 0 else 0.0
+    return label
+
+
+def merged_load(runs: list[dict], spans: list[tuple[float, float]]) -> dict:
+    """The merged runs' load: side by side (every run overlaps every other) the loads add up; one after another,
+    the largest one; a single asked rate only when it is one (all open loop, side by side or all the same)."""
+    modes = {r["mode"] for r in runs}
+    together = all(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:])
+    pick = sum if together else max
+    load: dict = {"mode": modes.pop() if len(modes) == 1 else "mixed",
+                  "connections": pick(r["connections"] for r in runs), "workers": pick(r["workers"] for r in runs),
+                  "runs": runs}
+    rates = [r.get("rate") for r in runs]
+    if load["mode"] == "open" and all(rates):
+        if together:
+            load["rate"] = sum(rates)
+        elif len(set(rates)) == 1:
+            load["rate"] = rates[0]
+    return load
 
 
 def run_merge(paths: list[str], args) -> int:

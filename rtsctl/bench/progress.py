@@ -1,10 +1,38 @@
-"""The live progress line (stderr): rewritten in place on a terminal, one line per second otherwise."""
+"""The live progress line (stderr): redrawn in place on a terminal, one line per second otherwise.
+
+On a terminal it is a rich live display: cropped (never wrapped) to the terminal's width, measured at every
+redraw so a resized window is followed, and erased when the run ends (a wrapped line would leave its first row
+behind at every redraw: the "debris" of a hand-rolled \\r line). Fields are dropped from the right when the
+terminal is narrow, rather than cut mid-number.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from rtsctl.bench.chart import fmt_ms
+
+
+def fields(point: dict, done: int, expected: int | None) -> list[str]:
+    """The progress line's fields, most important first."""
+    out = [f"{point['t']:6.1f}s", f"{done:,} req", f"{point['rps']:,.0f} req/s"]
+    if "p50_ms" in point:
+        out += [f"p50 {fmt_ms(point['p50_ms'])}", f"p99 {fmt_ms(point['p99_ms'])}"]
+    out.append(f"{point['errors']:,} err")
+    if expected:
+        out.append(f"{min(done / expected, 1.0):.0%}")
+    return out
+
+
+def fit(parts: list[str], width: int, sep: str = "  ") -> str:
+    """As many leading fields as fit in `width` columns."""
+    line = ""
+    for part in parts:
+        candidate = part if not line else line + sep + part
+        if len(candidate) > width:
+            break
+        line = candidate
+    return line or parts[0][:width]
 
 
 class Progress:
@@ -14,25 +42,34 @@ class Progress:
         self.enabled = self.tty if enabled is None else enabled
         self.expected = expected
         self.shown = False
+        self._live = None
 
     def __call__(self, point: dict, agg) -> None:
         if not self.enabled:
             return
-        done = agg.done_requests
-        line = f"{point['t']:7.1f}s  {done:>11,} req  {point['rps']:>10,.0f} req/s"
-        if "p50_ms" in point:
-            line += f"  p50 {fmt_ms(point['p50_ms']):>9}  p99 {fmt_ms(point['p99_ms']):>9}"
-        line += f"  errors {point['errors']:,}"
-        if self.expected:
-            line += f"  {min(done / self.expected, 1.0):4.0%}"
+        parts = fields(point, agg.done_requests, self.expected)
         if self.tty:
-            self.stream.write("\r" + line + "\x1b[K")
+            self._draw(parts)
         else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self.stream.write("  ".join(parts) + "\n")
+            self.stream.flush()
         self.shown = True
 
+    def _draw(self, parts: list[str]) -> None:
+        from rich.text import Text
+
+        if self._live is None:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self.stream, highlight=False, markup=False)
+            self._live = Live(console=console, auto_refresh=False, transient=True, redirect_stdout=False,
+                              redirect_stderr=False)
+            self._live.start()
+        width = self._live.console.width - 1  # the last column would make some terminals wrap
+        self._live.update(Text(fit(parts, width), no_wrap=True, overflow="crop"), refresh=True)
+
     def clear(self) -> None:
-        if self.enabled and self.tty and self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -17,20 +17,27 @@ def _n(v) -> str:
 
 
 def describe_load(load: dict) -> str:
+    if load.get("runs"):  # merged runs: each keeps its own mode
+        return "; ".join(f"{r['source'].rsplit('/', 1)[-1]}: {describe_load(r)}" for r in load["runs"])
     parts = []
-    if load.get("rate"):
+    open_loop = load.get("mode") == "open" if load.get("mode") else bool(load.get("rate"))
+    if load.get("stages"):
+        parts.append(f"{'open' if open_loop else 'closed'} loop ramp {load['stages']}")
+    elif open_loop and load.get("rate"):
         parts.append(f"open loop at {load['rate']:g} req/s (latency from the intended send time)")
     else:
-        parts.append("closed loop")
+        parts.append("open loop" if open_loop else "closed loop")
     parts.append(f"{load.get('connections', '?')} connections")
     w = load.get("workers", 1)
     parts.append(f"{w} process" + ("es" if w != 1 else ""))
     if load.get("per_connection"):
         parts.append(f"{load['per_connection']} requests each")
-    elif load.get("requests"):
+    elif load.get("requests") and "rps" not in load:
         parts.append(f"{_n(load['requests'])} requests")
     if load.get("duration_s"):
         parts.append(f"{load['duration_s']:g} s")
+    if "rps" in load:
+        parts.append(f"{_n(load['requests'])} requests = {load['rps']:,.1f} req/s")
     if load.get("warmup_s"):
         parts.append(f"after {load['warmup_s']:g} s warm-up")
     return ", ".join(parts)
@@ -44,6 +51,15 @@ def _latency_line(lat: dict) -> str:
         f"   (mean {fmt_ms(lat['mean_ms'])}, min {fmt_ms(lat['min_ms'])})"
 
 
+def chart_widths() -> tuple[int, int]:
+    """Chart widths that fit the terminal (or $COLUMNS; 80 when neither says): percentile bars carry 20 columns
+    of labels, column charts 12 of axis; never narrower than 10, never wider than 120."""
+    import shutil
+
+    cols = shutil.get_terminal_size((80, 24)).columns
+    return max(10, min(cols - 21, 120)), max(10, min(cols - 13, 120))
+
+
 def to_text(doc: dict, chart: bool = True) -> str:
     t, load = doc["target"], doc["load"]
     where = t.get("url", "")
@@ -52,7 +68,10 @@ def to_text(doc: dict, chart: bool = True) -> str:
         where += f"  ({', '.join(extra)})"
     if t.get("sources"):
         where = f"merged {len(t['sources'])} runs: " + ", ".join(t["sources"])
-    lines = [f"rtsctl bench  {where}", f"  {describe_load(load)}", ""]
+    runs = [{**r, "runs": None} for r in load.get("runs") or [load]]
+    lines = [f"rtsctl bench  {where}"]
+    lines += [f"  {r['source'].rsplit('/', 1)[-1] + ': ' if 'source' in r else ''}{describe_load(r)}" for r in runs]
+    lines.append("")
     req, ok = doc["requests"], doc["ok"]
     lines.append(f"  requests   {_n(req)} in {doc['duration_s']:.2f} s = {doc['rps']:,.1f} req/s")
     if doc.get("achieved_rate") is not None:
@@ -72,8 +91,9 @@ def to_text(doc: dict, chart: bool = True) -> str:
     if "service_time_ms" in doc:
         lines.append("  service    " + _latency_line(doc["service_time_ms"]) + "  (from the actual send)")
     if chart and doc["latency_ms"].get("count"):
-        lines += ["", "  latency by percentile"] + percentile_bars(doc["latency_ms"])
-        tl = timeline_charts(doc["timeline"])
+        bars, columns = chart_widths()
+        lines += ["", "  latency by percentile"] + percentile_bars(doc["latency_ms"], bars)
+        tl = timeline_charts(doc["timeline"], columns)
         if tl:
             lines += [""] + tl
     th = doc.get("thresholds") or {}

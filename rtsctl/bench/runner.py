@@ -10,6 +10,8 @@ Closed loop: each connection sends its next request as soon as the previous answ
 Open loop (`rate`): a pacer schedules requests at t0 + i/rate; a request waits for an idle connection if none is
 free, and its latency is measured from that *intended* send time (coordinated-omission corrected); the service time
 (from the actual send) is recorded beside it.
+Ramps (`stages`): open loop schedules the i-th request when the ramp's integral reaches i; closed loop lets only the
+ramp's current number of connections have a request in flight (the rest wait idle, connected).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from rtsctl.bench.histogram import HIGHEST_US
 from rtsctl.bench.pacer import Waker
+from rtsctl.bench.stages import Stages
 from rtsctl.bench.wire import error_kind
 
 _now = time.perf_counter
@@ -28,6 +31,7 @@ BIG = 1 << 62
 UNTIL_CLOSE = -2            # response framed by connection close
 CHUNKED = -3
 _WAIT_HEAD = -1
+RAMP_TICK = 0.02            # closed-loop ramp: how often the allowed number of busy connections is recomputed
 
 
 @dataclass
@@ -37,7 +41,12 @@ class Phase:
     total: int | None = None             # total requests (closed loop: shared; open loop: scheduled)
     per_conn: int | None = None          # closed loop: exactly this many per connection (-t/-i)
     rate: float | None = None            # open loop: requests per second
+    stages: Stages | None = None         # a ramp of rates (open loop) or of connections (closed loop)
     record: bool = True
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None or (self.stages is not None and self.stages.open_loop)
 
 
 @dataclass
@@ -272,6 +281,8 @@ class Engine:
         self.after = self._closed_next
         self.done: asyncio.Future | None = None
         self.waker = None
+        self.stages: Stages | None = None
+        self.limit = BIG                    # closed-loop ramp: connections allowed a request in flight now
         self._reset()
 
     # -- stats ------------------------------------------------------------------------------------------------
@@ -373,7 +384,7 @@ class Engine:
 
     # -- scheduling -------------------------------------------------------------------------------------------
     def _closed_next(self, conn: Conn):
-        if self.sending and conn.quota:
+        if self.sending and conn.quota and self.inflight < self.limit:
             conn.quota -= 1
             self.remaining -= 1
             if self.remaining <= 0:
@@ -412,6 +423,36 @@ class Engine:
             self._check_done()
             return
         self.waker.at(self.t_start + self.scheduled / self.rate)
+
+    def _pace_ramp(self):
+        """`_pace` for a ramp of rates: request i is due when the ramp's integral reaches i + 1."""
+        if not self.sending:
+            return
+        st, t0 = self.stages, self.t_start
+        due = min(int(st.count(_now() - t0) + 1e-9), self.to_schedule)
+        idle, pending = self.idle, self.pending
+        while self.scheduled < due:
+            self.scheduled += 1
+            t_int = t0 + st.time_of(self.scheduled)
+            if idle:
+                idle.pop().send(t_int)
+            else:
+                pending.append(t_int)
+        if self.scheduled >= self.to_schedule:
+            self.sending = False
+            self._check_done()
+            return
+        self.waker.at(t0 + st.time_of(self.scheduled + 1))
+
+    def _ramp_connections(self):
+        """Closed-loop ramp: follow the ramp's connection count, waking idle connections as it grows."""
+        if self.done is None or self.done.done():
+            return
+        self.limit = int(self.stages.value(_now() - self.t_start) + 0.5)
+        idle = self.idle
+        while idle and self.sending and self.inflight < self.limit:
+            self._closed_next(idle.pop())
+        self._ramp_handle = self.loop.call_later(RAMP_TICK, self._ramp_connections)
 
     def _check_done(self):
         if (self.done is not None and not self.done.done() and not self.sending and not self.pending
@@ -455,7 +496,10 @@ class Engine:
         self._reset()
         self.interrupted = False
         self.recording = phase.record
-        open_loop = phase.rate is not None
+        open_loop = phase.open_loop
+        self.stages = phase.stages
+        self.limit = BIG
+        self._ramp_handle = None
         self.after = self._open_next if open_loop else self._closed_next
         self.svc = {} if open_loop and phase.record else None
         self.done = loop.create_future()
@@ -491,18 +535,23 @@ class Engine:
         if phase.duration is not None and self.sending:
             grace = 0.0
             if open_loop and phase.total is None:        # the pacer stops at exactly rate x duration requests
-                to_schedule = int(round(phase.rate * phase.duration))
+                to_schedule = (int(phase.stages.count(phase.duration) + 1e-9) if phase.stages is not None
+                               else int(round(phase.rate * phase.duration)))
                 grace = 0.005                            # (timers are ms-coarse: never cut the last ones)
             deadline = loop.call_at(loop.time() + phase.duration + grace, self._deadline)
         self._tick_handle = loop.call_later(min(0.25, self.interval), self._tick)
         if self.sending:
             if open_loop:
-                self.waker = Waker(loop, self._pace)
+                ramp = phase.stages is not None
+                self.waker = Waker(loop, self._pace_ramp if ramp else self._pace)
                 self.rate = phase.rate
                 self.scheduled = 0
                 self.to_schedule = to_schedule if to_schedule is not None else BIG
-                self._pace()
+                self._pace_ramp() if ramp else self._pace()
             else:
+                if phase.stages is not None:
+                    self.limit = int(phase.stages.value(0.0) + 0.5)
+                    self._ramp_handle = loop.call_later(RAMP_TICK, self._ramp_connections)
                 starters, self.idle = self.idle, []
                 for conn in starters:
                     self._closed_next(conn)
@@ -515,7 +564,10 @@ class Engine:
                 self.waker = None
             if deadline is not None:
                 deadline.cancel()
+            if self._ramp_handle is not None:
+                self._ramp_handle.cancel()
             self._tick_handle.cancel()
+            self.limit = BIG
         result.elapsed = _now() - self.t_start
         result.interrupted = self.interrupted
         if self.interrupted:

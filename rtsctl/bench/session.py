@@ -29,7 +29,7 @@ def _spec(cfg: BenchConfig) -> RunSpec:
     total = cfg.total
     if cfg.per_conn is not None:
         total = cfg.per_conn * cfg.concurrency
-    measure = Phase(duration=cfg.duration, total=total, per_conn=cfg.per_conn, rate=cfg.rate)
+    measure = Phase(duration=cfg.duration, total=total, per_conn=cfg.per_conn, rate=cfg.rate, stages=cfg.stages)
     warmup = Phase(duration=cfg.warmup, rate=cfg.rate, record=False) if cfg.warmup else None
     return RunSpec(target=target, verify=cfg.verify, head=request_head(target, cfg.method, headers),
                    method=cfg.method, bodies=cfg.bodies, template=cfg.template, concurrency=cfg.concurrency,
@@ -42,8 +42,10 @@ def describe(cfg: BenchConfig) -> tuple[dict, dict]:
         target["endpoint"] = cfg.endpoint
     if cfg.deployment:
         target["deployment"] = cfg.deployment
-    load = {"connections": cfg.concurrency, "workers": cfg.workers, "method": cfg.method, "timeout_s": cfg.timeout}
-    for key, value in (("rate", cfg.rate), ("duration_s", cfg.duration), ("per_connection", cfg.per_conn),
+    load = {"mode": "open" if cfg.open_loop else "closed", "connections": cfg.concurrency, "workers": cfg.workers,
+            "method": cfg.method, "timeout_s": cfg.timeout}
+    for key, value in (("rate", cfg.rate), ("stages", cfg.stages_text), ("duration_s", cfg.duration),
+                       ("per_connection", cfg.per_conn),
                        ("requests", cfg.expected_requests if cfg.duration is None else None),
                        ("warmup_s", cfg.warmup or None), ("template", cfg.template)):
         if value is not None:

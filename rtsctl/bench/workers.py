@@ -47,7 +47,7 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def shares(spec: RunSpec) -> list[RunSpec]:
-    """One RunSpec per worker: connections split evenly; -n and --rate split in proportion to connections."""
+    """One RunSpec per worker: connections split evenly; -n, --rate and --stages split in proportion to them."""
     p = spec.workers
     conns = split(spec.concurrency, p)
 
@@ -59,7 +59,8 @@ def shares(spec: RunSpec) -> list[RunSpec]:
         if phase.total is not None:
             total = split_by(phase.total, conns)[w]
         rate = phase.rate * frac if phase.rate is not None else None
-        return replace(phase, total=total, rate=rate)
+        stages = phase.stages.scaled(frac) if phase.stages is not None else None
+        return replace(phase, total=total, rate=rate, stages=stages)
 
     return [replace(spec, concurrency=conns[w], measure=part(spec.measure, w), warmup=part(spec.warmup, w))
             for w in range(p)]
