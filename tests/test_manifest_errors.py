@@ -101,7 +101,7 @@ def test_validate_reports_every_error_at_once(cli, project):
     result = cli("validate", "many.yaml")
     assert result.code == 1 and result.out == ""
     lines = result.err.strip().splitlines()
-    assert len(lines) == 6, result.err  # + capacity and traffic, which follow from the two edits
+    assert len(lines) == 5, result.err  # + the traffic entry naming the renamed deployment
     assert all(re.match(r"Error: many\.yaml:\d+: \S+: ", line) for line in lines), result.err
     for fragment in ("workspace.name: 'ab' is 2 characters", "deployments[0].name: 'b' is 1 characters",
                      "instance_count: 100000 is out of range", "model: unknown model 'nope'"):

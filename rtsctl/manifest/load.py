@@ -122,22 +122,27 @@ class Manifest:
 
 def parse_yaml_text(text: str, file: str) -> Any:
     """YAML text -> marked containers (or a scalar), within the loader's limits; errors name file:line."""
-    loader = _MarkedLoader(text, file)
+    loader = None
     try:
+        loader = _MarkedLoader(text, file)  # the reader refuses control characters here, before any parsing
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if problem.startswith("but ") and exc.context:
+            problem = f"{exc.context}, {problem}"
         raise ManifestError(f"YAML syntax error: {problem}", file, mark.line + 1 if mark else 1) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else 1
-        raise ManifestError(f"YAML cannot contain the character {exc.character!r}", file, line) from None
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise ManifestError(f"YAML cannot contain the character {char!r}", file, line) from None
     except yaml.YAMLError as exc:
         raise ManifestError(f"YAML error: {str(exc).splitlines()[0]}", file, 1) from None
     except RecursionError:  # the depth limit should make this unreachable; never a traceback
         raise ManifestError(f"nested too deeply (limit {limits.YAML_DEPTH})", file, 1) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml_file(path: Path, file: str, max_bytes: int = limits.MANIFEST_BYTES) -> Any:

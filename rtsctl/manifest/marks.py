@@ -44,8 +44,16 @@ def line_of(root: Any, path: list[str | int]) -> int | None:
 
 
 def field_path(path: list[str | int]) -> str:
-    """`['endpoints', 0, 'traffic']` -> `endpoints[0].traffic`."""
+    """`['endpoints', 0, 'traffic']` -> `endpoints[0].traffic`; odd keys quoted (`environment_variables['A B']`).
+
+    Keys come from the user's file: a newline or a NUL in one must not break the one-line error.
+    """
     out = ""
     for step in path:
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+        if isinstance(step, int):
+            out += f"[{step}]"
+        elif step and step.isprintable() and not any(c in step for c in " .[]'\""):
+            out += f".{step}" if out else step
+        else:
+            out += f"[{str(step)!r}]"
     return out

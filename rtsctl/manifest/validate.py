@@ -240,13 +240,14 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
         compute_name = endpoint.get("compute")
         compute = computes.get(compute_name) if isinstance(compute_name, str) else None
         if isinstance(compute_name, str) and compute is None:
-            fail(f"unknown compute {compute_name!r} (declared: {', '.join(sorted(computes)) or 'none'})",
+            fail(f"unknown compute {compute_name!r} (declared: {_listing(computes) or 'none'})",
                  *path, "compute")
         kubernetes = isinstance(compute, dict) and compute.get("type") == "kubernetes"
         for dpath, dep in _entries(endpoint, "deployments", path):
             _check_deployment(manifest, report, dep, dpath, models, environments, ep_name, kubernetes)
             count = dep.get("instance_count", 1)
-            if isinstance(count, int) and not isinstance(count, bool) and local:
+            # a count outside the schema's bounds is reported there; capacity is judged on sane counts only
+            if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 1000 and local:
                 key = compute_name if isinstance(compute, dict) else ""
                 demand.setdefault(key, []).append((f"{ep_name}/{dep.get('name')}", count))
         _check_traffic(report, endpoint, path, deployments)
@@ -277,10 +278,10 @@ def _check_deployment(manifest: Manifest, report: Report, dep: dict[str, Any], p
     fail = report.add
     model = dep.get("model")
     if isinstance(model, str) and model not in models:
-        fail(f"unknown model {model!r} (declared: {', '.join(sorted(models)) or 'none'})", *path, "model")
+        fail(f"unknown model {model!r} (declared: {_listing(models) or 'none'})", *path, "model")
     env = dep.get("environment")
     if isinstance(env, str) and env not in environments:
-        fail(f"unknown environment {env!r} (declared: {', '.join(sorted(environments)) or 'none'})",
+        fail(f"unknown environment {env!r} (declared: {_listing(environments) or 'none'})",
              *path, "environment")
     name = dep.get("name")
     if kubernetes and isinstance(name, str):
@@ -315,6 +316,11 @@ def _check_deployment(manifest: Manifest, report: Report, dep: dict[str, Any], p
         fail("a liveness probe's success_threshold is fixed at 1 by Azure", *path, "liveness_probe", "success_threshold")
 
 
+def _listing(declared: dict[str, Any]) -> str:
+    """Declared names for a hint; a name with a newline in it must not break the one-line error."""
+    return ", ".join(n if n.isprintable() else repr(n) for n in sorted(declared))
+
+
 def _check_traffic(report: Report, endpoint: dict[str, Any], path: Path_, deployments: dict[str, Path_]) -> None:
     traffic = endpoint.get("traffic")
     if traffic is None:
@@ -325,7 +331,7 @@ def _check_traffic(report: Report, endpoint: dict[str, Any], path: Path_, deploy
         return
     for name in traffic:
         if name not in deployments:
-            report.add(f"traffic names unknown deployment {name!r} (declared: {', '.join(sorted(deployments))})",
+            report.add(f"traffic names unknown deployment {name!r} (declared: {_listing(deployments)})",
                        *path, "traffic", name)
     values = [v for v in traffic.values() if isinstance(v, int) and not isinstance(v, bool)]
     if len(values) == len(traffic) and sum(values) not in (0, 100):
