@@ -404,15 +404,15 @@ class Engine:
                 self._check_done()
 
     def _pace(self):
+        """Send (or queue, when no connection is idle) every request due by now; wake up when the next one is."""
         if not self.sending:
             return
-        now = _now()
-        due = int((now - self.t_start) * self.rate) + 1
+        due = self._due(_now() - self.t_start)
         if due > self.to_schedule:
             due = self.to_schedule
-        idle, pending = self.idle, self.pending
+        idle, pending, when = self.idle, self.pending, self._when
         while self.scheduled < due:
-            t_int = self.t_start + self.scheduled / self.rate
+            t_int = when(self.scheduled)
             self.scheduled += 1
             if idle:
                 idle.pop().send(t_int)
@@ -422,27 +422,19 @@ class Engine:
             self.sending = False
             self._check_done()
             return
-        self.waker.at(self.t_start + self.scheduled / self.rate)
+        self.waker.at(when(self.scheduled))
 
-    def _pace_ramp(self):
-        """`_pace` for a ramp of rates: request i is due when the ramp's integral reaches i + 1."""
-        if not self.sending:
-            return
-        st, t0 = self.stages, self.t_start
-        due = min(int(st.count(_now() - t0) + 1e-9), self.to_schedule)
-        idle, pending = self.idle, self.pending
-        while self.scheduled < due:
-            self.scheduled += 1
-            t_int = t0 + st.time_of(self.scheduled)
-            if idle:
-                idle.pop().send(t_int)
-            else:
-                pending.append(t_int)
-        if self.scheduled >= self.to_schedule:
-            self.sending = False
-            self._check_done()
-            return
-        self.waker.at(t0 + st.time_of(self.scheduled + 1))
+    def _schedule(self, phase: Phase):
+        """Open loop: `_due(elapsed)` = requests due by then, `_when(i)` = intended send time of request i (from 0).
+        A constant rate sends request i at i/rate; a ramp when its integral reaches i + 1."""
+        t0, st = self.t_start, phase.stages
+        if st is None:
+            rate = phase.rate
+            self._due = lambda elapsed: int(elapsed * rate) + 1
+            self._when = lambda i: t0 + i / rate
+        else:
+            self._due = lambda elapsed: int(st.count(elapsed) + 1e-9)
+            self._when = lambda i: t0 + st.time_of(i + 1)
 
     def _ramp_connections(self):
         """Closed-loop ramp: follow the ramp's connection count, waking idle connections as it grows."""
@@ -542,12 +534,11 @@ class Engine:
         self._tick_handle = loop.call_later(min(0.25, self.interval), self._tick)
         if self.sending:
             if open_loop:
-                ramp = phase.stages is not None
-                self.waker = Waker(loop, self._pace_ramp if ramp else self._pace)
-                self.rate = phase.rate
+                self.waker = Waker(loop, self._pace)
+                self._schedule(phase)
                 self.scheduled = 0
                 self.to_schedule = to_schedule if to_schedule is not None else BIG
-                self._pace_ramp() if ramp else self._pace()
+                self._pace()
             else:
                 if phase.stages is not None:
                     self.limit = int(phase.stages.value(0.0) + 0.5)
