@@ -144,6 +144,11 @@ def test_keys_regenerate_azure_through_the_sdk(azure_emulator_factory, tmp_path,
     assert status_with(before["scoring_uri"], after["secondary_key"], context) == 200
     posts = [path for method, path, status in emu.request_log if method == "POST" and "regenerateKeys" in path]
     assert len(posts) == 1                                               # through the service's own route
+    # invoke reaches the same data plane with the (new) keys the SDK reports, and routes by deployment
+    (project / "request.json").write_text('{"name": "Daniel"}')
+    invoked = cli.ok("invoke", manifest, "--request", "request.json", "--deployment", "green")
+    assert json.loads(invoked.out) == {"GoAway": "Daniel's not here."}
+    assert "HTTP 200 from endpoint rts-bluegreen, deployment green" in invoked.err
 
 
 def test_graph_marks_the_critical_path_of_the_last_apply(cli):
