@@ -73,6 +73,14 @@ RULES: dict[str, NameRule] = {
         "letters, digits, '_', '-' and '.', not starting with a digit (no '=', no spaces)",
         "kubernetes apimachinery pkg/util/validation/validation.go envVarNameFmt (deployments run as pods); "
         "256-character bound: rtsctl"),
+    "subscription_id": NameRule(
+        36, 36, r"[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}",
+        "a subscription ID is a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+        "azure-rest-api-specs common-types/resource-management SubscriptionIdParameter (format: uuid)"),
+    "instance_type": NameRule(
+        1, 128, r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+        "a VM SKU (Standard_DS3_v2) or Kubernetes instance type name: letters, digits, '_', '.' and '-'",
+        "guess: the characters of Azure VM size names and Kubernetes resource names"),
 }
 
 # Kubernetes online endpoints: endpoint name + deployment name must be 6-62 characters in total

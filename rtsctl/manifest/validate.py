@@ -50,8 +50,8 @@ class Report:
 
 def check(manifest: Manifest, file: str) -> list[ManifestError]:
     report = Report(manifest.data, file)
+    _check_names(manifest.data, report)   # first: a name's own rule says more than a pattern or a character
     _check_values(manifest.data, report, [])
-    _check_names(manifest.data, report)   # before the schema: a name's own rule says more than a pattern
     _check_schema(manifest.data, report)
     _check_rules(manifest, report)
     return report.sorted()
@@ -66,18 +66,27 @@ def validate(manifest: Manifest, file: str) -> None:
 
 # --- every value -----------------------------------------------------------------------------------------------
 
-def _check_values(node: Any, report: Report, path: Path_) -> None:
-    """No NUL characters and no infinite or NaN numbers anywhere: both pass a schema and break later."""
+# Free text may hold line breaks and tabs; every other string is an identifier, a path or a setting, where a
+# control character (a trailing "\n") silently makes a different value.
+_FREE_TEXT = {"description", "smoke_test", "environment_variables", "configuration_settings", "tags"}
+
+
+def _check_values(node: Any, report: Report, path: Path_, free: bool = False) -> None:
+    """No NUL anywhere, no control characters outside free text, no infinite or NaN numbers."""
     if isinstance(node, dict):
         for key, value in node.items():
             if isinstance(key, str) and "\0" in key:
                 report.add("a key contains a NUL character", *path)
-            _check_values(value, report, path + [key])
+            _check_values(value, report, path + [key], free or key in _FREE_TEXT)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            _check_values(item, report, path + [i])
-    elif isinstance(node, str) and "\0" in node:
-        report.add("contains a NUL character", *path)
+            _check_values(item, report, path + [i], free)
+    elif isinstance(node, str):
+        if "\0" in node:
+            report.add("contains a NUL character", *path)
+        elif not free and any(ord(c) < 32 or ord(c) == 127 for c in node):
+            bad = next(c for c in node if ord(c) < 32 or ord(c) == 127)
+            report.add(f"{node[:60]!r} contains the control character {bad!r}", *path)
     elif isinstance(node, float) and not math.isfinite(node):
         report.add(f"{node} is not a finite number", *path)
 
@@ -171,6 +180,9 @@ def _name(report: Report, kind: str, value: Any, *path: str | int) -> None:
 
 
 def _check_names(data: dict[str, Any], report: Report) -> None:
+    provider = data.get("provider")
+    if isinstance(provider, dict) and provider.get("subscription_id"):
+        _name(report, "subscription_id", provider.get("subscription_id"), "provider", "subscription_id")
     _name(report, "resource_group", data.get("resource_group"), "resource_group")
     workspace = data.get("workspace")
     if isinstance(workspace, dict):
@@ -191,6 +203,7 @@ def _check_names(data: dict[str, Any], report: Report) -> None:
         _name(report, "endpoint", endpoint.get("name"), *path, "name")
         for dpath, dep in _entries(endpoint, "deployments", path):
             _name(report, "deployment", dep.get("name"), *dpath, "name")
+            _name(report, "instance_type", dep.get("instance_type"), *dpath, "instance_type")
 
 
 # --- rules -----------------------------------------------------------------------------------------------------

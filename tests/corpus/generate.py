@@ -104,6 +104,12 @@ EDITS: dict[str, tuple[str, str, str, str | None]] = {
     "model-name-256-chars": ("{name: m1, path", "{name: " + "m" * 256 + ", path", "models[0].name: '" + "m" * 256 + "' is 256 characters", "m" * 256),
     "environment-name-leading-dot": ("{name: env1, image", "{name: .env, image", "environments[0].name: '.env' is not a valid name", ".env"),
     "environment-name-space": ("{name: env1, image", '{name: "env 1", image', "environments[0].name: 'env 1' is not a valid name", "env 1"),
+    "instance-type-newline": ("instance_type: local", 'instance_type: "local\\n"', f"{DEP}.instance_type: 'local\\n' is not a valid name", "instance_type"),
+    "image-trailing-newline": ("image: python:3.11-slim", 'image: "python:3.11-slim\\n"', "environments[0].image: 'python:3.11-slim\\n' contains the control character '\\n'", "python:3.11-slim"),
+    "model-reference-newline": ("        model: m1", '        model: "m1\\n"', f"{DEP}.model: 'm1\\n' contains the control character", "m1\\n"),
+    "code-path-tab": ("{code: seed/src,", '{code: "seed/src\\t",', f"{DEP}.code_configuration.code: 'seed/src\\t' contains the control character '\\t'", "seed/src"),
+    "subscription-id-not-a-guid": ("provider: {kind: local}", "provider: {kind: azure, subscription_id: my-subscription}", "provider.subscription_id: 'my-subscription' is 15 characters; a subscription ID is a GUID", "my-subscription"),
+    "location-newline": ("provider: {kind: local}", 'provider: {kind: local, location: "westeurope\\n"}', "provider.location: 'westeurope\\n' contains the control character", "westeurope"),
     # --- numbers: bounds from the az ml schemas and docs ---
     "instance-count-100000": ("instance_count: 1", "instance_count: 100000", f"{DEP}.instance_count: 100000 is out of range", "100000"),
     "instance-count-zero": ("instance_count: 1", "instance_count: 0", f"{DEP}.instance_count: 0 is out of range", "instance_count: 0"),
