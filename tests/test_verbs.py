@@ -150,6 +150,12 @@ def test_keys_regenerate_azure_through_the_sdk(azure_emulator_factory, tmp_path,
     assert json.loads(invoked.out) == {"GoAway": "Daniel's not here."}
     assert "HTTP 200 from endpoint rts-bluegreen, deployment green" in invoked.err
 
+    token = "examples/azure-managed-endpoint.yaml"                      # auth_mode aml_token: no keys to rotate
+    cli.ok("apply", token, "-y")
+    refused = cli("keys", "regenerate", token, "--key", "primary")
+    assert refused.code == 1 and refused.err.strip() == ("Error: endpoint.rts-managed: Endpoint 'rts-managed' does "
+                                                         "not use keys for authentication.")
+
 
 def test_graph_marks_the_critical_path_of_the_last_apply(cli):
     before = cli.ok("graph", "dev.yaml").out
