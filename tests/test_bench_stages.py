@@ -136,3 +136,18 @@ def test_live_progress_fits_the_terminal_and_leaves_nothing_behind(cli, server, 
     screen = pyte.Screen(columns, 24)
     pyte.ByteStream(screen).feed(raw)
     assert all(not line.strip() for line in screen.display), screen.display   # erased: no debris
+
+
+def test_report_charts_take_the_terminal_width(cli, server):
+    def chart_lines(columns: int) -> list[str]:
+        out = cli("bench", "-u", server.url("/score"), "-k", KEY, "-d", "2", "-c", "2", timeout=60,
+                  env={"COLUMNS": str(columns)}).out
+        lines = out.splitlines()
+        return lines[lines.index("  latency by percentile"):]
+
+    narrow, wide = chart_lines(60), chart_lines(120)
+    assert any("throughput over time" in line for line in narrow)
+    assert max(map(len, narrow)) < 60, narrow                 # bars, axes and columns all fit
+    assert max(map(len, wide)) < 120
+    bar = [line for line in wide if line.lstrip().startswith("max ")][0]
+    assert len(bar) > 90                                       # the widest bar uses the room it has

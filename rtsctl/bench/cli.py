@@ -10,7 +10,8 @@ closed loop (-c/-t connections as fast as the server answers) or open loop (--ra
 latency measured from the intended send time, so a slow server cannot hide its queueing).
 
 Target: a MANIFEST (URI and key read from the deployed endpoint; no secrets on the command line) or -u URL -k KEY.
-Length: -t T -i I (the seed's flags: T workers x I requests each, exactly), -n total, or -d duration (default 10 s).
+Length: -t T -i I (the seed's flags: T workers x I requests each, exactly), -n total, or -d duration (default 10 s);
+or --stages, a ramp of connections (closed loop) or of request rates (open loop) that sets both length and load.
 """
 
 EPILOG = """\

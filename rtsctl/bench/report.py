@@ -52,12 +52,12 @@ def _latency_line(lat: dict) -> str:
 
 
 def chart_widths() -> tuple[int, int]:
-    """Chart widths that fit the terminal (or $COLUMNS; 80 when neither says): percentile bars carry 20 columns
-    of labels, column charts 12 of axis; never narrower than 10, never wider than 120."""
+    """Chart widths that fit the terminal (or $COLUMNS; 80 when neither says) with the last column left free:
+    percentile bars carry 21 columns of labels, column charts 13 of axis; never narrower than 10 nor wider than 120."""
     import shutil
 
     cols = shutil.get_terminal_size((80, 24)).columns
-    return max(10, min(cols - 21, 120)), max(10, min(cols - 13, 120))
+    return max(10, min(cols - 22, 120)), max(10, min(cols - 14, 120))
 
 
 def to_text(doc: dict, chart: bool = True) -> str:
