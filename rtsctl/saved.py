@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,8 @@ def save_plan(plan: Plan, manifest: Manifest, path: str, variables: Mapping[str,
 def is_saved_plan(path: str) -> bool:
     """True when `path` is a file written by `plan --out` (so `apply PATH` applies it), not a manifest."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a fifo or a device would block or never end
+            return False
         with open(path, "rb") as handle:
             head = handle.read(256)
     except OSError:
@@ -78,9 +81,11 @@ def is_saved_plan(path: str) -> bool:
 
 def read_saved_plan(path: str) -> SavedPlan:
     try:
-        if os.path.getsize(path) > MAX_BYTES:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
             raise RtsctlError(f"{path}: larger than {MAX_BYTES} bytes; not a saved plan")
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise RtsctlError(f"cannot read saved plan {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:

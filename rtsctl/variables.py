@@ -47,9 +47,11 @@ def read_var_file(path: str) -> dict[str, str]:
     try:
         if not file.is_file():
             raise RtsctlError(f"--var-file {path}: " + ("not a regular file" if file.exists() else "not found"))
-        if file.stat().st_size > MAX_FILE_BYTES:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
             raise RtsctlError(f"--var-file {path}: larger than {MAX_FILE_BYTES} bytes")
-        text = file.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise RtsctlError(f"--var-file {path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:

@@ -64,6 +64,7 @@ def test_bad_vars_are_one_line_errors(cli, project):
              ("--var", "BAD-NAME=x"): "'BAD-NAME' is not a variable name",
              ("--var-file", "missing.vars"): "--var-file missing.vars: not found",
              ("--var-file", "seed"): "--var-file seed: not a regular file",
+             ("--var-file", "/dev/zero"): "--var-file /dev/zero: not a regular file",
              ("--var-file", "nested.vars"): "nested.vars: RTSCTL_RESOURCE_GROUP: a variable's value must be a string",
              ("--var-file", "bomb.vars"): "bomb.vars:2: YAML aliases are not allowed in a var file",
              ("--var-file", "badname.env"): "badname.env:1: '1BAD' is not a variable name"}
@@ -148,6 +149,9 @@ def test_apply_planfile_needs_no_manifest_and_refuses_a_stale_plan(cli, project)
     (project / "fake.plan").write_text('{"format": "rtsctl-plan/1"}')
     old = cli("apply", "fake.plan")
     assert old.code == 1 and "format rtsctl-plan/1, expected rtsctl-plan/2" in old.err
+    os.mkfifo(project / "plan.fifo")                   # never opened for reading: that would block forever
+    fifo = cli("apply", "plan.fifo", timeout=20)
+    assert fifo.code == 1 and "not a regular file" in fifo.err
 
 
 def test_completion_scripts_complete_verbs_flags_and_choices(cli, tmp_path):

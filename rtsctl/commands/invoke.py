@@ -23,9 +23,11 @@ def read_request(path: str) -> bytes:
         info = Path(path).stat()
         if not stat.S_ISREG(info.st_mode):
             raise RtsctlError(f"--request {path}: not a regular file")
-        if info.st_size > MAX_REQUEST_BYTES:
-            raise RtsctlError(f"--request {path}: {info.st_size} bytes, more than the {MAX_REQUEST_BYTES} allowed")
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            body = handle.read(MAX_REQUEST_BYTES + 1)
+        if len(body) > MAX_REQUEST_BYTES:
+            raise RtsctlError(f"--request {path}: more than the {MAX_REQUEST_BYTES} bytes allowed")
+        return body
     except FileNotFoundError:
         raise RtsctlError(f"--request {path}: not found") from None
     except OSError as exc:
