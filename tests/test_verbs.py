@@ -188,3 +188,7 @@ def test_graph_marks_the_critical_path_of_the_last_apply(cli):
     # a second, no-op apply keeps the last timings; graph needs no backend and no credentials
     cli.ok("apply", "dev.yaml", "-y")
     assert cli.ok("graph", "dev.yaml").out == mermaid
+    azure = cli("graph", "azure.yaml", "--format", "dot")                # nor the provider's variables
+    assert azure.code == 0 and '"aks_cluster.' in azure.out and '-> "k8s_extension.' in azure.out, str(azure)
+    if "AZURE_SUBSCRIPTION_ID" not in cli.env:
+        assert "note: azure.yaml:" in azure.err and "AZURE_SUBSCRIPTION_ID is not set" in azure.err

@@ -2,7 +2,8 @@
 
 Arrows point the way apply walks: from what is needed to what needs it. A step of the last apply shows how long it
 took; the critical path (the chain of steps whose sum is the best wall time any parallel apply can reach) is drawn
-in red. Only the manifest is read; nothing is observed, so this works offline and without credentials.
+in red. Only the manifest is read; nothing is observed, so this works offline, without credentials and without the
+provider's variables.
 """
 
 from __future__ import annotations
@@ -59,12 +60,19 @@ def describe(last: dict[str, Any] | None, critical_s: float, critical: list[str]
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from rtsctl.desired import build_resources
     from rtsctl.history import last_apply
-    from rtsctl.manifest import load_manifest
+    from rtsctl.manifest import check_manifest
     from rtsctl.variables import environment
 
-    manifest = load_manifest(args.manifest, env=environment(args.variables))
+    # as validate: the provider's variables (a subscription id) are not needed to draw the graph
+    manifest, errors, unset = check_manifest(args.manifest, environment(args.variables))
+    if errors or manifest is None:
+        raise errors[0]
+    for note in unset:
+        print(f"note: {note} (the graph is drawn without it)", file=sys.stderr)
     graph = Graph(build_resources(manifest))
     last = last_apply(manifest)
     steps = {a: t for a, t in (last or {}).get("steps", {}).items() if a in graph.nodes}
