@@ -176,7 +176,7 @@ def _summary(plan, timing: dict[str, Any]) -> str:
 
 def _saved_plan_target(args: argparse.Namespace):
     """`apply PLANFILE` / `apply MANIFEST --plan FILE` -> (manifest path, variables, saved plan or None)."""
-    from .saved import check_manifest, is_saved_plan, read_saved_plan
+    from .saved import check_manifest_present, is_saved_plan, read_saved_plan
 
     if args.plan is None and not is_saved_plan(args.manifest):
         return args.manifest, args.variables, None
@@ -184,9 +184,9 @@ def _saved_plan_target(args: argparse.Namespace):
         raise RtsctlError(f"{args.manifest} is itself a saved plan: run rtsctl apply {args.manifest}")
     saved = read_saved_plan(args.plan or args.manifest)
     if args.var or args.var_file:
-        raise RtsctlError(f"a saved plan carries the variables it was planned with: drop --var/--var-file, or plan "
-                          f"again with them")
-    check_manifest(saved)
+        raise RtsctlError("a saved plan carries the variables it was planned with: drop --var/--var-file, or plan "
+                          "again with them")
+    check_manifest_present(saved)
     return (saved.manifest if args.plan is None else args.manifest), saved.variables, saved
 
 

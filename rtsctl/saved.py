@@ -99,7 +99,7 @@ def read_saved_plan(path: str) -> SavedPlan:
         raise RtsctlError(f"{path}: a damaged saved plan ({exc})") from None
 
 
-def check_manifest(saved: SavedPlan) -> None:
+def check_manifest_present(saved: SavedPlan) -> None:
     """Before anything is observed: the manifest the plan was made from must still be there."""
     if not Path(saved.manifest).is_file():
         raise RtsctlError(f"saved plan {saved.path} was made from {saved.manifest}, which is gone; nothing was changed")
