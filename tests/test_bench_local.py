@@ -39,3 +39,18 @@ def test_bench_before_apply_says_what_to_do(cli):
     result = cli("bench", "dev.yaml", "-n", "5")
     assert result.code == 1
     assert "does not exist yet" in result.err and "rtsctl apply" in result.err
+
+
+def test_bench_and_invoke_read_the_manifest_with_the_same_vars_as_apply(cli, project):
+    (project / "scope.vars").write_text("RTSCTL_RESOURCE_GROUP: rg-vars\n")
+    cli.ok("apply", "dev.yaml", "--var-file", "scope.vars", "-y")
+    doc = report(cli.ok("bench", "dev.yaml", "--var-file", "scope.vars", "-n", "20", "-c", "2", "-o", "json"))
+    assert doc["status"] == {"200": 20}
+    ramp = report(cli.ok("bench", "dev.yaml", "--var", "RTSCTL_RESOURCE_GROUP=rg-vars", "--stages", "1s:50/s",
+                         "-o", "json"))
+    assert ramp["requests"] == 25 and ramp["status"] == {"200": 25}   # 0 -> 50 req/s over 1 s: 25 requests
+    unscoped = cli("bench", "dev.yaml", "-n", "5")                     # rts-dev: nothing was applied there
+    assert unscoped.code == 1 and "does not exist yet" in unscoped.err
+    (project / "request.json").write_text('{"name": "Daniel"}')
+    invoked = cli.ok("invoke", "dev.yaml", "--var", "RTSCTL_RESOURCE_GROUP=rg-vars", "--request", "request.json")
+    assert "Daniel's not here" in invoked.out
