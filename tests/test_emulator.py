@@ -287,11 +287,19 @@ def test_kubernetes_attach_needs_cluster_and_extension(lro_mode, azure_emulator_
     with pytest.raises(HttpResponseError, match="AzureMLExtensionNotInstalled"):
         ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=cluster.id, namespace="azureml")).result()
 
-    ext = clients.extensions_client(emu).extensions.begin_create(
+    extensions = clients.extensions_client(emu).extensions
+    with pytest.raises(HttpResponseError, match="allowInsecureConnections=true"):   # no TLS, insecure not allowed
+        extensions.begin_create(RG, "Microsoft.ContainerService", "managedClusters", "rts-aks", "azureml", Extension(
+            extension_type="Microsoft.AzureML.Kubernetes", configuration_settings={
+                "enableInference": "True", "inferenceRouterServiceType": "LoadBalancer",
+                "allowInsecureConnections": "False"})).result()
+    ext = extensions.begin_create(
         RG, "Microsoft.ContainerService", "managedClusters", "rts-aks", "azureml",
         Extension(extension_type="Microsoft.AzureML.Kubernetes",
-                  configuration_settings={"enableInference": "True", "allowInsecureConnections": "True"})).result()
+                  configuration_settings={"enableInference": "True", "allowInsecureConnections": "True",
+                                          "inferenceRouterServiceType": "LoadBalancer"})).result()
     assert ext.provisioning_state == "Succeeded"
+    assert ext.extension_type == "microsoft.azureml.kubernetes"      # read back lower-case
     compute = ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=cluster.id,
                                                         namespace="azureml")).result()
     assert compute.type == "kubernetes" and compute.namespace == "azureml"

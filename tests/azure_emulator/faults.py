@@ -14,6 +14,23 @@ import threading
 KINDS = ("429", "500", "reset")
 RETRY_AFTER_429 = "0.1"
 
+# LRO failure codes for `Emulator.fail_next_lro`. Retryable: the troubleshooting guide says to retry
+# (MicrosoftDocs azureml-docs how-to-troubleshoot-online-endpoints.md, "ERROR: OperationCanceled" -- another
+# operation took priority -- and "ERROR: ACRTokenExchangeFailed" -- transient token exchange). Non-retryable:
+# the guide's user-side errors (e.g. "ERROR: ResourceNotReady" -- the container crashed; "ERROR:
+# OutOfQuota"; "ERROR: BadArgument"), which a retry cannot fix.
+RETRYABLE_LRO_CODES = ("OperationCanceled", "ACRTokenExchangeFailed")
+NON_RETRYABLE_LRO_CODES = ("ResourceNotReady", "OutOfQuota", "BadArgument")
+LRO_MESSAGES = {
+    "OperationCanceled": "The operation was canceled because another operation on the resource took priority. "
+                         "Please retry the operation.",
+    "ACRTokenExchangeFailed": "Failed to exchange the Azure Container Registry token. Please retry.",
+    "ResourceNotReady": "User container has crashed or terminated. Please see troubleshooting guide, available "
+                        "here: https://aka.ms/oe-tsg#error-resourcenotready",
+    "OutOfQuota": "Not enough quota available for Standard_DS3_v2 in SubscriptionId. Current usage/limit: 4/4.",
+    "BadArgument": "The request is invalid.",
+}   # messages: guess (the guide names the codes, the recordings hold no Failed LRO body)
+
 
 class FaultInjector:
     def __init__(self, rate: float = 0.0, kinds=KINDS, seed: int | None = None):

@@ -16,6 +16,16 @@ AZUREML_EXTENSION = "microsoft.azureml.kubernetes"
 
 class ComputeKind(Kind):
     type_key = NS + "/computes"
+    update_status = 201     # R05 amlcompute_2022 #5: a PUT on an EXISTING compute answers 201
+
+    def on_failed(self, ctx, path, record, error):
+        # the field is in R05's body (null while fine); its list-of-{error} shape: REST spec ComputeResource
+        # (guess on content: no failed compute recorded)
+        props(record.body)["provisioningErrors"] = [{"error": {"code": error.get("code"),
+                                                               "message": error.get("message")}}]
+
+    def on_ready(self, ctx, path, record):
+        props(record.body)["provisioningErrors"] = None
 
     def prepare(self, ctx, path, body, existing):
         out = self.envelope(ctx, path, body, existing)
@@ -36,6 +46,8 @@ class ComputeKind(Kind):
             self.check_cluster(ctx, path, p.get("resourceId"))
             inner.setdefault("namespace", "default")
             p["properties"] = inner
+        # R05 amlcompute_2022 #2/#4: createdOn/modifiedOn, disableLocalAuth false, provisioningErrors null,
+        # isAttachedCompute, computeLocation
         fill_defaults(p, {"computeLocation": out.get("location"), "description": None,
                           "isAttachedCompute": ctype.lower() in ("kubernetes", "aks"), "disableLocalAuth": False,
                           "provisioningErrors": None})

@@ -66,11 +66,54 @@ def ensure_default_datastore(ctx: "Context", ws: ArmPath, record: "Record") -> N
     ctx.blobs.containers.add((account.lower(), container))
 
 
+# The workspace ARM template azure-ai-ml sends (azure/ai/ml/_arm_deployments/arm_templates/workspace_base.json in
+# the installed SDK): with option "new" it creates these beside the workspace, each tagged `tagValues`.
+TEMPLATE_RESOURCES = (
+    # (option parameter, name parameter, resource-group parameter, provider, type)
+    ("storageAccountOption", "storageAccountName", "storageAccountResourceGroupName", "Microsoft.Storage",
+     "storageAccounts"),
+    ("keyVaultOption", "keyVaultName", "keyVaultResourceGroupName", "Microsoft.KeyVault", "vaults"),
+    ("applicationInsightsOption", "logAnalyticsName", "applicationInsightsResourceGroupName",
+     "Microsoft.OperationalInsights", "workspaces"),
+    ("applicationInsightsOption", "applicationInsightsName", "applicationInsightsResourceGroupName",
+     "Microsoft.Insights", "components"),
+)
+
+
+def template_resource_ids(ws: ArmPath, params: dict) -> dict[str, str]:
+    """{name parameter: ARM id} of what the template creates as "new" (its default option)."""
+    out = {}
+    for option, name_param, rg_param, provider, rtype in TEMPLATE_RESOURCES:
+        name = params.get(name_param)
+        if not name or (params.get(option) or "new").lower() != "new":
+            continue
+        rg = params.get(rg_param) or ws.resource_group
+        out[name_param] = (f"/subscriptions/{ws.subscription}/resourceGroups/{rg}/providers/{provider}/{rtype}/"
+                           f"{name}")
+    return out
+
+
 def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
-    """What the workspace ARM template would create: the workspace and its default datastore."""
+    """What the workspace ARM template would create: its new storage/key vault/log analytics/App Insights (and
+    what App Insights creates by itself, insights.py), the workspace and its default datastore."""
+    from ..insights import create_smart_detection
+    from ..kinds import kind_for
+
     ws = ArmPath.parse(ws_path)
+    location = params.get("location") or "westeurope"
+    tags = params.get("tagValues") or {}
+    created = template_resource_ids(ws, params)
+    for arm_id in created.values():
+        path = ArmPath.parse(arm_id)
+        if ctx.store.exists(arm_id) or not ctx.store.exists(ArmPath(path.segs[:4]).path):
+            continue
+        stored, private = kind_for(path).prepare(ctx, path, {"location": location, "tags": dict(tags)}, None)
+        props(stored)[PS] = "Succeeded"
+        ctx.store.put(arm_id, stored, private)
+        if path.type_key() == "microsoft.insights/components":
+            create_smart_detection(ctx, path)
     existing = ctx.store.get(ws_path)
-    body = {"location": params.get("location") or "westeurope", "tags": params.get("tagValues") or {},
+    body = {"location": location, "tags": tags,
             "kind": params.get("kind") or "Default",
             "properties": {"friendlyName": params.get("friendlyName") or ws.name,
                            "description": params.get("description") or ""}}
@@ -79,6 +122,10 @@ def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
         sub = params.get("storageAccountSubscriptionId") or ws.subscription
         props(body)["storageAccount"] = (f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Storage/"
                                          f"storageAccounts/{params['storageAccountName'].lower()}")
+    if "keyVaultName" in created:
+        props(body)["keyVault"] = created["keyVaultName"]
+    if "applicationInsightsName" in created:
+        props(body)["applicationInsights"] = created["applicationInsightsName"]
     stored, _ = WORKSPACES.prepare(ctx, ws, body, existing)
     props(stored)[PS] = "Succeeded"
     rec = ctx.store.put(ws_path, stored)
