@@ -8,8 +8,12 @@ and read-only fields never show as changes (the noise users hate in what-if and
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .normalize import Normalizer
+from .normalize import apply as apply_normalizers
 
 _MISSING = object()
 _PATH_STEP = re.compile(r"\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
@@ -34,8 +38,11 @@ def project(observed: Any, desired: Any) -> Any:
 
 
 def diff_specs(desired: dict[str, Any], observed: dict[str, Any], immutable: frozenset[str] = frozenset(),
-               sensitive: frozenset[str] = frozenset()) -> list[Change]:
-    current = project(observed, desired)
+               sensitive: frozenset[str] = frozenset(),
+               normalize: Mapping[str, Normalizer] | None = None) -> list[Change]:
+    """The declared fields that differ, after both sides went through the reconciler's normalizers."""
+    desired = apply_normalizers(desired, normalize or {})
+    current = project(apply_normalizers(observed, normalize or {}), desired)
     if current == desired:  # the common case: converged, and no need to import deepdiff (numpy, pydantic)
         return []
     from deepdiff import DeepDiff

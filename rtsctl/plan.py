@@ -15,6 +15,7 @@ from enum import Enum
 from reconcilers.base import Reconciler
 
 from .diff import Change, diff_specs
+from .errors import RtsctlError
 from .graph import Graph
 from .resources import Observed, Resource
 
@@ -66,7 +67,12 @@ def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler
     """The one action that converges `resource`."""
     if observed is None:
         return Action(ActionKind.CREATE, resource.address, resource, None)
-    changes = diff_specs(resource.spec, observed.spec, reconciler.immutable, reconciler.sensitive)
+    changes = diff_specs(resource.spec, observed.spec, reconciler.immutable, reconciler.sensitive,
+                         reconciler.normalize)
+    if changes:
+        refused = reconciler.guard(resource, observed, changes)
+        if refused:
+            raise RtsctlError(f"{resource.address}: refused: {refused}")
     if any(c.forces_replacement for c in changes):
         return Action(ActionKind.REPLACE, resource.address, resource, observed, changes)
     if changes or observed.problems:

@@ -176,8 +176,10 @@ def test_failed_operation_is_one_line_naming_resource_code_and_message(azure_emu
                       "The image build failed: conda could not resolve azureml-inference-server-http.")
     failed = cli("apply", "azure.yaml", "-y")
     assert failed.code == 1, str(failed)
-    lines = [line.strip() for line in failed.err.splitlines() if "deployment.rts-score/blue" in line]
+    lines = [line.strip() for line in failed.err.splitlines() if line.strip().startswith("deployment.rts-score/blue")]
     assert len(lines) == 1, failed.err            # one line: the resource, the service's code and its message
+    # what depended on it is reported after it, naming the failure it waited on
+    assert "traffic.rts-score: not attempted: deployment.rts-score/blue failed" in failed.err, failed.err
     assert lines[0] == ("deployment.rts-score/blue: (ImageBuildFailure) The image build failed: "
                         "conda could not resolve azureml-inference-server-http."), failed.err
     assert "Traceback" not in failed.err
