@@ -246,7 +246,7 @@ def test_immutable_fields_and_references_are_enforced(azure_emulator, monkeypatc
     emu = azure_emulator
     ml, model, env = workspace_with_assets(emu, monkeypatch)
     # an asset version's content cannot change; a new version can be registered
-    with pytest.raises(ResourceExistsError, match="Asset versions are immutable"):
+    with pytest.raises(ResourceExistsError, match="Asset paths cannot be updated"):
         ml.models.create_or_update(Model(name="dummy-model", version="1", path=str(SEED / "conda.yaml")))
     assert ml.models.create_or_update(Model(name="dummy-model", path=str(SEED / "conda.yaml"))).version == "2"
 

@@ -1,9 +1,14 @@
 """The generic ARM front: GET/HEAD/PUT/PATCH/DELETE/list/POST-action on any resource id, plus LRO status URLs.
 
-Behaviour per type comes from `kinds.REGISTRY`; this module only knows ARM's conventions:
-resource groups and parents must exist, PUT answers 201/200, DELETE of a missing resource
-answers 204, long-running operations answer with `Azure-AsyncOperation` (and `Location` on
-DELETE) in async mode, errors are `{"error": {"code", "message"}}`.
+Behaviour per type comes from `kinds.REGISTRY`; this module only knows ARM's conventions, from the ARM RPC
+contract (Azure/azure-resource-manager-rpc v1.0/resource-api-reference.md and async-api-reference.md) unless
+noted: resource groups and parents must exist (404 ResourceGroupNotFound / ParentResourceNotFound; wording: guess),
+PUT answers 201 on create and 200 on update (a kind may say otherwise: recordings show 201 for Azure ML updates),
+DELETE of a missing resource answers 204, long-running operations answer with `Azure-AsyncOperation` (and
+`Location` on DELETE) in async mode, errors are `{"error": {"code", "message"}}` (ResourceNotFound text: R05
+workspace_create_2024 #1). A write on a resource being deleted -> 409 (guess). Any api-version is accepted and
+logged in `ctx.api_versions` (guess: the real front answers 400 InvalidApiVersionParameter for unknown ones).
+Sync mode (the default) is a deliberate test-speed deviation: real Azure ML PUTs are always long-running (R01).
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ class ArmApi:
         for rec in self.ctx.store.children(path.path):
             self.ctx.ops.settle(key(rec.id))
         records = item_kind.filter(self.ctx, self.ctx.store.children(path.path), query)
+        # spec *Versions_List: $orderBy (createdtime desc, what the SDK sends for "latest") and $top
         order = (query.get("$orderBy") or query.get("$orderby") or "").lower()
         if "desc" in order:
             records = list(reversed(records))
@@ -109,7 +115,8 @@ class ArmApi:
         return json_response({"value": [item_kind.view(self.ctx, r) for r in records]})
 
     def generic_resources(self, path: ArmPath, query) -> web.Response:
-        """`GET .../resources` (subscription or resource group): top-level resources, with ARM's basic $filter."""
+        """`GET .../resources` (subscription or resource group): top-level resources, with ARM's basic $filter
+        (spec Resources_ListByResourceGroup: tagName/tagValue/resourceType eq; other filters ignored: guess)."""
         scope = ArmPath(path.segs[:-1])
         if scope.rg_path and not self.ctx.store.exists(scope.rg_path):
             raise not_found(scope.rg_path)
@@ -133,7 +140,8 @@ class ArmApi:
         return json_response({"value": out})
 
     def provider(self, path: ArmPath) -> web.Response:
-        """`GET /subscriptions/{s}/providers/{ns}` and `POST .../register`: everything is registered."""
+        """`GET /subscriptions/{s}/providers/{ns}` and `POST .../register`: everything is registered (guess: a
+        new subscription may lack e.g. Microsoft.AlertsManagement -- not emulated)."""
         return json_response({"id": ArmPath(path.segs[:4]).path, "namespace": path.segs[3],
                               "registrationState": "Registered", "registrationPolicy": "RegistrationRequired",
                               "resourceTypes": []})

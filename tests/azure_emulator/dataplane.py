@@ -6,6 +6,15 @@ action; aad_token: an emulator-issued Entra token), picks a deployment by the
 (`reconcilers.local.host`) started on first use from the code and model blobs the SDK uploaded.
 A host is replaced when its deployment's code, model, environment variables or script change,
 and stopped when the deployment goes away or the emulator stops.
+
+Sources: auth modes key / aml_token / aad_token (MicrosoftDocs azureml-docs how-to-authenticate-online-endpoint.md);
+routing by the `azureml-model-deployment` header regardless of traffic, else by weight (how-to-safely-rollout-
+online-endpoints.md); answer header azureml-model-deployment and x-ms-run-function-failed (R01 #17); 404 "No valid
+deployments to route to. ..." (wording from azureml-docs how-to-troubleshoot-batch-endpoints.md and user reports
+of online endpoints); 408 / 424 / 429 (how-to-troubleshoot-online-endpoints.md status table, see below); 401 for
+bad credentials (same table; body wording: guess); 503 while a deployment is not Succeeded and 502 when its
+container cannot start: guess. The scoring URI is the emulator's own (R01 #3's `{name}.{region}.inference.ml.azure.com`
+cannot be reached on 127.0.0.1): a deliberate deviation.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Fault injection on ARM calls: 429 + Retry-After, 500 with an ARM error body, dropped connections.
 
+Sources: ARM throttles with 429 + Retry-After (learn.microsoft.com azure-resource-manager/management/
+request-limits-and-throttling.md); the 500 / dropped connection are generic transient failures azure-core's
+RetryPolicy is built for. Which requests get them is a test device, not Azure behaviour.
+
 Deterministic for a given seed. A request that was faulted is never faulted again on its next
 attempt (same `x-ms-client-request-id`, or same method + URL), so SDK and engine retries
 converge. Connection drops are not injected on POST: azure-core never retries a non-idempotent

@@ -83,9 +83,11 @@ class Kind:
         props(out)
         now = iso(time.time())
         created = (existing.body.get("systemData") or {}).get("createdAt") if existing else None
+        # systemData: ARM common-types v5 (types.json systemData); createdByType Application for a service principal
         out["systemData"] = {"createdAt": created or now, "createdBy": ctx.settings.client_id,
                              "createdByType": "Application", "lastModifiedAt": now,
                              "lastModifiedBy": ctx.settings.client_id, "lastModifiedByType": "Application"}
+        # ARM: a tracked resource's location cannot change (InvalidResourceLocation; wording as ARM prints it)
         if existing is not None and "location" in existing.body:
             old, new = existing.body["location"], out.setdefault("location", existing.body["location"])
             if not same(old.replace(" ", ""), str(new).replace(" ", "")):
@@ -138,9 +140,13 @@ class Kind:
 
 
 class ResourceGroupKind(Kind):
+    """Resource groups: a synchronous PUT needing `location`, which cannot change; DELETE is long-running
+    (azure-rest-api-specs resources/resource-manager/Microsoft.Resources/stable/*/resources.json ResourceGroups_*;
+    error codes LocationRequired / InvalidResourceGroupLocation: ARM's public error codes, wording: guess)."""
+
     type_key = "microsoft.resources/resourcegroups"
     lro_put = False   # a synchronous PUT (an LRO here makes the SDK report `Creating`); DELETE is long-running
-    sync_delete_status = 200
+    sync_delete_status = 200    # spec ResourceGroups_Delete: 200 / 202
 
     def prepare(self, ctx, path, body, existing):
         location = body.get("location")

@@ -9,6 +9,11 @@ from .kinds import Kind, fill_defaults, props, register, same
 
 
 class ManagedClusterKind(Kind):
+    """AKS clusters: defaults as in the containerservice spec's ManagedClusters_CreateOrUpdate example
+    (azure-rest-api-specs containerservice/resource-manager/Microsoft.ContainerService/aks/stable/*/examples;
+    version numbers, fqdn form and node resource group name `MC_{rg}_{name}_{location}` as Azure names it; the
+    concrete values are guesses -- no AKS traffic was recorded). LocationRequired: ARM."""
+
     type_key = "microsoft.containerservice/managedclusters"
 
     def prepare(self, ctx, path, body, existing):

@@ -14,7 +14,7 @@ import uuid
 
 import yaml
 
-from ..errors import aml_error, conflict, json_response
+from ..errors import ArmError, aml_error, conflict, json_response
 from ..kinds import Kind, fill_defaults, props, register
 from .common import BLOB_SUFFIX, NS
 from .workspace import default_datastore
@@ -40,6 +40,7 @@ class AssetContainerKind(Kind):
         if versions:
             names = [r.body["name"] for r in versions]
             numeric = [int(n) for n in names if n.isdigit()]
+            # spec ModelContainer/EnvironmentContainer: latestVersion / nextVersion (service-computed)
             props(out)["latestVersion"] = str(max(numeric)) if numeric else names[-1]
             props(out)["nextVersion"] = str(max(numeric) + 1) if numeric else None
         return out
@@ -71,6 +72,10 @@ class AssetVersionKind(Kind):
         if existing is not None:
             old = props(existing.body)
             for field in self.content:
+                if field in ("modelUri", "codeUri") and not _same_content(old.get(field), p.get(field)):
+                    # the service's own words, which azure-ai-ml matches (_artifacts/_constants.py
+                    # ASSET_PATH_ERROR = "(UserError) Asset paths cannot be updated."); status 409: guess
+                    raise ArmError(409, "UserError", "Asset paths cannot be updated.")
                 if not _same_content(old.get(field), p.get(field)):
                     raise conflict("Conflict",
                                    f"{self.label} version '{path.segs[-3]}:{path.name}' already exists with different "
@@ -79,6 +84,7 @@ class AssetVersionKind(Kind):
         return out, None
 
     def filter(self, ctx, records, query):
+        # spec *Versions_List: listViewType ActiveOnly (default) | ArchivedOnly | All; R02 #7 lists ActiveOnly
         view = (query.get("listViewType") or "ActiveOnly").lower()
         if view == "activeonly":
             records = [r for r in records if not props(r.body).get("isArchived")]
@@ -139,12 +145,16 @@ def _same_content(a, b) -> bool:
 
 
 def start_pending_upload(ctx, path, record, body, base_url):
+    # The answer's shape: spec PendingUploadResponseDto (this call is in no recording, README "Not reached"). The
+    # container is named as R04 code_2026 #1's codeUri shows: `{workspaceId}-{30 random chars}`, `:443` in the URI.
     ws = path.workspace()
     ds = default_datastore(ctx, ws)
-    container = f"azureml-code-{uuid.uuid4()}"
+    ws_rec = ctx.store.get(ws.path)
+    ws_id = (props(ws_rec.body).get("workspaceId") if ws_rec else None) or str(uuid.uuid4())
+    container = f"{ws_id}-{uuid.uuid4().hex[:30]}"
     account = ds["accountName"]
     ctx.blobs.containers.add((account.lower(), container))
-    blob_uri = f"https://{account}.{BLOB_SUFFIX}/{container}"
+    blob_uri = f"https://{account}.{BLOB_SUFFIX}:443/{container}"
     sas = "sv=2021-08-06&sr=c&sp=rcwl&se=2099-01-01T00%3A00%3A00Z&sig=emulated"
     return json_response({
         "blobReferenceForConsumption": {

@@ -44,7 +44,7 @@ class ComputeKind(Kind):
                                    f"{b!r} in place. Detach the compute and attach it again.")
         if ctype.lower() == "kubernetes":
             self.check_cluster(ctx, path, p.get("resourceId"))
-            inner.setdefault("namespace", "default")
+            inner.setdefault("namespace", "default")    # spec example Compute/createOrUpdate/KubernetesCompute.json
             p["properties"] = inner
         # R05 amlcompute_2022 #2/#4: createdOn/modifiedOn, disableLocalAuth false, provisioningErrors null,
         # isAttachedCompute, computeLocation
@@ -58,6 +58,8 @@ class ComputeKind(Kind):
 
     @staticmethod
     def check_cluster(ctx, path, resource_id):
+        # how-to-attach-kubernetes-anywhere.md: the AzureML extension must be deployed before the attach; the
+        # error codes/wording here are guesses (no Kubernetes attach was recorded, README "Not reached")
         if not resource_id:
             raise bad("BadArgument", f"Compute '{path.name}': properties.resourceId (the AKS cluster id) is required.")
         cluster = ctx.store.get(resource_id)
@@ -77,6 +79,7 @@ class ComputeKind(Kind):
                       f"installed (or not ready) on cluster '{cluster.body['name']}'. Install it before attaching.")
 
     def check_delete(self, ctx, path, record):
+        # guess: detaching a compute that endpoints run on is refused
         ws = path.workspace()
         users = [e.body["name"] for e in ctx.store.children(ws_child(ws, "onlineEndpoints"))
                  if compute_key(ws, props(e.body).get("compute")) == path.key]

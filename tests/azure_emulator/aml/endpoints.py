@@ -25,6 +25,7 @@ def _keys(record: "Record") -> dict:
 
 
 def list_keys(ctx, path, record, body, base_url):
+    # spec OnlineEndpoints_ListKeys; refusing it on a token-auth endpoint: guess (no listKeys recorded)
     if str(props(record.body).get("authMode", "")).lower() != "key":
         raise bad("BadArgument", f"Endpoint '{path.name}' does not use key authentication.")
     return json_response(dict(_keys(record)))
@@ -60,6 +61,7 @@ def busy_conflict(what: str, endpoint: str, state: str):
 
 
 def regenerate_keys(ctx, path, record, body, base_url):
+    # spec example OnlineEndpoint/regenerateKeys.json (R05 spec_examples): 200/202 with an empty body
     which = "primaryKey" if str(body.get("keyType", "Primary")).lower() == "primary" else "secondaryKey"
     _keys(record)[which] = body.get("keyValue") or secrets.token_urlsafe(24)
     ctx.store.save()
@@ -147,6 +149,8 @@ class EndpointKind(Kind):
 
     @staticmethod
     def check_traffic(ctx, path, traffic: dict, field: str) -> None:
+        # how-to-safely-rollout-online-endpoints.md: traffic goes to existing deployments and totals 100 (or
+        # nothing); mirror traffic at most 50 %. Codes/wording: guess.
         existing = {r.body["name"].lower(): r.body["name"] for r in ctx.store.children(path.path + "/deployments")}
         unknown = [name for name in traffic if name.lower() not in existing]
         if unknown:
@@ -171,6 +175,7 @@ PROBE = {"failureThreshold": 30, "successThreshold": 1, "timeout": "PT2S", "peri
 
 
 def get_logs(ctx, path, record, body, base_url):
+    # spec OnlineDeployments_GetLogs: {"content": ...}; `tail` counts lines
     tail = body.get("tail")
     content = ctx.dataplane.logs(record.id) if ctx.dataplane else ""
     if isinstance(tail, int) and tail >= 0:

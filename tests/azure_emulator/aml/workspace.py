@@ -29,6 +29,9 @@ class WorkspaceKind(Kind):
                             "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid4()),
                                          "tenantId": ctx.settings.tenant_id}})
         location = out.get("location") or "westeurope"
+        # field set: spec Workspace properties (machinelearningservices stable/2024-04-01 workspaceRP.json);
+        # values: guesses shaped like a real workspace (mlFlowTrackingUri form azureml://{region}.api.azureml.ms/...;
+        # discoveryUrl points at the emulator instead of https://{region}.api.azureml.ms/discovery -- a deviation)
         fill_defaults(p, {
             "friendlyName": path.name,
             "workspaceId": old.get("workspaceId") or str(uuid.uuid4()),
@@ -54,13 +57,16 @@ def ensure_default_datastore(ctx: "Context", ws: ArmPath, record: "Record") -> N
         return
     account = props(record.body)["storageAccount"].rstrip("/").split("/")[-1]
     container = f"azureml-blobstore-{props(record.body)['workspaceId']}"
+    # R01 #4, R02 #2: the default datastore as the service shows it (tags/properties null, the workspace's
+    # identity for data access; subscriptionId/resourceGroup since 2024)
     body = {"properties": {"datastoreType": "AzureBlob", "accountName": account, "containerName": container,
                            "endpoint": "core.windows.net", "protocol": "https",
                            "credentials": {"credentialsType": "AccountKey"}, "isDefault": True,
-                           "serviceDataAccessAuthIdentity": "None", "description": None, "tags": {},
-                           "properties": {}}}
+                           "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity", "description": None,
+                           "subscriptionId": ws.subscription, "resourceGroup": ws.resource_group}}
     path = ArmPath.parse(ds_path)
     stored, _ = DATASTORES.prepare(ctx, path, body, None)
+    props(stored).update({"tags": None, "properties": None})
     props(stored)[PS] = "Succeeded"
     ctx.store.put(ds_path, stored)
     ctx.blobs.containers.add((account.lower(), container))
@@ -135,8 +141,12 @@ def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
 # -- datastores -----------------------------------------------------------------------------------------
 
 def list_secrets(ctx, path, record, body, base_url):
-    if ctx.settings.datastore_secret.lower() == "sas":
-        return json_response({"secretsType": "Sas", "sasToken": "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&sig=emulated"})
+    # R02 #3 (2026): a request asking for an expirable secret gets a SAS -- with a leading "?" -- even though the
+    # datastore's credentialsType is AccountKey; R01 #5 (2022): no body -> the account key. Settings can force one.
+    mode = ctx.settings.datastore_secret.lower()
+    if mode == "sas" or (mode == "recorded" and body.get("expirableSecret")):
+        return json_response({"secretsType": "Sas",
+                              "sasToken": "?sv=2021-08-06&se=2099-01-01T00%3A00%3A00Z&srt=co&ss=bf&sp=rcuwdl&sig=emulated"})
     return json_response({"secretsType": "AccountKey", "key": ctx.settings.storage_key})
 
 
