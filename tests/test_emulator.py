@@ -225,6 +225,8 @@ def test_traffic_rules_and_aml_token(azure_emulator, monkeypatch):
     endpoint = ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-ep", auth_mode="aml_token")).result()
     for name in ("blue", "green"):
         ml.online_deployments.begin_create_or_update(managed_deployment(name, "rts-ep", model, env)).result()
+    # R04 code_2026 #1: the hash lookup is workspace-wide, so the second deployment reuses the first one's code
+    assert sum(1 for m, path, _ in emu.request_log if m == "POST" and path.endswith("/startPendingUpload")) == 1
     endpoint.traffic = {"blue": 50, "green": 40}
     with pytest.raises(HttpResponseError, match="must sum to 0 or 100"):
         ml.online_endpoints.begin_create_or_update(endpoint).result()
