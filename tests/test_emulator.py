@@ -230,8 +230,11 @@ def test_traffic_rules_and_aml_token(azure_emulator, monkeypatch):
     endpoint.traffic = {"blue": 50, "green": 40}
     with pytest.raises(HttpResponseError, match="must sum to 0 or 100"):
         ml.online_endpoints.begin_create_or_update(endpoint).result()
-    endpoint.traffic = {"blue": 0, "green": 100}
+    endpoint.traffic = {"Blue": 0, "green": 100}
     endpoint = ml.online_endpoints.begin_create_or_update(endpoint).result()
+    # azure-ai-ml lower-cases traffic keys and drops zero entries before sending
+    # (operations/_online_endpoint_operations.py): the service never sees {"Blue": 0}
+    assert emu.resource(ws_id(emu, "onlineEndpoints", "rts-ep"))["properties"]["traffic"] == {"green": 100}
 
     token = ml.online_endpoints.get_keys("rts-ep").access_token
     assert score(emu, endpoint.scoring_uri, token).headers["azureml-model-deployment"] == "green"
