@@ -143,6 +143,9 @@ def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int,
     if not existing:
         settings["enableInference"] = True
     inputs: dict[str, Any] = {"existing": existing, "name": ext.get("name")}
+    if settings.get("allowInsecureConnections"):
+        inputs["warnings"] = ["allowInsecureConnections=true: endpoints on this cluster score over plain HTTP "
+                              "(dev/test only); give extension.tls for HTTPS"]
     spec: dict[str, Any] = {}
     if tls:
         if settings.get("allowInsecureConnections"):

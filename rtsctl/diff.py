@@ -59,7 +59,7 @@ def diff_specs(desired: dict[str, Any], observed: dict[str, Any], immutable: fro
             else:
                 old, new = detail.get("old_value"), detail.get("new_value")
             changes[path] = Change(path, None if old is _MISSING else old, None if new is _MISSING else new,
-                                   forces_replacement=_matches(path, immutable), sensitive=_matches(path, sensitive))
+                                   forces_replacement=matches(path, immutable), sensitive=matches(path, sensitive))
     return [changes[p] for p in sorted(changes)]
 
 
@@ -67,5 +67,6 @@ def _dotted(raw: str) -> str:
     return ".".join(m.group(1) if m.group(1) is not None else m.group(2) for m in _PATH_STEP.finditer(raw))
 
 
-def _matches(path: str, fields: frozenset[str]) -> bool:
+def matches(path: str, fields: frozenset[str]) -> bool:
+    """`path` is one of `fields` or lies below one (dotted)."""
     return any(path == f or path.startswith(f + ".") for f in fields)

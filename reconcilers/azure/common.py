@@ -61,11 +61,18 @@ def is_smart_detection(resource_type: str | None, name: str | None) -> bool:
         kind == SMART_GROUP_TYPE and name == SMART_GROUP_NAME)
 
 
+def state_name(state: Any) -> str | None:
+    """A provisioning state as the service spells it ("Creating"), also when the SDK hands an enum member."""
+    value = getattr(state, "value", state)
+    return None if value is None else str(value)
+
+
 def failed_problem(what: str, state: str | None, error: Any = None) -> str:
     """A resource left `Failed` as drift (never as converged), carrying the service's own code and message."""
     code = getattr(error, "code", None) or (error.get("code") if isinstance(error, dict) else None)
     message = getattr(error, "message", None) or (error.get("message") if isinstance(error, dict) else None)
     detail = f": ({code}) {message}" if code and message else (f": {message or code}" if message or code else "")
+    state = state_name(state)
     return f"{what} provisioning state is {state}{detail}; apply repairs it"
 
 
@@ -107,7 +114,7 @@ class AzureReconciler(Reconciler):
         said = False
         while True:
             ep = self.get_or_none(address, self.ml.online_endpoints.get, endpoint)
-            state = (getattr(ep, "provisioning_state", None) or "") if ep is not None else ""
+            state = (state_name(getattr(ep, "provisioning_state", None)) or "") if ep is not None else ""
             if state.lower() not in BUSY_STATES:
                 return ep
             if time.monotonic() >= deadline:

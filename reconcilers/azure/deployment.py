@@ -254,13 +254,15 @@ class DeploymentReconciler(AzureReconciler):
             return
         endpoint, name = self._names(observed.address, observed.spec)
         gate = self.clients.gate(endpoint)
-        with gate.exclusive(observed.address, self.notify):
-            ep = self.endpoint_idle(observed.address, endpoint)
-            if ep is None:
-                return  # the endpoint (and all its deployments) is gone
-            traffic = {k: int(v) for k, v in (ep.traffic or {}).items()}
-            if traffic.get(name, 0) > 0:
-                self._put_traffic(observed.address, endpoint, move_share(traffic, name))
+        ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
+        if ep is None:
+            return  # the endpoint (and all its deployments) is gone
+        if int((ep.traffic or {}).get(name, 0)) > 0:  # an endpoint write first: its share moves away
+            with gate.exclusive(observed.address, self.notify):
+                ep = self.endpoint_idle(observed.address, endpoint)
+                traffic = {k: int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
+                if traffic.get(name, 0) > 0:
+                    self._put_traffic(observed.address, endpoint, move_share(traffic, name))
         with gate.shared(observed.address, self.notify):
             self.wait_delete(
                 observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint

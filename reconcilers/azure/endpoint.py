@@ -15,7 +15,7 @@ from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold, identifier
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags
+from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags, state_name
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -56,7 +56,7 @@ class EndpointReconciler(AzureReconciler):
             problems.append(failed_problem("endpoint", ep.provisioning_state))
         outputs: dict[str, Any] = {
             "scoring_uri": ep.scoring_uri,  # null while the endpoint is Creating (recordings 01, 03)
-            "provisioning_state": ep.provisioning_state,
+            "provisioning_state": state_name(ep.provisioning_state),
             "auth_mode": spec["auth_mode"],
             "traffic": dict(ep.traffic or {}),
         }
