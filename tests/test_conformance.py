@@ -92,3 +92,16 @@ def test_the_recorded_model_not_found_body_gives_the_specific_code_and_message(r
     assert "\n" not in text.strip()
     # the recorded token answer (R01 #16) is what aml_token endpoints report as their key
     assert ml.online_endpoints.get_keys(R01_ENDPOINT).access_token == "eyJ..."
+
+
+def test_an_endpoint_still_creating_has_no_scoring_uri_and_output_says_so(monkeypatch, tmp_path):
+    """R01 #1 verbatim: right after the endpoint PUT it is `Creating` with `scoringUri: null` (issue 7 item 4)."""
+    monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
+    with ReplayServer("creating") as replay:
+        cli = Cli(tmp_path / "home", REPO / "tests" / "conformance", replay.env())
+        text = cli("output", "r01.yaml", timeout=300)
+        assert text.code == 0, str(text)
+        assert "Creating" in text.out and "Traceback" not in text.err
+        as_json = cli("output", "r01.yaml", "-o", "json", timeout=300)
+        assert as_json.code == 0, str(as_json)
+        assert json.loads(as_json.out)["scoring_uri"] is None

@@ -89,6 +89,14 @@ def r01_world() -> dict[str, dict]:
     return world
 
 
+def r01_creating_world() -> dict[str, dict]:
+    """R01 right after the endpoint PUT (#1): the endpoint `Creating`, scoringUri/swaggerUri null, no deployment."""
+    rec = load("01_")
+    body = copy.deepcopy(entry(rec, 1)["body"])
+    body["id"] = expand(body["id"])
+    return {f"onlineEndpoints/{R01_ENDPOINT}": body}
+
+
 def r03_world() -> dict[str, dict]:
     rec = load("03_")
     rel = f"onlineEndpoints/{R03_ENDPOINT}"
@@ -101,8 +109,10 @@ def r03_world() -> dict[str, dict]:
 class ReplayServer:
     """The recorded world on 127.0.0.1 over HTTPS; see the module docstring."""
 
-    def __init__(self):
-        self.world: dict[str, dict] = {k.lower(): v for k, v in {**r01_world(), **r03_world()}.items()}
+    def __init__(self, moment: str = "done"):
+        """`moment`: "done" (R01 and R03 after their operations) or "creating" (R01 right after the endpoint PUT)."""
+        world = r01_creating_world() if moment == "creating" else {**r01_world(), **r03_world()}
+        self.world: dict[str, dict] = {k.lower(): v for k, v in world.items()}
         self.settings = Settings(subscription_id=SUBSCRIPTION)
         self.requests: list[tuple[str, str, int]] = []
         self.port = 0
@@ -213,6 +223,11 @@ class ReplayServer:
                     k.count("/") == rel.count("/") + 1]
         if children:             # a collection: the recorded items under it (R01 #13 "and in the deployments list")
             return web.json_response({"value": children})
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else None
+        if parent and parent.lower() in self.world:
+            # a collection under a resource the world holds, with nothing in it: the spec's empty list
+            # (e.g. OnlineDeployments_List right after R01 #1, before any deployment exists)
+            return web.json_response({"value": []})
         return self._not_found(request.path)
 
     @staticmethod
