@@ -9,12 +9,14 @@ independent nodes concurrently, and retries `TransientError` with backoff.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rtsctl.diff import Change
+from rtsctl.normalize import Normalizer
 from rtsctl.resources import Observed, Resource
 
 
@@ -35,8 +37,14 @@ class Reconciler(ABC):
     immutable: ClassVar[frozenset[str]] = frozenset()
     #: spec/output fields masked in plans and output unless --show-secrets.
     sensitive: ClassVar[frozenset[str]] = frozenset()
+    #: how the service rewrites a field it stores (`rtsctl.normalize`): both sides of the diff pass through
+    #: it, so a value the service only re-spelled never plans a change (or, if immutable, a replacement).
+    normalize: ClassVar[Mapping[str, Normalizer]] = {}
     #: False for kinds that vanish with their parent (traffic goes with its endpoint).
     destroyable: ClassVar[bool] = True
+
+    def notify(self, line: str) -> None:
+        """A progress line while an operation waits (the engine routes it to its report during an apply)."""
 
     @abstractmethod
     def observe(self, res: Resource) -> Observed | None:
@@ -53,6 +61,11 @@ class Reconciler(ABC):
     @abstractmethod
     def delete(self, observed: Observed) -> None:
         """Delete it; deleting something already gone is not an error."""
+
+    def guard(self, res: Resource, observed: Observed, changes: Sequence[Change]) -> str | None:
+        """A reason to refuse these planned changes at plan time (e.g. they would take live endpoints down),
+        or None. Like a Terraform plan modifier: the plan fails, naming the resource and the reason."""
+        return None
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
         """Resources of this kind that rtsctl owns in the manifest's scope but the manifest

@@ -39,6 +39,8 @@ Reporter = Callable[[str], None]
 def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8) -> ApplyResult:
     result = ApplyResult()
     started = time.monotonic()
+    for reconciler in reconcilers.values():
+        reconciler.notify = report  # type: ignore[method-assign]  # waits are shown as they happen
     pending = {a.address: a for a in plan.pending}
     deletes = {a for a, act in pending.items() if act.kind is ActionKind.DELETE}
     forward = {a: act for a, act in pending.items() if a not in deletes}
@@ -75,9 +77,7 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
             for address in [a for a, w in waiting.items() if w <= done]:
                 del waiting[address]
                 running[pool.submit(_perform, actions[address], reconcilers, report)] = address
-            for address in [a for a, w in waiting.items() if w & set(result.failed)]:
-                del waiting[address]
-                result.failed[address] = f"{address}: not attempted: a resource it depends on failed"
+            _skip_dependents_of_failures(waiting, result)
             if not running:
                 if waiting:  # only possible with a cycle the graph missed
                     raise RtsctlError(f"cannot order: {', '.join(sorted(waiting))}")
@@ -100,6 +100,20 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
                 except RtsctlError as exc:
                     result.failed[address] = str(exc)
                     report(f"[red]{address}: failed[/red]")
+
+
+def _skip_dependents_of_failures(waiting: dict[str, set[str]], result: ApplyResult) -> None:
+    """Everything downstream of a failure is not attempted, however deep: repeated until nothing changes,
+    so a chain (extension -> compute -> endpoint -> deployment -> traffic) is settled in one pass and
+    never mistaken for an ordering cycle. Each names the failure it waited on; that failure's own error
+    stays first in `result.failed` (insertion order), so the cause is reported before its consequences."""
+    changed = True
+    while changed:
+        changed = False
+        for address in [a for a, w in waiting.items() if w & result.failed.keys()]:
+            blocked = sorted(waiting.pop(address) & result.failed.keys())
+            result.failed[address] = f"{address}: not attempted: {', '.join(blocked)} failed"
+            changed = True
 
 
 def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter) -> float:

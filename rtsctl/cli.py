@@ -217,7 +217,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         else:
             out.print("[green]No changes.[/green] The world matches the manifest.")
         outputs = endpoint_outputs(session)
-        tested = smoke_test(session, outputs)
+        tested = smoke_test(session, outputs, lambda line: out.print(line))
     if tested:
         out.print(f"Smoke test passed: {', '.join(tested)}")
     if as_json:
@@ -282,18 +282,22 @@ def _masked(output: dict[str, Any], show: bool) -> dict[str, Any]:
     """An endpoint's outputs as users see them: keys masked unless asked, internal fields dropped."""
     from .render import mask
 
-    shown = {k: v for k, v in output.items() if k != "verify"}
+    shown = {k: v for k, v in output.items() if k not in ("verify", "state")}
     return {**shown, "primary_key": mask(output["primary_key"], show),
             "secondary_key": mask(output["secondary_key"], show)}
+
+
+def _no_uri_yet(output: dict[str, Any]) -> str:
+    return f"(none yet: the endpoint is {output.get('state') or 'not ready'}; try again once it is provisioned)"
 
 
 def _print_outputs(outputs: list[dict[str, Any]], show_secrets: bool, manifest: str) -> None:
     out = _console()
     out.print("\n[bold]Outputs:[/bold]")
-    for o in outputs:
-        o = _masked(o, show_secrets)
+    for raw in outputs:
+        o = _masked(raw, show_secrets)
         out.print(f"  [bold]{o['endpoint']}[/bold]")
-        out.print(f"    scoring_uri   = {o['scoring_uri']}")
+        out.print(f"    scoring_uri   = {o['scoring_uri'] or _no_uri_yet(raw)}")
         out.print(f"    primary_key   = {o['primary_key']}")
         out.print(f"    secondary_key = {o['secondary_key']}")
         out.print(f"    deployments   = {', '.join(o['deployments'])}")

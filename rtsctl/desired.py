@@ -13,6 +13,7 @@ from typing import Any
 from reconcilers.base import BackendSettings
 
 from .digest import digest_path, digest_text
+from .errors import ManifestError
 from .manifest import Manifest
 from .manifest.files import read_text
 from .manifest.marks import line_of
@@ -88,15 +89,15 @@ def build_resources(manifest: Manifest) -> list[Resource]:
                             inputs=inputs, depends_on=(workspace.address,), source=source("environments", i)))
 
     for i, compute in enumerate(data.get("computes", [])):
-        out.extend(_compute_resources(compute, rg, location, workspace.address, source("computes", i)))
+        out.extend(_compute_resources(manifest, compute, i, rg, location, workspace.address, source("computes", i)))
 
     for e, endpoint in enumerate(data["endpoints"]):
         out.extend(_endpoint_resources(manifest, endpoint, e, workspace.address, model_digests, env_digests, source))
     return out
 
 
-def _compute_resources(compute: dict[str, Any], rg: str, location: str | None, workspace: str,
-                       src: Source) -> list[Resource]:
+def _compute_resources(manifest: Manifest, compute: dict[str, Any], index: int, rg: str, location: str | None,
+                       workspace: str, src: Source) -> list[Resource]:
     if compute["type"] != "kubernetes":
         spec = {"type": compute["type"], **({"max_instances": compute["max_instances"]}
                                             if "max_instances" in compute else {})}
@@ -108,16 +109,66 @@ def _compute_resources(compute: dict[str, Any], rg: str, location: str | None, w
                 **{k: cluster[k] for k in ("node_count", "vm_size", "kubernetes_version") if k in cluster}}
     aks = Resource("aks_cluster", cluster["name"], aks_spec, inputs={"existing": existing},
                    depends_on=() if existing or cluster_rg != rg else (f"resource_group.{rg}",), source=src)
-    settings = plain((compute.get("extension") or {}).get("configuration_settings") or {})
-    extension = Resource("k8s_extension", cluster["name"],
-                         {"cluster": cluster["name"], "cluster_resource_group": cluster_rg,
-                          "extension_type": AZUREML_EXTENSION, "configuration_settings": settings},
-                         depends_on=(aks.address,), source=src)
+    extension = _extension_resource(manifest, compute, index, cluster_rg, existing, aks.address, src)
     attach = Resource("compute", compute["name"],
                       {"type": "kubernetes", "namespace": compute.get("namespace", "azureml"),
                        "cluster": cluster["name"], "cluster_resource_group": cluster_rg},
                       depends_on=(workspace, extension.address), source=src)
     return [aks, extension, attach]
+
+
+def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int, cluster_rg: str, existing: bool,
+                        aks: str, src: Source) -> Resource:
+    """The AzureML extension on the cluster, with the inference settings the Azure CLI would send.
+
+    Spec `configuration_settings` holds what is compared: the manifest's own settings plus, on a cluster
+    rtsctl creates, the inference defaults (on an adopted cluster only what the manifest says, so an
+    extension someone else configured is not rewritten). TLS material never enters the spec: the files are
+    inputs, read and sent as protected settings at apply time; only their digest is compared (sensitive).
+    """
+    ext = plain(compute.get("extension") or {})
+    where = ["computes", index, "extension"]
+
+    def fail(message: str, *path: str) -> None:
+        raise ManifestError(message, manifest.display, line_of(manifest.data, [*where, *path]) or src.line,
+                            ".".join(str(p) for p in [*where, *path]))
+
+    tls = ext.get("tls") or {}
+    declared: dict[str, Any] = {str(k): v for k, v in (ext.get("configuration_settings") or {}).items()}
+    settings: dict[str, Any] = {}
+    if not existing or "allow_insecure_connections" in ext or tls:
+        # dev/test default: HTTP scoring (the docs' AKS proof-of-concept command); `tls` turns HTTPS on
+        settings["allowInsecureConnections"] = bool(ext.get("allow_insecure_connections", not tls))
+    if not existing or "inference_router_service_type" in ext:
+        settings["inferenceRouterServiceType"] = ext.get("inference_router_service_type", "LoadBalancer")
+    if not existing:
+        settings["enableInference"] = True
+    inputs: dict[str, Any] = {"existing": existing, "name": ext.get("name")}
+    if settings.get("allowInsecureConnections"):
+        inputs["warnings"] = ["allowInsecureConnections=true: endpoints on this cluster score over plain HTTP "
+                              "(dev/test only); give extension.tls for HTTPS"]
+    spec: dict[str, Any] = {}
+    if tls:
+        if settings.get("allowInsecureConnections"):
+            fail("tls and allow_insecure_connections: true exclude each other (HTTPS or plain HTTP)",
+                 "allow_insecure_connections")
+        settings["sslCname"] = tls["cname"]
+        if "secret" in tls:
+            settings["scoringFe.sslSecret"] = tls["secret"]
+        else:
+            files = {}
+            for key in ("cert_file", "key_file"):
+                path = manifest.resolve_path(tls[key])
+                if not path.is_file():
+                    fail(f"file not found: {tls[key]}", "tls", key)
+                files[key] = path
+            inputs["tls_files"] = files
+            spec["tls_digest"] = digest_text(*(files[k].read_text(encoding="utf-8") for k in ("cert_file", "key_file")))
+    return Resource("k8s_extension", compute["cluster"]["name"],
+                    {"cluster": compute["cluster"]["name"], "cluster_resource_group": cluster_rg,
+                     "extension_type": AZUREML_EXTENSION, "configuration_settings": {**settings, **declared},
+                     **spec},
+                    inputs=inputs, depends_on=(aks,), source=src)
 
 
 def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, workspace: str,

@@ -8,8 +8,12 @@ and read-only fields never show as changes (the noise users hate in what-if and
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .normalize import Normalizer
+from .normalize import apply as apply_normalizers
 
 _MISSING = object()
 _PATH_STEP = re.compile(r"\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
@@ -34,8 +38,11 @@ def project(observed: Any, desired: Any) -> Any:
 
 
 def diff_specs(desired: dict[str, Any], observed: dict[str, Any], immutable: frozenset[str] = frozenset(),
-               sensitive: frozenset[str] = frozenset()) -> list[Change]:
-    current = project(observed, desired)
+               sensitive: frozenset[str] = frozenset(),
+               normalize: Mapping[str, Normalizer] | None = None) -> list[Change]:
+    """The declared fields that differ, after both sides went through the reconciler's normalizers."""
+    desired = apply_normalizers(desired, normalize or {})
+    current = project(apply_normalizers(observed, normalize or {}), desired)
     if current == desired:  # the common case: converged, and no need to import deepdiff (numpy, pydantic)
         return []
     from deepdiff import DeepDiff
@@ -52,7 +59,7 @@ def diff_specs(desired: dict[str, Any], observed: dict[str, Any], immutable: fro
             else:
                 old, new = detail.get("old_value"), detail.get("new_value")
             changes[path] = Change(path, None if old is _MISSING else old, None if new is _MISSING else new,
-                                   forces_replacement=_matches(path, immutable), sensitive=_matches(path, sensitive))
+                                   forces_replacement=matches(path, immutable), sensitive=matches(path, sensitive))
     return [changes[p] for p in sorted(changes)]
 
 
@@ -60,5 +67,6 @@ def _dotted(raw: str) -> str:
     return ".".join(m.group(1) if m.group(1) is not None else m.group(2) for m in _PATH_STEP.finditer(raw))
 
 
-def _matches(path: str, fields: frozenset[str]) -> bool:
+def matches(path: str, fields: frozenset[str]) -> bool:
+    """`path` is one of `fields` or lies below one (dotted)."""
     return any(path == f or path.startswith(f + ".") for f in fields)

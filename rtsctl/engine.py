@@ -6,6 +6,7 @@ which kinds it supports.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,16 +94,38 @@ def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict
         out.append({"endpoint": name, "scoring_uri": observed.outputs.get("scoring_uri"),
                     "primary_key": observed.outputs.get("primary_key"),
                     "secondary_key": observed.outputs.get("secondary_key"),
-                    "deployments": deployments, "verify": verify})
+                    "deployments": deployments, "verify": verify,
+                    "state": observed.outputs.get("provisioning_state")})
     return out
 
 
-def smoke_test(session: Session, outputs: list[dict[str, Any]]) -> list[str]:
+def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, report: Reporter | None = None,
+                      interval: float = 2.0) -> dict[str, Any]:
+    """`out` once its endpoint has a scoring URI. A real endpoint answers `scoringUri: null` while it is
+    Creating (recordings 01, 03): wait for it, bounded, saying so; raise naming the state if it never comes."""
+    deadline = time.monotonic() + timeout
+    said = False
+    while not out.get("scoring_uri"):
+        if time.monotonic() >= deadline:
+            raise RtsctlError(f"endpoint {out['endpoint']} has no scoring URI after {timeout:.0f}s (provisioning "
+                              f"state: {out.get('state') or 'unknown'}); run rtsctl output "
+                              f"{session.manifest.display} once it is ready")
+        if report and not said:
+            report(f"endpoint.{out['endpoint']}: waiting for the scoring URI (provisioning state "
+                   f"{out.get('state') or 'unknown'})...")
+            said = True
+        time.sleep(interval)
+        out = endpoint_outputs(session, out["endpoint"])[0]
+    return out
+
+
+def smoke_test(session: Session, outputs: list[dict[str, Any]], report: Reporter | None = None) -> list[str]:
     """Run each endpoint's smoke test; returns the names of the endpoints tested."""
     tested = []
-    for out in outputs:
+    for i, out in enumerate(outputs):
         test = session.graph.nodes[f"endpoint.{out['endpoint']}"].inputs.get("smoke_test")
         if test:
+            out = outputs[i] = await_scoring_uri(session, out, float(test.get("timeout", 30)), report)
             run_smoke_test(out["endpoint"], out["scoring_uri"], out["primary_key"], test, out["verify"])
             tested.append(out["endpoint"])
     return tested
@@ -112,4 +135,6 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
                  variables: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
-        return endpoint_outputs(session, endpoint)[0]
+        out = endpoint_outputs(session, endpoint)[0]
+    out.pop("state", None)
+    return out

@@ -15,6 +15,7 @@ from enum import Enum
 from reconcilers.base import Reconciler
 
 from .diff import Change, diff_specs
+from .errors import RtsctlError
 from .graph import Graph
 from .resources import Observed, Resource
 
@@ -35,6 +36,8 @@ class Action:
     observed: Observed | None
     changes: list[Change] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    #: the reconciler's sensitive fields: masked wherever this action's values are shown
+    sensitive: frozenset[str] = frozenset()
 
     @property
     def changes_world(self) -> bool:
@@ -64,13 +67,21 @@ class Plan:
 
 def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler) -> Action:
     """The one action that converges `resource`."""
+    warnings = list(resource.inputs.get("warnings") or [])  # said whenever the resource is written
     if observed is None:
-        return Action(ActionKind.CREATE, resource.address, resource, None)
-    changes = diff_specs(resource.spec, observed.spec, reconciler.immutable, reconciler.sensitive)
+        return Action(ActionKind.CREATE, resource.address, resource, None, reasons=warnings,
+                      sensitive=reconciler.sensitive)
+    changes = diff_specs(resource.spec, observed.spec, reconciler.immutable, reconciler.sensitive,
+                         reconciler.normalize)
+    if changes:
+        refused = reconciler.guard(resource, observed, changes)
+        if refused:
+            raise RtsctlError(f"{resource.address}: refused: {refused}")
     if any(c.forces_replacement for c in changes):
         return Action(ActionKind.REPLACE, resource.address, resource, observed, changes)
     if changes or observed.problems:
-        return Action(ActionKind.UPDATE, resource.address, resource, observed, changes, list(observed.problems))
+        return Action(ActionKind.UPDATE, resource.address, resource, observed, changes,
+                      list(observed.problems) + warnings)
     return Action(ActionKind.NOOP, resource.address, resource, observed)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from .diff import Change
+from .diff import Change, matches
 from .plan import Action, ActionKind, Plan
 
 SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
@@ -79,7 +79,7 @@ def _details(action: Action) -> list[str]:
     out: list[str] = []
     if action.kind is ActionKind.CREATE and action.resource is not None:
         for path, value in _flatten(action.resource.spec):
-            out.append(f"      [green]+[/green] {escape(path)} = {_value(value)}")
+            out.append(f"      [green]+[/green] {escape(path)} = {_value(value, matches(path, action.sensitive))}")
     for change in action.changes:
         out.append(_change_line(change))
     for reason in action.reasons:

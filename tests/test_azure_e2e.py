@@ -31,8 +31,9 @@ def azure_cli(tmp_path: Path, project: Path, monkeypatch):
     # never hand the subprocess a cloud that azure-ai-ml registered in this (pytest) process
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
 
-    def make(emu: Emulator) -> Cli:
-        return Cli(tmp_path / "home", project, emu.env())
+    def make(emu: Emulator, endpoint: str = "rts-score") -> Cli:
+        # the shipped manifests have no default endpoint name (names are unique per region across Azure)
+        return Cli(tmp_path / "home", project, {**emu.env(), "RTSCTL_ENDPOINT": endpoint})
 
     return make
 
@@ -176,8 +177,10 @@ def test_failed_operation_is_one_line_naming_resource_code_and_message(azure_emu
                       "The image build failed: conda could not resolve azureml-inference-server-http.")
     failed = cli("apply", "azure.yaml", "-y")
     assert failed.code == 1, str(failed)
-    lines = [line.strip() for line in failed.err.splitlines() if "deployment.rts-score/blue" in line]
+    lines = [line.strip() for line in failed.err.splitlines() if line.strip().startswith("deployment.rts-score/blue")]
     assert len(lines) == 1, failed.err            # one line: the resource, the service's code and its message
+    # what depended on it is reported after it, naming the failure it waited on
+    assert "traffic.rts-score: not attempted: deployment.rts-score/blue failed" in failed.err, failed.err
     assert lines[0] == ("deployment.rts-score/blue: (ImageBuildFailure) The image build failed: "
                         "conda could not resolve azureml-inference-server-http."), failed.err
     assert "Traceback" not in failed.err
@@ -191,7 +194,7 @@ def test_adopt_existing_aks_cluster_and_leave_it_on_destroy(azure_emulator_facto
     emu = azure_emulator_factory(lro_mode="async")
     seed_rg(emu, "shared-infra")
     aks = seed_aks(emu, "shared-infra", "shared-aks")
-    cli = azure_cli(emu)
+    cli = azure_cli(emu, "rts-attached")
     env = {"AKS_CLUSTER": "shared-aks", "AKS_RESOURCE_GROUP": "shared-infra", "RTSCTL_RESOURCE_GROUP": "rts-attach"}
     manifest = "examples/azure-attach-existing-aks.yaml"
 
@@ -223,7 +226,7 @@ def test_blue_green_traffic_shift_and_retiring_a_deployment(azure_emulator_facto
     """Two deployments at 90/10 (managed endpoint); then all traffic to green and blue removed from the manifest:
     one full-map traffic update, then blue is deleted (an owned deployment the manifest no longer declares)."""
     emu = azure_emulator_factory(lro_mode="async")
-    cli = azure_cli(emu)
+    cli = azure_cli(emu, "rts-bluegreen")
     manifest = "examples/azure-blue-green.yaml"
     endpoint = f"{W}/onlineEndpoints/rts-bluegreen"
     applied = cli.ok("apply", manifest, "-y")
@@ -248,7 +251,7 @@ def test_blue_green_traffic_shift_and_retiring_a_deployment(azure_emulator_facto
 
 def test_managed_endpoint_with_aml_token_auth(azure_emulator_factory, azure_cli):
     emu = azure_emulator_factory(lro_mode="sync")
-    cli = azure_cli(emu)
+    cli = azure_cli(emu, "rts-managed")
     manifest = "examples/azure-managed-endpoint.yaml"
     assert "Smoke test passed" in cli.ok("apply", manifest, "-y").out   # POSTed with the token as bearer
     outputs = cli.outputs(manifest)
@@ -281,7 +284,7 @@ def test_destroy_never_deletes_a_resource_group_holding_foreign_resources(azure_
     """rtsctl created the group, but someone else put a resource in it since: destroy removes everything rtsctl
     made, then refuses to delete the group (which would take the foreign resource with it), in one line."""
     emu = azure_emulator_factory(lro_mode="sync")
-    cli = azure_cli(emu)
+    cli = azure_cli(emu, "rts-managed")
     manifest = "examples/azure-managed-endpoint.yaml"
     cli.ok("apply", manifest, "-y")
     foreign = f"{rg_id(emu, 'rts-managed-rg')}/providers/Microsoft.Storage/storageAccounts/teamdata"

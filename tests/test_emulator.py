@@ -5,6 +5,7 @@ No test doubles: every call below goes over HTTPS to the emulator, blob uploads 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -224,11 +225,16 @@ def test_traffic_rules_and_aml_token(azure_emulator, monkeypatch):
     endpoint = ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-ep", auth_mode="aml_token")).result()
     for name in ("blue", "green"):
         ml.online_deployments.begin_create_or_update(managed_deployment(name, "rts-ep", model, env)).result()
+    # R04 code_2026 #1: the hash lookup is workspace-wide, so the second deployment reuses the first one's code
+    assert sum(1 for m, path, _ in emu.request_log if m == "POST" and path.endswith("/startPendingUpload")) == 1
     endpoint.traffic = {"blue": 50, "green": 40}
     with pytest.raises(HttpResponseError, match="must sum to 0 or 100"):
         ml.online_endpoints.begin_create_or_update(endpoint).result()
-    endpoint.traffic = {"blue": 0, "green": 100}
+    endpoint.traffic = {"Blue": 0, "green": 100}
     endpoint = ml.online_endpoints.begin_create_or_update(endpoint).result()
+    # azure-ai-ml lower-cases traffic keys and drops zero entries before sending
+    # (operations/_online_endpoint_operations.py): the service never sees {"Blue": 0}
+    assert emu.resource(ws_id(emu, "onlineEndpoints", "rts-ep"))["properties"]["traffic"] == {"green": 100}
 
     token = ml.online_endpoints.get_keys("rts-ep").access_token
     assert score(emu, endpoint.scoring_uri, token).headers["azureml-model-deployment"] == "green"
@@ -245,7 +251,7 @@ def test_immutable_fields_and_references_are_enforced(azure_emulator, monkeypatc
     emu = azure_emulator
     ml, model, env = workspace_with_assets(emu, monkeypatch)
     # an asset version's content cannot change; a new version can be registered
-    with pytest.raises(ResourceExistsError, match="Asset versions are immutable"):
+    with pytest.raises(ResourceExistsError, match="Asset paths cannot be updated"):
         ml.models.create_or_update(Model(name="dummy-model", version="1", path=str(SEED / "conda.yaml")))
     assert ml.models.create_or_update(Model(name="dummy-model", path=str(SEED / "conda.yaml"))).version == "2"
 
@@ -287,11 +293,19 @@ def test_kubernetes_attach_needs_cluster_and_extension(lro_mode, azure_emulator_
     with pytest.raises(HttpResponseError, match="AzureMLExtensionNotInstalled"):
         ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=cluster.id, namespace="azureml")).result()
 
-    ext = clients.extensions_client(emu).extensions.begin_create(
+    extensions = clients.extensions_client(emu).extensions
+    with pytest.raises(HttpResponseError, match="allowInsecureConnections=true"):   # no TLS, insecure not allowed
+        extensions.begin_create(RG, "Microsoft.ContainerService", "managedClusters", "rts-aks", "azureml", Extension(
+            extension_type="Microsoft.AzureML.Kubernetes", configuration_settings={
+                "enableInference": "True", "inferenceRouterServiceType": "LoadBalancer",
+                "allowInsecureConnections": "False"})).result()
+    ext = extensions.begin_create(
         RG, "Microsoft.ContainerService", "managedClusters", "rts-aks", "azureml",
         Extension(extension_type="Microsoft.AzureML.Kubernetes",
-                  configuration_settings={"enableInference": "True", "allowInsecureConnections": "True"})).result()
+                  configuration_settings={"enableInference": "True", "allowInsecureConnections": "True",
+                                          "inferenceRouterServiceType": "LoadBalancer"})).result()
     assert ext.provisioning_state == "Succeeded"
+    assert ext.extension_type == "microsoft.azureml.kubernetes"      # read back lower-case
     compute = ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=cluster.id,
                                                         namespace="azureml")).result()
     assert compute.type == "kubernetes" and compute.namespace == "azureml"
@@ -371,6 +385,283 @@ def test_failed_lro_reports_the_service_error(azure_emulator, monkeypatch):
     assert emu.resource(ws_id(emu, "onlineEndpoints", "rts-ep"))["properties"]["provisioningState"] == "Failed"
     ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-ep")).result()   # a retry recovers
     assert ml.online_endpoints.get("rts-ep").provisioning_state.lower() == "succeeded"
+
+
+# -- fidelity to recorded Azure traffic (../shared/reference/azure-recordings; file numbers R01..R05) -------
+
+def arm(emu: Emulator, method: str, path: str, body: dict | None = None, api: str = "2025-12-01"):
+    """A raw ARM call with a real Entra token from the emulator (to see status codes and headers as sent)."""
+    token = clients.credential(emu).get_token(emu.url + "/.default").token
+    return requests.request(method, f"{emu.url}{path}", params={"api-version": api}, json=body,
+                            headers={"Authorization": f"Bearer {token}"}, verify=emu.ca_path, timeout=30)
+
+
+def wait_until_done(emu: Emulator, status_url: str) -> dict:
+    deadline = time.time() + 30
+    token = clients.credential(emu).get_token(emu.url + "/.default").token
+    while time.time() < deadline:
+        body = requests.get(status_url, headers={"Authorization": f"Bearer {token}"}, verify=emu.ca_path,
+                            timeout=30).json()
+        if body["status"] not in ("Updating", "InProgress", "Running"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"operation {status_url} did not end")
+
+
+def test_endpoint_and_deployment_answers_have_the_recorded_shape(azure_emulator_factory, monkeypatch):
+    from tests.azure_emulator.context import Settings
+
+    emu = apply_env(azure_emulator_factory(lro_mode="async", settings=Settings(retry_after=None),
+                                           durations={"onlineEndpoints": 0.3, "deployments": 0.3}), monkeypatch)
+    seed_workspace(emu)
+    ep = ws_id(emu, "onlineEndpoints", "rec-ep")
+    created = arm(emu, "PUT", ep, {"location": "westeurope", "identity": {"type": "SystemAssigned"},
+                                   "properties": {"authMode": "AMLToken", "traffic": {}}})
+    body = created.json()
+    # R01 #1: 201, Creating, null URIs, kind Managed, compute null; Azure-AsyncOperation + Location + PT30M, no Retry-After
+    assert created.status_code == 201
+    assert {k: body["properties"][k] for k in ("provisioningState", "scoringUri", "swaggerUri", "compute")} == {
+        "provisioningState": "Creating", "scoringUri": None, "swaggerUri": None, "compute": None}
+    assert body["kind"] == "Managed"
+    assert body["properties"]["properties"]["azureml.onlineendpointid"] == ep.lower()
+    assert created.headers["x-ms-async-operation-timeout"] == "PT30M" and "Location" in created.headers
+    assert "Retry-After" not in created.headers
+    poll = requests.get(created.headers["Azure-AsyncOperation"], verify=emu.ca_path, headers={
+        "Authorization": f"Bearer {clients.credential(emu).get_token(emu.url + '/.default').token}"})
+    assert (poll.json()["status"], poll.json()["percentComplete"]) == ("Updating", 0.0)   # R01 #2
+    assert "Retry-After" not in poll.headers
+    assert wait_until_done(emu, created.headers["Azure-AsyncOperation"])["percentComplete"] == 100.0
+    done = arm(emu, "GET", ep).json()
+    assert done["properties"]["scoringUri"] == f"{emu.url}/endpoints/rec-ep/score"        # filled once created (R01 #3)
+    principal = done["identity"]["principalId"]
+
+    dep = arm(emu, "PUT", ep + "/deployments/blue", {"location": "westeurope", "sku": {"name": "Default", "capacity": 1},
+                                                    "properties": {"endpointComputeType": "Managed",
+                                                                   "instanceType": "Standard_DS2_V2"}})
+    p = dep.json()["properties"]
+    # R01 #11: a CREATE answers Updating; requestSettings PT0S/PT0S/1; probes null until provisioned
+    assert (dep.status_code, p["provisioningState"], p["livenessProbe"], p["readinessProbe"]) == (
+        201, "Updating", None, None)
+    assert p["requestSettings"] == {"maxQueueWait": "PT0S", "requestTimeout": "PT0S",
+                                    "maxConcurrentRequestsPerInstance": 1}
+    # azure-sdk-for-net#36961: no endpoint write while one of its deployments is being written
+    busy = arm(emu, "PUT", ep, {"location": "westeurope", "properties": {"authMode": "AMLToken"}})
+    assert busy.status_code == 409 and "Updating provisioning state" in busy.json()["error"]["message"]
+    wait_until_done(emu, dep.headers["Azure-AsyncOperation"])
+    p = arm(emu, "GET", ep + "/deployments/blue").json()["properties"]
+    assert p["requestSettings"]["requestTimeout"] == "PT5S" and p["livenessProbe"]["failureThreshold"] == 30  # R01 #13
+
+    shift = arm(emu, "PUT", ep, {"location": "westeurope", "identity": {"type": "SystemAssigned"},
+                                 "properties": {"authMode": "AMLToken", "traffic": {"blue": 100}}})
+    # R01 #14: 201, still the OLD traffic and Updating until the operation ends; then the new traffic (R01 #15)
+    assert shift.status_code == 201
+    assert (shift.json()["properties"]["traffic"], shift.json()["properties"]["provisioningState"]) == ({}, "Updating")
+    refused = arm(emu, "PUT", ep + "/deployments/green", {"location": "westeurope", "properties": {}})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["message"] == ("Cannot create a deployment in endpoint rec-ep because it is in "
+                                                  "Updating provisioning state.")
+    assert refused.json()["error"]["code"] == "UserError"
+    wait_until_done(emu, shift.headers["Azure-AsyncOperation"])
+    after = arm(emu, "GET", ep).json()
+    assert after["properties"]["traffic"] == {"blue": 100}
+    assert after["identity"]["principalId"] == principal          # R01: unchanged across updates
+
+    gone = arm(emu, "DELETE", ep)
+    assert gone.status_code == 202 and "Retry-After" not in gone.headers   # R01 #18
+    assert requests.get(gone.headers["Azure-AsyncOperation"], verify=emu.ca_path, headers={
+        "Authorization": f"Bearer {clients.credential(emu).get_token(emu.url + '/.default').token}"}
+    ).json()["status"] == "Updating"                               # deletes poll "Updating" too (R01 #18)
+
+
+def test_asset_answers_follow_the_recordings(azure_emulator, monkeypatch):
+    from azure.ai.ml.entities import Model
+    from azure.core.exceptions import ResourceNotFoundError
+
+    emu = azure_emulator
+    ml, model, env = workspace_with_assets(emu, monkeypatch)
+    # R02 #1: a missing model container is a 404 UserError with ModelNotFound in details
+    missing = arm(emu, "GET", ws_id(emu, "models", "ghost", "versions"))
+    assert missing.status_code == 404
+    error = missing.json()["error"]
+    assert (error["code"], error["message"]) == ("UserError", "The specified resource was not found.")
+    assert error["details"][0] == {"code": "ModelNotFound", "message": "Model container with name: ghost not found.",
+                                   "details": [], "additionalInfo": []}
+    with pytest.raises(ResourceNotFoundError, match="ModelNotFound"):
+        list(ml.models.list("ghost"))
+    # R01 #8 / R04: the conda YAML comes back as a 2-space JSON string, with azureml.labels latest
+    raw_env = arm(emu, "GET", ws_id(emu, "environments", env.name, "versions", env.version)).json()["properties"]
+    import yaml
+    assert raw_env["condaFile"].startswith("{\n  ")
+    assert json.loads(raw_env["condaFile"]) == yaml.safe_load((SEED / "conda.yaml").read_text())
+    assert raw_env["properties"]["azureml.labels"] == "latest"
+    # R01 #10: the service writes resourceGroups in a model URI sent with resourcegroups
+    uri = (f"azureml://subscriptions/{emu.settings.subscription_id}/resourcegroups/{RG}/workspaces/{WS}/datastores/"
+           f"workspaceblobstore/paths/LocalUpload/abc/model.pkl")
+    put = arm(emu, "PUT", ws_id(emu, "models", "m2", "versions", "1"),
+              {"properties": {"modelType": "custom_model", "modelUri": uri}})
+    assert put.status_code == 201 and "Location" in put.headers       # R02 #5
+    assert "/resourceGroups/" in put.json()["properties"]["modelUri"] and put.json()["properties"]["jobName"] is None
+    again = arm(emu, "PUT", ws_id(emu, "models", "m2", "versions", "1"),
+                {"properties": {"modelType": "custom_model", "modelUri": uri}})
+    assert again.status_code == 200                                  # R01 #10: existing, same content
+    assert ml.models.get("m2", "1").path.endswith("model.pkl")
+
+
+def test_azureml_extension_needs_tls_or_insecure_and_keeps_protected_settings_secret(azure_emulator_factory):
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.kubernetesconfiguration.extensions.models import Extension
+
+    emu = azure_emulator_factory(lro_mode="async")
+    rg = f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}"
+    emu.seed_resource(rg, {"location": "westeurope"})
+    emu.seed_resource(rg + "/providers/Microsoft.ContainerService/managedClusters/aks", {"location": "westeurope"})
+    extensions = clients.extensions_client(emu).extensions
+
+    def install(settings, protected=None):
+        return extensions.begin_create(RG, "Microsoft.ContainerService", "managedClusters", "aks", "azureml", Extension(
+            extension_type="Microsoft.AzureML.Kubernetes", configuration_settings=settings,
+            configuration_protected_settings=protected)).result()
+
+    base = {"enableInference": "True", "inferenceRouterServiceType": "LoadBalancer"}
+    with pytest.raises(HttpResponseError, match="allowInsecureConnections=true"):
+        install({**base, "allowInsecureConnections": "False"})
+    with pytest.raises(HttpResponseError, match="set sslCname"):
+        install(base, {"scoringFe.sslCert": "Q0VSVA==", "scoringFe.sslKey": "S0VZ"})
+    with pytest.raises(HttpResponseError, match="inferenceRouterServiceType"):
+        install({"enableInference": "True", "allowInsecureConnections": "True"})
+    ext = install({**base, "sslCname": "score.example.com"}, {"scoringFe.sslCert": "Q0VSVA==", "scoringFe.sslKey": "S0VZ"})
+    assert ext.provisioning_state == "Succeeded" and ext.extension_type == "microsoft.azureml.kubernetes"
+    assert ext.configuration_protected_settings == {} and ext.identity is None
+    assert "S0VZ" not in json.dumps(emu.resource(ext.id))              # protected values never come back
+    assert install({**base, "sslSecret": "azureml-tls", "sslCname": "s.example.com"}).provisioning_state == "Succeeded"
+
+
+def test_app_insights_brings_its_untagged_smart_detection_along(azure_emulator_async, fast_arm_deployments,
+                                                                 monkeypatch):
+    from azure.ai.ml.entities import Workspace
+
+    emu = apply_env(azure_emulator_async, monkeypatch)
+    clients.resource_client(emu).resource_groups.create_or_update(RG, {"location": "westeurope"})
+    clients.ml_client(emu, RG).workspaces.begin_create(
+        Workspace(name=WS, location="westeurope", tags={"managed-by": "rtsctl"})).result()
+    in_group = {ArmId(i).type: ArmId(i) for i in emu.resources() if f"/resourcegroups/{RG}/".lower() in i.lower()
+                and "/providers/" in i.lower()}
+    component = in_group["microsoft.insights/components"]
+    rule = in_group["microsoft.alertsmanagement/smartdetectoralertrules"]
+    group = in_group["microsoft.insights/actiongroups"]
+    assert rule.name == f"Failure Anomalies - {component.name}" and group.name == "Application Insights Smart Detection"
+    assert emu.resource(component.id)["tags"]["managed-by"] == "rtsctl"     # the template tags what it creates
+    assert not emu.resource(rule.id).get("tags") and not emu.resource(group.id).get("tags")
+    ws = clients.ml_client(emu, RG, WS).workspaces.get(WS)
+    assert ws.application_insights.lower() == component.id.lower()
+
+
+class ArmId:
+    def __init__(self, arm_id: str):
+        segs = arm_id.strip("/").split("/")
+        self.id, self.name = arm_id, segs[-1]
+        self.type = f"{segs[5]}/{segs[6]}".lower() if len(segs) == 8 else "/".join(segs[5::2]).lower()
+
+
+def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_limit(azure_emulator, monkeypatch,
+                                                                                      tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineEndpoint
+
+    emu = azure_emulator
+    ml, model, env = workspace_with_assets(emu, monkeypatch)
+    (tmp_path / "score.py").write_text(
+        "import json, time\n\ndef init():\n    pass\n\n"
+        "def run(raw):\n    data = json.loads(raw)\n    if data.get('fail'):\n        raise ValueError('bad input')\n"
+        "    time.sleep(data.get('sleep', 0))\n    return {'ok': True}\n")
+    ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-dp")).result()
+    dep = managed_deployment("blue", "rts-dp", model, env)
+    dep.code_configuration = CodeConfiguration(code=str(tmp_path), scoring_script="score.py")
+    ml.online_deployments.begin_create_or_update(dep).result()
+    endpoint = ml.online_endpoints.get("rts-dp")
+    endpoint.traffic = {"blue": 100}
+    endpoint = ml.online_endpoints.begin_create_or_update(endpoint).result()
+    key = ml.online_endpoints.get_keys("rts-dp").primary_key
+    headers = {"Authorization": f"Bearer {key}"}
+
+    failed = requests.post(endpoint.scoring_uri, json={"fail": True}, headers=headers, verify=emu.ca_path, timeout=30)
+    assert failed.status_code == 424, failed.text
+    assert failed.headers["ms-azureml-model-error-statuscode"] == "500"
+    assert failed.headers["azureml-model-deployment"] == "blue"
+
+    # max_concurrent_requests_per_instance 1 x instance_count 1 x 2 = 2 in parallel; the rest get 429
+    def slow(_):
+        return requests.post(endpoint.scoring_uri, json={"sleep": 1.5}, headers=headers, verify=emu.ca_path,
+                             timeout=30).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(slow, range(4)))
+    assert codes.count(429) == 2 and codes.count(200) == 2, codes
+    assert requests.post(endpoint.scoring_uri, json={}, headers=headers, verify=emu.ca_path).status_code == 200
+
+
+@pytest.mark.parametrize("code", ["OperationCanceled", "ACRTokenExchangeFailed", "OutOfQuota"])
+def test_failed_operations_carry_the_code_and_leave_the_resource_failed(code, azure_emulator_factory, monkeypatch):
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+    from azure.core.exceptions import HttpResponseError
+
+    from tests.azure_emulator.faults import LRO_MESSAGES, RETRYABLE_LRO_CODES
+
+    emu = apply_env(azure_emulator_factory(lro_mode="async"), monkeypatch)
+    seed_workspace(emu)
+    ml = clients.ml_client(emu, RG, WS)
+    emu.fail_next_lro("onlineEndpoints/rts-ep", code, LRO_MESSAGES[code], times=2)
+    for _ in range(2):
+        with pytest.raises(HttpResponseError, match=code):
+            ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-ep")).result()
+        assert ml.online_endpoints.get("rts-ep").provisioning_state == "Failed"   # left behind, Failed
+    assert ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-ep")).result() \
+        .provisioning_state.lower() == "succeeded"
+    assert (code in RETRYABLE_LRO_CODES) == (code != "OutOfQuota")
+
+
+def test_failed_compute_and_extension_record_the_error(azure_emulator_factory):
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.kubernetesconfiguration.extensions.models import Extension
+
+    emu = azure_emulator_factory(lro_mode="async")
+    rg = f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}"
+    emu.seed_resource(rg, {"location": "westeurope"})
+    emu.seed_resource(rg + "/providers/Microsoft.ContainerService/managedClusters/aks", {"location": "westeurope"})
+    emu.fail_next_lro("extensions/azureml", "ExtensionOperationFailed", "helm install timed out")
+    with pytest.raises(HttpResponseError, match="helm install timed out"):
+        clients.extensions_client(emu).extensions.begin_create(
+            RG, "Microsoft.ContainerService", "managedClusters", "aks", "azureml", Extension(
+                extension_type="Microsoft.AzureML.Kubernetes", configuration_settings={
+                    "enableInference": "True", "allowInsecureConnections": "True",
+                    "inferenceRouterServiceType": "LoadBalancer"})).result()
+    ext = clients.extensions_client(emu).extensions.get(RG, "Microsoft.ContainerService", "managedClusters", "aks",
+                                                        "azureml")
+    assert ext.provisioning_state == "Failed" and ext.error_info.code == "ExtensionOperationFailed"
+
+
+def test_realistic_timing_follows_the_recorded_durations(azure_emulator_factory, monkeypatch):
+    from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+    emu = apply_env(azure_emulator_factory(lro_mode="async", timing="realistic", time_scale=0.005), monkeypatch)
+    seed_workspace(emu)
+    ml = clients.ml_client(emu, RG, WS)
+    model, env = register_assets(ml)
+    started = time.time()
+    ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-rt")).result()
+    endpoint_s = time.time() - started
+    started = time.time()
+    ml.online_deployments.begin_create_or_update(managed_deployment("blue", "rts-rt", model, env)).result()
+    deployment_s = time.time() - started
+    assert 0.45 <= endpoint_s and 2.9 <= deployment_s          # 90 s and 582 s (R01) x 0.005
+    assert deployment_s > 3 * endpoint_s
+    assert emu.ctx.ops.duration_for("onlineEndpoints", "update") == pytest.approx(0.1)   # traffic: 20 s (R01 #14)
+    # the emulator accepts and logs the api-versions the installed SDK sends (what rtsctl's raw calls must match):
+    # azure-ai-ml 1.35.2 still sends 2022-02-01-preview for endpoints and 2023-04-01-preview for deployments
+    # (its arm_ml_service client's 2025-12-01 default is not what these operations use)
+    sent = {v for _, path, v in emu.api_versions if path.lower().endswith("/deployments/blue")}
+    assert sent == {"2023-04-01-preview"}, sent
 
 
 # -- running it by hand -----------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from rtsctl.errors import ResourceError
+from rtsctl.normalize import casefold, location
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, is_managed, managed_tags
+from .common import AzureReconciler, failed_problem, is_managed, managed_tags
 
 DEFAULT_VM_SIZE = "Standard_DS3_v2"
 SIZING = ("node_count", "vm_size", "location", "kubernetes_version")
@@ -23,6 +24,8 @@ SIZING = ("node_count", "vm_size", "location", "kubernetes_version")
 class AksClusterReconciler(AzureReconciler):
     kind = "aks_cluster"
     immutable = frozenset({"location", "vm_size", "resource_group"})
+    # ARM ids and names are case-insensitive; VM sizes come back as the service spells them
+    normalize = {"location": location, "vm_size": casefold, "resource_group": casefold}
 
     def _rg(self, res: Resource) -> str:
         return res.spec.get("resource_group") or self.settings.resource_group
@@ -52,10 +55,16 @@ class AksClusterReconciler(AzureReconciler):
         if not owned:
             # an adopted cluster's shape is not rtsctl's to manage: never plan a resize or replacement of it
             spec.update({k: res.spec[k] for k in SIZING if k in res.spec})
+        problems = []
+        if (mc.provisioning_state or "").lower() == "failed":
+            status = getattr(mc, "status", None)  # ManagedClusterStatus.provisioning_error (newer API versions)
+            problems.append(failed_problem("AKS cluster", mc.provisioning_state,
+                                           getattr(status, "provisioning_error", None)))
         return Observed(
             address=res.address,
             spec=spec,
             owned=owned,
+            problems=problems,
             outputs={"id": mc.id, "provisioning_state": mc.provisioning_state},
             handle=mc,
         )
@@ -88,6 +97,9 @@ class AksClusterReconciler(AzureReconciler):
 
     def update(self, res: Resource, observed: Observed) -> None:
         if not observed.owned:
+            if observed.problems:  # an adopted cluster is someone else's to repair
+                raise ResourceError(res.address, f"{'; '.join(observed.problems)} -- but rtsctl does not manage an "
+                                    "adopted cluster: repair it with `az aks update` and apply again", "ClusterFailed")
             return
         rg = self._rg(res)
         with self.errors(res.address):

@@ -84,6 +84,26 @@ if not isinstance(sys.stderr, _DropColorReset):
     sys.stderr = _DropColorReset(sys.stderr)
 
 
+def warm_rest_models() -> None:
+    """Prepare every azure-ai-ml REST model class once, on one thread, before reconcilers share the client.
+
+    azure-ai-ml's generated models (`arm_ml_service._utils.model_base.Model.__new__`) work out each class's
+    field types lazily, on the class's first instantiation, without a lock. Two threads deserializing the
+    same class for the first time (two deployments of one endpoint applied in parallel) can race: one of them
+    gets a nested field as a plain dict, and the SDK then fails with `AttributeError: 'dict' object has no
+    attribute 'failure_threshold'` while converting the probe settings (seen once in two blue/green updates).
+    `Model.__new__` alone does the preparation; the instances are thrown away (~0.3 s, once per process).
+    """
+    import inspect
+
+    from azure.ai.ml._restclient.arm_ml_service import models
+    from azure.ai.ml._restclient.arm_ml_service._utils.model_base import Model
+
+    for cls in vars(models).values():
+        if inspect.isclass(cls) and issubclass(cls, Model):
+            cls.__new__(cls)
+
+
 def _norm_url(url: str) -> str:
     return url.rstrip("/") + "/"
 
@@ -199,6 +219,9 @@ class Clients:
         self.workspace = workspace
         self.cloud = CloudConfig(provider.get("cloud"))
         self._lock = threading.RLock()
+        #: seconds between status reads rtsctl makes itself (azure-ai-ml's LRO poll interval on Azure, which sends
+        #: no Retry-After; a custom cloud -- Azure Stack, the emulator -- is polled faster, as below)
+        self.poll_interval = 5.0 if not self.cloud.is_custom else 0.2
         self._built: dict[str, Any] = {}
         if self.cloud.is_custom and self.cloud.resource_manager != PUBLIC_RESOURCE_MANAGER:
             # azure-ai-ml sleeps a hard-coded 5 s between its own checks of the workspace's ARM template
@@ -234,7 +257,9 @@ class Clients:
                 kwargs["cloud"] = name
                 if self.cloud.is_custom:
                     kwargs["cloud_metadata"] = self.cloud.ml_cloud_metadata()
-            return MLClient(self.credential, self.subscription_id, self.resource_group, self.workspace, **kwargs)
+            client = MLClient(self.credential, self.subscription_id, self.resource_group, self.workspace, **kwargs)
+            warm_rest_models()
+            return client
 
         return self._get("ml", build)
 
@@ -265,16 +290,18 @@ class Clients:
             ),
         )
 
-    def lock_for(self, key: str) -> threading.Lock:
-        """A process-wide lock per key (e.g. one per endpoint: the service refuses concurrent endpoint PUTs)."""
-        return self._get(f"lock:{key}", threading.Lock)
+    def gate(self, endpoint: str):
+        """The process-wide write gate of one endpoint (gate.py): the service refuses overlapping writes."""
+        from .gate import EndpointGate
+
+        return self._get(f"gate:{endpoint.lower()}", lambda: EndpointGate(endpoint))
 
     def close(self) -> None:
         with self._lock:
             built, self._built = self._built, {}
         for key, client in built.items():
             close = getattr(client, "close", None)
-            if close and not key.startswith("lock:") and key != "ml":
+            if close and not key.startswith("gate:") and key != "ml":
                 try:
                     close()
                 except Exception:  # noqa: BLE001 - closing is best effort

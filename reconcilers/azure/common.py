@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from reconcilers.base import BackendSettings, Reconciler
+
+from rtsctl.errors import ResourceError
 
 from .clients import Clients
 from .errors import azure_errors, is_not_found
@@ -15,6 +18,10 @@ MANAGED_BY_VALUE = "rtsctl"
 #: Prefix of rtsctl's bookkeeping tags (content digests, experiment name); hidden from diffs.
 TAG_PREFIX = "rtsctl."
 DIGEST_TAG = "rtsctl.digest"
+
+
+#: provisioning states in which the service refuses another write to an endpoint
+BUSY_STATES = frozenset({"creating", "updating", "deleting"})
 
 
 def managed_tags(*extra: dict[str, Any] | None) -> dict[str, str]:
@@ -32,6 +39,41 @@ def is_managed(tags: dict[str, Any] | None) -> bool:
 def user_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
     """The tags a user declared: without rtsctl's own markers."""
     return {k: v for k, v in (tags or {}).items() if k != MANAGED_BY and not k.startswith(TAG_PREFIX)}
+
+
+#: What Application Insights creates by itself, untagged, in its resource group (MicrosoftDocs azure-monitor
+#: app/proactive-failure-diagnostics.md): the "Failure Anomalies - <component>" smart-detector alert rule and,
+#: once per group, the "Application Insights Smart Detection" action group. API versions: azure-rest-api-specs
+#: alertsmanagement SmartDetectorAlertRulesApi 2021-04-01, monitor actionGroups 2023-01-01.
+SMART_RULE_TYPE = "microsoft.alertsmanagement/smartdetectoralertrules"
+SMART_RULE_PREFIX = "Failure Anomalies - "
+SMART_RULE_API = "2021-04-01"
+SMART_GROUP_TYPE = "microsoft.insights/actiongroups"
+SMART_GROUP_NAME = "Application Insights Smart Detection"
+SMART_GROUP_API = "2023-01-01"
+
+
+def is_smart_detection(resource_type: str | None, name: str | None) -> bool:
+    """True for the alert rule / action group Application Insights made on its own (never rtsctl's, never the
+    user's): they go with the component that made them, and never stop a resource group's deletion."""
+    kind, name = (resource_type or "").lower(), name or ""
+    return (kind == SMART_RULE_TYPE and name.startswith(SMART_RULE_PREFIX)) or (
+        kind == SMART_GROUP_TYPE and name == SMART_GROUP_NAME)
+
+
+def state_name(state: Any) -> str | None:
+    """A provisioning state as the service spells it ("Creating"), also when the SDK hands an enum member."""
+    value = getattr(state, "value", state)
+    return None if value is None else str(value)
+
+
+def failed_problem(what: str, state: str | None, error: Any = None) -> str:
+    """A resource left `Failed` as drift (never as converged), carrying the service's own code and message."""
+    code = getattr(error, "code", None) or (error.get("code") if isinstance(error, dict) else None)
+    message = getattr(error, "message", None) or (error.get("message") if isinstance(error, dict) else None)
+    detail = f": ({code}) {message}" if code and message else (f": {message or code}" if message or code else "")
+    state = state_name(state)
+    return f"{what} provisioning state is {state}{detail}; apply repairs it"
 
 
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +105,25 @@ class AzureReconciler(Reconciler):
                 if is_not_found(exc):
                     return None
                 raise
+
+    def endpoint_idle(self, address: str, endpoint: str, timeout: float = 3600.0) -> Any:
+        """The endpoint once it is in a terminal state: a write while it is Creating/Updating/Deleting (left so by
+        another client, or an interrupted run) would be refused. Polls without Retry-After (Azure sends none),
+        says that it waits, and gives up after `timeout`. None if the endpoint does not exist."""
+        deadline = time.monotonic() + timeout
+        said = False
+        while True:
+            ep = self.get_or_none(address, self.ml.online_endpoints.get, endpoint)
+            state = (state_name(getattr(ep, "provisioning_state", None)) or "") if ep is not None else ""
+            if state.lower() not in BUSY_STATES:
+                return ep
+            if time.monotonic() >= deadline:
+                raise ResourceError(address, f"endpoint {endpoint} stayed {state} for {timeout:.0f}s; nothing was "
+                                    "sent", "EndpointBusy")
+            if not said:
+                self.notify(f"{address}: waiting for endpoint {endpoint} to leave the {state} state")
+                said = True
+            time.sleep(self.clients.poll_interval)
 
     def wait(self, address: str, poller) -> Any:
         """Wait for a long-running operation; a Failed ending raises one ResourceError line."""

@@ -9,9 +9,10 @@ itself is the aks_cluster reconciler's business.
 from __future__ import annotations
 
 from rtsctl.errors import ResourceError
+from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, is_managed, managed_tags
+from .common import AzureReconciler, failed_problem, is_managed, managed_tags
 
 
 def aks_id(subscription: str, rg: str, cluster: str) -> str:
@@ -26,9 +27,19 @@ def _parse_aks_id(resource_id: str | None) -> tuple[str | None, str | None]:
     return rg, cluster
 
 
+def _problems(compute) -> list[str]:
+    state = getattr(compute, "provisioning_state", None)
+    if (state or "").lower() != "failed":
+        return []
+    errors = getattr(compute, "provisioning_errors", None) or []
+    first = errors[0] if errors else None
+    return [failed_problem("compute", state, getattr(first, "error", first))]
+
+
 class ComputeReconciler(AzureReconciler):
     kind = "compute"
     immutable = frozenset({"type", "namespace", "cluster", "cluster_resource_group"})
+    normalize = {"type": casefold, "cluster": casefold, "cluster_resource_group": casefold}
 
     def _check_type(self, res: Resource) -> None:
         if res.spec.get("type", "kubernetes") != "kubernetes":
@@ -54,6 +65,7 @@ class ComputeReconciler(AzureReconciler):
                 "cluster_resource_group": rg,
             },
             owned=is_managed(compute.tags),
+            problems=_problems(compute),
             outputs={"id": compute.id, "provisioning_state": getattr(compute, "provisioning_state", None)},
             handle=compute,
         )
@@ -74,7 +86,10 @@ class ComputeReconciler(AzureReconciler):
         self.wait(res.address, poller)
 
     def update(self, res: Resource, observed: Observed) -> None:
-        return None  # every declared field is immutable: changes are planned as replacements
+        # every declared field is immutable (changes are replacements): an update only repairs a Failed attach,
+        # by attaching again (an idempotent PUT)
+        if observed.problems:
+            self.create(res)
 
     def delete(self, observed: Observed) -> None:
         if not observed.owned:

@@ -19,9 +19,10 @@ from typing import Any
 
 from rtsctl.diff import project
 from rtsctl.errors import ResourceError
+from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, is_managed, managed_tags
+from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 
@@ -29,7 +30,8 @@ MODEL_TAG = "rtsctl.model-digest"
 ENV_TAG = "rtsctl.environment-digest"
 CODE_TAG = "rtsctl.code-digest"
 SETTINGS = ("request_settings", "liveness_probe", "readiness_probe")
-RAW_API_VERSION = "2023-04-01-preview"  # what azure-ai-ml 1.35 uses for online deployments
+#: used only if the SDK's own online-deployment client cannot be asked (see Clients.deployment_api_version)
+FALLBACK_API_VERSION = "2023-04-01-preview"
 
 
 def asset_name(ref: Any) -> str | None:
@@ -84,12 +86,24 @@ def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
 class DeploymentReconciler(AzureReconciler):
     kind = "deployment"
     immutable = frozenset({"instance_type", "endpoint"})
+    # VM sizes are case-insensitive (the recordings answer Standard_DS2_V2 for Standard_DS2_v2 elsewhere);
+    # model and environment are compared by name + content digest tag, never by the URI the service
+    # rewrites (modelUri re-cased or moved under ServiceReplicated/, a conda file turned into a JSON string)
+    normalize = {"instance_type": casefold, "endpoint": casefold}
 
     @staticmethod
     def _names(address_or_name: str, spec: dict[str, Any]) -> tuple[str, str]:
         name = address_or_name.split(".", 1)[-1] if address_or_name.startswith("deployment.") else address_or_name
         endpoint, _, dep = name.partition("/")
         return spec.get("endpoint") or endpoint, dep or endpoint
+
+    @property
+    def api_version(self) -> str:
+        """The api-version the installed azure-ai-ml sends for online deployments, asked of its own client:
+        a raw read is then the same resource version the SDK writes (azure-ai-ml 1.35: 2023-04-01-preview --
+        its arm_ml_service client defaults to 2025-12-01, but online deployments are pinned to that preview)."""
+        client = getattr(self.ml.online_deployments, "_online_deployment", None)
+        return getattr(getattr(client, "_config", None), "api_version", None) or FALLBACK_API_VERSION
 
     # ------------------------------------------------------------------ observe
     def _to_observed(self, address: str, d: Any, desired: dict[str, Any]) -> Observed:
@@ -114,7 +128,7 @@ class DeploymentReconciler(AzureReconciler):
         if desired.get("request_settings") and d.id:
             # read the exact durations from the service's JSON (public generic-resource GET)
             with self.errors(address):
-                raw = self.clients.resources.resources.get_by_id(d.id, api_version=RAW_API_VERSION)
+                raw = self.clients.resources.resources.get_by_id(d.id, api_version=self.api_version)
             exact = raw_request_settings(raw.properties or {})
             if exact is not None:
                 spec["request_settings"] = project(exact, desired["request_settings"])
@@ -122,7 +136,7 @@ class DeploymentReconciler(AzureReconciler):
             spec.pop("environment_variables")
         problems = []
         if (d.provisioning_state or "").lower() == "failed":
-            problems.append(f"deployment provisioning state is {d.provisioning_state}")
+            problems.append(failed_problem("deployment", d.provisioning_state))
         return Observed(
             address=address,
             spec=drop_none(spec),
@@ -215,12 +229,14 @@ class DeploymentReconciler(AzureReconciler):
 
     def create(self, res: Resource) -> None:
         endpoint, _ = self._names(res.name, res.spec)
-        with self.errors(res.address):
-            ep = self.ml.online_endpoints.get(endpoint)
-        entity = self._entity(res, kubernetes=bool(getattr(ep, "compute", None)))
-        with self.errors(res.address):
-            poller = self.ml.online_deployments.begin_create_or_update(entity)
-        self.wait(res.address, poller)
+        with self.clients.gate(endpoint).shared(res.address, self.notify):
+            ep = self.endpoint_idle(res.address, endpoint)
+            if ep is None:
+                raise ResourceError(res.address, f"endpoint {endpoint} does not exist", "ResourceNotFound")
+            entity = self._entity(res, kubernetes=bool(getattr(ep, "compute", None)))
+            with self.errors(res.address):
+                poller = self.ml.online_deployments.begin_create_or_update(entity)
+            self.wait(res.address, poller)
 
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
@@ -237,13 +253,17 @@ class DeploymentReconciler(AzureReconciler):
         if not observed.owned:
             return
         endpoint, name = self._names(observed.address, observed.spec)
-        with self.clients.lock_for(f"endpoint:{endpoint}"):
-            ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
-            if ep is None:
-                return  # the endpoint (and all its deployments) is gone
-            traffic = {k: int(v) for k, v in (ep.traffic or {}).items()}
-            if traffic.get(name, 0) > 0:
-                self._put_traffic(observed.address, endpoint, move_share(traffic, name))
-        self.wait_delete(
-            observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint
-        )
+        gate = self.clients.gate(endpoint)
+        ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
+        if ep is None:
+            return  # the endpoint (and all its deployments) is gone
+        if int((ep.traffic or {}).get(name, 0)) > 0:  # an endpoint write first: its share moves away
+            with gate.exclusive(observed.address, self.notify):
+                ep = self.endpoint_idle(observed.address, endpoint)
+                traffic = {k: int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
+                if traffic.get(name, 0) > 0:
+                    self._put_traffic(observed.address, endpoint, move_share(traffic, name))
+        with gate.shared(observed.address, self.notify):
+            self.wait_delete(
+                observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint
+            )

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from rtsctl.diff import project
+from rtsctl.errors import ResourceError
+from rtsctl.normalize import casefold, identifier
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, is_managed, managed_tags
+from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags, state_name
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -33,6 +35,8 @@ def auth_outputs(keys: Any) -> dict[str, Any]:
 class EndpointReconciler(AzureReconciler):
     kind = "endpoint"
     immutable = frozenset({"compute"})
+    # the SDK answers "aml_token" for the service's "AMLToken"; compute ids are case-insensitive
+    normalize = {"auth_mode": identifier, "compute": casefold}
     sensitive = frozenset({"primary_key", "secondary_key"})
 
     def observe(self, res: Resource) -> Observed | None:
@@ -49,9 +53,10 @@ class EndpointReconciler(AzureReconciler):
         problems: list[str] = []
         state = (ep.provisioning_state or "").lower()
         if state == "failed":
-            problems.append(f"endpoint provisioning state is {ep.provisioning_state}")
+            problems.append(failed_problem("endpoint", ep.provisioning_state))
         outputs: dict[str, Any] = {
-            "scoring_uri": ep.scoring_uri,
+            "scoring_uri": ep.scoring_uri,  # null while the endpoint is Creating (recordings 01, 03)
+            "provisioning_state": state_name(ep.provisioning_state),
             "auth_mode": spec["auth_mode"],
             "traffic": dict(ep.traffic or {}),
         }
@@ -85,14 +90,15 @@ class EndpointReconciler(AzureReconciler):
     def create(self, res: Resource) -> None:
         # traffic cannot be set at creation: it follows once deployments are healthy
         entity = self._entity(res, managed_tags(self.settings.tags, res.spec.get("tags")))
-        with self.clients.lock_for(f"endpoint:{res.name}"), self.errors(res.address):
+        with self.clients.gate(res.name).exclusive(res.address, self.notify), self.errors(res.address):
             poller = self.ml.online_endpoints.begin_create_or_update(entity)
             self.wait(res.address, poller)
 
     def update(self, res: Resource, observed: Observed) -> None:
-        with self.clients.lock_for(f"endpoint:{res.name}"):
-            with self.errors(res.address):
-                current = self.ml.online_endpoints.get(res.name)
+        with self.clients.gate(res.name).exclusive(res.address, self.notify):
+            current = self.endpoint_idle(res.address, res.name)
+            if current is None:
+                raise ResourceError(res.address, f"endpoint {res.name} vanished during the apply", "ResourceNotFound")
             tags = dict(current.tags or {})
             tags.update({str(k): str(v) for k, v in (res.spec.get("tags") or {}).items()})
             # the full current traffic map travels with the PUT: leaving it out would reset it
@@ -113,4 +119,5 @@ class EndpointReconciler(AzureReconciler):
         if not observed.owned:
             return
         name = observed.address.split(".", 1)[1]
-        self.wait_delete(observed.address, self.ml.online_endpoints.begin_delete, name=name)
+        with self.clients.gate(name).exclusive(observed.address, self.notify):
+            self.wait_delete(observed.address, self.ml.online_endpoints.begin_delete, name=name)

@@ -50,11 +50,39 @@ def retry_after_of(exc: HttpResponseError) -> float | None:
     return None
 
 
+#: top-level codes that only say "your fault" / "our fault": the specific one is in `details`
+#: (recording 02: 404 UserError "The specified resource was not found." with details[0] ModelNotFound)
+GENERIC_CODES = frozenset({"usererror", "systemerror", "badrequest", "badargument", "validationerror",
+                           "deploymentfailed", "internalservererror", "conflict"})
+
+#: long-running operations that end Failed with one of these are worth another attempt, per
+#: how-to-troubleshoot-online-endpoints.md: OperationCanceled ("canceled by another operation with higher
+#: priority ... retrying the operation might allow it to be performed"), ACRTokenExchangeFailed ("should be
+#: transient, and you can try again later"), ACRSecretError ("role assignment isn't completed. Wait for a few
+#: seconds and try again").
+RETRYABLE_CODES = frozenset({"operationcanceled", "acrtokenexchangefailed", "acrsecreterror"})
+
+
+def specific_error(error: object) -> object:
+    """The most specific entry of an ARM error: down `details` while the code is a generic one."""
+    seen = 0
+    while seen < 8:  # bounded: a hostile or odd body cannot loop us
+        details = getattr(error, "details", None) or (error.get("details") if isinstance(error, dict) else None)
+        code = getattr(error, "code", None) or (error.get("code") if isinstance(error, dict) else None)
+        if not details or (code and str(code).lower() not in GENERIC_CODES):
+            return error
+        error, seen = details[0], seen + 1
+    return error
+
+
 def code_and_message(exc: Exception) -> tuple[str | None, str]:
-    """The service's (code, message) from an ARM-shaped error, else the exception's own text."""
-    error = getattr(exc, "error", None)  # ODataV4Format parsed from {"error": {code, message}}
-    code = getattr(error, "code", None)
-    message = getattr(error, "message", None)
+    """The service's (code, message) from an ARM-shaped error, else the exception's own text.
+
+    Real Azure ML errors carry a generic `UserError` at the top and the specific code in `details`: the most
+    specific entry is the one shown."""
+    error = specific_error(getattr(exc, "error", None))  # ODataV4Format parsed from {"error": {code, message}}
+    code = getattr(error, "code", None) or (error.get("code") if isinstance(error, dict) else None)
+    message = getattr(error, "message", None) or (error.get("message") if isinstance(error, dict) else None)
     if not message:
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         # azure-core renders "(Code) message\nCode: ...\nMessage: ..." -- keep the first line only
@@ -94,7 +122,8 @@ def to_rtsctl_error(address: str, exc: BaseException) -> RtsctlError:
     code, message = code_and_message(exc)
     if "certificate verify failed" in message.lower():
         message += " (a private CA? point REQUESTS_CA_BUNDLE at it)"
-    if is_transient(exc):
+    busy = getattr(exc, "status_code", None) == 409 and "provisioning state" in message.lower()  # another writer
+    if is_transient(exc) or busy or (code or "").lower() in RETRYABLE_CODES:
         retry_after = retry_after_of(exc) if isinstance(exc, HttpResponseError) else None
         return TransientError(f"{address}: " + (f"({code}) " if code else "") + message, retry_after)
     return ResourceError(address, message, code)

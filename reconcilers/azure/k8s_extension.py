@@ -1,87 +1,204 @@
 """k8s_extension.<cluster>: the AzureML extension (`Microsoft.AzureML.Kubernetes`) on an AKS cluster.
 
-The v2 prerequisite for attaching a cluster to a workspace (what `az k8s-extension create` does), through
-the Kubernetes-configuration extensions SDK. Extensions carry no tags, so ownership follows the cluster:
-on a cluster rtsctl created, the extension is rtsctl's; on an adopted cluster it is left in place by
-destroy (other workloads on that cluster may rely on it).
+The v2 prerequisite for attaching a cluster to a workspace, installed the way `az k8s-extension create`
+installs it (Azure/azure-cli-extensions, src/k8s-extension/azext_k8s_extension/partner_extensions/
+AzureMLKubernetes.py `Create()`, and custom.py `__create_identity`):
+
+* inference settings: `enableInference`, `inferenceRouterServiceType`, and either TLS (`sslCname` plus the PEM
+  certificate and key base64-encoded as the protected settings `scoringFe.sslCert` / `scoringFe.sslKey`, or a
+  Kubernetes secret as `scoringFe.sslSecret`) or `allowInsecureConnections=true` -- the CLI refuses anything else;
+* what it derives from the cluster: `cluster_name` (its ARM id, also as `clusterId` and
+  `prometheus.prometheusSpec.externalLabels.cluster_name`), `domain`, `location`, `jobSchedulerLocation`,
+  `cluster_name_friendly`; `servicebus.enabled=false`, `relayserver.enabled=false` and
+  `nginxIngress.enabled=true` on AKS; `clusterPurpose=DevTest` and `inferenceRouterHA=false` below 3 nodes;
+* release train `stable`, cluster scope in the `azureml` namespace, and NO identity (the CLI creates none for
+  managedClusters);
+* an update is a PATCH of the settings (`begin_update`), never a full PUT.
+
+Extensions carry no tags, so ownership follows the cluster: on a cluster rtsctl created the extension is
+rtsctl's; on an adopted cluster the AzureML extension already there (found by type, whatever its name) is
+used and left in place by destroy.
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
 from typing import Any
 
+from rtsctl.diff import Change
+from rtsctl.normalize import casefold, setting_strings
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, is_managed
+from .common import AzureReconciler, failed_problem, is_managed
 
-EXTENSION_NAME = "azureml"
+DEFAULT_NAME = "azureml"
+AZUREML_TYPE = "microsoft.azureml.kubernetes"
 CLUSTER_RP = "Microsoft.ContainerService"
 CLUSTER_TYPE = "managedClusters"
-DEFAULT_SETTINGS = {
-    "enableInference": "True",
-    "inferenceRouterServiceType": "LoadBalancer",
-    "allowInsecureConnections": "False",
-    "inferenceRouterHA": "False",
-}
+RELEASE_NAMESPACE = "azureml"
+#: spec key carrying the digest of the TLS files; stored with the settings (protected ones never come back)
+TLS_DIGEST_SETTING = "rtsctl.tlsDigest"
+INSECURE = "allowInsecureConnections"
 
 
 def _as_setting(value: Any) -> str:
-    return str(value) if not isinstance(value, bool) else ("True" if value else "False")
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _true(value: Any) -> bool:
+    return _as_setting(value).strip().lower() == "true"
+
+
+def derived_settings(cluster_id: str, cluster_name: str, location: str, node_count: int,
+                     declared: dict[str, Any]) -> dict[str, str]:
+    """What `az k8s-extension create` adds for an AKS cluster (AzureMLKubernetes.Create), unless declared."""
+    location = (location or "").replace(" ", "").lower()
+    out = {
+        "cluster_name": cluster_id,
+        "clusterId": cluster_id,
+        "prometheus.prometheusSpec.externalLabels.cluster_name": cluster_id,
+        "domain": f"{location}.cloudapp.azure.com",
+        "location": location,
+        "jobSchedulerLocation": location,
+        "cluster_name_friendly": cluster_name,
+        "servicebus.enabled": "false",
+        "relayserver.enabled": "false",          # "do not enable relay for managed cluster(AKS) by default"
+        "nginxIngress.enabled": "true",
+        "enableTraining": "false",
+    }
+    if node_count < 3:                           # isSmallScale: fewer than 3 nodes in all agent pools
+        out.update({"clusterPurpose": "DevTest", "inferenceRouterHA": "false"})
+    service_type = _as_setting(declared.get("inferenceRouterServiceType", "")).lower()
+    if service_type == "nodeport":
+        out["scoringFe.serviceType.nodePort"] = "true"
+    elif _as_setting(declared.get("internalLoadBalancerProvider", "")).lower() == "azure":
+        out["scoringFe.serviceType.internalLoadBalancer"] = "true"
+    return {k: v for k, v in out.items() if k not in declared}
 
 
 class K8sExtensionReconciler(AzureReconciler):
     kind = "k8s_extension"
     immutable = frozenset({"extension_type", "cluster", "cluster_resource_group"})
+    sensitive = frozenset({"tls_digest"})
+    # read back lower-case ("microsoft.azureml.kubernetes"); settings are stored as strings
+    normalize = {"extension_type": casefold, "cluster": casefold, "cluster_resource_group": casefold,
+                 "configuration_settings": setting_strings}
 
     def _where(self, spec: dict[str, Any], address: str) -> tuple[str, str]:
         cluster = spec.get("cluster") or address.split(".", 1)[1]
         return spec.get("cluster_resource_group") or self.settings.resource_group, cluster
 
+    def _find(self, address: str, rg: str, cluster: str, name: str) -> Any:
+        """The extension by name, else (an adopted cluster's) AzureML extension by type, whatever its name."""
+        ops = self.clients.extensions.extensions
+        ext = self.get_or_none(address, ops.get, rg, CLUSTER_RP, CLUSTER_TYPE, cluster, name)
+        if ext is not None:
+            return ext
+        found = self.get_or_none(address, lambda: list(ops.list(rg, CLUSTER_RP, CLUSTER_TYPE, cluster)))
+        return next((e for e in found or [] if casefold(e.extension_type) == AZUREML_TYPE), None)
+
     def observe(self, res: Resource) -> Observed | None:
         rg, cluster = self._where(res.spec, res.address)
-        ext = self.get_or_none(
-            res.address, self.clients.extensions.extensions.get, rg, CLUSTER_RP, CLUSTER_TYPE, cluster, EXTENSION_NAME
-        )
+        ext = self._find(res.address, rg, cluster, res.inputs.get("name") or DEFAULT_NAME)
         if ext is None:
             return None
         mc = self.get_or_none(res.address, self.clients.aks.managed_clusters.get, rg, cluster)
         settings = dict(ext.configuration_settings or {})
         desired = res.spec.get("configuration_settings") or {}
-        # the service stores settings as strings: compare declared keys as strings
-        observed_settings = {
-            k: (desired[k] if _as_setting(desired[k]) == settings[k] else settings[k]) for k in desired if k in settings
+        spec: dict[str, Any] = {
+            "cluster": cluster,
+            "cluster_resource_group": rg,
+            "extension_type": ext.extension_type,
+            "configuration_settings": {k: settings[k] for k in desired if k in settings},
         }
+        if TLS_DIGEST_SETTING in settings:
+            spec["tls_digest"] = settings[TLS_DIGEST_SETTING]
+        problems = []
+        if (ext.provisioning_state or "").lower() == "failed":
+            problems.append(failed_problem("extension", ext.provisioning_state, getattr(ext, "error_info", None)))
         return Observed(
             address=res.address,
-            spec={
-                "cluster": cluster,
-                "cluster_resource_group": rg,
-                "extension_type": ext.extension_type,
-                "configuration_settings": observed_settings,
-            },
-            owned=mc is not None and is_managed(mc.tags),
-            outputs={"id": ext.id, "provisioning_state": ext.provisioning_state},
+            spec=spec,
+            owned=mc is not None and is_managed(mc.tags) and not res.inputs.get("existing"),
+            problems=problems,
+            outputs={"id": ext.id, "name": ext.name, "provisioning_state": ext.provisioning_state},
             handle=ext,
         )
 
+    def _settings(self, res: Resource, rg: str, cluster: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(configurationSettings, configurationProtectedSettings) as the CLI would send them."""
+        declared = dict(res.spec.get("configuration_settings") or {})
+        with self.errors(res.address):
+            mc = self.clients.aks.managed_clusters.get(rg, cluster)
+        nodes = sum(int(p.count or 0) for p in (mc.agent_pool_profiles or []))
+        settings = {**derived_settings(mc.id, cluster, mc.location, nodes, declared),
+                    **{k: _as_setting(v) for k, v in declared.items()}}
+        protected: dict[str, str] = {}
+        files = res.inputs.get("tls_files")
+        if files:
+            protected = {"scoringFe.sslCert": base64.b64encode(files["cert_file"].read_bytes()).decode(),
+                         "scoringFe.sslKey": base64.b64encode(files["key_file"].read_bytes()).decode()}
+            settings[TLS_DIGEST_SETTING] = res.spec["tls_digest"]
+        return settings, protected
+
     def create(self, res: Resource) -> None:
         rg, cluster = self._where(res.spec, res.address)
-        settings = {**DEFAULT_SETTINGS, **(res.spec.get("configuration_settings") or {})}
+        settings, protected = self._settings(res, rg, cluster)
         body = {
-            "identity": {"type": "SystemAssigned"},
             "properties": {
                 "extensionType": res.spec.get("extension_type") or "Microsoft.AzureML.Kubernetes",
                 "autoUpgradeMinorVersion": True,
                 "releaseTrain": "stable",
-                "scope": {"cluster": {"releaseNamespace": "azureml"}},
-                "configurationSettings": {k: _as_setting(v) for k, v in settings.items()},
+                "scope": {"cluster": {"releaseNamespace": RELEASE_NAMESPACE}},
+                "configurationSettings": settings,
+                "configurationProtectedSettings": protected,
             },
         }
         with self.errors(res.address):
             poller = self.clients.extensions.extensions.begin_create(
-                rg, CLUSTER_RP, CLUSTER_TYPE, cluster, EXTENSION_NAME, body
+                rg, CLUSTER_RP, CLUSTER_TYPE, cluster, res.inputs.get("name") or DEFAULT_NAME, body
             )
         self.wait(res.address, poller)
+
+    def update(self, res: Resource, observed: Observed) -> None:
+        if observed.problems:  # a Failed install is not patched into health: install it again
+            self.create(res)
+            return
+        rg, cluster = self._where(res.spec, res.address)
+        settings, protected = self._settings(res, rg, cluster)
+        # only what rtsctl manages changes; settings someone else set on the extension stay as they are
+        changed = {k: v for k, v in settings.items()
+                   if k in (res.spec.get("configuration_settings") or {}) or k == TLS_DIGEST_SETTING}
+        patch = {"properties": {"configurationSettings": changed,
+                                **({"configurationProtectedSettings": protected} if protected else {})}}
+        with self.errors(res.address):
+            poller = self.clients.extensions.extensions.begin_update(
+                rg, CLUSTER_RP, CLUSTER_TYPE, cluster, observed.outputs.get("name") or DEFAULT_NAME, patch
+            )
+        self.wait(res.address, poller)
+
+    def guard(self, res: Resource, observed: Observed, changes: Sequence[Change]) -> str | None:
+        """Changing allowInsecureConnections re-configures the inference router: the CLI warns that it will
+        "IMPACT your active Machine Learning online endpoints and deployments" (AzureMLKubernetes.Update).
+        Refused while endpoints run on this cluster."""
+        if not any(c.path == f"configuration_settings.{INSECURE}" for c in changes):
+            return None
+        running = self._endpoints_on_cluster(res)
+        if not running:
+            return None
+        return (f"changing {INSECURE} would interrupt the online endpoints on cluster {res.spec.get('cluster')} "
+                f"({', '.join(running)}); delete them first, or keep {INSECURE} as it is")
+
+    def _endpoints_on_cluster(self, res: Resource) -> list[str]:
+        rg, cluster = self._where(res.spec, res.address)
+        suffix = f"/resourcegroups/{rg}/providers/{CLUSTER_RP}/{CLUSTER_TYPE}/{cluster}".lower()
+        computes = self.get_or_none(res.address, lambda: list(self.ml.compute.list())) or []
+        names = {c.name.lower() for c in computes
+                 if (getattr(c, "resource_id", None) or "").lower().endswith(suffix)}
+        endpoints = self.get_or_none(res.address, lambda: list(self.ml.online_endpoints.list())) or []
+        return sorted(e.name for e in endpoints
+                      if (str(getattr(e, "compute", "") or "").rstrip("/").rsplit("/", 1)[-1].lower() in names))
 
     def delete(self, observed: Observed) -> None:
         if not observed.owned:
@@ -94,5 +211,6 @@ class K8sExtensionReconciler(AzureReconciler):
             CLUSTER_RP,
             CLUSTER_TYPE,
             cluster,
-            EXTENSION_NAME,
+            observed.outputs.get("name") or DEFAULT_NAME,
         )
+

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtsctl.normalize import casefold
 from rtsctl.resources import Resource
 
 from .assets import AssetReconciler
@@ -15,6 +16,7 @@ from .assets import AssetReconciler
 
 class ModelReconciler(AssetReconciler):
     kind = "model"
+    normalize = {"type": casefold}
 
     @property
     def operations(self) -> Any:

@@ -7,14 +7,16 @@ leaves it. An owned one is deleted only when nothing foreign lives in it.
 from __future__ import annotations
 
 from rtsctl.errors import ResourceError
+from rtsctl.normalize import location
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, is_managed, managed_tags
+from .common import AzureReconciler, is_managed, is_smart_detection, managed_tags
 
 
 class ResourceGroupReconciler(AzureReconciler):
     kind = "resource_group"
     immutable = frozenset({"location"})
+    normalize = {"location": location}
 
     def observe(self, res: Resource) -> Observed | None:
         rg = self.get_or_none(res.address, self.clients.resources.resource_groups.get, res.name)
@@ -42,10 +44,12 @@ class ResourceGroupReconciler(AzureReconciler):
     def delete(self, observed: Observed) -> None:
         name = observed.handle or observed.address.split(".", 1)[1]
         with self.errors(observed.address):
+            # Application Insights' own smart-detection rule and action group are by-products of a resource rtsctl
+            # made (or of one that is foreign anyway): they go with the group and never block it
             foreign = [
                 r.id
                 for r in self.clients.resources.resources.list_by_resource_group(name)
-                if not is_managed(r.tags)
+                if not is_managed(r.tags) and not is_smart_detection(r.type, r.name)
             ]
         if foreign:
             shown = ", ".join(f.rsplit("/providers/", 1)[-1] for f in foreign[:3])

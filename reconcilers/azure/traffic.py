@@ -7,6 +7,8 @@ with its endpoint.
 
 from __future__ import annotations
 
+from rtsctl.errors import ResourceError
+from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 
 from .common import AzureReconciler
@@ -15,23 +17,28 @@ from .common import AzureReconciler
 class TrafficReconciler(AzureReconciler):
     kind = "traffic"
     destroyable = False
+    normalize = {"weights": traffic_weights}
 
     def observe(self, res: Resource) -> Observed | None:
         ep = self.get_or_none(res.address, self.ml.online_endpoints.get, res.name)
         if ep is None:
             return None
-        desired = res.spec.get("weights") or {}
         current = {k: int(v) for k, v in (ep.traffic or {}).items()}
-        # zero entries are noise unless the manifest names that deployment
-        weights = {k: v for k, v in current.items() if v or k in desired}
-        return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep)
+        return Observed(address=res.address, spec={"weights": current}, outputs={"traffic": current}, handle=ep)
 
     def create(self, res: Resource) -> None:
-        with self.clients.lock_for(f"endpoint:{res.name}"):
-            with self.errors(res.address):
-                ep = self.ml.online_endpoints.get(res.name)  # carries every deployment (0 where no traffic)
+        with self.clients.gate(res.name).exclusive(res.address, self.notify):
+            ep = self.endpoint_idle(res.address, res.name)  # carries every deployment (0 where no traffic)
+            if ep is None:
+                raise ResourceError(res.address, f"endpoint {res.name} does not exist", "ResourceNotFound")
             desired = {k: int(v) for k, v in (res.spec.get("weights") or {}).items()}
-            ep.traffic = {name: desired.get(name, 0) for name in (ep.traffic or {})} | desired
+            # the full map: every deployment the endpoint has at 0 unless named (names match case-insensitively,
+            # as azure-ai-ml lower-cases traffic keys)
+            traffic = {name: 0 for name in (ep.traffic or {})}
+            known = {name.casefold(): name for name in traffic}
+            for name, weight in desired.items():
+                traffic[known.get(name.casefold(), name)] = weight
+            ep.traffic = traffic
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)

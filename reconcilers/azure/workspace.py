@@ -13,17 +13,35 @@ import re
 from typing import Any
 
 from rtsctl.diff import project
+from rtsctl.normalize import location
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, is_managed, managed_tags
+from .common import (
+    SMART_GROUP_API,
+    SMART_GROUP_TYPE,
+    SMART_RULE_API,
+    SMART_RULE_PREFIX,
+    SMART_RULE_TYPE,
+    AzureReconciler,
+    drop_none,
+    is_managed,
+    is_smart_detection,
+    managed_tags,
+)
 
 EXPERIMENT_TAG = "rtsctl.experiment"
-DEPLOYMENTS_API_VERSION = "2020-06-01"  # what azure-ai-ml's workspace template deployment uses
+
+def deployments_api_version() -> str:
+    """The ARM deployments API version azure-ai-ml's own workspace template deployment uses (installed SDK)."""
+    from azure.ai.ml.constants._common import ArmConstants
+
+    return ArmConstants.AZURE_MGMT_RESOURCE_API_VERSION
 
 
 class WorkspaceReconciler(AzureReconciler):
     kind = "workspace"
     immutable = frozenset({"location"})
+    normalize = {"location": location}
 
     def observe(self, res: Resource) -> Observed | None:
         ws = self.get_or_none(res.address, self.ml.workspaces.get, res.name)
@@ -84,7 +102,30 @@ class WorkspaceReconciler(AzureReconciler):
         for arm_id, api_version in self._dependents(observed.address, ws):
             self.wait_delete(observed.address, self.clients.resources.resources.begin_delete_by_id,
                              arm_id, api_version=api_version)
+        if ws.application_insights:
+            self._delete_smart_detection(observed.address, ws.application_insights)
         self._delete_creation_records(observed.address, name)
+
+    def _delete_smart_detection(self, address: str, component_id: str) -> None:
+        """What the App Insights component created by itself (untagged): its "Failure Anomalies" rule, and the
+        group's "Application Insights Smart Detection" action group once no smart-detector rule is left to use it."""
+        parts = component_id.strip("/").split("/")
+        lowered = [p.lower() for p in parts]
+        if "resourcegroups" not in lowered:
+            return
+        rg, component = parts[lowered.index("resourcegroups") + 1], parts[-1]
+        listing = self.clients.resources.resources.list_by_resource_group
+        with self.errors(address):
+            found = [r for r in listing(rg) if is_smart_detection(r.type, r.name)]
+        rules = [r for r in found if r.type.lower() == SMART_RULE_TYPE]
+        mine = [r for r in rules if r.name == f"{SMART_RULE_PREFIX}{component}"]
+        for rule in mine:
+            self.wait_delete(address, self.clients.resources.resources.begin_delete_by_id, rule.id,
+                             api_version=SMART_RULE_API)
+        if len(mine) == len(rules):  # no other component's rule still points at the shared action group
+            for group in (r for r in found if r.type.lower() == SMART_GROUP_TYPE):
+                self.wait_delete(address, self.clients.resources.resources.begin_delete_by_id, group.id,
+                                 api_version=SMART_GROUP_API)
 
     def _delete_creation_records(self, address: str, name: str) -> None:
         """The ARM deployment records `workspaces.begin_create` left in the resource group (`<ws>-<digits>`,
@@ -93,13 +134,14 @@ class WorkspaceReconciler(AzureReconciler):
         from azure.core.rest import HttpRequest
 
         rg = self.settings.resource_group
+        api_version = deployments_api_version()
         pattern = re.compile(rf"^{re.escape(name)}-\d+$")
         scope = f"/subscriptions/{self.clients.subscription_id}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
         # azure-mgmt-resource 26 ships deployments as a separate package; the resources client's
         # send_request (same pipeline: auth, retries) lists them without another dependency
         with self.errors(address):
             response = self.clients.resources.send_request(
-                HttpRequest("GET", f"{scope}?api-version={DEPLOYMENTS_API_VERSION}")
+                HttpRequest("GET", f"{scope}?api-version={api_version}")
             )
             if response.status_code == 404:
                 return
@@ -111,7 +153,7 @@ class WorkspaceReconciler(AzureReconciler):
             target = (parameters.get("workspaceName") or {}).get("value")
             if pattern.match(record.get("name") or "") and target == name:
                 self.wait_delete(address, self.clients.resources.resources.begin_delete_by_id,
-                                 record["id"], api_version=DEPLOYMENTS_API_VERSION)
+                                 record["id"], api_version=api_version)
 
     def _dependents(self, address: str, ws: Any) -> list[tuple[str, str]]:
         from azure.ai.ml.constants._common import ArmConstants as C

@@ -17,8 +17,10 @@ Plus an HTTP CONNECT proxy (`proxy_url`) that splices those Azure host names to 
 Python API (stable; the Azure backend tests rely on it)::
 
     from tests.azure_emulator import Emulator
+    from tests.azure_emulator.context import Settings
     with Emulator(lro_mode="sync" | "async", fault_rate=0.0, faults=("429", "500", "reset"),
-                  durations=None, seed=None) as emu:          # or emu.start() / emu.stop()
+                  durations=None, seed=None, timing="fast" | "realistic", time_scale=1.0,
+                  settings=Settings(retry_after=None)) as emu:    # or emu.start() / emu.stop()
         emu.url           # "https://127.0.0.1:PORT"  (resource manager AND Entra authority)
         emu.port, emu.proxy_url, emu.ca_path, emu.cloud_name   # cloud_name == f"EmuCloud{port}"
         emu.env()         # env vars for a subprocess rtsctl (below)
@@ -27,12 +29,18 @@ Python API (stable; the Azure backend tests rely on it)::
         emu.resource(id)  # stored body (or None)
         emu.seed_resource(arm_id, body)   # pre-create (e.g. an existing AKS cluster / RG not owned by rtsctl)
         emu.set_fault_rate(r); emu.faults.injected   # [(kind, method, path)] injected so far
-        emu.fail_next_lro(path_substring, code, message)  # next LRO on a matching path ends Failed
+        emu.fail_next_lro(path_substring, code, message, times=1)  # next LRO(s) on a matching path end Failed
+                          # (faults.RETRYABLE_LRO_CODES / NON_RETRYABLE_LRO_CODES / LRO_MESSAGES); the resource
+                          # stays in state Failed (computes: provisioningErrors, extensions: errorInfo)
+        emu.api_versions  # [(method, path, api-version)] of every ARM call
         emu.request_log   # [(method, path, status)]; blob: "//{host}/{path}[?comp=X]"; dropped conn = 0
         emu.blob_names()  # "account/container/name" of stored blobs
 
 `durations` ({"managedClusters": 3.0, "extensions": 1.0, "deployments": 1.0, "onlineEndpoints": 0.3,
-"computes": 0.3}, keyed by the id's type segment) keeps async operations InProgress that long.
+"computes": 0.3}, keyed by the id's type segment) keeps async operations running that long; `timing="realistic"`
+uses the recorded Azure durations (lro.REALISTIC: deployment 582 s, endpoint create 90 s, traffic update 20 s, ...)
+x `time_scale` for every operation `durations` does not name. Answers follow recorded Azure traffic (see
+docs/azure-fidelity.md); every rule names its source beside it, or says "guess".
 Faults hit ARM calls only (never token, blob or scoring routes), are seeded, and never hit the same
 request (client request id, or method+URL) twice in a row; drops are not injected on POST.
 

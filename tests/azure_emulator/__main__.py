@@ -21,14 +21,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", default=",".join(KINDS), help=f"fault kinds to inject (default {','.join(KINDS)})")
     parser.add_argument("--seed", type=int, default=None, help="seed for fault injection")
     parser.add_argument("--state-dir", default=None, help="keep resources, blobs, CA and token key here across runs")
+    parser.add_argument("--timing", choices=("fast", "realistic"), default="fast",
+                        help="realistic: operations take the recorded Azure durations x --time-scale (use --lro async)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiply the realistic durations")
+    parser.add_argument("--no-retry-after", action="store_true",
+                        help="status answers without Retry-After, as Azure sends them (the SDK then polls every 5-30 s)")
     args = parser.parse_args(argv)
 
+    from .context import Settings
+
+    settings = Settings(retry_after=None) if args.no_retry_after else None
     emu = Emulator(lro_mode=args.lro, fault_rate=args.fault_rate, faults=tuple(filter(None, args.faults.split(","))),
-                   seed=args.seed, port=args.port, proxy_port=args.proxy_port, state_dir=args.state_dir).start()
+                   seed=args.seed, port=args.port, proxy_port=args.proxy_port, state_dir=args.state_dir,
+                   settings=settings, timing=args.timing, time_scale=args.time_scale).start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print(f"# Azure emulator on {emu.url} (proxy {emu.proxy_url}, LROs {args.lro}, fault rate {args.fault_rate})")
+    print(f"# Azure emulator on {emu.url} (proxy {emu.proxy_url}, LROs {args.lro}, timing {args.timing} "
+          f"x{args.time_scale}, fault rate {args.fault_rate})")
     print("# Paste into your shell; rtsctl's provider.cloud block can use ${RTSCTL_AZURE_RESOURCE_MANAGER} etc.")
     for name, value in emu.env().items():
         print(f"export {name}={shlex.quote(value)}")

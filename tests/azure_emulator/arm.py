@@ -1,9 +1,14 @@
 """The generic ARM front: GET/HEAD/PUT/PATCH/DELETE/list/POST-action on any resource id, plus LRO status URLs.
 
-Behaviour per type comes from `kinds.REGISTRY`; this module only knows ARM's conventions:
-resource groups and parents must exist, PUT answers 201/200, DELETE of a missing resource
-answers 204, long-running operations answer with `Azure-AsyncOperation` (and `Location` on
-DELETE) in async mode, errors are `{"error": {"code", "message"}}`.
+Behaviour per type comes from `kinds.REGISTRY`; this module only knows ARM's conventions, from the ARM RPC
+contract (Azure/azure-resource-manager-rpc v1.0/resource-api-reference.md and async-api-reference.md) unless
+noted: resource groups and parents must exist (404 ResourceGroupNotFound / ParentResourceNotFound; wording: guess),
+PUT answers 201 on create and 200 on update (a kind may say otherwise: recordings show 201 for Azure ML updates),
+DELETE of a missing resource answers 204, long-running operations answer with `Azure-AsyncOperation` (and
+`Location` on DELETE) in async mode, errors are `{"error": {"code", "message"}}` (ResourceNotFound text: R05
+workspace_create_2024 #1). A write on a resource being deleted -> 409 (guess). Any api-version is accepted and
+logged in `ctx.api_versions` (guess: the real front answers 400 InvalidApiVersionParameter for unknown ones).
+Sync mode (the default) is a deliberate test-speed deviation: real Azure ML PUTs are always long-running (R01).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .context import Context
 from .errors import ArmError, error_response, json_response, not_found
 from .ids import ArmPath, key
 from .kinds import PS, deep_merge, kind_for, props, state_of
-from .lro import INITIAL_RETRY_AFTER, STATUS_RETRY_AFTER
+from .lro import INITIAL_RETRY_AFTER
 
 OPS_NAMESPACE = "microsoft.emulator"
 
@@ -42,6 +47,9 @@ class ArmApi:
     # -- entry -------------------------------------------------------------------------------------
     async def handle(self, request: web.Request, base_url: str) -> web.Response:
         path = ArmPath.parse(request.path)
+        self.ctx.api_versions.append((request.method, request.path, request.query.get("api-version")))
+        if len(self.ctx.api_versions) > 200_000:
+            del self.ctx.api_versions[:100_000]
         low = [s.lower() for s in path.segs]
         try:
             if len(low) >= 6 and low[2] == "providers" and low[3] == OPS_NAMESPACE:
@@ -91,11 +99,13 @@ class ArmApi:
         if parent is not None:
             if not self.ctx.store.exists(parent.path):
                 if item_kind.implicit_parent:
-                    return json_response({"value": []})
+                    found = item_kind.list_missing_parent(self.ctx, parent, query)
+                    return json_response({"value": [item_kind.view(self.ctx, r) for r in found]})
                 raise not_found(parent.path)
         for rec in self.ctx.store.children(path.path):
             self.ctx.ops.settle(key(rec.id))
         records = item_kind.filter(self.ctx, self.ctx.store.children(path.path), query)
+        # spec *Versions_List: $orderBy (createdtime desc, what the SDK sends for "latest") and $top
         order = (query.get("$orderBy") or query.get("$orderby") or "").lower()
         if "desc" in order:
             records = list(reversed(records))
@@ -105,7 +115,8 @@ class ArmApi:
         return json_response({"value": [item_kind.view(self.ctx, r) for r in records]})
 
     def generic_resources(self, path: ArmPath, query) -> web.Response:
-        """`GET .../resources` (subscription or resource group): top-level resources, with ARM's basic $filter."""
+        """`GET .../resources` (subscription or resource group): top-level resources, with ARM's basic $filter
+        (spec Resources_ListByResourceGroup: tagName/tagValue/resourceType eq; other filters ignored: guess)."""
         scope = ArmPath(path.segs[:-1])
         if scope.rg_path and not self.ctx.store.exists(scope.rg_path):
             raise not_found(scope.rg_path)
@@ -129,7 +140,8 @@ class ArmApi:
         return json_response({"value": out})
 
     def provider(self, path: ArmPath) -> web.Response:
-        """`GET /subscriptions/{s}/providers/{ns}` and `POST .../register`: everything is registered."""
+        """`GET /subscriptions/{s}/providers/{ns}` and `POST .../register`: everything is registered (guess: a
+        new subscription may lack e.g. Microsoft.AlertsManagement -- not emulated)."""
         return json_response({"id": ArmPath(path.segs[:4]).path, "namespace": path.segs[3],
                               "registrationState": "Registered", "registrationPolicy": "RegistrationRequired",
                               "resourceTypes": []})
@@ -165,35 +177,53 @@ class ArmApi:
             body = deep_merge(existing.body, body)
         if existing is not None and state_of(existing.body) == "Deleting":
             raise ArmError(409, "Conflict", f"The resource '{path.name}' is being deleted.")
+        kind.check_write(self.ctx, path, existing)
         new_body, private = kind.prepare(self.ctx, path, body, existing)
         created = existing is None
-        status = 201 if created else 200
-        props(new_body)[PS] = "Creating" if created else "Updating"
-        rec = store.put(path.path, new_body, private)
+        status = 201 if created else kind.update_status
+        props(new_body)[PS] = kind.creating_state if created else "Updating"
+        deferred = not created and kind.defer_update and self.use_lro(kind.lro_put, path)
+        if deferred:
+            # the service shows the OLD body (state Updating) until the operation ends (R01 #14-15)
+            old = dict(existing.body)
+            props(old)[PS] = "Updating"
+            rec = store.put(path.path, old, existing.private)
+            rec.private = {**rec.private, **(private or {}), "pending": new_body}
+        else:
+            rec = store.put(path.path, new_body, private)
         # Provisioning that can fail for real (the deployment's container must start): its error ends the
         # operation `Failed` -- through status polling even in sync mode, as the service reports it.
         failure = await kind.provision(self.ctx, path, rec)
+        location = f"{base_url}{path.path}?api-version={request.query.get('api-version', '')}"
         if failure is None and not self.use_lro(kind.lro_put, path):
             props(rec.body)[PS] = "Succeeded"
-            store.save()
             kind.on_ready(self.ctx, path, rec)
-            return json_response(kind.view(self.ctx, rec), status=status)
+            store.save()
+            return json_response(kind.view(self.ctx, rec), status=status,
+                                 headers=kind.put_headers(path, location, created, lro=False))
 
         def succeeded() -> None:
             current = store.get(path.path)
             if current is not None:
+                pending = current.private.pop("pending", None)
+                if pending is not None:
+                    current.body = pending
                 props(current.body)[PS] = "Succeeded"
-                store.save()
                 kind.on_ready(self.ctx, path, current)
+                store.save()
 
         def failed(error: dict) -> None:
             current = store.get(path.path)
             if current is not None:
+                current.private.pop("pending", None)
                 props(current.body)[PS] = "Failed"
+                kind.on_failed(self.ctx, path, current, error)
                 store.save()
 
-        op = self.ctx.ops.start("PUT", path.path, path.type_segment, succeeded, failed, failure=failure)
-        headers = {"Azure-AsyncOperation": self.op_url(base_url, path, op.id, "operationStatuses")}
+        op = self.ctx.ops.start("PUT", path.path, path.type_segment, succeeded, failed, failure=failure,
+                                kind="create" if created else "update")
+        op_url = self.op_url(base_url, path, op.id, "operationStatuses")
+        headers = {"Azure-AsyncOperation": op_url, **kind.put_headers(path, location, created, lro=True)}
         return json_response(kind.view(self.ctx, rec), status=status, headers=headers)
 
     def ensure_implicit_parent(self, path: ArmPath) -> None:
@@ -211,6 +241,7 @@ class ArmApi:
         rec = store.get(path.path)
         if rec is None:
             return web.Response(status=204)
+        kind.check_write(self.ctx, path, rec)
         kind.check_delete(self.ctx, path, rec)
         if not self.use_lro(kind.lro_delete, path):
             self.remove(path)
@@ -225,11 +256,13 @@ class ArmApi:
                 props(current.body)[PS] = previous or "Succeeded"
                 store.save()
 
-        op = self.ctx.ops.start("DELETE", path.path, path.type_segment, lambda: self.remove(path), failed)
+        op = self.ctx.ops.start("DELETE", path.path, path.type_segment, lambda: self.remove(path), failed,
+                                kind="delete")
         headers = {"Azure-AsyncOperation": self.op_url(base_url, path, op.id, "operationStatuses"),
-                   "Location": self.op_url(base_url, path, op.id, "operationResults"),
-                   "Retry-After": INITIAL_RETRY_AFTER}
-        return web.Response(status=202, headers=headers)
+                   "Location": self.op_url(base_url, path, op.id, "operationResults")}
+        if self.ctx.settings.retry_after is not None:
+            headers["Retry-After"] = INITIAL_RETRY_AFTER
+        return kind.delete_response(headers)
 
     def remove(self, path: ArmPath) -> None:
         removed = self.ctx.store.delete(path.path)
@@ -269,11 +302,11 @@ class ArmApi:
             return error_response(404, "OperationNotFound", f"Operation '{path.segs[-1]}' was not found.")
         self.ctx.ops.poll(op)
         url = f"{base_url}{path.path}?api-version=2020-01-01"
+        retry = {"Retry-After": self.ctx.settings.retry_after} if self.ctx.settings.retry_after is not None else {}
         if path.segs[-2].lower() == "operationstatuses":
-            headers = {} if op.done else {"Retry-After": STATUS_RETRY_AFTER}
-            return json_response(op.status_body(url), headers=headers)
+            return json_response(op.status_body(url), headers={} if op.done else retry)
         if not op.done:
-            return web.Response(status=202, headers={"Location": url, "Retry-After": STATUS_RETRY_AFTER})
+            return web.Response(status=202, headers={"Location": url, **retry})
         if op.error:
             return error_response(400, op.error["code"], op.error["message"])
         if op.method == "DELETE":

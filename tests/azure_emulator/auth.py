@@ -2,6 +2,11 @@
 
 Tokens are JWT-shaped (HS256 over an emulator secret) so code that peeks at claims works, and
 `verify()` checks the signature and expiry on every ARM call (401 otherwise).
+
+Sources: the token answer's fields and lifetimes follow R05 amlcompute_2022 #1 (expires_in 86399, ext_expires_in
+86399, refresh_in 43199); the AADSTS error codes/texts are the public Entra ones (learn.microsoft.com
+entra/identity-platform/reference-error-codes); the OpenID/instance-discovery documents carry the fields MSAL reads
+(guess on the rest). ARM's 401 + WWW-Authenticate on a bad token: ARM RPC (guess on the exact wording).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from aiohttp import web
 from .context import Settings
 from .errors import json_response
 
-TOKEN_LIFETIME = 3600
+TOKEN_LIFETIME = 86399          # R05 amlcompute_2022 #1
+REFRESH_IN = 43199              # R05 amlcompute_2022 #1
 
 
 def _b64(data: bytes) -> str:
@@ -110,7 +116,7 @@ class TokenAuthority:
         audience = next((s for s in scope if s.endswith("/.default")), "https://management.azure.com/.default")
         audience = audience[: -len("/.default")]
         return json_response({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "ext_expires_in": TOKEN_LIFETIME,
-                              "access_token": self.issue(audience, client_id)})
+                              "refresh_in": REFRESH_IN, "access_token": self.issue(audience, client_id)})
 
     @staticmethod
     def _oauth_error(status: int, error: str, description: str) -> web.Response:

@@ -1,8 +1,11 @@
 """The Blob subset the SDKs use for uploads, served for any `{account}.blob.core.windows.net` Host.
 
 Container create/get/list, blob HEAD/GET (with ranges)/PUT/DELETE, `comp=metadata`,
-`comp=block` + `comp=blocklist`. Signatures (SAS or SharedKey) are not checked. Bytes are
-kept so the data plane can run uploaded code; with a state dir they are persisted too.
+`comp=block` + `comp=blocklist`. Signatures (SAS or SharedKey) are not checked (a deviation: real Storage
+answers 403 AuthenticationFailed). Bytes are kept so the data plane can run uploaded code; with a state dir they
+are persisted too. Status codes, error codes (BlobNotFound, ContainerNotFound, ...) and headers follow the Blob
+service REST reference (learn.microsoft.com rest/api/storageservices: Put Blob, Get Blob Properties, Put Block
+List, Set Blob Metadata); the call sequence azure-ai-ml makes is R01 #6/#9, R02 #4, R04 code_2022.
 """
 
 from __future__ import annotations

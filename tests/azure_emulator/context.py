@@ -28,8 +28,13 @@ class Settings:
     client_secret: str = CLIENT_SECRET
     subscription_id: str = SUBSCRIPTION_ID
     storage_key: str = STORAGE_KEY
-    datastore_secret: str = "AccountKey"   # or "Sas": what datastores/listSecrets returns
-    endpoint_auth_mode_mutable: bool = True
+    datastore_secret: str = "recorded"     # what datastores/listSecrets returns: "recorded" (R01/R02), "AccountKey", "Sas"
+    endpoint_auth_mode_mutable: bool = True   # guess: the spec marks authMode updatable; no update recorded
+    # Retry-After on running status answers. Azure sends none (R01, R03, R05: the SDK's own 5-30 s interval
+    # applies); the fractional default is a test-speed deviation. None = exactly the recorded headers.
+    retry_after: str | None = "0.05"
+    timing: str = "fast"                   # "fast" or "realistic" (recorded durations x time_scale, see lro.py)
+    time_scale: float = 1.0
     state_dir: Path | None = None
 
 
@@ -42,3 +47,4 @@ class Context:
     url: str = ""                          # https://127.0.0.1:PORT, known once the listener is bound
     dataplane: "DataPlane | None" = None
     request_log: list = field(default_factory=list)
+    api_versions: list = field(default_factory=list)   # (method, path, api-version) of every ARM call

@@ -6,6 +6,15 @@ action; aad_token: an emulator-issued Entra token), picks a deployment by the
 (`reconcilers.local.host`) started on first use from the code and model blobs the SDK uploaded.
 A host is replaced when its deployment's code, model, environment variables or script change,
 and stopped when the deployment goes away or the emulator stops.
+
+Sources: auth modes key / aml_token / aad_token (MicrosoftDocs azureml-docs how-to-authenticate-online-endpoint.md);
+routing by the `azureml-model-deployment` header regardless of traffic, else by weight (how-to-safely-rollout-
+online-endpoints.md); answer header azureml-model-deployment and x-ms-run-function-failed (R01 #17); 404 "No valid
+deployments to route to. ..." (wording from azureml-docs how-to-troubleshoot-batch-endpoints.md and user reports
+of online endpoints); 408 / 424 / 429 (how-to-troubleshoot-online-endpoints.md status table, see below); 401 for
+bad credentials (same table; body wording: guess); 503 while a deployment is not Succeeded and 502 when its
+container cannot start: guess. The scoring URI is the emulator's own (R01 #3's `{name}.{region}.inference.ml.azure.com`
+cannot be reached on 127.0.0.1): a deliberate deviation.
 """
 
 from __future__ import annotations
@@ -27,6 +36,15 @@ from .ids import ArmPath, key
 from .kinds import props, state_of
 
 HOST_START_TIMEOUT = 30.0
+# MicrosoftDocs azureml-docs how-to-troubleshoot-online-endpoints.md, "HTTP status codes" table:
+#   424 "Model error": the model container returned a non-200; details in the response headers
+#       ms-azureml-model-error-statuscode and ms-azureml-model-error-reason;
+#   424 "Response payload too large": the container returned more than 1.5 MB (localized editions of the page);
+#   429 "Too many pending requests": more than 2 * max_concurrent_requests_per_instance * instance_count requests
+#       in parallel are rejected;
+#   408 "Request timeout": the model took longer than request_settings.request_timeout_ms.
+MAX_RESPONSE_BYTES = 1_500_000
+MODEL_ERROR_REASON = "model_error"      # guess: the header's value is not documented
 
 
 @dataclass
@@ -61,6 +79,7 @@ class DataPlane:
         self._rng = random.Random(0)
         self._session: ClientSession | None = None
         self._counter = 0
+        self.in_flight: dict[str, int] = {}       # deployment key -> scoring requests being served
 
     # -- routing -----------------------------------------------------------------------------------
     def find_endpoint(self, name: str):
@@ -113,8 +132,20 @@ class DataPlane:
         except Exception as exc:  # the user's code failed to start: the service answers 502
             return _error(502, f"Deployment '{name}' failed to start its scoring container: {exc}",
                           **{"azureml-model-deployment": name})
-        timeout = iso_seconds((props(deployment.body).get("requestSettings") or {}).get("requestTimeout"), 5.0)
-        return await self.forward(request, host, name, timeout)
+        settings = props(deployment.body).get("requestSettings") or {}
+        timeout = iso_seconds(settings.get("requestTimeout"), 5.0)
+        dep_key = key(deployment.id)
+        limit = 2 * int(settings.get("maxConcurrentRequestsPerInstance") or 1) * \
+            int((deployment.body.get("sku") or {}).get("capacity") or 1)
+        if self.in_flight.get(dep_key, 0) >= limit:
+            return _error(429, f"Too many pending requests: deployment '{name}' accepts {limit} in parallel "
+                               f"(2 x max_concurrent_requests_per_instance x instance_count).",
+                          **{"azureml-model-deployment": name})
+        self.in_flight[dep_key] = self.in_flight.get(dep_key, 0) + 1
+        try:
+            return await self.forward(request, host, name, timeout)
+        finally:
+            self.in_flight[dep_key] -= 1
 
     async def forward(self, request: web.Request, host: Host, deployment: str, timeout: float) -> web.Response:
         if self._session is None:
@@ -129,7 +160,17 @@ class DataPlane:
                 for name in ("x-ms-run-function-failed", "x-ms-request-id"):
                     if name in upstream.headers:
                         out[name] = upstream.headers[name]
-                return web.Response(status=upstream.status, body=payload, headers=out,
+                status = upstream.status
+                if status != 200:
+                    # 424 with the container's status in a header; the container's body is passed on (guess:
+                    # the table says where the status goes, not what happens to the body)
+                    out.update({"ms-azureml-model-error-statuscode": str(status),
+                                "ms-azureml-model-error-reason": MODEL_ERROR_REASON})
+                    status = 424
+                elif len(payload) > MAX_RESPONSE_BYTES:
+                    return _error(424, f"Response payload too large: the model returned {len(payload)} bytes "
+                                       f"(limit 1.5 MB).", **out)
+                return web.Response(status=status, body=payload, headers=out,
                                     content_type=upstream.content_type or "application/json")
         except asyncio.TimeoutError:
             return _error(408, f"Request timed out after {timeout:g}s (requestSettings.requestTimeout).",

@@ -11,9 +11,22 @@ class ArmError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.details: list[dict] | None = None
+        self.additional_info: list[dict] | None = None
 
     def response(self) -> web.Response:
-        return error_response(self.status, self.code, self.message, self.headers)
+        if self.details is None and self.additional_info is None:
+            return error_response(self.status, self.code, self.message, self.headers)
+        error = {"code": self.code, "message": self.message, "details": self.details or [],
+                 "additionalInfo": self.additional_info or []}
+        return json_response({"error": error}, status=self.status, headers=self.headers)
+
+    def body(self) -> dict:
+        """The ARM error object (for a Failed operation's status body)."""
+        error = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return error
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -45,3 +58,14 @@ def bad_request(code: str, message: str) -> ArmError:
 
 def conflict(code: str, message: str) -> ArmError:
     return ArmError(409, code, message)
+
+
+def aml_error(status: int, code: str, message: str, generic: str = "UserError",
+              generic_message: str | None = None) -> ArmError:
+    """An Azure ML management-front-end error: a generic code at the top, the specific one in `details`
+    (recording 02 #1: 404 `UserError` / "The specified resource was not found." with `ModelNotFound` in details,
+    `additionalInfo` naming the component, header `x-ms-response-type: error`)."""
+    err = ArmError(status, generic, generic_message or message, headers={"x-ms-response-type": "error"})
+    err.details = [{"code": code, "message": message, "details": [], "additionalInfo": []}]
+    err.additional_info = [{"type": "ComponentName", "info": {"value": "managementfrontend"}}]
+    return err

@@ -1,5 +1,9 @@
 """Fault injection on ARM calls: 429 + Retry-After, 500 with an ARM error body, dropped connections.
 
+Sources: ARM throttles with 429 + Retry-After (learn.microsoft.com azure-resource-manager/management/
+request-limits-and-throttling.md); the 500 / dropped connection are generic transient failures azure-core's
+RetryPolicy is built for. Which requests get them is a test device, not Azure behaviour.
+
 Deterministic for a given seed. A request that was faulted is never faulted again on its next
 attempt (same `x-ms-client-request-id`, or same method + URL), so SDK and engine retries
 converge. Connection drops are not injected on POST: azure-core never retries a non-idempotent
@@ -13,6 +17,23 @@ import threading
 
 KINDS = ("429", "500", "reset")
 RETRY_AFTER_429 = "0.1"
+
+# LRO failure codes for `Emulator.fail_next_lro`. Retryable: the troubleshooting guide says to retry
+# (MicrosoftDocs azureml-docs how-to-troubleshoot-online-endpoints.md, "ERROR: OperationCanceled" -- another
+# operation took priority -- and "ERROR: ACRTokenExchangeFailed" -- transient token exchange). Non-retryable:
+# the guide's user-side errors (e.g. "ERROR: ResourceNotReady" -- the container crashed; "ERROR:
+# OutOfQuota"; "ERROR: BadArgument"), which a retry cannot fix.
+RETRYABLE_LRO_CODES = ("OperationCanceled", "ACRTokenExchangeFailed")
+NON_RETRYABLE_LRO_CODES = ("ResourceNotReady", "OutOfQuota", "BadArgument")
+LRO_MESSAGES = {
+    "OperationCanceled": "The operation was canceled because another operation on the resource took priority. "
+                         "Please retry the operation.",
+    "ACRTokenExchangeFailed": "Failed to exchange the Azure Container Registry token. Please retry.",
+    "ResourceNotReady": "User container has crashed or terminated. Please see troubleshooting guide, available "
+                        "here: https://aka.ms/oe-tsg#error-resourcenotready",
+    "OutOfQuota": "Not enough quota available for Standard_DS3_v2 in SubscriptionId. Current usage/limit: 4/4.",
+    "BadArgument": "The request is invalid.",
+}   # messages: guess (the guide names the codes, the recordings hold no Failed LRO body)
 
 
 class FaultInjector:

@@ -1,7 +1,8 @@
 """ARM resource ids: parsing, case-insensitive keys, parents and resource types.
 
 ARM paths are case-insensitive (azure-mgmt-resource sends `resourcegroups`, azure-ai-ml
-`resourceGroups`), so the store keys everything by `key(path)` and keeps the casing of the
+`resourceGroups`; ARM RPC: resource ids compare case-insensitively; R01 shows the service's own lower-cased
+`azureml.onlineendpointid`), so the store keys everything by `key(path)` and keeps the casing of the
 first writer for display.
 """
 

@@ -69,6 +69,9 @@ class Kind:
     lro_delete = True           # DELETE answers 202 + status URLs in async mode
     sync_delete_status = 204    # what a finished DELETE answers (AKS accepts only 202/204; resource groups 200/202)
     implicit_parent = False     # the service creates the parent (asset containers) on demand
+    update_status = 200         # what a PUT on an existing resource answers (ARM RPC: 200; some services 201)
+    creating_state = "Creating" # provisioningState a create PUT answers with
+    defer_update = False        # an update shows the old body (state Updating) until its operation ends
     actions: dict[str, Callable] = {}       # POST {id}/{action} -> handler(ctx, path, record, body, base_url)
     actions_on_missing: frozenset[str] = frozenset()   # lowercase actions allowed before the resource exists
 
@@ -80,9 +83,11 @@ class Kind:
         props(out)
         now = iso(time.time())
         created = (existing.body.get("systemData") or {}).get("createdAt") if existing else None
+        # systemData: ARM common-types v5 (types.json systemData); createdByType Application for a service principal
         out["systemData"] = {"createdAt": created or now, "createdBy": ctx.settings.client_id,
                              "createdByType": "Application", "lastModifiedAt": now,
                              "lastModifiedBy": ctx.settings.client_id, "lastModifiedByType": "Application"}
+        # ARM: a tracked resource's location cannot change (InvalidResourceLocation; wording as ARM prints it)
         if existing is not None and "location" in existing.body:
             old, new = existing.body["location"], out.setdefault("location", existing.body["location"])
             if not same(old.replace(" ", ""), str(new).replace(" ", "")):
@@ -105,6 +110,21 @@ class Kind:
     def check_delete(self, ctx: "Context", path: ArmPath, record: "Record") -> None:
         """Raise ArmError to refuse a DELETE."""
 
+    def check_write(self, ctx: "Context", path: ArmPath, existing: "Record | None") -> None:
+        """Raise ArmError to refuse any write (PUT/PATCH/DELETE), e.g. while another operation runs."""
+
+    def on_failed(self, ctx: "Context", path: ArmPath, record: "Record", error: dict) -> None:
+        """The PUT's operation ended Failed (the resource stays, in state Failed)."""
+
+    def put_headers(self, path: ArmPath, location: str, created: bool, lro: bool) -> dict[str, str]:
+        """Extra headers on a PUT answer (`location`: the resource URL with the request's api-version)."""
+        return {}
+
+    def delete_response(self, headers: dict[str, str]):
+        from aiohttp import web
+
+        return web.Response(status=202, headers=headers)
+
     def on_deleted(self, ctx: "Context", removed_ids: list[str]) -> None:
         """After the resource (and its descendants) left the store."""
 
@@ -114,11 +134,19 @@ class Kind:
     def filter(self, ctx: "Context", records: list["Record"], query) -> list["Record"]:
         return records
 
+    def list_missing_parent(self, ctx: "Context", parent: ArmPath, query) -> list["Record"]:
+        """Listing under a parent that does not exist (implicit parents only): raise, or the records to show."""
+        return []
+
 
 class ResourceGroupKind(Kind):
+    """Resource groups: a synchronous PUT needing `location`, which cannot change; DELETE is long-running
+    (azure-rest-api-specs resources/resource-manager/Microsoft.Resources/stable/*/resources.json ResourceGroups_*;
+    error codes LocationRequired / InvalidResourceGroupLocation: ARM's public error codes, wording: guess)."""
+
     type_key = "microsoft.resources/resourcegroups"
     lro_put = False   # a synchronous PUT (an LRO here makes the SDK report `Creating`); DELETE is long-running
-    sync_delete_status = 200
+    sync_delete_status = 200    # spec ResourceGroups_Delete: 200 / 202
 
     def prepare(self, ctx, path, body, existing):
         location = body.get("location")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import aml, kube, templates  # noqa: F401  (register the resource kinds)
+from . import aml, insights, kube, templates  # noqa: F401  (register the resource kinds)
 from .arm import ArmApi
 from .auth import TokenAuthority
 from .blob import BlobApi, BlobStore
@@ -37,10 +37,14 @@ class Emulator:
 
     def __init__(self, lro_mode: str = "sync", fault_rate: float = 0.0, faults=KINDS,
                  durations: dict[str, float] | None = None, seed: int | None = None, port: int = 0,
-                 proxy_port: int = 0, state_dir: str | Path | None = None, settings: Settings | None = None):
+                 proxy_port: int = 0, state_dir: str | Path | None = None, settings: Settings | None = None,
+                 timing: str = "fast", time_scale: float = 1.0):
         if lro_mode not in ("sync", "async"):
             raise ValueError("lro_mode must be 'sync' or 'async'")
+        if timing not in ("fast", "realistic"):
+            raise ValueError("timing must be 'fast' or 'realistic'")
         self.settings = settings or Settings()
+        self.settings.timing, self.settings.time_scale = timing, float(time_scale)
         self.settings.lro_mode = lro_mode
         self.settings.state_dir = Path(state_dir) if state_dir else None
         self._requested_ports = (port, proxy_port)
@@ -75,6 +79,11 @@ class Emulator:
     @property
     def request_log(self) -> list[tuple[str, str, int]]:
         return self.ctx.request_log
+
+    @property
+    def api_versions(self) -> list[tuple[str, str, str | None]]:
+        """(method, path, api-version) of every ARM call, oldest first."""
+        return self.ctx.api_versions
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -117,8 +126,10 @@ class Emulator:
         self.faults.set_rate(rate)
 
     def fail_next_lro(self, path_substring: str, code: str = "InternalServerError",
-                      message: str = "The operation failed (injected by the emulator).") -> None:
-        self.ctx.ops.fail_next(path_substring, code, message)
+                      message: str = "The operation failed (injected by the emulator).", times: int = 1) -> None:
+        """The next `times` long-running operations on a path containing `path_substring` end Failed with
+        `code`/`message`, leaving the resource in state Failed (see faults.RETRYABLE_LRO_CODES)."""
+        self.ctx.ops.fail_next(path_substring, code, message, times)
 
     def blob_names(self, account: str | None = None) -> list[str]:
         return [f"{a}/{c}/{n}" for (a, c, n) in self.ctx.blobs.blobs if account is None or a == account.lower()]
@@ -139,7 +150,8 @@ class Emulator:
             secret = secrets.token_bytes(32)
             if state_dir is not None:
                 secret_file.write_bytes(secret)
-        self.ctx = Context(self.settings, Store(state_dir), Operations(durations=self._durations),
+        self.ctx = Context(self.settings, Store(state_dir), Operations(
+            durations=self._durations, timing=self.settings.timing, time_scale=self.settings.time_scale),
                            BlobStore(state_dir))
         self.authority = TokenAuthority(self.settings, secret)
         self.ctx.dataplane = DataPlane(self.ctx, base / "dataplane", self.authority)

@@ -16,6 +16,16 @@ AZUREML_EXTENSION = "microsoft.azureml.kubernetes"
 
 class ComputeKind(Kind):
     type_key = NS + "/computes"
+    update_status = 201     # R05 amlcompute_2022 #5: a PUT on an EXISTING compute answers 201
+
+    def on_failed(self, ctx, path, record, error):
+        # the field is in R05's body (null while fine); its list-of-{error} shape: REST spec ComputeResource
+        # (guess on content: no failed compute recorded)
+        props(record.body)["provisioningErrors"] = [{"error": {"code": error.get("code"),
+                                                               "message": error.get("message")}}]
+
+    def on_ready(self, ctx, path, record):
+        props(record.body)["provisioningErrors"] = None
 
     def prepare(self, ctx, path, body, existing):
         out = self.envelope(ctx, path, body, existing)
@@ -34,8 +44,10 @@ class ComputeKind(Kind):
                                    f"{b!r} in place. Detach the compute and attach it again.")
         if ctype.lower() == "kubernetes":
             self.check_cluster(ctx, path, p.get("resourceId"))
-            inner.setdefault("namespace", "default")
+            inner.setdefault("namespace", "default")    # spec example Compute/createOrUpdate/KubernetesCompute.json
             p["properties"] = inner
+        # R05 amlcompute_2022 #2/#4: createdOn/modifiedOn, disableLocalAuth false, provisioningErrors null,
+        # isAttachedCompute, computeLocation
         fill_defaults(p, {"computeLocation": out.get("location"), "description": None,
                           "isAttachedCompute": ctype.lower() in ("kubernetes", "aks"), "disableLocalAuth": False,
                           "provisioningErrors": None})
@@ -46,6 +58,8 @@ class ComputeKind(Kind):
 
     @staticmethod
     def check_cluster(ctx, path, resource_id):
+        # how-to-attach-kubernetes-anywhere.md: the AzureML extension must be deployed before the attach; the
+        # error codes/wording here are guesses (no Kubernetes attach was recorded, README "Not reached")
         if not resource_id:
             raise bad("BadArgument", f"Compute '{path.name}': properties.resourceId (the AKS cluster id) is required.")
         cluster = ctx.store.get(resource_id)
@@ -65,6 +79,7 @@ class ComputeKind(Kind):
                       f"installed (or not ready) on cluster '{cluster.body['name']}'. Install it before attaching.")
 
     def check_delete(self, ctx, path, record):
+        # guess: detaching a compute that endpoints run on is refused
         ws = path.workspace()
         users = [e.body["name"] for e in ctx.store.children(ws_child(ws, "onlineEndpoints"))
                  if compute_key(ws, props(e.body).get("compute")) == path.key]

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ..errors import aml_error, json_response
 from ..errors import bad_request as bad
-from ..errors import json_response
-from ..kinds import Kind, fill_defaults, props, register, same
+from ..kinds import Kind, fill_defaults, props, register, same, state_of
 from .common import NS
 from .compute import compute_key
 
@@ -25,6 +25,7 @@ def _keys(record: "Record") -> dict:
 
 
 def list_keys(ctx, path, record, body, base_url):
+    # spec OnlineEndpoints_ListKeys; refusing it on a token-auth endpoint: guess (no listKeys recorded)
     if str(props(record.body).get("authMode", "")).lower() != "key":
         raise bad("BadArgument", f"Endpoint '{path.name}' does not use key authentication.")
     return json_response(dict(_keys(record)))
@@ -33,15 +34,34 @@ def list_keys(ctx, path, record, body, base_url):
 def get_token(ctx, path, record, body, base_url):
     if str(props(record.body).get("authMode", "")).lower() != "amltoken":
         raise bad("BadArgument", f"Endpoint '{path.name}' does not use AML token authentication.")
-    token, expiry = secrets.token_urlsafe(32), int(time.time()) + 3600
+    # R01 #16: expiryTimeUtc = now + 24 h, refreshAfterTimeUtc = now + 12 h
+    token, expiry = secrets.token_urlsafe(32), int(time.time()) + 86400
     tokens = record.private.setdefault("tokens", {})
     tokens[token] = expiry
     ctx.store.save()
     return json_response({"accessToken": token, "tokenType": "Bearer", "expiryTimeUtc": expiry,
-                          "refreshAfterTimeUtc": expiry - 1800})
+                          "refreshAfterTimeUtc": expiry - 43200})
+
+
+# R01 #1, #11: Location (the resource URL) + x-ms-async-operation-timeout PT30M beside Azure-AsyncOperation
+def mfe_put_headers(location: str) -> dict[str, str]:
+    return {"Location": location, "x-ms-async-operation-timeout": "PT30M"}
+
+
+def in_flight(ctx, endpoint_path) -> list:
+    """Operations still running on the endpoint or any of its deployments."""
+    return ctx.ops.pending_under(endpoint_path.key)
+
+
+def busy_conflict(what: str, endpoint: str, state: str):
+    # message: azure-sdk-for-net#36961 ("Cannot create a deployment in endpoint X because it is in Updating
+    # provisioning state."); 409 and the UserError wrapping: guess (shape as recording 02)
+    return aml_error(409, "Conflict", f"Cannot {what} in endpoint {endpoint} because it is in {state} "
+                                      f"provisioning state.")
 
 
 def regenerate_keys(ctx, path, record, body, base_url):
+    # spec example OnlineEndpoint/regenerateKeys.json (R05 spec_examples): 200/202 with an empty body
     which = "primaryKey" if str(body.get("keyType", "Primary")).lower() == "primary" else "secondaryKey"
     keys = _keys(record)
     # azure-ai-ml sends the slot's CURRENT key as keyValue (operations/_online_endpoint_operations.py,
@@ -58,6 +78,22 @@ def regenerate_keys(ctx, path, record, body, base_url):
 class EndpointKind(Kind):
     type_key = NS + "/onlineendpoints"
     actions = {"listKeys": list_keys, "token": get_token, "regenerateKeys": regenerate_keys}
+    update_status = 201         # R01 #14: a PUT on an existing endpoint (traffic update) answers 201
+    defer_update = True         # R01 #14-15: the PUT answer and GETs show the OLD traffic until the LRO ends
+
+    def put_headers(self, path, location, created, lro):
+        return mfe_put_headers(location) if lro else {}
+
+    def check_write(self, ctx, path, existing):
+        # rule: no write to an endpoint while a write to it or one of its deployments runs (issue 7 item 8,
+        # azure-sdk-for-net#36961)
+        if existing is None:
+            return
+        running = in_flight(ctx, path)
+        if running:
+            what = "update the endpoint" if any(o.target.lower() == existing.id.lower() for o in running) \
+                else "update an endpoint while a deployment operation runs"
+            raise busy_conflict(what, existing.body["name"], "Updating")
 
     def prepare(self, ctx, path, body, existing):
         out = self.envelope(ctx, path, body, existing)
@@ -82,21 +118,46 @@ class EndpointKind(Kind):
                 raise bad("BadArgument", f"Endpoint '{path.name}': authMode is immutable.")
             for field in ("scoringUri", "swaggerUri"):
                 p[field] = old.get(field)
+            # R01: identity.principalId is the same before and after an update
+            if isinstance(existing.body.get("identity"), dict) and isinstance(out.get("identity"), dict):
+                for k in ("principalId", "tenantId"):
+                    out["identity"].setdefault(k, existing.body["identity"].get(k))
+        else:
+            # R01 #1, R03 #1, R05 endpoint_2026: null until the create operation succeeds (filled in on_ready)
+            p["scoringUri"] = p["swaggerUri"] = None
         self.check_traffic(ctx, path, p.get("traffic") or {}, "traffic")
         self.check_traffic(ctx, path, p.get("mirrorTraffic") or {}, "mirrorTraffic")
         fill_defaults(out, {"identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid4()),
                                          "tenantId": ctx.settings.tenant_id}, "tags": {}})
+        if not compute:
+            out["kind"] = "Managed"         # R01 #1 body_top (Kubernetes endpoints: not recorded, no kind set)
+            p["compute"] = None             # R01 #1: "compute": null on a managed endpoint
+        # R01 #1: the service adds its own id (lower-cased) under properties.properties
+        inner = p.get("properties") if isinstance(p.get("properties"), dict) else {}
+        inner.setdefault("azureml.onlineendpointid", path.path.lower())
+        p["properties"] = inner
+        # R01 #1 defaults: authMode as sent, traffic/mirrorTraffic {}, publicNetworkAccess Enabled, description null
         fill_defaults(p, {"authMode": "Key", "traffic": {}, "mirrorTraffic": {}, "publicNetworkAccess": "Enabled",
-                          "description": None, "properties": {},
-                          "scoringUri": f"{ctx.url}/endpoints/{path.name}/score",
-                          "swaggerUri": f"{ctx.url}/endpoints/{path.name}/swagger.json"})
+                          "description": None})
+        p.setdefault("scoringUri", None)
+        p.setdefault("swaggerUri", None)
         private = dict(existing.private) if existing else {}
         private.setdefault("keys", {"primaryKey": secrets.token_urlsafe(24),
                                     "secondaryKey": secrets.token_urlsafe(24)})
         return out, private
 
+    def on_ready(self, ctx, path, record):
+        # R01 #3 fills https://{name}.{region}.inference.ml.azure.com/score; here the emulator's data plane
+        # (by design: the scoring route must reach 127.0.0.1)
+        p = props(record.body)
+        if not p.get("scoringUri"):
+            p["scoringUri"] = f"{ctx.url}/endpoints/{path.name}/score"
+            p["swaggerUri"] = f"{ctx.url}/endpoints/{path.name}/swagger.json"
+
     @staticmethod
     def check_traffic(ctx, path, traffic: dict, field: str) -> None:
+        # how-to-safely-rollout-online-endpoints.md: traffic goes to existing deployments and totals 100 (or
+        # nothing); mirror traffic at most 50 %. Codes/wording: guess.
         existing = {r.body["name"].lower(): r.body["name"] for r in ctx.store.children(path.path + "/deployments")}
         unknown = [name for name in traffic if name.lower() not in existing]
         if unknown:
@@ -116,10 +177,12 @@ class EndpointKind(Kind):
 
 # -- online deployments ---------------------------------------------------------------------------------
 
+# R01 #13, R03 #5: the probes the service fills in once the deployment is provisioned
 PROBE = {"failureThreshold": 30, "successThreshold": 1, "timeout": "PT2S", "period": "PT10S", "initialDelay": "PT10S"}
 
 
 def get_logs(ctx, path, record, body, base_url):
+    # spec OnlineDeployments_GetLogs: {"content": ...}; `tail` counts lines
     tail = body.get("tail")
     content = ctx.dataplane.logs(record.id) if ctx.dataplane else ""
     if isinstance(tail, int) and tail >= 0:
@@ -130,6 +193,23 @@ def get_logs(ctx, path, record, body, base_url):
 class DeploymentKind(Kind):
     type_key = NS + "/onlineendpoints/deployments"
     actions = {"getLogs": get_logs}
+    creating_state = "Updating"     # R01 #11: a deployment create answers provisioningState Updating
+    update_status = 201             # guess: same front end as endpoints (R01 #14); no deployment update recorded
+
+    def put_headers(self, path, location, created, lro):
+        return mfe_put_headers(location) if lro else {}
+
+    def check_write(self, ctx, path, existing):
+        # azure-sdk-for-net#36961: a deployment write is refused while its endpoint is not in a terminal state
+        endpoint = ctx.store.get(path.parent().path)
+        if endpoint is None:
+            return
+        state = state_of(endpoint.body)
+        if state in ("Creating", "Updating", "Deleting") or ctx.ops.pending_for(path.parent().key):
+            raise busy_conflict("create a deployment" if existing is None else "update a deployment",
+                                endpoint.body["name"], state if state != "Succeeded" else "Updating")
+        if existing is not None and ctx.ops.pending_for(path.key):      # guess: one write per deployment
+            raise busy_conflict(f"update deployment {path.name}", endpoint.body["name"], "Updating")
 
     async def provision(self, ctx, path, record):
         """Start the deployment's scoring container now, as the service does: a crash fails the operation."""
@@ -155,20 +235,41 @@ class DeploymentKind(Kind):
                     raise bad("BadArgument",
                               f"Deployment '{path.name}': {field} cannot be changed from {old.get(field)!r} to "
                               f"{p.get(field)!r}; it is immutable. Create a new deployment and shift traffic.")
+        # R01 #11 body_top: sku {Default, Standard, capacity}; kind Managed on a managed endpoint
         fill_defaults(out, {"sku": {"name": "Default", "tier": "Standard", "capacity": 1}, "tags": {}})
+        if not on_k8s:
+            out["kind"] = "Managed"
+        private = dict(existing.private) if existing else {}
+        settings = p.get("requestSettings") if isinstance(p.get("requestSettings"), dict) else {}
+        # R01 #11: the create answer shows requestTimeout PT0S until provisioned (PT5S after, R01 #13)
+        private["default_timeout"] = not settings.get("requestTimeout")
+        p["requestSettings"] = fill_defaults(settings, {"maxQueueWait": "PT0S", "requestTimeout": "PT0S",
+                                                        "maxConcurrentRequestsPerInstance": 1})
+        # R01 #11 initial body: probes/modelMountPath null, privateNetworkConnection false,
+        # egressPublicNetworkAccess Enabled, scaleSettings Default, appInsightsEnabled false, environmentVariables {}
+        for field in ("livenessProbe", "readinessProbe", "modelMountPath", "description"):
+            p.setdefault(field, None)
         fill_defaults(p, {
-            "instanceType": "defaultinstancetype" if on_k8s else "Standard_DS3_v2",
-            "scaleSettings": {"scaleType": "Default"},
-            "requestSettings": {"requestTimeout": "PT5S", "maxConcurrentRequestsPerInstance": 1,
-                                "maxQueueWait": "PT0.5S"},
-            "livenessProbe": PROBE, "readinessProbe": PROBE,
+            "instanceType": "defaultinstancetype" if on_k8s else "Standard_DS3_v2",   # guess (not recorded)
+            "scaleSettings": {"scaleType": "Default"}, "privateNetworkConnection": False,
             "appInsightsEnabled": False, "egressPublicNetworkAccess": "Enabled", "environmentVariables": {},
-            "properties": {}, "description": None,
+            "properties": {},
         })
-        if on_k8s:
+        if on_k8s:   # guess: spec example OnlineDeployment/KubernetesOnlineDeployment is all placeholders
             fill_defaults(p, {"containerResourceRequirements": {
                 "containerResourceRequests": {"cpu": "0.1", "memory": "0.5Gi"}, "containerResourceLimits": {}}})
-        return out, None
+        return out, private
+
+    def on_ready(self, ctx, path, record):
+        # R01 #13, R03 #5: once provisioned the service shows requestTimeout PT5S and both probes filled in
+        p = props(record.body)
+        if record.private.pop("default_timeout", False):
+            p["requestSettings"]["requestTimeout"] = "PT5S"
+        for field in ("livenessProbe", "readinessProbe"):
+            if p.get(field) is None:
+                p[field] = dict(PROBE)
+            else:
+                fill_defaults(p[field], PROBE)
 
     @staticmethod
     def check_refs(ctx, path, p) -> None:
