@@ -11,7 +11,8 @@ from ..base import Backend, BackendSettings, Reconciler
 from .compute import ComputeReconciler
 from .deployment import DeploymentReconciler
 from .endpoint import EndpointReconciler
-from .registry import EnvironmentReconciler, ModelReconciler
+from .environment import EnvironmentReconciler
+from .registry import ModelReconciler
 from .state import Layout, exclusive
 from .traffic import TrafficReconciler
 from .workspace import ResourceGroupReconciler, WorkspaceReconciler
