@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_output)
 
     from .bench.cli import add_parser as add_bench_parser
+    from .commands import logs
 
     add_bench_parser(sub)
+    logs.add_parser(sub)
     return parser
 
 

@@ -31,6 +31,12 @@ class LocalBackend(Backend):
     def reconcilers(self) -> dict[str, Reconciler]:
         return {cls.kind: cls(self.layout) for cls in KINDS}
 
+    def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
+             follow: bool = False):
+        from .logs import deployment_logs
+
+        return deployment_logs(self.layout.logs(endpoint, deployment), deployment, instance, tail, follow)
+
     def lock(self):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
                          f"resource group {self.settings.resource_group}")
