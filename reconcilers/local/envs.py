@@ -68,6 +68,11 @@ CONDA_ONLY = frozenset({
     "bzip2", "readline", "ncurses", "sqlite", "tk", "openssl", "ca-certificates", "libuuid", "libnsl",
     "libsqlite", "libxcrypt", "tzdata", "conda", "mamba", "anaconda", "git", "curl", "unixodbc",
 })
+#: what each serving engine (serving/engines/) needs inside the deployment's environment
+ENGINE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "native": (),                                   # the stdlib-only host
+    "azmlinfsrv": ("azureml-inference-server-http",),  # Microsoft's server, as Azure's inference images run
+}
 _SKIPPED = frozenset({"pip", "setuptools", "wheel"})
 _CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(?P<rest>.*)$")
 _OPERATORS = ("==", ">=", "<=", "!=", "~=", ">", "<")
@@ -321,10 +326,16 @@ def spec_for(layout, environment: dict[str, Any] | None, extra: Sequence[str] = 
     return parse_conda(record.get("conda_file"), f"environment {environment['name']}: conda_file").plus(extra)
 
 
-def python_for(layout, environment: dict[str, Any] | None, extra: Sequence[str] = (),
+def python_for(layout, environment: dict[str, Any] | None, engine: str = "native",
                progress: Progress | None = None) -> Path:
-    """The interpreter a deployment's instances run: its environment's, built now if need be."""
-    return _python(ensure(spec_for(layout, environment, extra), progress))
+    """The interpreter a deployment's instances run: its environment's (plus what its serving engine
+    needs), built now if need be. A deployment without an environment gets a bare one: only the
+    standard library, never rtsctl's own packages."""
+    if engine not in ENGINE_REQUIREMENTS:
+        raise EnvBuildError(f"unknown engine {engine!r} (known: {', '.join(sorted(ENGINE_REQUIREMENTS))})")
+    label = f"environment.{environment['name']}" if environment else "environment (none declared)"
+    say = progress or (lambda line: print(f"{label}: {line}", file=sys.stderr, flush=True))
+    return _python(ensure(spec_for(layout, environment, ENGINE_REQUIREMENTS[engine]), say))
 
 
 def describe(env: Path) -> dict[str, Any]:
