@@ -75,9 +75,11 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
             for address in [a for a, w in waiting.items() if w <= done]:
                 del waiting[address]
                 running[pool.submit(_perform, actions[address], reconcilers, report)] = address
-            for address in [a for a, w in waiting.items() if w & set(result.failed)]:
-                del waiting[address]
-                result.failed[address] = f"{address}: not attempted: a resource it depends on failed"
+            # transitively: a node waiting on one just marked "not attempted" is not attempted either
+            while blocked := [a for a, w in waiting.items() if w & set(result.failed)]:
+                for address in blocked:
+                    del waiting[address]
+                    result.failed[address] = f"{address}: not attempted: a resource it depends on failed"
             if not running:
                 if waiting:  # only possible with a cycle the graph missed
                     raise RtsctlError(f"cannot order: {', '.join(sorted(waiting))}")

@@ -42,7 +42,7 @@ import yaml
 
 from rtsctl.errors import RtsctlError
 
-from .state import home, locked, read_json, write_json
+from .state import home, locked, write_json
 
 FORMAT = 1                      # bump when the layout of a built environment changes
 MARKER = "rtsctl-env.json"      # written last, before the rename: its presence means "complete"
@@ -248,21 +248,30 @@ def ensure(spec: EnvSpec, progress: Progress | None = None) -> Path:
         for note in spec.notes:
             say(f"note: {note}")
         started = time.monotonic()
-        _run([uv_bin(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging)], say)
-        installed: list[str] = []
-        if spec.requirements:
-            say(f"installing {len(spec.requirements)} requirement(s) with uv: {', '.join(spec.requirements)[:200]}")
-            requirements = staging / "rtsctl-requirements.txt"
-            requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
-            installed = _run([uv_bin(), "pip", "install", "--python", str(_python(staging)), "-r", str(requirements)],
-                             say, spec)
-        write_json(staging / MARKER, {"key": spec.key, "requirements": list(spec.requirements),
-                                      "installed": installed, "python": sys.version.split()[0],
-                                      "built_at": time.time(), "used_at": time.time()})
+        try:
+            installed = _build(spec, staging, say)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         staging.rename(target)
         say(f"environment ready in {time.monotonic() - started:.1f}s: {len(installed)} package(s)"
             + (f" ({', '.join(installed[:6])}{', …' if len(installed) > 6 else ''})" if installed else ""))
         return target
+
+
+def _build(spec: EnvSpec, staging: Path, say: Progress) -> list[str]:
+    """A venv of rtsctl's interpreter in `staging` with the requirements installed; the marker last."""
+    _run([uv_bin(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging)], say)
+    installed: list[str] = []
+    if spec.requirements:
+        say(f"installing {len(spec.requirements)} requirement(s) with uv: {', '.join(spec.requirements)[:200]}")
+        requirements = staging / "rtsctl-requirements.txt"
+        requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
+        installed = _run([uv_bin(), "pip", "install", "--python", str(_python(staging)), "-r", str(requirements)],
+                         say)
+    write_json(staging / MARKER, {"key": spec.key, "requirements": list(spec.requirements), "installed": installed,
+                                  "python": sys.version.split()[0], "built_at": time.time()})
+    return installed
 
 
 def _touch(env: Path) -> None:
@@ -273,7 +282,7 @@ def _touch(env: Path) -> None:
         pass
 
 
-def _run(argv: list[str], say: Progress, spec: EnvSpec | None = None) -> list[str]:
+def _run(argv: list[str], say: Progress) -> list[str]:
     """Run uv, relaying its summary lines (Resolved/Prepared/Installed) as progress; returns the
     `name==version` lines it installed. A failure becomes one error naming the packages uv could not find."""
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
@@ -296,11 +305,11 @@ def _run(argv: list[str], say: Progress, spec: EnvSpec | None = None) -> list[st
             proc.kill()
             raise EnvBuildError(f"uv took longer than {BUILD_TIMEOUT_S:.0f}s; stopped")
     if proc.wait() != 0:
-        raise EnvBuildError(_explain(lines, spec))
+        raise EnvBuildError(_explain(lines))
     return installed
 
 
-def _explain(lines: list[str], spec: EnvSpec | None) -> str:
+def _explain(lines: list[str]) -> str:
     text = "\n".join(lines)
     missing = sorted(set(re.findall(r"\b([A-Za-z0-9][A-Za-z0-9._\-]*) was not found in the package registry", text)))
     if missing:
@@ -336,7 +345,3 @@ def python_for(layout, environment: dict[str, Any] | None, engine: str = "native
     label = f"environment.{environment['name']}" if environment else "environment (none declared)"
     say = progress or (lambda line: print(f"{label}: {line}", file=sys.stderr, flush=True))
     return _python(ensure(spec_for(layout, environment, ENGINE_REQUIREMENTS[engine]), say))
-
-
-def describe(env: Path) -> dict[str, Any]:
-    return read_json(env / MARKER) or {}
