@@ -25,6 +25,8 @@ Destroying a workspace leaves the cache alone (another workspace may use the sam
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -33,7 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +44,14 @@ import yaml
 
 from rtsctl.errors import RtsctlError
 
-from .state import home, locked, write_json
+from .state import home, write_json
 
 FORMAT = 1                      # bump when the layout of a built environment changes
 MARKER = "rtsctl-env.json"      # written last, before the rename: its presence means "complete"
 BUILD_TIMEOUT_S = 1800.0
 MAX_DEPENDENCIES = 500
 MAX_ENTRY_CHARS = 300
+MAX_CONDA_CHARS = 256 * 1024
 
 #: conda names whose PyPI distribution is named differently.
 CONDA_TO_PYPI = {
@@ -142,6 +145,8 @@ def parse_conda(text: str | None, where: str = "conda_file") -> EnvSpec:
     """A conda file's dependencies as pip requirements (see the module docstring for the rule)."""
     if not text:
         return EnvSpec()
+    if len(text) > MAX_CONDA_CHARS:
+        raise EnvBuildError(f"{where}: larger than {MAX_CONDA_CHARS // 1024} KiB")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -157,6 +162,8 @@ def parse_conda(text: str | None, where: str = "conda_file") -> EnvSpec:
             raise EnvBuildError(f"{where}: more than {MAX_DEPENDENCIES} dependencies")
         if isinstance(dep, dict) and set(dep) == {"pip"}:
             requirements += _pip_entries(dep["pip"], where)
+            if len(requirements) > MAX_DEPENDENCIES:
+                raise EnvBuildError(f"{where}: more than {MAX_DEPENDENCIES} dependencies")
             continue
         if not isinstance(dep, str) or len(dep) > MAX_ENTRY_CHARS:
             raise EnvBuildError(f"{where}: dependency {str(dep)[:80]!r} is neither a package spec nor `pip:`")
@@ -188,7 +195,7 @@ def _pip_entries(entries: Any, where: str) -> list[str]:
     if not isinstance(entries, list):
         raise EnvBuildError(f"{where}: `pip:` must be a list of requirements")
     out = []
-    for entry in entries:
+    for entry in entries[:MAX_DEPENDENCIES + 1]:
         if not isinstance(entry, str) or len(entry) > MAX_ENTRY_CHARS or "\n" in entry:
             raise EnvBuildError(f"{where}: pip entry {str(entry)[:80]!r} is not a one-line requirement")
         flag = entry.strip().split()[0] if entry.strip() else ""
@@ -237,7 +244,7 @@ def ensure(spec: EnvSpec, progress: Progress | None = None) -> Path:
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda line: None)
-    with locked(root / spec.key):
+    with _build_lock(root / f"{spec.key}.lock", say):
         found = built(spec)                 # another rtsctl may have built it while we waited
         if found:
             return found
@@ -257,6 +264,21 @@ def ensure(spec: EnvSpec, progress: Progress | None = None) -> Path:
         say(f"environment ready in {time.monotonic() - started:.1f}s: {len(installed)} package(s)"
             + (f" ({', '.join(installed[:6])}{', …' if len(installed) > 6 else ''})" if installed else ""))
         return target
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path, say: Progress) -> Iterator[None]:
+    """One builder per environment; the others wait (saying so) and then find it built."""
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another rtsctl that is building this environment")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(spec: EnvSpec, staging: Path, say: Progress) -> list[str]:
