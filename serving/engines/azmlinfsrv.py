@@ -60,7 +60,16 @@ def load(code_dir: Path, script: str, model_dir: Path | None):
     azmlinfsrv: its blueprint calls sys.exit(3) after logging the traceback)."""
     os.environ["AML_APP_ROOT"] = str(code_dir)
     _configure(script, model_dir)
-    from azureml_inference_server_http.server.entry import app
+    try:
+        from azureml_inference_server_http.server.entry import app
+    except SystemExit as exc:
+        # its blueprint logs the user's traceback and calls sys.exit(3) inside the `except` that caught it:
+        # chain that exception, so the host's error ends with the user's own exception
+        root = exc.__context__
+        while root is not None and (root.__cause__ or root.__context__) is not None:
+            root = root.__cause__ or root.__context__
+        what = f": {type(root).__name__}: {root}" if root is not None else f" (exit {exc.code})"
+        raise RuntimeError(f"azmlinfsrv could not load or initialise the scoring script{what}") from exc.__context__
 
     def handle(body: bytes, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
         environ = dict(_BASE_ENVIRON)
