@@ -179,8 +179,8 @@ def init():
 @rawhttp
 def run(request: AMLRequest):
     data = request.get_json()
-    return AMLResponse(json.dumps({"sum": sum(data["values"]), "asked_by": request.headers.get("X-Caller")}),
-                       200, {"X-Scored-By": "raw"}, json_str=True)
+    return AMLResponse({"sum": sum(data["values"]), "asked_by": request.headers.get("X-Caller")}, 200,
+                       {"X-Scored-By": "raw"}, json_str=True)
 '''
 
 
@@ -197,3 +197,10 @@ def test_engine_azmlinfsrv_serves_rawhttp_scripts_behind_the_key(cli: Cli, proje
     assert post(out["scoring_uri"], {"values": [1]}, key="wrong")[0] == 401
     assert "init under azmlinfsrv" in cli.ok("logs", manifest).out
     assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+    # init() failing under azmlinfsrv (which logs it and exits 3) fails the apply with the script's own exception
+    script = project / "pretty" / "src" / "score.py"
+    script.write_text(script.read_text().replace('print("init under azmlinfsrv", flush=True)',
+                                                 'raise ValueError("model file is corrupt")'))
+    failed = cli("apply", manifest, "-y")
+    assert failed.code == 1 and "ValueError: model file is corrupt" in failed.err, str(failed)

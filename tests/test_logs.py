@@ -53,7 +53,7 @@ def test_logs_tail_and_instance(cli: Cli, project: Path):
     score(cli, "dev.yaml", *(f"n{i}" for i in range(6)))
     every = cli.ok("logs", "dev.yaml").out
     assert "==> blue/0 <==" in every and "==> blue/1 <==" in every, every
-    assert sorted(line for line in every.splitlines() if line.startswith("scored ")) == [f"scored n{i}" for i in range(6)]
+    assert sorted(line for line in every.splitlines() if line.startswith("scored n")) == [f"scored n{i}" for i in range(6)]
 
     tailed = cli.ok("logs", "dev.yaml", "--tail", "1", "--endpoint", "rts-score", "--deployment", "blue").out
     assert [len(lines_under(tailed, f"blue/{i}")) for i in (0, 1)] == [1, 1], tailed
