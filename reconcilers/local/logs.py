@@ -153,3 +153,37 @@ def deployment_logs(folder: Path, deployment: str, instance: int | None, tail: i
     for number, path in found.items():
         streams[f"{deployment}/{number}"] = follow(path, tail) if follow_ else iter(last_lines(path, tail))
     return streams
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>.+)$')
+_NOT_USER = ("<frozen ", "/serving/", "site-packages/", "/lib/python3")
+
+
+def crash_summary(path: Path, lines: int = 200) -> str | None:
+    """Why an instance died, in one line, from the end of its log: the exception, and where in the user's
+    own code it was raised (`ModuleNotFoundError: No module named 'x' (at score.py:9: import x)`).
+    Frames of the runtime, the standard library and installed packages are skipped, so a failure deep in
+    a library still points at the user's line that called it. None when the log holds no traceback."""
+    tail = last_lines(path, lines)
+    starts = [i for i, line in enumerate(tail) if line.startswith("Traceback (most recent call last):")]
+    if not starts:
+        return None
+    # a chained error (azmlinfsrv wraps the user's) prints several tracebacks; the block of this crash
+    # begins at the first traceback after the last "--- starting" marker of the supervisor
+    marker = max((i for i, line in enumerate(tail) if line.startswith("--- ") and "starting" in line), default=-1)
+    first = next((i for i in starts if i > marker), starts[-1])
+    block = tail[first:]
+    where = None
+    for i, line in enumerate(block):
+        frame = _FRAME.match(line)
+        if frame and not any(part in frame.group("file") for part in _NOT_USER):
+            code = block[i + 1].strip() if i + 1 < len(block) and not _FRAME.match(block[i + 1]) else ""
+            name = frame.group("file").split("/code-", 1)[-1].split("/", 1)[-1] if "/code-" in frame.group("file") \
+                else frame.group("file")
+            where = f"{name}:{frame.group('line')}" + (f": {code}" if code else "")
+    error = next((line.strip() for line in reversed(block) if line and not line[0].isspace()
+                  and not line.startswith(("Traceback", "---", "The above", "During handling"))
+                  and re.match(r"^[A-Za-z_][\w.]*(: |$)", line)), None)
+    if error is None:
+        return None
+    return error + (f" (at {where})" if where else "")
