@@ -314,6 +314,7 @@ class Front:
         self.weights: dict[str, int] = {}
         self.current: dict[str, int] = {}
         self.keys: list[bytes] = []
+        self.revision = 0
         self._status_pending = False
 
     # ---- configuration --------------------------------------------------------------------
@@ -340,6 +341,7 @@ class Front:
         self.weights = {n: w for n, w in routes.get("traffic", {}).items() if w > 0 and n in self.deployments}
         self.current = {n: 0 for n in self.weights}
         self.keys = [k for k in (self._key("primary"), self._key("secondary")) if k]
+        self.revision = routes.get("revision", 0)
         log.info("routes loaded: traffic=%s instances=%s", self.weights,
                  {n: d.count for n, d in self.deployments.items()})
         self.status_changed()
@@ -423,7 +425,7 @@ class Front:
 
     def write_status(self) -> None:
         self._status_pending = False
-        data = {"pid": os.getpid(), "port": self.port, "updated": time.time(),
+        data = {"pid": os.getpid(), "port": self.port, "updated": time.time(), "revision": self.revision,
                 "deployments": {n: d.status() for n, d in self.deployments.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".status.json.")
         with os.fdopen(fd, "w") as handle:

@@ -3,7 +3,7 @@
 Each instance is a `serving.host` child process of the endpoint's front, started with
 PR_SET_PDEATHSIG, so it cannot outlive the front even if the front is SIGKILLed: the
 front is the only process rtsctl ever needs to find again. Like a kubelet, the
-supervisor restarts a dead instance with backoff (immediately the first time, then
+supervisor restarts a dead instance with backoff (immediately the first two times, then
 0.5 s doubling up to 30 s; reset after 10 s of good health; three failures in a row is
 a crash loop, reported in status.json) and runs the deployment's liveness and readiness
 probes (`GET /`, Azure ML's ProbeSettings defaults when absent): a failed liveness
@@ -46,7 +46,8 @@ def probe_settings(conf: dict[str, Any] | None) -> dict[str, int]:
 
 
 def backoff(failures: int) -> float:
-    return 0.0 if failures <= 1 else min(0.5 * 2 ** (failures - 2), 30.0)
+    # Two quick deaths are what a poison request costs (the instance, then its successor running it alone).
+    return 0.0 if failures < CRASH_LOOP else min(0.5 * 2 ** (failures - CRASH_LOOP), 30.0)
 
 
 def _die_with_parent(parent: int):
@@ -65,6 +66,7 @@ class Upstream(asyncio.Protocol):
 
     def __init__(self, instance: Instance):
         self.instance = instance
+        self.incarnation = instance.incarnation
         self.buf = bytearray()
         self.pending: list[bytes] = []
         self.transport: asyncio.Transport | None = None
@@ -90,10 +92,10 @@ class Upstream(asyncio.Protocol):
                 del self.buf[:used]
                 self.instance.on_response(status, headers, body)
         except (BadRequest, ValueError) as exc:
-            self.instance.died(f"protocol error: {exc}")
+            self.instance.died(f"protocol error: {exc}", self.incarnation)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.instance.died("connection to the instance closed")
+        self.instance.died("connection to the instance closed", self.incarnation)
 
 
 class Instance:
@@ -118,6 +120,7 @@ class Instance:
         self.last_exit: str | None = None
         self.ready_since = 0.0
         self.tasks: list[asyncio.Task] = []
+        self.incarnation = 0        # events of a previous process (late EOF, reaping) must not touch the next one
         self.restart_handle: asyncio.TimerHandle | None = None
 
     # ---- rotation -------------------------------------------------------------------------
@@ -151,6 +154,7 @@ class Instance:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.state = "starting"
+        self.incarnation += 1
         self.hung = self.unready = False
         self._unlink_socket()
         launch = self.launch
@@ -171,13 +175,13 @@ class Instance:
             os.close(read_end)
             os.close(write_end)
             self.log.write(f"cannot start {launch['python']}: {exc}\n".encode())
-            self.died(f"cannot start: {exc}")
+            self.died(f"cannot start: {exc}", self.incarnation)
             return
         os.close(write_end)
         os.set_blocking(read_end, False)
         loop.add_reader(read_end, self._copy_output, read_end)
         pidfd = os.pidfd_open(self.proc.pid)
-        loop.add_reader(pidfd, self._reap, pidfd)
+        loop.add_reader(pidfd, self._reap, pidfd, self.proc, self.incarnation)
         self.tasks = [loop.create_task(self._become_ready())]
         self.deployment.changed()
 
@@ -194,17 +198,16 @@ class Instance:
         asyncio.get_running_loop().remove_reader(fd)
         os.close(fd)
 
-    def _reap(self, pidfd: int) -> None:
+    def _reap(self, pidfd: int, proc: subprocess.Popen, incarnation: int) -> None:
         asyncio.get_running_loop().remove_reader(pidfd)
         os.close(pidfd)
-        proc = self.proc
-        code = proc.wait() if proc is not None else None
+        code = proc.wait()
         if code is not None and code < 0:
             reason = f"killed by signal {signal.Signals(-code).name}"
         else:
             reason = f"exited with code {code}" + (" (init() failed)" if code == 3 and not self.ever_ready else "")
         self.log.write(f"--- instance {self.index} {reason}\n".encode())
-        self.died(reason)
+        self.died(reason, incarnation)
 
     async def _become_ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -270,9 +273,9 @@ class Instance:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
 
-    def died(self, reason: str) -> None:
+    def died(self, reason: str, incarnation: int) -> None:
         """The instance is gone (exit, lost connection, failed liveness): settle its requests, plan a restart."""
-        if self.state in ("dead", "stopped", "new"):
+        if self.state in ("dead", "stopped", "new") or incarnation != self.incarnation:
             return
         was = self.state
         self.state = "dead"

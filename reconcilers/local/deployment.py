@@ -79,9 +79,9 @@ class DeploymentReconciler(Reconciler):
         previous_record = read_json(folder / RECORD)
         previous_entry = read_routes(endpoint_dir)["deployments"].get(name)
         write_json(folder / RECORD, {"spec": spec, "generation": generation, "code_dir": launch["code_dir"]})
-        edit_routes(endpoint_dir, lambda routes: routes["deployments"].__setitem__(name, entry))
+        revision = edit_routes(endpoint_dir, lambda routes: routes["deployments"].__setitem__(name, entry))
         try:
-            self._wait_ready(res, endpoint_dir, name, generation, spec["instance_count"])
+            self._wait_ready(res, endpoint_dir, name, generation, spec["instance_count"], revision)
         except ResourceError:
             self._restore(endpoint_dir, folder, name, previous_entry, previous_record)
             raise
@@ -122,14 +122,15 @@ class DeploymentReconciler(Reconciler):
                 "code_dir": str(code_dir), "script": spec["scoring_script"], "model_dir": str(models),
                 "env": spec.get("environment_variables", {}), "engine": engine}
 
-    def _wait_ready(self, res: Resource, endpoint_dir: Path, name: str, generation: str, count: int) -> None:
+    def _wait_ready(self, res: Resource, endpoint_dir: Path, name: str, generation: str, count: int,
+                    revision: int) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             status = read_status(endpoint_dir)
             if status is None:
                 raise ResourceError(res.address, "the endpoint process is not running; apply the endpoint first")
             mine = status["deployments"].get(name) or {}
-            if mine.get("target") == generation:
+            if status.get("revision", 0) >= revision and mine.get("target") == generation:
                 if mine.get("failed"):
                     failed = mine["failed"]
                     lines = tail(Path(failed["log"]), LOG_LINES)
@@ -173,9 +174,9 @@ class DeploymentReconciler(Reconciler):
             routes["traffic"].pop(folder.name, None)
 
         if endpoint_dir.is_dir():
-            edit_routes(endpoint_dir, unroute)
+            revision = edit_routes(endpoint_dir, unroute)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _still_running(endpoint_dir, folder.name):
+            while time.monotonic() < deadline and _still_running(endpoint_dir, folder.name, revision):
                 time.sleep(0.05)
         (folder / RECORD).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
@@ -192,9 +193,9 @@ class DeploymentReconciler(Reconciler):
         return found
 
 
-def _still_running(endpoint_dir: Path, name: str) -> bool:
+def _still_running(endpoint_dir: Path, name: str, revision: int) -> bool:
     status = read_status(endpoint_dir)
-    return status is not None and name in status["deployments"]
+    return status is not None and (status.get("revision", 0) < revision or name in status["deployments"])
 
 
 def health_problems(endpoint_dir: Path, name: str, record: dict[str, Any]) -> list[str]:

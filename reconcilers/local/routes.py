@@ -25,13 +25,17 @@ def read_routes(endpoint_dir: Path) -> dict[str, Any]:
     return read_json(endpoint_dir / ROUTES) or {"deployments": {}, "traffic": {}}
 
 
-def edit_routes(endpoint_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
+def edit_routes(endpoint_dir: Path, change: Callable[[dict[str, Any]], None]) -> int:
+    """Apply `change` and signal the front; returns the new revision, which the front's status echoes
+    once it has loaded it (so a reader never mistakes the status of the previous routes for an answer)."""
     path = endpoint_dir / ROUTES
     with locked(path):
         routes = read_routes(endpoint_dir)
         change(routes)
+        routes["revision"] = routes.get("revision", 0) + 1
         write_json(path, routes)
     reload_front(endpoint_dir)
+    return routes["revision"]
 
 
 def front_pid(endpoint_dir: Path) -> int | None:
