@@ -115,7 +115,8 @@ def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: 
     assert not list(cli.home.rglob("instance-*.log*"))
 
 
-def test_logs_on_azure_come_from_get_logs(azure_emulator_factory, azure_cli, project: Path):  # noqa: F811
+def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_emulator_factory, azure_cli,  # noqa: F811
+                                                                          project: Path):
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():\n", "def init():\n    print('azure-log-marker', flush=True)\n"))
     emu = azure_emulator_factory(lro_mode="sync")
@@ -129,3 +130,10 @@ def test_logs_on_azure_come_from_get_logs(azure_emulator_factory, azure_cli, pro
     assert cli.ok("logs", manifest, "--tail", "0").out == ""
     refused = cli("logs", manifest, "--instance", "0")
     assert refused.code == 1 and "--instance is local only" in refused.err, str(refused)
+
+    # Azure runs every deployment under azmlinfsrv: saying so is no change, asking for the native engine is refused
+    edit_yaml(project / manifest, lambda m: m["endpoints"][0]["deployments"][0].update(engine="azmlinfsrv"))
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+    edit_yaml(project / manifest, lambda m: m["endpoints"][0]["deployments"][0].update(engine="native"))
+    native = cli("apply", manifest, "-y")
+    assert native.code == 1 and "engine: native is local only" in native.err, str(native)
