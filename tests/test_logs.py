@@ -11,8 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Cli
 from tests.helpers import edit_yaml, post
 from tests.test_azure_e2e import azure_cli  # noqa: F401 - the fixture, shared
