@@ -97,3 +97,12 @@ class Backend(ABC):
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}
+
+    def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
+             follow: bool = False) -> dict[str, Iterator[str]]:
+        """A deployment's log lines by source ("<deployment>/<instance>" or the deployment), oldest first:
+        the last `tail` (all when None), then with `follow` every new line as it comes, until the caller
+        stops iterating. Sources are lazy, so following several means one reader per source."""
+        from rtsctl.errors import RtsctlError
+
+        raise RtsctlError(f"the {self.name} backend cannot show logs")

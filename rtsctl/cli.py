@@ -92,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register(sub, add_manifest_args)
     from .bench.cli import add_parser as add_bench_parser
+    from .commands import logs
 
     add_bench_parser(sub)
+    logs.add_parser(sub, add_manifest_args)
     return parser
 
 

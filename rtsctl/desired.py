@@ -21,7 +21,7 @@ from .resources import Resource, Source
 
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
 DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",
-                     "liveness_probe", "readiness_probe", "app_insights_enabled", "description")
+                     "liveness_probe", "readiness_probe", "app_insights_enabled", "description", "engine")
 
 
 def plain(value: Any) -> Any:

@@ -69,6 +69,17 @@ def kill_recorded(cli: Cli) -> None:
         procs.stop(pid, timeout=2.0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_env_cache(tmp_path_factory) -> Path:
+    """Local environments (uv venvs, keyed by content) built once per test run and shared by every test and
+    xdist worker through RTSCTL_ENV_CACHE, which the CLI subprocesses inherit; each test keeps its own
+    RTSCTL_HOME. A test about building itself passes its own RTSCTL_ENV_CACHE."""
+    root = tmp_path_factory.getbasetemp()
+    path = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "rtsctl-envs"
+    os.environ["RTSCTL_ENV_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A writable copy of manifests/ (dev.yaml and the seed files) that a test may edit."""

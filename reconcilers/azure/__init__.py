@@ -63,6 +63,13 @@ class AzureBackend(Backend):
         return {"verify": os.environ.get("REQUESTS_CA_BUNDLE") or True}
 
 
+    def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
+             follow: bool = False):
+        from .logs import deployment_logs
+
+        return deployment_logs(self.clients, endpoint, deployment, instance, tail, follow)
+
+
 def create_backend(settings: BackendSettings) -> AzureBackend:
     return AzureBackend(settings)
 

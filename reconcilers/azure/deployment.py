@@ -118,6 +118,7 @@ class DeploymentReconciler(AzureReconciler):
             "environment_variables": dict(d.environment_variables or {}),
             "app_insights_enabled": d.app_insights_enabled,
             "description": d.description,
+            "engine": "azmlinfsrv",  # Azure's inference images serve every scoring script with azmlinfsrv
         }
         if d.environment is not None:
             spec["environment"] = drop_none({"name": asset_name(d.environment), "digest": tags.get(ENV_TAG)})
@@ -200,6 +201,9 @@ class DeploymentReconciler(AzureReconciler):
         )
 
         spec = res.spec
+        if spec.get("engine", "azmlinfsrv") != "azmlinfsrv":
+            raise ResourceError(res.address, f"engine: {spec['engine']} is local only: Azure serves every deployment "
+                                "with azmlinfsrv (remove `engine`, or set it to azmlinfsrv)")
         endpoint, name = self._names(res.name, spec)
         tags = {MODEL_TAG: spec["model"]["digest"], CODE_TAG: spec["code"]["digest"]}
         environment = None

@@ -11,7 +11,8 @@ from ..base import Backend, BackendSettings, Reconciler
 from .compute import ComputeReconciler
 from .deployment import DeploymentReconciler
 from .endpoint import EndpointReconciler
-from .registry import EnvironmentReconciler, ModelReconciler
+from .environment import EnvironmentReconciler
+from .registry import ModelReconciler
 from .state import Layout, exclusive
 from .traffic import TrafficReconciler
 from .workspace import ResourceGroupReconciler, WorkspaceReconciler
@@ -29,6 +30,12 @@ class LocalBackend(Backend):
 
     def reconcilers(self) -> dict[str, Reconciler]:
         return {cls.kind: cls(self.layout) for cls in KINDS}
+
+    def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
+             follow: bool = False):
+        from .logs import deployment_logs
+
+        return deployment_logs(self.layout.logs(endpoint, deployment), deployment, instance, tail, follow)
 
     def lock(self):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",

@@ -1,36 +1,46 @@
-"""Local deployment: `instance_count` scoring processes running a snapshot of the user's code.
+"""Local deployment: `instance_count` scoring instances, run and supervised by the endpoint's front.
 
-The code folder is copied at deploy time (as Azure ML uploads it), so editing the
-source changes nothing until the next apply. A changed spec rolls out like Azure's
-rolling update: the new instances start and turn healthy before traffic moves to them
-and the old ones stop. A dead instance is drift: observe reports it, update restarts it.
+This reconciler only records intent: it snapshots the code folder (as Azure ML uploads
+it, so editing the source changes nothing until the next apply), writes the launch
+spec into the endpoint's routes.json and asks the front to converge, then waits for
+the front's status to show the instances ready. A changed launch spec is a new
+generation: the front starts it beside the old one and moves traffic when all its
+instances are ready (Azure's rolling update); if it fails, the previous entry is put
+back. Other deployments of the endpoint (e.g. a successor created beside it) are
+independent entries. Crash loops and unready instances are drift.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rtsctl.digest import digest_path
-from rtsctl.errors import ResourceError
+from rtsctl.errors import ResourceError, RtsctlError
 from rtsctl.resources import Observed, Resource
+from serving.logfile import tail
+from serving.runtime import isolated_path
 
 from ..base import Reconciler
-from . import host, procs
+from .envs import python_for
 from .registry import model_dir
-from .routes import edit_routes
+from .routes import edit_routes, read_routes, read_status
 from .state import Layout, read_json, write_json
 
 RECORD = "deployment.json"
-# Fields whose change needs new processes; anything else (instance_count, settings) is applied in place.
-PROCESS_FIELDS = ("model", "code", "scoring_script", "environment_variables", "environment")
+READY_TIMEOUT_S = 180.0
+LOG_LINES = 8
 
 
-def instance_alive(instance: dict[str, Any]) -> bool:
-    return procs.is_alive(instance.get("pid"), instance.get("started")) and procs.http_ok(
-        f"http://127.0.0.1:{instance['port']}/", timeout=1.0)
+def local_capacity() -> int:
+    """Instances allowed without a declared compute capacity: one per core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class DeploymentReconciler(Reconciler):
@@ -51,44 +61,43 @@ class DeploymentReconciler(Reconciler):
         record = read_json(folder / RECORD)
         if record is None:
             return None
-        problems = [f"instance {i} (pid {inst['pid']}, port {inst['port']}) is not running"
-                    for i, inst in enumerate(record["instances"]) if not instance_alive(inst)]
-        return Observed(address, record["spec"], owned=True, problems=problems, handle=folder)
+        endpoint_dir = folder.parent.parent
+        return Observed(address, record["spec"], owned=True, handle=folder,
+                        problems=health_problems(endpoint_dir, folder.name, record))
 
     def create(self, res: Resource) -> None:
-        """Create, roll out a changed spec, or heal dead instances: one convergence for all three."""
+        """Create, roll out a changed spec, scale, or heal: one convergence for all four."""
         folder = self.folder(res.name)
-        record = read_json(folder / RECORD)
-        spec = res.spec
-        same_processes = record is not None and all(record["spec"].get(k) == spec.get(k) for k in PROCESS_FIELDS)
-        keep = [i for i in record["instances"] if instance_alive(i)] if same_processes else []
-        keep, surplus = keep[:spec["instance_count"]], keep[spec["instance_count"]:]
-        launch = self._launch_args(res, folder)
-        started = [self._spawn(launch, folder, len(keep) + n) for n in range(spec["instance_count"] - len(keep))]
-        for n, (proc, instance) in enumerate(started):
-            try:
-                host.wait_healthy(instance["port"], timeout=30.0, proc=proc)
-            except RuntimeError as exc:
-                for _, other in started:
-                    procs.stop(other["pid"], other["started"])
-                log = folder / "logs" / f"instance-{len(keep) + n}.log"
-                raise ResourceError(res.address, f"{exc}: {procs.last_error(log)} (log: {log})") from None
-        instances = keep + [inst for _, inst in started]
-        old = record["instances"] if record else []
-        write_json(folder / RECORD, {"spec": spec, "instances": instances, "code_dir": str(launch["code_dir"])})
         endpoint, name = res.name.split("/", 1)
+        endpoint_dir = self.layout.endpoint(endpoint)
+        spec = res.spec
+        self._check_capacity(res, endpoint_dir)
+        launch = self._launch(res, folder)
+        generation = hashlib.sha256(json.dumps(launch, sort_keys=True).encode()).hexdigest()[:16]
+        entry = {"generation": generation, "instance_count": spec["instance_count"], "launch": launch,
+                 **{k: spec[k] for k in ("request_settings", "liveness_probe", "readiness_probe") if k in spec}}
+        previous_record = read_json(folder / RECORD)
+        previous_entry = read_routes(endpoint_dir)["deployments"].get(name)
+        write_json(folder / RECORD, {"spec": spec, "generation": generation, "code_dir": launch["code_dir"]})
+        revision = edit_routes(endpoint_dir, lambda routes: routes["deployments"].__setitem__(name, entry))
+        try:
+            self._wait_ready(res, endpoint_dir, name, generation, spec["instance_count"], revision)
+        except ResourceError:
+            self._restore(endpoint_dir, folder, name, previous_entry, previous_record)
+            raise
+        self._prune_code(folder, Path(launch["code_dir"]))
 
-        def route(routes: dict[str, Any]) -> None:
-            routes["deployments"][name] = {"instances": instances, "request_settings": spec.get("request_settings", {})}
+    def _check_capacity(self, res: Resource, endpoint_dir: Path) -> None:
+        compute = ((read_json(endpoint_dir / "endpoint.json") or {}).get("spec") or {}).get("compute")
+        declared = (read_json(self.layout.compute(compute)) or {}).get("spec", {}) if compute else {}
+        if "max_instances" in declared:
+            return  # checked against the compute's capacity when the manifest is validated
+        limit = local_capacity()
+        if res.spec["instance_count"] > limit:
+            raise ResourceError(res.address, f"instance_count {res.spec['instance_count']} exceeds the local limit of "
+                                f"{limit} (one per CPU core); declare a compute with max_instances to allow more")
 
-        edit_routes(self.layout.endpoint(endpoint), route)
-        current = {(i["pid"], i["port"]) for i in instances}
-        for instance in old + surplus:
-            if (instance["pid"], instance["port"]) not in current:
-                procs.stop(instance["pid"], instance.get("started"))
-        self._prune_code(folder, launch["code_dir"])
-
-    def _launch_args(self, res: Resource, folder: Path) -> dict[str, Any]:
+    def _launch(self, res: Resource, folder: Path) -> dict[str, Any]:
         spec = res.spec
         models = model_dir(self.layout, spec["model"]["name"], spec["model"]["digest"])
         if models is None:
@@ -103,14 +112,52 @@ class DeploymentReconciler(Reconciler):
                 shutil.rmtree(staging, ignore_errors=True)
                 raise ResourceError(res.address, "the code folder changed while it was being deployed; apply again")
             staging.rename(code_dir)
-        return {"code_dir": code_dir, "model_dir": models, "script": spec["scoring_script"],
-                "env": spec.get("environment_variables", {})}
+        engine = spec.get("engine", "native")
+        try:
+            python = python_for(self.layout, spec.get("environment"), engine=engine)
+        except RtsctlError as exc:
+            raise ResourceError(res.address, str(exc)) from None
+        return {"python": str(python),
+                "pythonpath": str(isolated_path(self.layout.runtime())),
+                "code_dir": str(code_dir), "script": spec["scoring_script"], "model_dir": str(models),
+                "env": spec.get("environment_variables", {}), "engine": engine}
 
-    def _spawn(self, launch: dict[str, Any], folder: Path, index: int):
-        port = procs.free_port()
-        proc = host.spawn(launch["code_dir"], launch["script"], launch["model_dir"], port,
-                          folder / "logs" / f"instance-{index}.log", env=launch["env"])
-        return proc, {"pid": proc.pid, "started": procs.start_time(proc.pid), "port": port}
+    def _wait_ready(self, res: Resource, endpoint_dir: Path, name: str, generation: str, count: int,
+                    revision: int) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            status = read_status(endpoint_dir)
+            if status is None:
+                raise ResourceError(res.address, "the endpoint process is not running; apply the endpoint first")
+            mine = status["deployments"].get(name) or {}
+            if status.get("revision", 0) >= revision and mine.get("target") == generation:
+                if mine.get("failed"):
+                    failed = mine["failed"]
+                    lines = tail(Path(failed["log"]), LOG_LINES)
+                    cause = next((line for line in reversed(lines) if not line.startswith("---")), failed["reason"])
+                    raise ResourceError(res.address, f"instance {failed['index']} {failed['reason']}: {cause.strip()} "
+                                        f"(log: {failed['log']})")
+                if mine.get("generation") == generation and mine.get("ready", 0) >= count and \
+                        sum(1 for i in mine["instances"] if i["generation"] == generation) == count:
+                    return
+            if time.monotonic() > deadline:
+                raise ResourceError(res.address, f"instances not ready after {READY_TIMEOUT_S:.0f}s; see "
+                                    f"{self.layout.logs(*res.name.split('/', 1))}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _restore(endpoint_dir: Path, folder: Path, name: str, entry: dict | None, record: dict | None) -> None:
+        def put_back(routes: dict[str, Any]) -> None:
+            if entry is None:
+                routes["deployments"].pop(name, None)
+            else:
+                routes["deployments"][name] = entry
+
+        edit_routes(endpoint_dir, put_back)
+        if record is None:
+            (folder / RECORD).unlink(missing_ok=True)
+        else:
+            write_json(folder / RECORD, record)
 
     @staticmethod
     def _prune_code(folder: Path, current: Path) -> None:
@@ -120,7 +167,6 @@ class DeploymentReconciler(Reconciler):
 
     def delete(self, observed: Observed) -> None:
         folder: Path = observed.handle
-        record = read_json(folder / RECORD) or {"instances": []}
         endpoint_dir = folder.parent.parent
 
         def unroute(routes: dict[str, Any]) -> None:
@@ -128,9 +174,11 @@ class DeploymentReconciler(Reconciler):
             routes["traffic"].pop(folder.name, None)
 
         if endpoint_dir.is_dir():
-            edit_routes(endpoint_dir, unroute)
-        for instance in record["instances"]:
-            procs.stop(instance["pid"], instance.get("started"))
+            revision = edit_routes(endpoint_dir, unroute)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _still_running(endpoint_dir, folder.name, revision):
+                time.sleep(0.05)
+        (folder / RECORD).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
@@ -143,4 +191,32 @@ class DeploymentReconciler(Reconciler):
                 if name not in declared and (observed := self._observe(f"deployment.{name}", folder)):
                     found.append(observed)
         return found
+
+
+def _still_running(endpoint_dir: Path, name: str, revision: int) -> bool:
+    status = read_status(endpoint_dir)
+    return status is not None and (status.get("revision", 0) < revision or name in status["deployments"])
+
+
+def health_problems(endpoint_dir: Path, name: str, record: dict[str, Any]) -> list[str]:
+    """Health drift of a deployment as the front reports it: not loaded, not ready, crash-looping."""
+    status = read_status(endpoint_dir)
+    if status is None:
+        return ["its instances are not running (the endpoint process is down)"]
+    mine = status["deployments"].get(name)
+    if mine is None or mine.get("generation") != record.get("generation"):
+        return ["its instances are not running the recorded version"]
+    problems = []
+    for instance in mine["instances"]:
+        if instance["generation"] != mine["generation"]:
+            continue
+        state = instance["state"]
+        if state == "crash-loop":
+            lines = " | ".join(line.strip() for line in tail(Path(instance["log"]), LOG_LINES)[-3:])
+            problems.append(f"instance {instance['index']} is crash-looping ({instance['restarts']} restarts, "
+                            f"last: {instance['last_exit']}); last log lines: {lines}")
+        elif state not in ("ready", "draining", "stopped"):
+            problems.append(f"instance {instance['index']} (pid {instance['pid']}) is {state}"
+                            + (f" (last: {instance['last_exit']})" if instance.get("last_exit") else ""))
+    return problems
 

@@ -1,7 +1,10 @@
-"""Local online endpoint: a front process on 127.0.0.1 checking bearer keys and routing by traffic.
+"""Local online endpoint: a front process (serving.front) checking bearer keys, routing, supervising.
 
 Its port is chosen once and kept across re-applies and restarts, so a scoring URI a
-user copied stays valid. Keys are generated with `secrets` and stored mode 0600.
+user copied stays valid. Keys are generated with `secrets` and stored mode 0600. The
+record (spec, port) is written before the front is spawned, and the front is found
+again by the endpoint folder in its argv, so a SIGKILL of rtsctl at any point leaves
+nothing a re-apply or destroy cannot find.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from rtsctl.resources import Observed, Resource
 
 from ..base import Reconciler
 from . import procs
-from .routes import RECORD, edit_routes, read_routes, reload_front
+from .routes import RECORD, edit_routes, front_pid, read_status, reload_front
 from .state import Layout, new_key, read_json, write_json, write_secret
 
 KEY_FILES = ("primary", "secondary")
+BIND = "127.0.0.1"
 
 
-def front_alive(record: dict) -> bool:
-    return procs.is_alive(record.get("pid"), record.get("started")) and procs.http_ok(
-        f"http://127.0.0.1:{record['port']}/", timeout=1.0)
+def front_alive(folder: Path, record: dict) -> bool:
+    return front_pid(folder) is not None and procs.http_ok(f"http://{record.get('host', BIND)}:{record['port']}/",
+                                                           timeout=1.0)
 
 
 class EndpointReconciler(Reconciler):
@@ -39,47 +43,45 @@ class EndpointReconciler(Reconciler):
 
     def _observe(self, address: str, folder: Path) -> Observed | None:
         record = read_json(folder / RECORD)
-        if record is None:
+        if record is None or "spec" not in record:
             return None
-        problems = [] if front_alive(record) else [
-            f"endpoint process (pid {record.get('pid')}, port {record['port']}) is not running"]
+        problems = [] if front_alive(folder, record) else [
+            f"endpoint process (port {record['port']}) is not running"]
         keys = {f"{name}_key": _read_key(folder, name) for name in KEY_FILES}
         return Observed(address, record["spec"], owned=True, problems=problems,
                         outputs={"scoring_uri": f"http://127.0.0.1:{record['port']}/score", **keys}, handle=folder)
 
     def create(self, res: Resource) -> None:
         folder = self.layout.endpoint(res.name)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = read_json(folder / RECORD) or {}
         for name in KEY_FILES:
             if _read_key(folder, name) is None:
                 write_secret(folder / "keys" / name, new_key())
-        edit_routes(folder, lambda routes: routes.update(auth_mode=res.spec.get("auth_mode", "key")))
         record["spec"] = res.spec
         record.setdefault("port", procs.free_port())
-        if record.get("pid") and front_alive(record):
-            write_json(folder / RECORD, record)
+        record.setdefault("host", BIND)
+        write_json(folder / RECORD, record)          # intent first: the port is ours from here on
+        edit_routes(folder, lambda routes: routes.update(auth_mode=res.spec.get("auth_mode", "key")))
+        if front_alive(folder, record):
             reload_front(folder)
             return
-        procs.stop(record.get("pid"), record.get("started"))
+        procs.stop_owned(folder)                       # a hung or half-started front from a killed run
         if not procs.port_is_free(record["port"]):
             raise ResourceError(res.address, f"port {record['port']} of the scoring URI is taken by another process")
-        proc = procs.spawn(procs.python_module("reconcilers.local.front", "--dir", str(folder),
-                                               "--port", str(record["port"])),
-                           folder / "logs" / "endpoint.log", env=procs.child_env())
-        record.update(pid=proc.pid, started=procs.start_time(proc.pid))
-        write_json(folder / RECORD, record)
-        url = f"http://127.0.0.1:{record['port']}/"
-        if not procs.wait_until(lambda: proc.poll() is not None or procs.http_ok(url, 0.5), 15.0) or proc.poll():
-            raise ResourceError(res.address, f"endpoint process did not start; see {folder / 'logs' / 'endpoint.log'}")
+        logs = self.layout.logs(res.name)
+        proc = procs.spawn(procs.python_module("serving.front", "--dir", str(folder), "--port", str(record["port"]),
+                                               "--host", record["host"], "--logs", str(logs)),
+                           logs / "front.start.log", env=procs.child_env())
+        ready = procs.wait_until(lambda: proc.poll() is not None or (
+            procs.http_ok(f"http://{record['host']}:{record['port']}/", 0.5) and read_status(folder) is not None), 15.0)
+        if not ready or proc.poll() is not None:
+            raise ResourceError(res.address, f"endpoint process did not start; see {logs / 'front.log'}")
 
     def delete(self, observed: Observed) -> None:
         folder: Path = observed.handle
-        routes = read_routes(folder)
-        for deployment in routes.get("deployments", {}).values():
-            for instance in deployment.get("instances", []):
-                procs.stop(instance.get("pid"), instance.get("started"))
-        record = read_json(folder / RECORD) or {}
-        procs.stop(record.get("pid"), record.get("started"))
+        procs.stop_owned(folder)
+        (folder / RECORD).unlink(missing_ok=True)     # gone for observe() even if the rest is interrupted
         shutil.rmtree(folder, ignore_errors=True)
 
     def regenerate_key(self, res: Resource, which: str) -> None:
@@ -110,4 +112,3 @@ def _read_key(folder: Path, name: str) -> str | None:
         return (folder / "keys" / name).read_text().strip()
     except FileNotFoundError:
         return None
-

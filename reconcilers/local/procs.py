@@ -1,8 +1,10 @@
-"""Detached processes for the local backend: spawn, identify, probe and stop.
+"""Detached processes for the local backend: spawn, find, probe and stop.
 
-Endpoints and scoring instances outlive the `rtsctl` command that started them, so
-each runs in its own session (its own process group) and is later found again by the
-PID and start time recorded in the workspace; the start time guards against PID reuse.
+An endpoint's front outlives the `rtsctl` command that started it, in its own session;
+its scoring instances are its children and die with it (PR_SET_PDEATHSIG). Both carry
+the endpoint folder in their argv (`--dir` / `--owner`), so they are found again by
+scanning /proc even when rtsctl was killed between spawning one and recording its PID:
+no orphan can hide from a re-apply or a destroy.
 """
 
 from __future__ import annotations
@@ -62,6 +64,46 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     return env
+
+
+def owned_by(folder: Path) -> list[int]:
+    """PIDs of the front and scoring hosts serving the endpoint in `folder` (fronts first)."""
+    marker = str(folder).encode()
+    fronts, hosts = [], []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker not in argv or start_time(int(entry.name)) is None:
+            continue
+        if b"serving.front" in argv:
+            fronts.append(int(entry.name))
+        elif b"serving.host" in argv:
+            hosts.append(int(entry.name))
+    return fronts + hosts
+
+
+def stop_owned(folder: Path, timeout: float = 5.0) -> None:
+    """Stop every process serving `folder`: SIGTERM to fronts (they stop their instances), then SIGKILL."""
+    pids = owned_by(folder)
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    if wait_until(lambda: not owned_by(folder), timeout, interval=0.05):
+        return
+    for pid in owned_by(folder):
+        _signal(pid, signal.SIGKILL)
+    wait_until(lambda: not owned_by(folder), 2.0, interval=0.02)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    _reap(pid)
 
 
 def start_time(pid: int) -> int | None:

@@ -1,4 +1,4 @@
-"""Model and environment registries: versions are immutable and chosen by content.
+"""Model and environment registries (the environment reconciler lives in environment.py): versions are immutable and chosen by content.
 
 Registering the same bytes again finds the existing version; new bytes get the next
 integer version, as Azure ML numbers asset versions.
@@ -78,18 +78,6 @@ class ModelReconciler(_RegistryReconciler):
             shutil.copy2(source, staging / source.name)
         write_json(staging / "version.json", record)
         staging.rename(target)
-
-
-class EnvironmentReconciler(_RegistryReconciler):
-    kind = "environment"
-
-    def folder(self, res: Resource) -> Path:
-        return self.layout.environment(res.name)
-
-    def store(self, res: Resource, folder: Path, number: int, record: dict) -> None:
-        conda = res.inputs.get("conda_file")
-        record["conda_file"] = conda.read_text(encoding="utf-8") if conda else None
-        write_json(folder / f"{number}.json", record)
 
 
 def model_dir(layout: Layout, name: str, digest: str) -> Path | None:

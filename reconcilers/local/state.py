@@ -7,7 +7,12 @@ RTSCTL_HOME/local/<resource group>/
     environments/<name>/<version>.json
     computes/<name>.json
     endpoints/<endpoint>/{endpoint.json, routes.json, keys/, logs/}
-      deployments/<deployment>/{deployment.json, code-<digest>/, logs/}
+      deployments/<deployment>/{deployment.json, code-<digest>/}
+    logs/<endpoint>/front.log, logs/<endpoint>/<deployment>/instance-<i>.log   (rotated .1 .2; kept
+                                                                               until the workspace goes)
+  runtime/serving-<digest>/serving/   the scoring host's code, alone on its PYTHONPATH
+
+Every record is written atomically with mode 0600: some reveal ports or keys.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_json(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
+def write_json(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
     """Write atomically (temp file + rename), so a reader never sees half a record."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -116,3 +121,11 @@ class Layout:
 
     def deployment(self, endpoint: str, name: str) -> Path:
         return self.endpoint(endpoint) / "deployments" / name
+
+    def logs(self, endpoint: str, deployment: str | None = None) -> Path:
+        """Log folder of an endpoint (front.log) or of one deployment (instance-<i>.log)."""
+        folder = self.workspace / "logs" / endpoint
+        return folder / deployment if deployment else folder
+
+    def runtime(self) -> Path:
+        return home() / "runtime"

@@ -1,4 +1,10 @@
-"""Resource group and workspace: folders with a record; experiment name kept as a tag."""
+"""Resource group and workspace: folders with a record; experiment name kept as a tag.
+
+Log retention: instance and front logs live in the workspace's `logs/` folder, not under their endpoint or
+deployment, so destroying an endpoint or deployment (or a replacement) keeps them for `rtsctl logs`; deleting
+the workspace deletes its folder and the logs with it. Local environments are not here: they are a cache
+shared by every workspace (reconcilers/local/envs.py) and outlive any one of them.
+"""
 
 from __future__ import annotations
 

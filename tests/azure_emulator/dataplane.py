@@ -3,7 +3,7 @@
 Checks the endpoint's auth (key: Bearer primary/secondary; aml_token: a token from the `token`
 action; aad_token: an emulator-issued Entra token), picks a deployment by the
 `azureml-model-deployment` header or by traffic weight, and proxies to a local scoring host
-(`reconcilers.local.host`) started on first use from the code and model blobs the SDK uploaded.
+(`serving.host`, via serving.standalone) started on first use from the code and model blobs the SDK uploaded.
 A host is replaced when its deployment's code, model, environment variables or script change,
 and stopped when the deployment goes away or the emulator stops.
 
@@ -219,7 +219,7 @@ class DataPlane:
             return host
 
     def _start(self, deployment, fp: str) -> Host:
-        from reconcilers.local import host as scoring_host
+        from serving import standalone as scoring_host
         from reconcilers.local import procs
 
         p = props(deployment.body)

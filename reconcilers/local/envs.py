@@ -1,0 +1,369 @@
+"""Local environments: a conda file made into an isolated Python environment with uv, once per content.
+
+Why uv: it resolves and installs from PyPI in about a second with a warm cache and links files out of
+its cache instead of copying them, so one environment per content costs little time and disk. Each
+environment is a venv of rtsctl's own interpreter holding only what the conda file lists, so a script
+that imports something its conda file forgot fails here, at apply, not on Azure ten minutes later.
+
+From a conda file to PyPI, the rule (README "Local environments"):
+  * `python=X.Y` is checked, not installed: local environments use rtsctl's own interpreter (another
+    Python would have to be downloaded); a different X.Y is reported when the environment is built.
+  * `pip` itself is skipped; the entries under `pip:` are PyPI requirements, installed as written.
+  * every other conda dependency `[channel::]name[=version[=build]]` is installed from PyPI under the
+    same name, or its PyPI name for the few that differ (CONDA_TO_PYPI), with conda's version syntax
+    translated (`=1.5` -> `==1.5.*`, `1.5 py311_0` -> `==1.5`, `>=1,<2` kept). Packages that exist only on
+    conda channels (CUDA toolkits, compilers, system libraries: CONDA_ONLY) or that PyPI does not have
+    fail the build with their names.
+
+Environments live in a cache shared by every workspace of RTSCTL_HOME (`$RTSCTL_ENV_CACHE`, default
+`$RTSCTL_HOME/envs/<key>/`), keyed by what decides their content: the requirements and the interpreter.
+A build happens in `.build-<key>` under a per-key lock and is renamed into place when complete, so a
+killed build leaves nothing that looks finished and two applies never build the same key twice.
+Destroying a workspace leaves the cache alone (another workspace may use the same environment);
+`rm -rf $RTSCTL_HOME/envs` is safe while no deployment runs: the next apply rebuilds what it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rtsctl.errors import RtsctlError
+
+from .state import home, write_json
+
+FORMAT = 1                      # bump when the layout of a built environment changes
+MARKER = "rtsctl-env.json"      # written last, before the rename: its presence means "complete"
+BUILD_TIMEOUT_S = 1800.0
+MAX_DEPENDENCIES = 500
+MAX_ENTRY_CHARS = 300
+MAX_CONDA_CHARS = 256 * 1024
+
+#: conda names whose PyPI distribution is named differently.
+CONDA_TO_PYPI = {
+    "pytorch": "torch", "pytorch-cpu": "torch", "py-xgboost": "xgboost", "py-xgboost-cpu": "xgboost",
+    "msgpack-python": "msgpack", "matplotlib-base": "matplotlib", "pytables": "tables",
+    "python-graphviz": "graphviz", "py-opencv": "opencv-python", "opencv": "opencv-python",
+    "pyqt": "PyQt5", "tensorflow-base": "tensorflow", "lightgbm-cpu": "lightgbm",
+}
+#: conda packages with no PyPI equivalent: native toolchains, CUDA, system libraries, conda's own plumbing.
+CONDA_ONLY = frozenset({
+    "cudatoolkit", "cudatoolkit-dev", "cudnn", "cuda", "cuda-toolkit", "cuda-nvcc", "cuda-runtime",
+    "pytorch-cuda", "pytorch-mutex", "nccl", "magma", "magma-cuda", "cutensor",
+    "blas", "libblas", "libcblas", "liblapack", "openblas", "libopenblas", "mkl-service", "intel-openmp",
+    "gcc", "gxx", "gfortran", "gcc_linux-64", "gxx_linux-64", "compilers", "c-compiler", "cxx-compiler",
+    "fortran-compiler", "make", "libgcc", "libgcc-ng", "libstdcxx-ng", "libgfortran", "libgfortran-ng",
+    "libgomp", "_libgcc_mutex", "_openmp_mutex", "ld_impl_linux-64", "libffi", "libzlib", "zlib", "xz",
+    "bzip2", "readline", "ncurses", "sqlite", "tk", "openssl", "ca-certificates", "libuuid", "libnsl",
+    "libsqlite", "libxcrypt", "tzdata", "conda", "mamba", "anaconda", "git", "curl", "unixodbc",
+})
+#: what each serving engine (serving/engines/) needs inside the deployment's environment
+ENGINE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "native": (),                                   # the stdlib-only host
+    "azmlinfsrv": ("azureml-inference-server-http",),  # Microsoft's server, as Azure's inference images run
+}
+_SKIPPED = frozenset({"pip", "setuptools", "wheel"})
+_CONDA_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(?P<rest>.*)$")
+_OPERATORS = ("==", ">=", "<=", "!=", "~=", ">", "<")
+
+Progress = Callable[[str], None]
+
+
+class EnvBuildError(RtsctlError):
+    """An environment that cannot be built; the message names the package or line at fault."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What decides an environment's content (hence its cache key), parsed from a conda file."""
+
+    requirements: tuple[str, ...] = ()
+    python: str | None = None            # the conda file's `python=` pin, if any
+    notes: tuple[str, ...] = ()          # what the local build does differently from Azure's
+
+    @property
+    def key(self) -> str:
+        interpreter = Path(getattr(sys, "_base_executable", sys.executable) or sys.executable).resolve()
+        identity = {"format": FORMAT, "requirements": list(self.requirements),
+                    "interpreter": str(interpreter), "version": list(sys.version_info[:3])}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+    def plus(self, extra: Sequence[str]) -> EnvSpec:
+        missing = tuple(r for r in extra if _dist(r) not in {_dist(x) for x in self.requirements})
+        return EnvSpec(self.requirements + missing, self.python, self.notes)
+
+
+def _dist(requirement: str) -> str:
+    """The normalized distribution name of a requirement (PEP 503), to compare requirements by package."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._\-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else requirement.strip().lower()
+
+
+# -- conda file -> requirements ---------------------------------------------------------------------
+
+def conda_to_pip(entry: str) -> str:
+    """One conda match spec as a PyPI requirement, or EnvBuildError for a conda-only package."""
+    text = entry.split("::", 1)[1] if "::" in entry else entry
+    match = _CONDA_SPEC.match(text.strip())
+    if not match:
+        raise EnvBuildError(f"cannot read conda dependency {entry!r}")
+    name, rest = match.group("name"), match.group("rest").strip()
+    if name.lower() in CONDA_ONLY:
+        raise EnvBuildError(f"conda-only package {name!r}: it has no PyPI equivalent")
+    pypi = CONDA_TO_PYPI.get(name.lower(), name)
+    if not rest:
+        return pypi
+    if "|" in rest or "[" in rest:
+        raise EnvBuildError(f"conda dependency {entry!r}: alternatives and bracket specs have no pip "
+                                "equivalent; write it under pip: instead")
+    if rest.startswith("=") and not rest.startswith("=="):
+        version = rest[1:].split("=", 1)[0]           # drop the build string: `=1.5=py311_0`
+        return f"{pypi}=={version.rstrip('.*')}.*" if version else pypi
+    if rest.startswith(_OPERATORS):
+        return f"{pypi}{rest.replace(' ', '')}"
+    version = rest.split()[0]                           # `1.5.3 py311_0`: version then build
+    if version.startswith(_OPERATORS):
+        return f"{pypi}{version}"
+    return f"{pypi}=={version}" if "*" not in version else f"{pypi}=={version.rstrip('.*')}.*"
+
+
+def parse_conda(text: str | None, where: str = "conda_file") -> EnvSpec:
+    """A conda file's dependencies as pip requirements (see the module docstring for the rule)."""
+    if not text:
+        return EnvSpec()
+    if len(text) > MAX_CONDA_CHARS:
+        raise EnvBuildError(f"{where}: larger than {MAX_CONDA_CHARS // 1024} KiB")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise EnvBuildError(f"{where}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    deps = (data or {}).get("dependencies") or [] if isinstance(data, dict) else None
+    if not isinstance(deps, list):
+        raise EnvBuildError(f"{where}: `dependencies` must be a list")
+    requirements: list[str] = []
+    conda_only: list[str] = []
+    python = None
+    for dep in deps[:MAX_DEPENDENCIES + 1]:
+        if len(requirements) >= MAX_DEPENDENCIES:
+            raise EnvBuildError(f"{where}: more than {MAX_DEPENDENCIES} dependencies")
+        if isinstance(dep, dict) and set(dep) == {"pip"}:
+            requirements += _pip_entries(dep["pip"], where)
+            if len(requirements) > MAX_DEPENDENCIES:
+                raise EnvBuildError(f"{where}: more than {MAX_DEPENDENCIES} dependencies")
+            continue
+        if not isinstance(dep, str) or len(dep) > MAX_ENTRY_CHARS:
+            raise EnvBuildError(f"{where}: dependency {str(dep)[:80]!r} is neither a package spec nor `pip:`")
+        base = (dep.split("::", 1)[-1]).strip()
+        name = _CONDA_SPEC.match(base).group("name").lower() if _CONDA_SPEC.match(base) else ""
+        if name == "python":
+            python = base[len("python"):].lstrip("=<>!~ ").split("=")[0] or None
+            continue
+        if name in _SKIPPED:
+            continue
+        try:
+            requirements.append(conda_to_pip(dep))
+        except EnvBuildError as exc:
+            if "conda-only" not in str(exc):
+                raise EnvBuildError(f"{where}: {exc}") from None
+            conda_only.append(dep)
+    if conda_only:
+        raise EnvBuildError(
+            f"{where}: conda-only package(s) {', '.join(conda_only)}: no PyPI equivalent, and the local backend "
+            "installs conda dependencies from PyPI; drop them for local runs or use pip: names")
+    notes = []
+    mine = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python and not (python == mine or python.startswith(mine + ".") or python.rstrip(".*") == mine):
+        notes.append(f"the conda file asks for python {python}; local environments use rtsctl's Python {mine}")
+    return EnvSpec(tuple(requirements), python, tuple(notes))
+
+
+def _pip_entries(entries: Any, where: str) -> list[str]:
+    if not isinstance(entries, list):
+        raise EnvBuildError(f"{where}: `pip:` must be a list of requirements")
+    out = []
+    for entry in entries[:MAX_DEPENDENCIES + 1]:
+        if not isinstance(entry, str) or len(entry) > MAX_ENTRY_CHARS or "\n" in entry:
+            raise EnvBuildError(f"{where}: pip entry {str(entry)[:80]!r} is not a one-line requirement")
+        flag = entry.strip().split()[0] if entry.strip() else ""
+        if flag in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable") or flag.startswith(("-r", "-e")):
+            # a referenced file is not part of the environment's content digest, so a change in it would
+            # never rebuild anything: list the packages themselves
+            raise EnvBuildError(f"{where}: pip entry {entry!r} refers to a file; list the packages instead")
+        if entry.strip():
+            out.append(entry.strip())
+    return out
+
+
+# -- materialization ---------------------------------------------------------------------------------
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RTSCTL_ENV_CACHE") or home() / "envs").expanduser()
+
+
+def _python(env: Path) -> Path:
+    return env / "bin" / "python"
+
+
+def built(spec: EnvSpec) -> Path | None:
+    """The environment's folder when it is complete, else None."""
+    env = cache_root() / spec.key
+    return env if (env / MARKER).is_file() and _python(env).exists() else None
+
+
+def uv_bin() -> str:
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = shutil.which("uv")
+        if found:
+            return found
+        raise EnvBuildError("uv is not installed (pip install uv): local environments are built with it") from None
+    return find_uv_bin()
+
+
+def ensure(spec: EnvSpec, progress: Progress | None = None) -> Path:
+    """The environment for `spec`, built now if it is not yet in the cache. Returns its folder."""
+    found = built(spec)
+    if found:
+        _touch(found)
+        return found
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda line: None)
+    with _build_lock(root / f"{spec.key}.lock", say):
+        found = built(spec)                 # another rtsctl may have built it while we waited
+        if found:
+            return found
+        target = root / spec.key
+        staging = root / f".build-{spec.key}"
+        shutil.rmtree(staging, ignore_errors=True)   # what a killed build left
+        shutil.rmtree(target, ignore_errors=True)    # a damaged environment (no marker or no python)
+        for note in spec.notes:
+            say(f"note: {note}")
+        started = time.monotonic()
+        try:
+            installed = _build(spec, staging, say)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        staging.rename(target)
+        say(f"environment ready in {time.monotonic() - started:.1f}s: {len(installed)} package(s)"
+            + (f" ({', '.join(installed[:6])}{', …' if len(installed) > 6 else ''})" if installed else ""))
+        return target
+
+
+@contextlib.contextmanager
+def _build_lock(path: Path, say: Progress) -> Iterator[None]:
+    """One builder per environment; the others wait (saying so) and then find it built."""
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another rtsctl that is building this environment")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(spec: EnvSpec, staging: Path, say: Progress) -> list[str]:
+    """A venv of rtsctl's interpreter in `staging` with the requirements installed; the marker last."""
+    _run([uv_bin(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging)], say)
+    installed: list[str] = []
+    if spec.requirements:
+        say(f"installing {len(spec.requirements)} requirement(s) with uv: {', '.join(spec.requirements)[:200]}")
+        requirements = staging / "rtsctl-requirements.txt"
+        requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
+        installed = _run([uv_bin(), "pip", "install", "--python", str(_python(staging)), "-r", str(requirements)],
+                         say)
+    write_json(staging / MARKER, {"key": spec.key, "requirements": list(spec.requirements), "installed": installed,
+                                  "python": sys.version.split()[0], "built_at": time.time()})
+    return installed
+
+
+def _touch(env: Path) -> None:
+    """Record the last use (for a future prune of environments nobody used for long)."""
+    try:
+        os.utime(env / MARKER)
+    except OSError:
+        pass
+
+
+def _run(argv: list[str], say: Progress) -> list[str]:
+    """Run uv, relaying its summary lines (Resolved/Prepared/Installed) as progress; returns the
+    `name==version` lines it installed. A failure becomes one error naming the packages uv could not find."""
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    lines: list[str] = []
+    installed: list[str] = []
+    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.rstrip()
+        lines.append(line)
+        del lines[:-200]
+        if line.startswith(("Resolved ", "Prepared ", "Installed ", "Downloading ", "Building ")):
+            say(line[0].lower() + line[1:])
+        elif line.startswith(" + "):
+            installed.append(line[3:].strip())
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise EnvBuildError(f"uv took longer than {BUILD_TIMEOUT_S:.0f}s; stopped")
+    if proc.wait() != 0:
+        raise EnvBuildError(_explain(lines))
+    return installed
+
+
+def _explain(lines: list[str]) -> str:
+    text = "\n".join(lines)
+    missing = sorted(set(re.findall(r"\b([A-Za-z0-9][A-Za-z0-9._\-]*) was not found in the package registry", text)))
+    if missing:
+        return (f"not on PyPI: {', '.join(missing)} (a conda dependency is installed from PyPI by the same name; "
+                "a conda-only package has to go, or be listed under pip: by its PyPI name)")
+    useful = [ln.strip() for ln in lines if ln.strip() and not ln.startswith(("Using ", "Resolved ", " + "))]
+    return "uv failed: " + " | ".join(useful[-6:])[:800]
+
+
+# -- what the deployment asks for ---------------------------------------------------------------------
+
+def spec_for(layout, environment: dict[str, Any] | None, extra: Sequence[str] = ()) -> EnvSpec:
+    """The EnvSpec of a deployment's `environment` ({"name", "digest"}; None: a bare environment)."""
+    from .registry import find_version
+
+    if not environment:
+        return EnvSpec().plus(extra)
+    found = find_version(layout.environment(environment["name"]), environment["digest"])
+    if found is None:
+        raise EnvBuildError(f"environment {environment['name']} with digest {environment['digest'][:19]}… "
+                                "is not registered")
+    record = found[1]
+    return parse_conda(record.get("conda_file"), f"environment {environment['name']}: conda_file").plus(extra)
+
+
+def python_for(layout, environment: dict[str, Any] | None, engine: str = "native",
+               progress: Progress | None = None) -> Path:
+    """The interpreter a deployment's instances run: its environment's (plus what its serving engine
+    needs), built now if need be. A deployment without an environment gets a bare one: only the
+    standard library, never rtsctl's own packages."""
+    if engine not in ENGINE_REQUIREMENTS:
+        raise EnvBuildError(f"unknown engine {engine!r} (known: {', '.join(sorted(ENGINE_REQUIREMENTS))})")
+    label = f"environment.{environment['name']}" if environment else "environment (none declared)"
+    say = progress or (lambda line: print(f"{label}: {line}", file=sys.stderr, flush=True))
+    return _python(ensure(spec_for(layout, environment, ENGINE_REQUIREMENTS[engine]), say))

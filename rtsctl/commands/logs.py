@@ -1,0 +1,123 @@
+"""`rtsctl logs MANIFEST`: the scoring instances' logs of the manifest's deployments, and `-f` to follow them.
+
+Backend-blind like the engine: it picks the deployments from the manifest and asks the backend for
+their log streams (local: the rotated instance logs under the workspace, which outlive `destroy` of
+the endpoint; Azure: the inference server container's log through getLogs). With several sources,
+plain reading prints them one after the other under `==> source <==` headers (as `tail` does) and
+following interleaves them line by line with a `[source]` prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+from collections.abc import Iterator
+
+from ..errors import RtsctlError
+
+
+def add_parser(sub, add_manifest_args) -> None:
+    p = sub.add_parser("logs", help="show (or -f follow) the scoring instances' logs of a manifest's deployments")
+    add_manifest_args(p)
+    p.add_argument("--endpoint", help="one endpoint (default: all in the manifest)")
+    p.add_argument("--deployment", help="one deployment (default: all of the endpoint)")
+    p.add_argument("--instance", type=_non_negative, metavar="N", help="one instance, counted from 0 (local only)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
+    p.add_argument("--tail", type=_non_negative, metavar="N",
+                   help="only the last N lines of each source (default: all locally, 1000 on Azure)")
+    p.set_defaults(func=cmd_logs)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10000000, got {value}")
+    return value
+
+
+def select(deployments: list[str], endpoint: str | None, deployment: str | None, manifest: str) -> list[tuple[str, str]]:
+    """The (endpoint, deployment) pairs the flags pick among the manifest's `endpoint/deployment` names."""
+    pairs = [tuple(name.split("/", 1)) for name in deployments]
+    if endpoint is not None:
+        endpoints = sorted({e for e, _ in pairs})
+        if endpoint not in endpoints:
+            raise RtsctlError(f"no endpoint {endpoint!r} in {manifest} (declared: {', '.join(endpoints)})")
+        pairs = [p for p in pairs if p[0] == endpoint]
+    if deployment is not None:
+        names = sorted({d for _, d in pairs})
+        pairs = [p for p in pairs if p[1] == deployment]
+        if not pairs:
+            raise RtsctlError(f"no deployment {deployment!r}" + (f" in endpoint {endpoint}" if endpoint else "")
+                              + f" in {manifest} (declared: {', '.join(names)})")
+    return pairs  # type: ignore[return-value]
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from ..engine import open_session
+
+    with open_session(args.manifest, args.variables) as session:
+        names = [r.name for r in session.graph.nodes.values() if r.kind == "deployment"]
+        pairs = select(names, args.endpoint, args.deployment, session.manifest.display)
+        several_endpoints = len({e for e, _ in pairs}) > 1
+        streams: dict[str, Iterator[str]] = {}
+        for endpoint, deployment in pairs:
+            found = session.backend.logs(endpoint, deployment, instance=args.instance, tail=args.tail,
+                                         follow=args.follow)
+            for label, lines in found.items():
+                streams[f"{endpoint}/{label}" if several_endpoints else label] = lines
+        try:
+            if args.follow:
+                _follow(streams)
+            else:
+                _print_all(streams)
+        except BrokenPipeError:            # `rtsctl logs M | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _print_all(streams: dict[str, Iterator[str]]) -> None:
+    out = sys.stdout
+    for n, (label, lines) in enumerate(streams.items()):
+        if len(streams) > 1:
+            out.write(("\n" if n else "") + f"==> {label} <==\n")
+        for line in lines:
+            out.write(line + "\n")
+    out.flush()
+
+
+def _follow(streams: dict[str, Iterator[str]]) -> None:
+    """Print each source's lines as they come, one reader thread per source, flushing every line
+    (a pipe would otherwise hold them back)."""
+    out = sys.stdout
+    prefix = len(streams) > 1
+    if len(streams) == 1:
+        for line in next(iter(streams.values())):
+            out.write(line + "\n")
+            out.flush()
+        return
+    lines: queue.Queue = queue.Queue(maxsize=10_000)
+
+    def read(label: str, source: Iterator[str]) -> None:
+        try:
+            for line in source:
+                lines.put((label, line, None))
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            lines.put((label, None, exc))
+
+    for label, source in streams.items():
+        threading.Thread(target=read, args=(label, source), name=f"logs-{label}", daemon=True).start()
+    while True:
+        try:
+            label, line, error = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if error is not None:
+            raise error
+        out.write((f"[{label}] " if prefix else "") + line + "\n")
+        out.flush()

@@ -1,0 +1,206 @@
+"""Local environments end to end: each deployment runs in an isolated Python environment built with uv from its
+conda file, never in rtsctl's own venv.
+
+The CLI runs in a subprocess; environments come from the run-wide cache (conftest's shared_env_cache) unless a
+test is about building, in which case it passes its own RTSCTL_ENV_CACHE.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import Cli
+from tests.helpers import edit_yaml, post
+
+SCRIPT = '''
+import json
+import humanize          # listed in the conda file, absent from rtsctl's venv
+
+
+def init():
+    print("init: humanize from", humanize.__file__, flush=True)
+
+
+def run(raw_data):
+    return {"pretty": humanize.intcomma(json.loads(raw_data)["n"])}
+'''
+CONDA = """\
+name: pretty
+channels: [conda-forge]
+dependencies:
+  - python=3.11
+  - pip
+  - humanize=4          # a conda spec: installed from PyPI as humanize==4.*
+"""
+
+
+def absent_from_rtsctl(module: str) -> None:
+    """The tests below prove the environment is used only if rtsctl's own venv cannot import the module."""
+    assert importlib.util.find_spec(module) is None, (
+        f"{module} is importable in rtsctl's venv ({sys.prefix}): this test needs it absent (check the test extra)")
+
+
+def make_service(project: Path, script: str = SCRIPT, conda: str = CONDA, engine: str | None = None) -> str:
+    """dev.yaml turned into a one-instance service running `script` with its own conda file."""
+    (project / "pretty" / "src").mkdir(parents=True)
+    (project / "pretty" / "src" / "score.py").write_text(script)
+    (project / "pretty" / "conda.yaml").write_text(conda)
+
+    def change(m: dict) -> None:
+        m["environments"][0]["conda_file"] = "pretty/conda.yaml"
+        dep = m["endpoints"][0]["deployments"][0]
+        dep["code_configuration"] = {"code": "pretty/src", "scoring_script": "score.py"}
+        dep["instance_count"] = 1
+        if engine:
+            dep["engine"] = engine
+        m["endpoints"][0].pop("smoke_test", None)
+
+    edit_yaml(project / "dev.yaml", change)
+    return "dev.yaml"
+
+
+def test_package_from_the_conda_file_serves_though_rtsctl_lacks_it(cli: Cli, project: Path):
+    absent_from_rtsctl("humanize")
+    manifest = make_service(project)
+    cli.ok("apply", manifest, "-y")
+    out = cli.outputs(manifest)
+    status, _, body = post(out["scoring_uri"], {"n": 1234567}, key=out["primary_key"])
+    assert (status, json.loads(body)) == (200, {"pretty": "1,234,567"})
+    # the instance imported it from the environment in the cache, not from anywhere else
+    log = cli.ok("logs", manifest, "--tail", "50").out
+    assert "init: humanize from " + str(Path(cli.env["RTSCTL_ENV_CACHE"])) in log, log
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+
+def test_import_missing_from_the_conda_file_fails_apply_with_the_traceback(cli: Cli, project: Path):
+    # yaml is one of rtsctl's own dependencies: the instance must not see it all the same
+    assert importlib.util.find_spec("yaml") is not None
+    script = SCRIPT.replace("import humanize          # listed in the conda file, absent from rtsctl's venv",
+                            "import humanize\nimport yaml  # not in the conda file")
+    manifest = make_service(project, script=script)
+    result = cli("apply", manifest, "-y")
+    assert result.code == 1, str(result)
+    assert "deployment.rts-score/blue" in result.err, result.err
+    assert "ModuleNotFoundError: No module named 'yaml'" in result.err, result.err
+    assert "score.py" in result.err, result.err          # the traceback names the script's line
+    assert "Traceback" not in result.err.split("deployment.rts-score/blue", 1)[0]   # rtsctl's own: none
+
+
+def test_conda_only_and_unknown_packages_fail_naming_them(cli: Cli, project: Path, tmp_path: Path):
+    manifest = make_service(project, conda=CONDA + "  - cudatoolkit=11.8\n  - nvidia::cudnn\n")
+    result = cli("apply", manifest, "-y")
+    assert result.code == 1, str(result)
+    assert ("environment.scoring-env: conda_file pretty/conda.yaml: conda-only package(s) cudatoolkit=11.8, "
+            "nvidia::cudnn: no PyPI equivalent") in result.err, result.err
+    assert "Traceback" not in result.err
+
+    (project / "pretty" / "conda.yaml").write_text(CONDA + "  - pip:\n      - rtsctl-no-such-package-4a7f\n")
+    result = cli("apply", manifest, "-y", env={"RTSCTL_ENV_CACHE": str(tmp_path / "envs")})
+    assert result.code == 1, str(result)
+    assert "not on PyPI: rtsctl-no-such-package-4a7f" in result.err, result.err
+    assert not [p for p in (tmp_path / "envs").iterdir() if not p.name.endswith(".lock")]   # nothing half-built
+
+
+def test_first_apply_builds_with_progress_later_applies_and_workspaces_reuse(cli: Cli, project: Path, tmp_path: Path):
+    cache = tmp_path / "envs"
+    env = {"RTSCTL_ENV_CACHE": str(cache)}
+    manifest = make_service(project)
+    first = cli.ok("apply", manifest, "-y", env=env)
+    assert "environment.scoring-env: installing 1 requirement(s) with uv: humanize==4.*" in first.err, first.err
+    assert "environment.scoring-env: environment ready in" in first.err and "humanize==4." in first.err
+    built = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(built) == 1
+
+    # another workspace with the same conda file shares the environment; destroying it keeps the cache
+    other = {**env, "RTSCTL_RESOURCE_GROUP": "rts-other"}
+    second = cli.ok("apply", manifest, "-y", env=other)
+    assert "installing" not in second.err, second.err
+    cli.ok("destroy", manifest, "-y", env=other)
+    assert [p for p in cache.iterdir() if p.is_dir()] == built
+    out = cli.outputs(manifest)          # the first workspace still serves from it
+    assert post(out["scoring_uri"], {"n": 1000}, key=out["primary_key"])[0] == 200
+
+    # a cleared cache is drift: plan names it, apply rebuilds it
+    subprocess.run(["rm", "-rf", str(built[0])], check=True)
+    planned = cli("plan", manifest, "--detailed-exitcode", env=env)
+    assert planned.code == 2 and "its local Python environment is not built" in planned.out, str(planned)
+    healed = cli.ok("apply", manifest, "-y", env=env)
+    assert "environment ready" in healed.err and built[0].is_dir()
+
+
+def test_concurrent_applies_build_one_environment_once(cli: Cli, project: Path, tmp_path: Path):
+    cache = tmp_path / "envs"
+    manifest = make_service(project)
+    procs = [subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", manifest, "-y"], cwd=project, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**cli.env, "RTSCTL_ENV_CACHE": str(cache), "RTSCTL_RESOURCE_GROUP": f"rts-c{i}"})
+             for i in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    try:
+        assert [p.returncode for p in procs] == [0, 0], results
+        assert sum(err.count("installing 1 requirement(s)") for _, err in results) == 1, results
+        assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+    finally:
+        for i in range(2):
+            cli("destroy", manifest, "-y", env={"RTSCTL_ENV_CACHE": str(cache), "RTSCTL_RESOURCE_GROUP": f"rts-c{i}"})
+
+
+def test_sklearn_example_answers_predictions(cli: Cli):
+    absent_from_rtsctl("sklearn")
+    manifest = "examples/local-sklearn.yaml"
+    applied = cli.ok("apply", manifest, "-y")
+    assert "Smoke test passed: iris" in applied.out        # its smoke test asks for two predictions
+    out = cli.outputs(manifest)
+    rows = [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]]
+    status, _, body = post(out["scoring_uri"], {"data": rows, "return_probabilities": True}, key=out["primary_key"])
+    answer = json.loads(body)
+    assert status == 200, body
+    assert answer["predictions"] == ["setosa", "versicolor", "virginica"]
+    assert all(abs(sum(p) - 1) < 1e-3 and max(p) > 0.5 for p in answer["probabilities"])
+    status, _, body = post(out["scoring_uri"], {"data": [[1, 2]]}, key=out["primary_key"])    # wrong width
+    assert status != 200, body
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+
+AZMLINFSRV_SCRIPT = '''
+import json
+from azureml.contrib.services.aml_request import AMLRequest, rawhttp
+from azureml.contrib.services.aml_response import AMLResponse
+
+
+def init():
+    print("init under azmlinfsrv", flush=True)
+
+
+@rawhttp
+def run(request: AMLRequest):
+    data = request.get_json()
+    return AMLResponse({"sum": sum(data["values"]), "asked_by": request.headers.get("X-Caller")}, 200,
+                       {"X-Scored-By": "raw"}, json_str=True)
+'''
+
+
+def test_engine_azmlinfsrv_serves_rawhttp_scripts_behind_the_key(cli: Cli, project: Path):
+    manifest = make_service(project, script=AZMLINFSRV_SCRIPT, conda="dependencies: [python=3.11, pip]\n",
+                            engine="azmlinfsrv")
+    cli.ok("apply", manifest, "-y")
+    out = cli.outputs(manifest)
+    status, headers, body = post(out["scoring_uri"], {"values": [1, 2, 3]}, key=out["primary_key"],
+                                 headers={"X-Caller": "test"})
+    assert status == 200, body
+    assert json.loads(body) == {"sum": 6, "asked_by": "test"}
+    assert {k.lower(): v for k, v in headers.items()}.get("x-scored-by") == "raw"
+    assert post(out["scoring_uri"], {"values": [1]}, key="wrong")[0] == 401
+    assert "init under azmlinfsrv" in cli.ok("logs", manifest).out
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+    # init() failing under azmlinfsrv (which logs it and exits 3) fails the apply with the script's own exception
+    script = project / "pretty" / "src" / "score.py"
+    script.write_text(script.read_text().replace('print("init under azmlinfsrv", flush=True)',
+                                                 'raise ValueError("model file is corrupt")'))
+    failed = cli("apply", manifest, "-y")
+    assert failed.code == 1 and "ValueError: model file is corrupt" in failed.err, str(failed)

@@ -1,0 +1,137 @@
+"""`rtsctl logs` end to end: the local backend's rotated instance logs (tail, follow, retention) and Azure's getLogs
+through the real SDK against the emulator."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import Cli
+from tests.helpers import edit_yaml, post
+from tests.test_azure_e2e import azure_cli  # noqa: F401 - the fixture, shared
+
+pytest_plugins = ["tests.azure_emulator.fixtures"]
+
+PRINTING = '''
+
+def run(raw_data):
+    name = json.loads(raw_data)["name"]
+    print(f"scored {name}", flush=True)
+    return {"GoAway": f"{name}'s not here."}
+'''
+
+
+def printing_seed(project: Path) -> None:
+    """The seed's script, printing one line per request."""
+    script = project / "seed" / "src" / "score.py"
+    text = script.read_text()
+    script.write_text(text[:text.index("\ndef run(")] + PRINTING)
+
+
+def score(cli: Cli, manifest: str, *names: str) -> None:
+    out = cli.outputs(manifest)
+    for name in names:
+        assert post(out["scoring_uri"], {"name": name}, key=out["primary_key"])[0] == 200
+
+
+def lines_under(text: str, header: str) -> list[str]:
+    """The lines printed under `==> header <==` (up to the next header)."""
+    block = text.split(f"==> {header} <==\n", 1)[1].split("\n==> ", 1)[0]
+    return [line for line in block.splitlines() if line]
+
+
+def test_logs_tail_and_instance(cli: Cli, project: Path):
+    printing_seed(project)
+    cli.ok("apply", "dev.yaml", "-y")
+    score(cli, "dev.yaml", *(f"n{i}" for i in range(6)))
+    every = cli.ok("logs", "dev.yaml").out
+    assert "==> blue/0 <==" in every and "==> blue/1 <==" in every, every
+    assert sorted(line for line in every.splitlines() if line.startswith("scored n")) == [f"scored n{i}" for i in range(6)]
+
+    tailed = cli.ok("logs", "dev.yaml", "--tail", "1", "--endpoint", "rts-score", "--deployment", "blue").out
+    assert [len(lines_under(tailed, f"blue/{i}")) for i in (0, 1)] == [1, 1], tailed
+    one = cli.ok("logs", "dev.yaml", "--instance", "1", "--tail", "2").out
+    assert "==>" not in one and len(one.splitlines()) == 2, one
+    assert one.splitlines() == lines_under(every, "blue/1")[-2:]
+
+    missing = cli("logs", "dev.yaml", "--instance", "7")
+    assert missing.code == 1 and "no log for instance 7 (instances with logs: 0, 1" in missing.err, str(missing)
+    unknown = cli("logs", "dev.yaml", "--deployment", "green")
+    assert unknown.code == 1 and "no deployment 'green'" in unknown.err and "declared: blue" in unknown.err
+    assert cli("logs", "dev.yaml", "--tail", "-1").code == 2          # argparse: a usage error
+
+
+def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
+    printing_seed(project)
+    cli.ok("apply", "dev.yaml", "-y")
+    follower = subprocess.Popen([sys.executable, "-m", "rtsctl", "logs", "dev.yaml", "-f", "--tail", "0"],
+                                cwd=project, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+    try:
+        time.sleep(1.0)            # the follower has read the current ends (tail 0: prints nothing of the past)
+        score(cli, "dev.yaml", "first-marker", "second-marker")
+        seen: list[str] = []
+        deadline = time.monotonic() + 20
+        while not all(any(f"scored {m}" in s for s in seen) for m in ("first-marker", "second-marker")):
+            assert time.monotonic() < deadline, f"follow printed only {seen}"
+            try:
+                seen.append(lines.get(timeout=0.5).rstrip("\n"))
+            except queue.Empty:
+                pass
+        marked = [s for s in seen if "-marker" in s]
+        assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
+        assert follower.poll() is None          # still following
+    finally:
+        follower.send_signal(signal.SIGINT)     # Ctrl-C ends it
+        follower.wait(timeout=10)
+    assert follower.returncode == 130
+
+
+def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: Path):
+    printing_seed(project)
+    cli.ok("apply", "dev.yaml", "-y")
+    score(cli, "dev.yaml", "before-removal")
+
+    # the same workspace, the endpoint renamed: apply deletes rts-score (no longer declared)
+    other = project / "other.yaml"
+    other.write_text((project / "dev.yaml").read_text())
+    edit_yaml(other, lambda m: m["endpoints"][0].update(name="rts-other"))
+    applied = cli.ok("apply", "other.yaml", "-y").out
+    assert "endpoint.rts-score: Destruction complete" in applied, applied
+    kept = cli.ok("logs", "dev.yaml").out
+    assert "scored before-removal" in kept, kept
+
+    cli.ok("destroy", "other.yaml", "-y")      # the workspace goes, and its logs with it
+    gone = cli("logs", "dev.yaml")
+    assert gone.code == 1 and "no logs for deployment blue" in gone.err, str(gone)
+    assert not list(cli.home.rglob("instance-*.log*"))
+
+
+def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_emulator_factory, azure_cli,  # noqa: F811
+                                                                          project: Path):
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(script.read_text().replace("def init():\n", "def init():\n    print('azure-log-marker', flush=True)\n"))
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu)
+    manifest = "examples/azure-managed-endpoint.yaml"
+    cli.ok("apply", manifest, "-y")
+    shown = cli.ok("logs", manifest, "--tail", "50")
+    assert "azure-log-marker" in shown.out, str(shown)
+    assert any(method == "POST" and path.split("?")[0].endswith("/deployments/blue/getLogs")
+               for method, path, _ in emu.request_log), emu.request_log[-5:]
+    assert cli.ok("logs", manifest, "--tail", "0").out == ""
+    refused = cli("logs", manifest, "--instance", "0")
+    assert refused.code == 1 and "--instance is local only" in refused.err, str(refused)
+
+    # Azure runs every deployment under azmlinfsrv: saying so is no change, asking for the native engine is refused
+    edit_yaml(project / manifest, lambda m: m["endpoints"][0]["deployments"][0].update(engine="azmlinfsrv"))
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0
+    edit_yaml(project / manifest, lambda m: m["endpoints"][0]["deployments"][0].update(engine="native"))
+    native = cli("apply", manifest, "-y")
+    assert native.code == 1 and "engine: native is local only" in native.err, str(native)

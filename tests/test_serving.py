@@ -1,0 +1,271 @@
+"""The local serving runtime under stress, through the CLI and real HTTP: supervision, Azure's front codes,
+auth boundaries, and crash safety of apply/destroy (counted in /proc)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from conftest import Cli
+from helpers import edit_yaml, post
+
+from reconcilers.local import procs
+
+SCRIPT = '''\
+import json, os, time
+
+def init():
+    if os.path.exists(os.environ["BROKEN_FLAG"]):
+        raise RuntimeError("model file corrupted")
+
+def run(raw):
+    body = json.loads(raw)
+    what = body.get("do")
+    if what == "poison":
+        os._exit(1)
+    if what == "break":
+        open(os.environ["BROKEN_FLAG"], "w").close()
+        os._exit(1)
+    if what == "hang":
+        time.sleep(3600)
+    if what == "fail":
+        raise ValueError("bad input")
+    time.sleep(body.get("sleep", 0))
+    return {"GoAway": body["name"] + "'s not here."}
+'''
+
+
+def setup(cli, project, **deployment) -> tuple[str, str]:
+    (project / "seed" / "src" / "score.py").write_text(SCRIPT)
+
+    def change(d: dict) -> None:
+        dep = d["endpoints"][0]["deployments"][0]
+        dep["environment_variables"]["BROKEN_FLAG"] = str(project / "broken.flag")
+        dep.update(deployment)
+
+    edit_yaml(project / "dev.yaml", change)
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    return out["scoring_uri"], out["primary_key"]
+
+
+def endpoint_dir(cli):
+    return cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "endpoints" / "rts-score"
+
+
+def status(cli) -> dict:
+    return json.loads((endpoint_dir(cli) / "status.json").read_text())["deployments"]["blue"]
+
+
+def serving_processes(home) -> list[int]:
+    """Every live front or scoring host whose argv names a path under `home`."""
+    marker = str(home).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(marker in a for a in argv) and (b"serving.front" in argv or b"serving.host" in argv) \
+                and procs.start_time(int(entry)) is not None:
+            found.append(int(entry))
+    return found
+
+
+def test_poison_request_fails_alone_and_the_instance_comes_back(cli, project):
+    uri, key = setup(cli, project)
+    before = {i["index"]: i["pid"] for i in status(cli)["instances"]}
+    started = time.monotonic()
+    code, headers, body = post(uri, {"name": "x", "do": "poison"}, key)
+    assert code == 502 and "died while running this request" in json.loads(body)["message"]
+    assert headers["azureml-model-deployment"] == "blue"
+    assert time.monotonic() - started < 5
+    # it was replayed once, alone, on the restarted instance: exactly one instance died, twice
+    assert procs.wait_until(lambda: sum(i["exits"] for i in status(cli)["instances"]) == 2, 5), status(cli)
+    after = status(cli)["instances"]
+    assert sorted(i["exits"] for i in after) == [0, 2]
+    survivor = next(i for i in after if i["exits"] == 0)
+    assert survivor["pid"] == before[survivor["index"]]
+    answers = [post(uri, {"name": "x"}, key) for _ in range(20)]
+    assert [a[0] for a in answers] == [200] * 20
+    assert procs.wait_until(lambda: status(cli)["ready"] == 2, 10)  # the victim is back in rotation
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_hung_run_is_taken_out_of_rotation_then_restarted_by_liveness(cli, project):
+    uri, key = setup(cli, project, request_settings={"request_timeout_ms": 1000},
+                     liveness_probe={"initial_delay": 1, "period": 1, "timeout": 1, "failure_threshold": 2})
+    with ThreadPoolExecutor(1) as pool:
+        hung = pool.submit(post, uri, {"name": "x", "do": "hang"}, key)
+        time.sleep(0.3)
+        during = [post(uri, {"name": "x"}, key)[0] for _ in range(20)]   # the hung instance is skipped
+        code, _, body = hung.result()
+    assert code == 408 and "request_timeout_ms" in json.loads(body)["message"]
+    assert during == [200] * 20
+    after = [post(uri, {"name": "x"}, key)[0] for _ in range(20)]
+    assert after == [200] * 20
+    # liveness (period 1 s, 2 failures) restarts it
+    assert procs.wait_until(lambda: any(i["restarts"] >= 1 for i in status(cli)["instances"]), 15)
+    log = next(cli.home.rglob("logs/rts-score/blue/instance-*.log"), None)
+    assert log is not None
+    assert any("liveness probe failed" in p.read_text() for p in cli.home.rglob("logs/rts-score/blue/instance-*.log"))
+
+
+def test_kill_9_of_an_instance_under_load_loses_no_request(cli, project):
+    uri, key = setup(cli, project, request_settings={"max_concurrent_requests_per_instance": 4})
+    results: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            results.append(post(uri, {"name": "x", "sleep": 0.005}, key)[0])
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    victim = status(cli)["instances"][0]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(2.0)
+    stop.set()
+    for thread in threads:
+        thread.join(20)
+    assert len(results) > 100
+    assert [r for r in results if r != 200] == []
+    assert status(cli)["instances"][0]["restarts"] == 1
+
+
+def test_azure_front_codes_424_429_408_502(cli, project):
+    uri, key = setup(cli, project, instance_count=1, request_settings={
+        "request_timeout_ms": 3000, "max_concurrent_requests_per_instance": 1})
+    code, headers, body = post(uri, {"name": "x", "do": "fail"}, key)
+    assert code == 424 and headers["ms-azureml-model-error-statuscode"] == "500"
+    assert headers["x-ms-run-function-failed"] == "True" and "scoring script" in json.loads(body)["message"]
+    with ThreadPoolExecutor(4) as pool:  # 2 × 1 × 1 in flight at most
+        codes = sorted(pool.map(lambda _: post(uri, {"name": "x", "sleep": 0.4}, key)[0], range(4)))
+    assert codes == [200, 200, 429, 429], codes
+    code, _, body = post(uri, {"name": "x", "sleep": 4}, key)
+    assert code == 408
+    # with a single instance, requests that arrive while it restarts wait for it
+    with ThreadPoolExecutor(2) as pool:
+        poison = pool.submit(post, uri, {"name": "x", "do": "poison"}, key)
+        time.sleep(0.05)
+        patient = pool.submit(post, uri, {"name": "x"}, key)
+        assert poison.result()[0] == 502
+        assert patient.result()[0] == 200
+
+
+def test_crash_loop_is_drift_with_its_last_log_lines(cli, project):
+    uri, key = setup(cli, project, instance_count=1)
+    assert post(uri, {"name": "x", "do": "break"}, key)[0] == 502   # every restart now fails in init()
+    assert procs.wait_until(lambda: status(cli)["instances"][0]["state"] == "crash-loop", 20)
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2, str(plan)
+    assert "crash-looping" in plan.out and "RuntimeError: model file corrupted" in plan.out
+    (project / "broken.flag").unlink()
+    cli.ok("apply", "dev.yaml", "-y")   # heals: restarts at once
+    assert post(uri, {"name": "x"}, key)[0] == 200
+
+
+def test_non_ascii_authorization_is_401_and_instances_are_unreachable_without_the_front(project):
+    # RTSCTL_HOME under a folder every user may traverse, so the only barriers are the ones rtsctl makes
+    base = tempfile.mkdtemp(prefix="rtsctl-auth-", dir="/tmp")
+    os.chmod(base, 0o755)
+    cli = Cli(Path(base) / "home", project)
+    try:
+        _check_auth_boundaries(cli, project, Path(base))
+    finally:
+        cli("destroy", "dev.yaml", "-y")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _check_auth_boundaries(cli, project, base) -> None:
+    uri, key = setup(cli, project)
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xc3\xa9\xff\r\n"
+                     b"Content-Length: 2\r\n\r\n{}")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 401 ")
+    # instances listen on Unix sockets only, in a folder only the owner may enter
+    run = endpoint_dir(cli) / "run"
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    sockets = sorted(p.name for p in run.iterdir() if stat.S_ISSOCK(p.stat().st_mode))
+    assert len(sockets) == 2
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                listening.add(fields[9])
+    for instance in status(cli)["instances"]:
+        links = [os.readlink(f"/proc/{instance['pid']}/fd/{fd}") for fd in os.listdir(f"/proc/{instance['pid']}/fd")]
+        inodes = {link[8:-1] for link in links if link.startswith("socket:")}
+        assert inodes and not inodes & listening, "a scoring instance listens on TCP"
+    # another local user (nobody) cannot connect to an instance's socket, even with the endpoint folder opened up;
+    # the same probe does connect to a socket nothing protects
+    os.chmod(endpoint_dir(cli), 0o755)
+    (base / "instance.sock").symlink_to(run / sockets[0])   # AF_UNIX paths are limited to 107 bytes
+    control = socket.socket(socket.AF_UNIX)
+    control.bind(str(base / "open.sock"))
+    control.listen(1)
+    os.chmod(base / "open.sock", 0o777)
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n"
+             "except PermissionError:\n    print('denied')\nelse:\n    print('connected')\n")
+
+    def as_nobody(path) -> str:
+        result = subprocess.run([python, "-c", probe, str(path)], capture_output=True, text=True,
+                                user=65534, group=65534, cwd="/", timeout=30)
+        return result.stdout.strip() or result.stderr
+
+    try:
+        assert as_nobody(base / "open.sock") == "connected"
+        assert as_nobody(base / "instance.sock") == "denied"
+    finally:
+        control.close()
+        os.chmod(endpoint_dir(cli), 0o700)
+    # state that reveals ports or keys is private
+    for name in ("endpoint.json", "routes.json", "status.json", "keys/primary"):
+        assert stat.S_IMODE((endpoint_dir(cli) / name).stat().st_mode) == 0o600, name
+
+
+def test_sigkill_of_apply_or_destroy_at_any_point_leaves_no_orphan(cli, project):
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(0.3)"))
+    argv = [sys.executable, "-m", "rtsctl"]
+
+    def killed_after(verb: str, delay: float) -> None:
+        proc = subprocess.Popen(argv + [verb, "dev.yaml", "-y"], cwd=cli.workdir, env=cli.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+
+    delays = [0.3, 0.5, 0.7, 0.9, 1.1, 1.4, 1.8]
+    for delay in delays:
+        killed_after("apply", delay)
+        assert len(serving_processes(cli.home)) <= 3
+    cli.ok("apply", "dev.yaml", "-y")
+    assert len(serving_processes(cli.home)) == 3   # one front, two instances: nothing else survived
+    for delay in [0.2, 0.4, 0.6, 0.9]:
+        killed_after("destroy", delay)
+        cli.ok("apply", "dev.yaml", "-y")
+        assert len(serving_processes(cli.home)) == 3
+    for delay in delays[:4]:
+        killed_after("apply", delay)
+        killed_after("destroy", delay)
+    cli.ok("destroy", "dev.yaml", "-y")
+    assert serving_processes(cli.home) == []
