@@ -31,13 +31,13 @@ def test_invoke_prints_the_response_and_exits_by_status(cli, project):
     routed = cli.ok("invoke", "dev.yaml", "--request", "request.json", "--deployment", "blue")
     assert "HTTP 200 from endpoint rts-score, deployment blue" in routed.err
 
-    (project / "broken.json").write_text("not json at all")              # the scoring script raises: 500
+    (project / "broken.json").write_text("not json at all")  # the script raises: its 500 reaches the client as 424
     failed = cli("invoke", "dev.yaml", "--request-file", "broken.json")
-    assert failed.code == 1 and "Error: HTTP 500 from endpoint rts-score" in failed.err
+    assert failed.code == 1 and "Error: HTTP 424 from endpoint rts-score" in failed.err
     assert "unexpected error occurred in scoring script" in failed.out   # the body is still shown
-    (project / "latin1.json").write_bytes(b'{"name": "\xe9"}')            # not UTF-8: the host answers 400
+    (project / "latin1.json").write_bytes(b'{"name": "\xe9"}')  # not UTF-8: the host's 400 reaches the client as 424
     bad = cli("invoke", "dev.yaml", "--request", "latin1.json")
-    assert bad.code == 1 and "HTTP 400" in bad.err
+    assert bad.code == 1 and "HTTP 424" in bad.err and "cannot be decoded as UTF-8" in bad.out
 
     unknown = cli("invoke", "dev.yaml", "--request", "request.json", "--deployment", "green")
     assert unknown.code == 1 and "endpoint rts-score has no deployment 'green' (it has: blue)" in unknown.err
@@ -127,7 +127,7 @@ def test_keys_regenerate_before_apply_and_on_a_bad_endpoint_is_one_line(cli):
 def test_keys_regenerate_azure_through_the_sdk(azure_emulator_factory, tmp_path, project, monkeypatch):
     monkeypatch.delenv("AZUREML_CURRENT_CLOUD", raising=False)
     emu: Emulator = azure_emulator_factory(lro_mode="async")
-    cli = Cli(tmp_path / "home", project, emu.env())
+    cli = Cli(tmp_path / "home", project, {**emu.env(), "RTSCTL_ENDPOINT": "rts-bluegreen"})
     manifest = "examples/azure-blue-green.yaml"
     cli.ok("apply", manifest, "-y")
     before = cli.outputs(manifest)
@@ -151,8 +151,8 @@ def test_keys_regenerate_azure_through_the_sdk(azure_emulator_factory, tmp_path,
     assert "HTTP 200 from endpoint rts-bluegreen, deployment green" in invoked.err
 
     token = "examples/azure-managed-endpoint.yaml"                      # auth_mode aml_token: no keys to rotate
-    cli.ok("apply", token, "-y")
-    refused = cli("keys", "regenerate", token, "--key", "primary")
+    cli.ok("apply", token, "-y", "--var", "RTSCTL_ENDPOINT=rts-managed")
+    refused = cli("keys", "regenerate", token, "--key", "primary", "--var", "RTSCTL_ENDPOINT=rts-managed")
     assert refused.code == 1 and refused.err.strip() == ("Error: endpoint.rts-managed: Endpoint 'rts-managed' does "
                                                          "not use keys for authentication.")
 

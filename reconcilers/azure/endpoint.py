@@ -111,8 +111,9 @@ class EndpointReconciler(AzureReconciler):
 
     def regenerate_key(self, res: Resource, which: str) -> None:
         """Replace one key (`primary` or `secondary`) through the service; the other keeps working."""
-        with self.clients.lock_for(f"endpoint:{res.name}"), self.errors(res.address):
-            poller = self.ml.online_endpoints.begin_regenerate_keys(res.name, key_type=which)
+        with self.clients.gate(res.name).exclusive(res.address, self.notify):
+            with self.errors(res.address):
+                poller = self.ml.online_endpoints.begin_regenerate_keys(res.name, key_type=which)
             self.wait(res.address, poller)
 
     def delete(self, observed: Observed) -> None:
