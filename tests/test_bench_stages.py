@@ -36,6 +36,15 @@ def test_open_loop_ramp_sends_at_the_ramped_rate(cli, server):
         assert abs(sent - expected) <= max(5, expected * 0.1), (seconds, doc["timeline"])
 
 
+def test_a_rate_ramp_the_server_cannot_follow_is_called_out(cli, server):
+    # /slow serves ~20 req/s; a ramp to 80 req/s over 2 s asks for 80 requests
+    result = bench(cli, server, "--stages", "2s:80/s", "-c", "4", "--timeout", "20", "-o", "json", path="/slow")
+    doc = report(result)
+    assert doc["falling_behind"] and doc["falling_behind"]["behind"], doc
+    assert 76 <= doc["sent"] + doc["unsent"] <= 80        # (the last ones may fall after the deadline)
+    assert "the server did not keep up with the ramp 2s:80/s" in result.err
+
+
 def test_closed_loop_ramp_adds_connections_as_the_stages_say(cli, server):
     # 0 -> 8 connections over 2 s, then 8 for 1 s; /sleep takes 50 ms, so req/s follows the connections
     doc = report(bench(cli, server, "--stages", "2s:8,1s:8", "-o", "json", path="/sleep"))
