@@ -76,13 +76,19 @@ def structural(draw) -> str:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
 
 
+TOKENS = ["2024-13-45", "!!float x", "!!int 9z", "!!timestamp 1", ".nan", "-.inf", "&a", "*a", "<<: *a", "!!binary x",
+          "!!set", "? ", "---\n", "...\n", "${X}", "$${", "0x1F", "0o17", "1_000", "9" * 40, "~", "\ufeff", "\t"]
+
+
 @st.composite
 def textual(draw) -> str:
     text = draw(st.sampled_from(SEEDS))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         at = draw(st.integers(min_value=0, max_value=len(text)))
         op = draw(st.sampled_from(["insert", "delete", "replace"]))
-        chunk = draw(st.text(alphabet=st.sampled_from(list(":-[]{}&*!|>'\"#%@`,?\n\t \\$0aZ\x00\x07é")), max_size=6))
+        chunk = draw(st.one_of(
+            st.text(alphabet=st.sampled_from(list(":-[]{}&*!|>'\"#%@`,?\n\t \\$0aZ\x00\x07é")), max_size=6),
+            st.sampled_from(TOKENS)))
         if op == "insert":
             text = text[:at] + chunk + text[at:]
         elif op == "delete":

@@ -72,6 +72,14 @@ class _MarkedLoader(yaml.SafeLoader):
             self._fail(f"the document expands to more than {limits.YAML_NODES} values (YAML aliases repeat their "
                        "anchor's content; an alias bomb?)", mark)
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:  # type: ignore[override]
+        """A scalar PyYAML cannot build (`2024-13-45`, `!!float abc`) is a YAML error at its line, not a crash."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError, AttributeError) as exc:  # `!!timestamp 1`: AttributeError
+            raise yaml.constructor.ConstructorError(None, None, f"invalid value {getattr(node, 'value', '')!r:.60}: "
+                                                    f"{exc}", node.start_mark) from None
+
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
         if len(node.value) > limits.INT_DIGITS:
             raise yaml.constructor.ConstructorError(

@@ -175,6 +175,10 @@ EDITS: dict[str, tuple[str, str, str, str | None]] = {
     "smoke-request-binary": ("      request: {name: Daniel}", "      request: {blob: !!binary aGVsbG8=}", f"{EP}.smoke_test.request: bytes value", "!!binary"),
     "smoke-request-set": ("      request: {name: Daniel}", "      request: !!set {a, b}", f"{EP}.smoke_test.request: set value", "!!set"),
     "smoke-request-too-large": ("      request: {name: Daniel}", "      request: {big: &big " + "x" * 10000 + ", copies: [" + ", ".join(["*big"] * 150) + "]}", f"{EP}.smoke_test.request: is 1510", "copies"),
+    "yaml-impossible-date": ("resource_group: rts-corpus", "resource_group: 2024-13-45", "YAML syntax error: invalid value '2024-13-45': month must be in 1..12", "2024-13-45"),
+    "yaml-explicit-float-tag": ("max_instances: 4", "max_instances: !!float abc", "YAML syntax error: invalid value 'abc': could not convert string to float", "!!float"),
+    "yaml-explicit-int-tag": ("max_instances: 4", "max_instances: !!int 4x", "YAML syntax error: invalid value '4x': invalid literal for int()", "!!int"),
+    "smoke-request-nan": ("      request: {name: Daniel}", "      request: {score: .nan}", f"{EP}.smoke_test.request.score: nan is not a finite number", ".nan"),
     "description-nul": ("{name: rts-ws}", '{name: rts-ws, description: "a\\0b"}', "workspace.description: contains a NUL character", "description"),
     "description-6000-chars": ("{name: rts-ws}", "{name: rts-ws, description: " + "d" * 6000 + "}", "workspace.description: ", "description"),
     # --- files the manifest names ---
