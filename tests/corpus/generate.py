@@ -241,6 +241,10 @@ FILES: dict[str, tuple[str | bytes, str, int | None]] = {
     "file-utf16": (BASE.encode("utf-16"), "contains a NUL byte at line 1", 1),
 }
 
+# A manifest padded past the 1 MiB limit at test time (setup `pad`): too big to commit.
+EDITS["manifest-over-1mib"] = ("provider: {kind: local}", "provider: {kind: local}", "bytes, larger than the 1048576-byte limit",
+                               None)
+
 # Cases whose manifest is made at test time (too big to commit): name -> (setup, expected fragment)
 SETUPS = {
     "conda-file-fifo": "fifo fifo.yaml",
@@ -250,6 +254,7 @@ SETUPS = {
     "model-folder-with-fifo": "fifodir fifodir",
     "model-folder-with-dev-zero-link": "zerodir zerodir",
     "code-folder-symlink-loop": "dirloop loopdir",
+    "manifest-over-1mib": "pad manifest-over-1mib.yaml",
 }
 ENVS = {"variable-expands-too-large": "RTS_CORPUS_BIG=300000xb"}
 
