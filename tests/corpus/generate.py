@@ -162,6 +162,8 @@ EDITS: dict[str, tuple[str, str, str, str | None]] = {
     "alias-bomb-in-smoke-request": ("      request: {name: Daniel}", "      request:\n" + "\n".join("        " + line for line in _bomb("r").splitlines()), "the document expands to more than", None),
     "deep-nesting-flow-1000": ("      request: {name: Daniel}", "      request: " + "[" * 1000 + "]" * 1000, "nested deeper than 64 levels", "[[[["),
     "deep-nesting-block-500": ("      request: {name: Daniel}", "      request:\n" + "\n".join("        " + line for line in _deep_block(500).splitlines()), "nested deeper than 64 levels", None),
+    "too-many-values": ("      request: {name: Daniel}", "      request: [" + ",".join(["1"] * 21000) + "]", "the document expands to more than 20000 values", "request"),
+    "long-string-aliased": ("      request: {name: Daniel}", "      request: {s: &s " + "y" * 120_000 + ", copies: [" + ", ".join(["*s"] * 199) + "]}", "the document expands to more than 20000 values", "copies"),
     "recursive-alias": ("      request: {name: Daniel}", "      request: &loop [1, *loop]", "recursive YAML alias *loop", "*loop"),
     "too-many-aliases": ("      request: {name: Daniel}", "      request: {a: &s x, b: [" + ", ".join(["*s"] * 201) + "]}", "more than 200 YAML aliases", "*s"),
     "duplicate-key": ("        instance_count: 1\n", "        instance_count: 1\n        instance_count: 2\n", "instance_count: duplicate key 'instance_count'", "instance_count: 2"),
@@ -242,7 +244,7 @@ FILES: dict[str, tuple[str | bytes, str, int | None]] = {
 }
 
 # A manifest padded past the 1 MiB limit at test time (setup `pad`): too big to commit.
-EDITS["manifest-over-1mib"] = ("provider: {kind: local}", "provider: {kind: local}", "bytes, larger than the 1048576-byte limit",
+EDITS["manifest-over-1mib"] = ("provider: {kind: local}", "provider: {kind: local}", "bytes, larger than the 524288-byte limit",
                                None)
 
 # Cases whose manifest is made at test time (too big to commit): name -> (setup, expected fragment)
