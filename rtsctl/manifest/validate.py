@@ -57,13 +57,6 @@ def check(manifest: Manifest, file: str) -> list[ManifestError]:
     return report.sorted()
 
 
-def validate(manifest: Manifest, file: str) -> None:
-    """Raise the first problem (kept for callers that want the old one-error behaviour)."""
-    errors = check(manifest, file)
-    if errors:
-        raise errors[0]
-
-
 # --- every value -----------------------------------------------------------------------------------------------
 
 # Free text may hold line breaks and tabs; every other string is an identifier, a path or a setting, where a
