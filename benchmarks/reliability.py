@@ -292,7 +292,9 @@ def faults(rows: list[Row], seeds: int) -> None:
                 emu.faults = injector(rate, seed=seed)
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    ok, note = _converge(Project(Path(tmp), {**emu.env(), "AZUREML_CURRENT_CLOUD": ""}), emu)
+                    # RTSCTL_ENDPOINT: the shipped azure.yaml asks for a name unique in the region (no default)
+                    env = {**emu.env(), "AZUREML_CURRENT_CLOUD": "", "RTSCTL_ENDPOINT": f"rts-rel-{seed}"}
+                    ok, note = _converge(Project(Path(tmp), env), emu)
                     injected += len(emu.faults.injected)
                     row.count(ok, f"seed {seed}: {note}")
             finally:

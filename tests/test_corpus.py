@@ -81,6 +81,9 @@ def build_project(root: Path, case: Case) -> Path:
         elif kind == "zerodir":
             path.mkdir()
             (path / "weights.bin").symlink_to("/dev/zero")
+        elif kind == "pad":  # the manifest itself, past the 1 MiB limit
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(("# " + "x" * 1022 + "\n") * 2048)
         elif kind == "dirloop":
             shutil.copytree(project / "seed" / "src", path)
             (path / "self").symlink_to(".")

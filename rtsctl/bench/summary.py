@@ -68,6 +68,7 @@ def build(target: dict, load: dict, totals: dict, hist, svc_hist, timeline: list
         doc["service_histogram"] = H.encode(svc_hist)
     if load.get("rate"):
         doc["achieved_rate"] = round(sent / elapsed, 1) if elapsed > 0 else 0.0
+    if load.get("rate") or load.get("mode") == "open":      # a rate ramp falls behind the same way
         doc["falling_behind"] = falling_behind(doc)
     doc["messages"] = diagnose(doc)
     return doc
@@ -125,8 +126,9 @@ def diagnose(doc: dict) -> list[str]:
                     + (f"; first body: {body}" if body else ""))
     fb = doc.get("falling_behind")
     if fb:
-        rate = doc["load"]["rate"]
-        line = f"the server did not keep up with {rate:g} req/s"
+        load = doc["load"]
+        asked = f"{load['rate']:g} req/s" if load.get("rate") else f"the ramp {load.get('stages', '')}".rstrip()
+        line = f"the server did not keep up with {asked}"
         if fb["first_p50_ms"] is not None:
             line += f": latency p50 went from {fb['first_p50_ms']:g} ms to {fb['last_p50_ms']:g} ms"
         if fb["unsent"]:

@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
     graph = Graph(build_resources(manifest))
     last = last_apply(manifest)
     steps = {a: t for a, t in (last or {}).get("steps", {}).items() if a in graph.nodes}
-    critical_s, critical = graph.critical_path(steps) if steps else (0.0, [])
+    # the apply's own critical path (from its exact timings) while it still fits the graph; else recomputed
+    critical = [str(a) for a in (last or {}).get("critical_path_steps") or []]
+    if critical and all(a in graph.nodes for a in critical):
+        critical_s = float(last.get("critical_path", 0.0))
+    else:
+        critical_s, critical = graph.critical_path(steps) if steps else (0.0, [])
     while critical and critical[0] not in steps:  # untouched ancestors add nothing to the chain's time
         critical = critical[1:]
     render = mermaid if args.format == "mermaid" else dot

@@ -138,7 +138,11 @@ def folder(path: Path, max_files: int = limits.FOLDER_FILES, max_bytes: int = li
 
 def file_or_folder(path: Path) -> None:
     """A model path: one bounded regular file, or a folder that `folder` accepts."""
-    if path.is_dir() and not path.is_symlink():
+    try:
+        is_folder = stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        is_folder = False  # regular_file says why
+    if is_folder:
         folder(path)
     else:
         regular_file(path, limits.FILE_BYTES)

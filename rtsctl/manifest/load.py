@@ -58,7 +58,8 @@ class _MarkedLoader(yaml.SafeLoader):
         if anchor:
             self._open_anchors.add(anchor)
         before = self._nodes
-        self._count(1, event.start_mark)
+        # a scalar weighs 1 + its size in KiB, so aliasing one long string 200 times is counted as what it expands to
+        self._count(1 + len(getattr(event, "value", "") or "") // 1024, event.start_mark)
         node = super().compose_node(parent, index)
         self._weight[id(node)] = self._nodes - before
         if anchor:
@@ -69,8 +70,16 @@ class _MarkedLoader(yaml.SafeLoader):
     def _count(self, nodes: int, mark: Any) -> None:
         self._nodes += nodes
         if self._nodes > limits.YAML_NODES:
-            self._fail(f"the document expands to more than {limits.YAML_NODES} values (YAML aliases repeat their "
-                       "anchor's content; an alias bomb?)", mark)
+            self._fail(f"the document expands to more than {limits.YAML_NODES} values (a manifest needs a few hundred; "
+                       "YAML aliases count as what they repeat: an alias bomb?)", mark)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:  # type: ignore[override]
+        """A scalar PyYAML cannot build (`2024-13-45`, `!!float abc`) is a YAML error at its line, not a crash."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError, AttributeError) as exc:  # `!!timestamp 1`: AttributeError
+            raise yaml.constructor.ConstructorError(None, None, f"invalid value {getattr(node, 'value', '')!r:.60}: "
+                                                    f"{exc}", node.start_mark) from None
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:  # type: ignore[override]
         if len(node.value) > limits.INT_DIGITS:

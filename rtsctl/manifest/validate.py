@@ -57,13 +57,6 @@ def check(manifest: Manifest, file: str) -> list[ManifestError]:
     return report.sorted()
 
 
-def validate(manifest: Manifest, file: str) -> None:
-    """Raise the first problem (kept for callers that want the old one-error behaviour)."""
-    errors = check(manifest, file)
-    if errors:
-        raise errors[0]
-
-
 # --- every value -----------------------------------------------------------------------------------------------
 
 # Free text may hold line breaks and tabs; every other string is an identifier, a path or a setting, where a
@@ -280,7 +273,8 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
                 fail(f"deployments ask for {total} instances ({listing}) but the compute allows {limit}",
                      *cpath, "max_instances")
         elif total > limits.LOCAL_DEFAULT_INSTANCES:
-            first = next(p for p, e in _entries(data, "endpoints") if not isinstance(computes.get(e.get("compute")), dict))
+            first = next(p for p, e in _entries(data, "endpoints")
+                         if not (isinstance(e.get("compute"), str) and e["compute"] in computes))
             fail(f"deployments ask for {total} local instances ({listing}); without a compute the local backend runs "
                  f"at most {limits.LOCAL_DEFAULT_INSTANCES} (declare a `type: local` compute with max_instances)",
                  *first, "deployments")
@@ -374,6 +368,8 @@ def _json_problem(value: Any) -> str | None:
             return next((b for k, v in node.items() for b in [bad(v)] if b), None)
         if isinstance(node, list):
             return next((b for v in node for b in [bad(v)] if b), None)
+        if isinstance(node, float) and not math.isfinite(node):
+            return f"{node} cannot be sent as JSON"
         if node is None or isinstance(node, (str, int, float, bool)):
             return None
         return f"{type(node).__name__} value {str(node)[:40]!r} cannot be sent as JSON (quote it)"

@@ -162,6 +162,8 @@ EDITS: dict[str, tuple[str, str, str, str | None]] = {
     "alias-bomb-in-smoke-request": ("      request: {name: Daniel}", "      request:\n" + "\n".join("        " + line for line in _bomb("r").splitlines()), "the document expands to more than", None),
     "deep-nesting-flow-1000": ("      request: {name: Daniel}", "      request: " + "[" * 1000 + "]" * 1000, "nested deeper than 64 levels", "[[[["),
     "deep-nesting-block-500": ("      request: {name: Daniel}", "      request:\n" + "\n".join("        " + line for line in _deep_block(500).splitlines()), "nested deeper than 64 levels", None),
+    "too-many-values": ("      request: {name: Daniel}", "      request: [" + ",".join(["1"] * 21000) + "]", "the document expands to more than 20000 values", "request"),
+    "long-string-aliased": ("      request: {name: Daniel}", "      request: {s: &s " + "y" * 120_000 + ", copies: [" + ", ".join(["*s"] * 199) + "]}", "the document expands to more than 20000 values", "copies"),
     "recursive-alias": ("      request: {name: Daniel}", "      request: &loop [1, *loop]", "recursive YAML alias *loop", "*loop"),
     "too-many-aliases": ("      request: {name: Daniel}", "      request: {a: &s x, b: [" + ", ".join(["*s"] * 201) + "]}", "more than 200 YAML aliases", "*s"),
     "duplicate-key": ("        instance_count: 1\n", "        instance_count: 1\n        instance_count: 2\n", "instance_count: duplicate key 'instance_count'", "instance_count: 2"),
@@ -175,6 +177,10 @@ EDITS: dict[str, tuple[str, str, str, str | None]] = {
     "smoke-request-binary": ("      request: {name: Daniel}", "      request: {blob: !!binary aGVsbG8=}", f"{EP}.smoke_test.request: bytes value", "!!binary"),
     "smoke-request-set": ("      request: {name: Daniel}", "      request: !!set {a, b}", f"{EP}.smoke_test.request: set value", "!!set"),
     "smoke-request-too-large": ("      request: {name: Daniel}", "      request: {big: &big " + "x" * 10000 + ", copies: [" + ", ".join(["*big"] * 150) + "]}", f"{EP}.smoke_test.request: is 1510", "copies"),
+    "yaml-impossible-date": ("resource_group: rts-corpus", "resource_group: 2024-13-45", "YAML syntax error: invalid value '2024-13-45': month must be in 1..12", "2024-13-45"),
+    "yaml-explicit-float-tag": ("max_instances: 4", "max_instances: !!float abc", "YAML syntax error: invalid value 'abc': could not convert string to float", "!!float"),
+    "yaml-explicit-int-tag": ("max_instances: 4", "max_instances: !!int 4x", "YAML syntax error: invalid value '4x': invalid literal for int()", "!!int"),
+    "smoke-request-nan": ("      request: {name: Daniel}", "      request: {score: .nan}", f"{EP}.smoke_test.request.score: nan is not a finite number", ".nan"),
     "description-nul": ("{name: rts-ws}", '{name: rts-ws, description: "a\\0b"}', "workspace.description: contains a NUL character", "description"),
     "description-6000-chars": ("{name: rts-ws}", "{name: rts-ws, description: " + "d" * 6000 + "}", "workspace.description: ", "description"),
     # --- files the manifest names ---
@@ -237,6 +243,10 @@ FILES: dict[str, tuple[str | bytes, str, int | None]] = {
     "file-utf16": (BASE.encode("utf-16"), "contains a NUL byte at line 1", 1),
 }
 
+# A manifest padded past the 1 MiB limit at test time (setup `pad`): too big to commit.
+EDITS["manifest-over-1mib"] = ("provider: {kind: local}", "provider: {kind: local}", "bytes, larger than the 524288-byte limit",
+                               None)
+
 # Cases whose manifest is made at test time (too big to commit): name -> (setup, expected fragment)
 SETUPS = {
     "conda-file-fifo": "fifo fifo.yaml",
@@ -246,6 +256,7 @@ SETUPS = {
     "model-folder-with-fifo": "fifodir fifodir",
     "model-folder-with-dev-zero-link": "zerodir zerodir",
     "code-folder-symlink-loop": "dirloop loopdir",
+    "manifest-over-1mib": "pad manifest-over-1mib.yaml",
 }
 ENVS = {"variable-expands-too-large": "RTS_CORPUS_BIG=300000xb"}
 
