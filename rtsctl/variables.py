@@ -42,20 +42,10 @@ def parse_var(text: str) -> tuple[str, str]:
 
 
 def read_var_file(path: str) -> dict[str, str]:
-    """A YAML mapping or KEY=VALUE lines; errors name file:line."""
-    file = Path(path)
-    try:
-        if not file.is_file():
-            raise RtsctlError(f"--var-file {path}: " + ("not a regular file" if file.exists() else "not found"))
-        with file.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise RtsctlError(f"--var-file {path}: larger than {MAX_FILE_BYTES} bytes")
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise RtsctlError(f"--var-file {path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise RtsctlError(f"--var-file {path}: not UTF-8 text") from None
+    """A YAML mapping or KEY=VALUE lines; errors name file:line. Read like a manifest: bounded, checked first."""
+    from .manifest.files import read_text_file
+
+    text = read_text_file(path, "--var-file", MAX_FILE_BYTES)
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
     lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
     if lines and all("=" in line and not re.match(r"[^=]*:\s", line) for _, line in lines):
@@ -75,24 +65,15 @@ def _dotenv(path: str, lines: list[tuple[int, str]]) -> dict[str, str]:
 
 
 def _yaml(path: str, text: str) -> dict[str, str]:
+    """The manifest's own bounded YAML loader (depth, aliases, expansion), so a var file cannot hang or crash us."""
     import yaml
 
-    class _Loader(yaml.SafeLoader):
-        """No aliases: a var file is a flat list of values, and an alias bomb must not expand."""
+    from .manifest.load import parse_yaml_text
 
-        def compose_node(self, parent, index):  # type: ignore[override]
-            if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark
-                raise RtsctlError(f"{path}:{mark.line + 1}: YAML aliases are not allowed in a var file")
-            return super().compose_node(parent, index)
-
-    try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise RtsctlError(f"{path}:{mark.line + 1 if mark else 1}: YAML syntax error: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise RtsctlError(f"{path}: YAML error: {exc}") from None
+    data = parse_yaml_text(text, path)  # syntax errors, depth and size first, with file:line
+    for token in yaml.scan(text):  # a var file is flat values: no aliases at all
+        if isinstance(token, yaml.AliasToken):
+            raise RtsctlError(f"{path}:{token.start_mark.line + 1}: YAML aliases are not allowed in a var file")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -63,8 +63,8 @@ def test_bad_vars_are_one_line_errors(cli, project):
     cases = {("--var", "NOEQUALS"): "--var 'NOEQUALS': expected KEY=VALUE",
              ("--var", "BAD-NAME=x"): "'BAD-NAME' is not a variable name",
              ("--var-file", "missing.vars"): "--var-file missing.vars: not found",
-             ("--var-file", "seed"): "--var-file seed: not a regular file",
-             ("--var-file", "/dev/zero"): "--var-file /dev/zero: not a regular file",
+             ("--var-file", "seed"): "--var-file seed: a folder, not a regular file",
+             ("--var-file", "/dev/zero"): "--var-file /dev/zero: a character device, not a regular file",
              ("--var-file", "nested.vars"): "nested.vars: RTSCTL_RESOURCE_GROUP: a variable's value must be a string",
              ("--var-file", "bomb.vars"): "bomb.vars:2: YAML aliases are not allowed in a var file",
              ("--var-file", "badname.env"): "badname.env:1: '1BAD' is not a variable name"}

@@ -15,6 +15,7 @@ from rtsctl.errors import RtsctlError
 
 DEFAULT_BODY = '{"name": "rtsctl"}'
 TEMPLATE_TOKEN = "{i}"
+PAYLOAD_FILE_BYTES = 64 << 20  # a JSON Lines file of request bodies, held in memory and cycled
 
 
 def check_json(text: str, where: str) -> None:
@@ -26,15 +27,9 @@ def check_json(text: str, where: str) -> None:
 
 def load_payload_file(path: str, is_json: bool) -> list[str]:
     """A JSON document, or JSON Lines (one payload per line, cycled). Non-JSON content types: the file as is."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RtsctlError(f"payload file {path}: not found") from None
-    except UnicodeDecodeError:
-        raise RtsctlError(f"payload file {path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise RtsctlError(f"payload file {path}: {exc.strerror}") from None
+    from ..manifest.files import read_text_file  # regular, bounded, UTF-8, checked before reading (/dev/zero)
+
+    text = read_text_file(path, "payload file", PAYLOAD_FILE_BYTES)
     if not text.strip():
         raise RtsctlError(f"payload file {path}: empty")
     if not is_json:
@@ -44,7 +39,7 @@ def load_payload_file(path: str, is_json: bool) -> list[str]:
         return [text.strip()]
     except json.JSONDecodeError as whole:
         lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
-        if p.suffix.lower() not in (".jsonl", ".ndjson") and (len(lines) < 2 or not _all_json(lines)):
+        if Path(path).suffix.lower() not in (".jsonl", ".ndjson") and (len(lines) < 2 or not _all_json(lines)):
             raise RtsctlError(f"payload file {path}: not valid JSON: {whole.msg} "
                               f"(line {whole.lineno}, column {whole.colno})") from None
     for n, line in lines:                     # JSON Lines: every line must parse

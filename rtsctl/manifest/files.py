@@ -153,4 +153,4 @@ def read_text_file(path: str | os.PathLike[str], what: str, max_bytes: int = lim
     try:
         return read_text(Path(path), max_bytes)
     except FileProblem as exc:
-        raise RtsctlError(f"{what} {path}: {exc}") from None
+        raise RtsctlError(f"{what} {path}: {str(exc).removesuffix(f' ({path})')}") from None
