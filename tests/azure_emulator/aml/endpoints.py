@@ -54,8 +54,8 @@ def in_flight(ctx, endpoint_path) -> list:
 
 
 def busy_conflict(what: str, endpoint: str, state: str):
-    # message: azure-sdk-for-net#36961 ("Cannot create a deployment in endpoint X because it is in Updating
-    # provisioning state."); 409 and the UserError wrapping: guess (shape as recording 02)
+    """`Cannot {what} in endpoint {endpoint} because it is in {state} provisioning state.` -- the deployment-create
+    wording is azure-sdk-for-net#36961's; the other verbs, 409 and the UserError wrapping: guess (shape: R02)."""
     return aml_error(409, "Conflict", f"Cannot {what} in endpoint {endpoint} because it is in {state} "
                                       f"provisioning state.")
 
@@ -84,9 +84,9 @@ class EndpointKind(Kind):
             return
         running = in_flight(ctx, path)
         if running:
-            what = "update the endpoint" if any(o.target.lower() == existing.id.lower() for o in running) \
-                else "update an endpoint while a deployment operation runs"
-            raise busy_conflict(what, existing.body["name"], "Updating")
+            own = any(o.target.lower() == existing.id.lower() for o in running)
+            raise busy_conflict("write" if own else "write while a deployment operation runs",
+                                existing.body["name"], "Updating")
 
     def prepare(self, ctx, path, body, existing):
         out = self.envelope(ctx, path, body, existing)
