@@ -554,6 +554,9 @@ def test_app_insights_brings_its_untagged_smart_detection_along(azure_emulator_a
     assert not emu.resource(rule.id).get("tags") and not emu.resource(group.id).get("tags")
     ws = clients.ml_client(emu, RG, WS).workspaces.get(WS)
     assert ws.application_insights.lower() == component.id.lower()
+    # the template's Log Analytics workspace, linked from the component (what delete_dependent_resources follows)
+    log_analytics = emu.resource(component.id)["properties"]["WorkspaceResourceId"]
+    assert in_group["microsoft.operationalinsights/workspaces"].id.lower() == log_analytics.lower()
 
 
 class ArmId:

@@ -113,7 +113,13 @@ def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
         path = ArmPath.parse(arm_id)
         if ctx.store.exists(arm_id) or not ctx.store.exists(ArmPath(path.segs[:4]).path):
             continue
-        stored, private = kind_for(path).prepare(ctx, path, {"location": location, "tags": dict(tags)}, None)
+        body = {"location": location, "tags": dict(tags)}
+        if path.type_key() == "microsoft.insights/components":
+            # the template links the component to its Log Analytics workspace (what the SDK's
+            # delete_dependent_resources follows to delete that workspace too)
+            body["properties"] = {"Application_Type": "web",
+                                  "WorkspaceResourceId": params.get("logAnalyticsArmId") or created.get("logAnalyticsName")}
+        stored, private = kind_for(path).prepare(ctx, path, body, None)
         props(stored)[PS] = "Succeeded"
         ctx.store.put(arm_id, stored, private)
         if path.type_key() == "microsoft.insights/components":
