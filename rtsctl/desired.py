@@ -19,6 +19,7 @@ from .manifest.marks import line_of
 from .resources import Resource, Source
 
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
+MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt
 DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",
                      "liveness_probe", "readiness_probe", "app_insights_enabled", "description")
 
@@ -155,14 +156,22 @@ def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int,
         if "secret" in tls:
             settings["scoringFe.sslSecret"] = tls["secret"]
         else:
-            files = {}
+            files, texts = {}, []
             for key in ("cert_file", "key_file"):
                 path = manifest.resolve_path(tls[key])
+                # a regular, bounded, ASCII PEM file (no FIFO or /dev/zero read into memory)
                 if not path.is_file():
-                    fail(f"file not found: {tls[key]}", "tls", key)
+                    fail(f"not a regular file: {tls[key]}", "tls", key)
+                if path.stat().st_size > MAX_PEM_BYTES:
+                    fail(f"{tls[key]} is larger than {MAX_PEM_BYTES // 1024} KiB: not a PEM certificate or key",
+                         "tls", key)
+                try:
+                    texts.append(path.read_bytes().decode("ascii"))
+                except UnicodeDecodeError:
+                    fail(f"{tls[key]} is not a PEM file (PEM is ASCII text)", "tls", key)
                 files[key] = path
             inputs["tls_files"] = files
-            spec["tls_digest"] = digest_text(*(files[k].read_text(encoding="utf-8") for k in ("cert_file", "key_file")))
+            spec["tls_digest"] = digest_text(*texts)
     return Resource("k8s_extension", compute["cluster"]["name"],
                     {"cluster": compute["cluster"]["name"], "cluster_resource_group": cluster_rg,
                      "extension_type": AZUREML_EXTENSION, "configuration_settings": {**settings, **declared},

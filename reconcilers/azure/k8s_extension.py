@@ -145,6 +145,11 @@ class K8sExtensionReconciler(AzureReconciler):
     def create(self, res: Resource) -> None:
         rg, cluster = self._where(res.spec, res.address)
         settings, protected = self._settings(res, rg, cluster)
+        # installing on an adopted cluster: the manifest may declare nothing, the install still needs inference on
+        # and a router type; TLS when given, else the documented dev/test default (plain HTTP)
+        tls = bool(protected) or "sslCname" in settings
+        settings = {"enableInference": "true", "inferenceRouterServiceType": "LoadBalancer",
+                    INSECURE: _as_setting(not tls), **settings}
         body = {
             "properties": {
                 "extensionType": res.spec.get("extension_type") or "Microsoft.AzureML.Kubernetes",
