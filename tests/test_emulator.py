@@ -566,11 +566,11 @@ class ArmId:
         self.type = f"{segs[5]}/{segs[6]}".lower() if len(segs) == 8 else "/".join(segs[5::2]).lower()
 
 
-def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_limit(azure_emulator, monkeypatch,
+def test_data_plane_answers_424_429_and_408_as_the_troubleshooting_table_says(azure_emulator, monkeypatch,
                                                                                       tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineEndpoint
+    from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineEndpoint, OnlineRequestSettings
 
     emu = azure_emulator
     ml, model, env = workspace_with_assets(emu, monkeypatch)
@@ -581,6 +581,7 @@ def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_li
     ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-dp")).result()
     dep = managed_deployment("blue", "rts-dp", model, env)
     dep.code_configuration = CodeConfiguration(code=str(tmp_path), scoring_script="score.py")
+    dep.request_settings = OnlineRequestSettings(request_timeout_ms=3000)
     ml.online_deployments.begin_create_or_update(dep).result()
     endpoint = ml.online_endpoints.get("rts-dp")
     endpoint.traffic = {"blue": 100}
@@ -595,13 +596,16 @@ def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_li
 
     # max_concurrent_requests_per_instance 1 x instance_count 1 x 2 = 2 in parallel; the rest get 429
     def slow(_):
-        return requests.post(endpoint.scoring_uri, json={"sleep": 1.5}, headers=headers, verify=emu.ca_path,
+        return requests.post(endpoint.scoring_uri, json={"sleep": 1.0}, headers=headers, verify=emu.ca_path,
                              timeout=30).status_code
 
     with ThreadPoolExecutor(4) as pool:
         codes = sorted(pool.map(slow, range(4)))
     assert codes.count(429) == 2 and codes.count(200) == 2, codes
     assert requests.post(endpoint.scoring_uri, json={}, headers=headers, verify=emu.ca_path).status_code == 200
+    # 408 once the model takes longer than request_timeout_ms (last: the host stays busy with it for a while)
+    late = requests.post(endpoint.scoring_uri, json={"sleep": 4}, headers=headers, verify=emu.ca_path, timeout=30)
+    assert late.status_code == 408, late.text
 
 
 @pytest.mark.parametrize("code", ["OperationCanceled", "ACRTokenExchangeFailed", "OutOfQuota"])
