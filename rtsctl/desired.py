@@ -15,7 +15,7 @@ from reconcilers.base import BackendSettings
 from .digest import digest_path, digest_text
 from .errors import ManifestError
 from .manifest import Manifest
-from .manifest.marks import line_of
+from .manifest.marks import field_path, line_of
 from .resources import Resource, Source
 
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
@@ -131,7 +131,7 @@ def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int,
 
     def fail(message: str, *path: str) -> None:
         raise ManifestError(message, manifest.display, line_of(manifest.data, [*where, *path]) or src.line,
-                            ".".join(str(p) for p in [*where, *path]))
+                            field_path([*where, *path]))
 
     tls = ext.get("tls") or {}
     declared: dict[str, Any] = {str(k): v for k, v in (ext.get("configuration_settings") or {}).items()}

@@ -326,3 +326,27 @@ def test_normalizers_make_service_spellings_equal():
     weights = TrafficReconciler.normalize
     assert diff_specs({"weights": {"Blue": 100, "green": 0}}, {"weights": {"blue": 100}}, normalize=weights) == []
     assert diff_specs({"weights": {"blue": 90, "green": 10}}, {"weights": {"blue": 100}}, normalize=weights) != []
+
+
+# ---------------------------------------------------------------------------------------------------- item 1 (input)
+def test_extension_tls_input_errors_name_the_field(cli, project: Path):
+    """TLS material is checked before anything is read or sent: one line naming file:line and field."""
+    env = {"RTSCTL_ENDPOINT": "rts-score", "AZURE_SUBSCRIPTION_ID": "0" * 8}
+    (project / "key.pem").write_text(KEY)
+
+    def extension(block: dict):
+        return lambda m: m["computes"][0].update(extension=block)
+
+    cases = [
+        ({"allow_insecure_connections": True, "tls": {"cname": "s.example.com", "secret": "tls"}},
+         r"computes\[0\]\.extension\.allow_insecure_connections: tls and allow_insecure_connections: true exclude"),
+        ({"tls": {"cname": "s.example.com", "cert_file": "/dev/zero", "key_file": "key.pem"}},
+         r"computes\[0\]\.extension\.tls\.cert_file: not a regular file: /dev/zero"),
+        ({"tls": {"cname": "s.example.com", "cert_file": "seed/model/model.pkl", "key_file": "key.pem"}},
+         r"computes\[0\]\.extension\.tls\.cert_file: seed/model/model\.pkl is not a PEM file"),
+    ]
+    for block, expected in cases:
+        edit_yaml(project / "azure.yaml", extension(block))
+        result = cli("validate", "azure.yaml", env=env)
+        assert result.code == 1, str(result)
+        assert re.match(r"Error: azure\.yaml:\d+: " + expected, one_line_error(result)), one_line_error(result)
