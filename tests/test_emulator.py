@@ -581,7 +581,7 @@ def test_data_plane_answers_424_429_and_408_as_the_troubleshooting_table_says(az
     ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-dp")).result()
     dep = managed_deployment("blue", "rts-dp", model, env)
     dep.code_configuration = CodeConfiguration(code=str(tmp_path), scoring_script="score.py")
-    dep.request_settings = OnlineRequestSettings(request_timeout_ms=3000)
+    dep.request_settings = OnlineRequestSettings(request_timeout_ms=4000)
     ml.online_deployments.begin_create_or_update(dep).result()
     endpoint = ml.online_endpoints.get("rts-dp")
     endpoint.traffic = {"blue": 100}
@@ -596,15 +596,17 @@ def test_data_plane_answers_424_429_and_408_as_the_troubleshooting_table_says(az
 
     # max_concurrent_requests_per_instance 1 x instance_count 1 x 2 = 2 in parallel; the rest get 429
     def slow(_):
-        return requests.post(endpoint.scoring_uri, json={"sleep": 1.0}, headers=headers, verify=emu.ca_path,
+        return requests.post(endpoint.scoring_uri, json={"sleep": 1.5}, headers=headers, verify=emu.ca_path,
                              timeout=30).status_code
 
     with ThreadPoolExecutor(4) as pool:
         codes = sorted(pool.map(slow, range(4)))
-    assert codes.count(429) == 2 and codes.count(200) == 2, codes
+    # the container serves one at a time (the second accepted one waits ~1.5 s, inside the 4 s timeout); a thread
+    # that starts very late on a loaded machine may find room again, so: at least one 429, never anything else
+    assert set(codes) == {200, 429} and codes.count(200) >= 2, codes
     assert requests.post(endpoint.scoring_uri, json={}, headers=headers, verify=emu.ca_path).status_code == 200
     # 408 once the model takes longer than request_timeout_ms (last: the host stays busy with it for a while)
-    late = requests.post(endpoint.scoring_uri, json={"sleep": 4}, headers=headers, verify=emu.ca_path, timeout=30)
+    late = requests.post(endpoint.scoring_uri, json={"sleep": 5}, headers=headers, verify=emu.ca_path, timeout=30)
     assert late.status_code == 408, late.text
 
 
@@ -662,7 +664,7 @@ def test_realistic_timing_follows_the_recorded_durations(azure_emulator_factory,
     ml.online_deployments.begin_create_or_update(managed_deployment("blue", "rts-rt", model, env)).result()
     deployment_s = time.time() - started
     assert 0.45 <= endpoint_s and 2.9 <= deployment_s          # 90 s and 582 s (R01) x 0.005
-    assert deployment_s > 3 * endpoint_s
+    assert deployment_s - endpoint_s >= 2.0                    # (582 - 90) x 0.005 = 2.46 s apart
     assert emu.ctx.ops.duration_for("onlineEndpoints", "update") == pytest.approx(0.1)   # traffic: 20 s (R01 #14)
     # the emulator accepts and logs the api-versions the installed SDK sends (what rtsctl's raw calls must match):
     # azure-ai-ml 1.35.2 still sends 2022-02-01-preview for endpoints and 2023-04-01-preview for deployments
