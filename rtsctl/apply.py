@@ -47,7 +47,20 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
     dependents = plan.graph.dependents()
 
     def forward_waits(address: str) -> set[str]:
-        return {d for d in plan.graph.deps.get(address, ()) if d in forward}
+        """The nearest pending resources upstream, looking through unchanged ones: a compute re-attached while
+        its cluster is being repaired waits for the cluster even when the extension between them is unchanged."""
+        found: set[str] = set()
+        stack, seen = list(plan.graph.deps.get(address, ())), set()
+        while stack:
+            dep = stack.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep in forward:
+                found.add(dep)
+            else:
+                stack.extend(plan.graph.deps.get(dep, ()))
+        return found
 
     orphans = {a for a in deletes if a not in plan.graph.nodes}  # owned, undeclared: hang on declared ones
 

@@ -15,11 +15,12 @@ from reconcilers.base import BackendSettings
 from .digest import digest_path, digest_text
 from .errors import ManifestError
 from .manifest import Manifest
-from .manifest.files import read_text
-from .manifest.marks import line_of
+from .manifest.files import FileProblem, read_text
+from .manifest.marks import field_path, line_of
 from .resources import Resource, Source
 
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
+MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt
 DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",
                      "liveness_probe", "readiness_probe", "app_insights_enabled", "description", "engine")
 
@@ -131,7 +132,7 @@ def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int,
 
     def fail(message: str, *path: str) -> None:
         raise ManifestError(message, manifest.display, line_of(manifest.data, [*where, *path]) or src.line,
-                            ".".join(str(p) for p in [*where, *path]))
+                            field_path([*where, *path]))
 
     tls = ext.get("tls") or {}
     declared: dict[str, Any] = {str(k): v for k, v in (ext.get("configuration_settings") or {}).items()}
@@ -156,14 +157,19 @@ def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int,
         if "secret" in tls:
             settings["scoringFe.sslSecret"] = tls["secret"]
         else:
-            files = {}
+            files, texts = {}, []
             for key in ("cert_file", "key_file"):
                 path = manifest.resolve_path(tls[key])
-                if not path.is_file():
-                    fail(f"file not found: {tls[key]}", "tls", key)
-                files[key] = path
-            inputs["tls_files"] = files
-            spec["tls_digest"] = digest_text(*(files[k].read_text(encoding="utf-8") for k in ("cert_file", "key_file")))
+                try:  # regular, bounded, checked before reading (no FIFO or /dev/zero read into memory)
+                    text = read_text(path, MAX_PEM_BYTES)
+                except FileProblem as exc:
+                    fail(f"{tls[key]}: {str(exc).removesuffix(f' ({path})')}", "tls", key)
+                if not text.isascii():
+                    fail(f"{tls[key]} is not a PEM file (PEM is ASCII text)", "tls", key)
+                texts.append(text)
+                files[key] = text
+            inputs["tls_pem"] = files  # the bytes checked here are the bytes sent: no second read at apply time
+            spec["tls_digest"] = digest_text(*texts)
     return Resource("k8s_extension", compute["cluster"]["name"],
                     {"cluster": compute["cluster"]["name"], "cluster_resource_group": cluster_rg,
                      "extension_type": AZUREML_EXTENSION, "configuration_settings": {**settings, **declared},

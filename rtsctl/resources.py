@@ -3,7 +3,7 @@
 A `Resource` is what one reconciler manages. `spec` holds the fields that are diffed
 against the observed world (only what the manifest declared, plus content digests);
 `inputs` holds what a reconciler needs to act but that is never diffed (absolute paths
-of local files, smoke tests).
+of local files, smoke tests), and `warnings` the plan shows whenever the resource is written.
 """
 
 from __future__ import annotations

@@ -21,8 +21,11 @@ def _wait(state: RetryCallState) -> float:
     return _backoff(state)
 
 
-def call_with_retry(fn: Callable[..., T], *args: object, attempts: int = 8, budget_s: float = 600.0) -> T:
-    """Call `fn(*args)`, retrying TransientError with backoff; the last error propagates."""
+def call_with_retry(fn: Callable[..., T], *args: object, attempts: int = 8, budget_s: float = 2700.0) -> T:
+    """Call `fn(*args)`, retrying TransientError with backoff; the last error propagates.
+
+    The budget counts from the first attempt, and one attempt can be long: a real Azure ML deployment takes about
+    ten minutes (recording 01: 9 m 42 s), so 45 minutes leave room for a retry after a late transient failure."""
     retrying = Retrying(retry=retry_if_exception_type(TransientError), wait=_wait,
                         stop=stop_after_attempt(attempts) | stop_after_delay(budget_s), reraise=True)
     return retrying(fn, *args)

@@ -257,7 +257,7 @@ def test_managed_endpoint_with_aml_token_auth(azure_emulator_factory, azure_cli)
     outputs = cli.outputs(manifest)
     assert outputs["scoring_uri"].startswith(emu.url) and outputs["primary_key"]
     body = find(emu, f"{W}/onlineEndpoints/rts-managed", "rts-managed-rg")
-    assert body["properties"]["authMode"].lower() == "amltoken" and "compute" not in body["properties"]
+    assert body["properties"]["authMode"].lower() == "amltoken" and body["properties"].get("compute") is None
     assert cli("plan", manifest, "--detailed-exitcode").code == 0
 
     # in-place endpoint and workspace updates: the endpoint PUT carries the live traffic map (an endpoint update

@@ -102,6 +102,7 @@ def test_an_endpoint_still_creating_has_no_scoring_uri_and_output_says_so(monkey
         text = cli("output", "r01.yaml", timeout=300)
         assert text.code == 0, str(text)
         assert "Creating" in text.out and "Traceback" not in text.err
-        as_json = cli("output", "r01.yaml", "-o", "json", timeout=300)
+        # one endpoint named: one JSON object (without --endpoint, a list on the merged main)
+        as_json = cli("output", "r01.yaml", "-o", "json", "--endpoint", R01_ENDPOINT, timeout=300)
         assert as_json.code == 0, str(as_json)
         assert json.loads(as_json.out)["scoring_uri"] is None

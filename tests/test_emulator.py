@@ -554,6 +554,9 @@ def test_app_insights_brings_its_untagged_smart_detection_along(azure_emulator_a
     assert not emu.resource(rule.id).get("tags") and not emu.resource(group.id).get("tags")
     ws = clients.ml_client(emu, RG, WS).workspaces.get(WS)
     assert ws.application_insights.lower() == component.id.lower()
+    # the template's Log Analytics workspace, linked from the component (what delete_dependent_resources follows)
+    log_analytics = emu.resource(component.id)["properties"]["WorkspaceResourceId"]
+    assert in_group["microsoft.operationalinsights/workspaces"].id.lower() == log_analytics.lower()
 
 
 class ArmId:
@@ -563,11 +566,11 @@ class ArmId:
         self.type = f"{segs[5]}/{segs[6]}".lower() if len(segs) == 8 else "/".join(segs[5::2]).lower()
 
 
-def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_limit(azure_emulator, monkeypatch,
+def test_data_plane_answers_424_429_and_408_as_the_troubleshooting_table_says(azure_emulator, monkeypatch,
                                                                                       tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineEndpoint
+    from azure.ai.ml.entities import CodeConfiguration, ManagedOnlineEndpoint, OnlineRequestSettings
 
     emu = azure_emulator
     ml, model, env = workspace_with_assets(emu, monkeypatch)
@@ -578,6 +581,7 @@ def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_li
     ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="rts-dp")).result()
     dep = managed_deployment("blue", "rts-dp", model, env)
     dep.code_configuration = CodeConfiguration(code=str(tmp_path), scoring_script="score.py")
+    dep.request_settings = OnlineRequestSettings(request_timeout_ms=4000)
     ml.online_deployments.begin_create_or_update(dep).result()
     endpoint = ml.online_endpoints.get("rts-dp")
     endpoint.traffic = {"blue": 100}
@@ -597,8 +601,13 @@ def test_data_plane_answers_424_for_a_model_error_and_429_beyond_its_parallel_li
 
     with ThreadPoolExecutor(4) as pool:
         codes = sorted(pool.map(slow, range(4)))
-    assert codes.count(429) == 2 and codes.count(200) == 2, codes
+    # the container serves one at a time (the second accepted one waits ~1.5 s, inside the 4 s timeout); a thread
+    # that starts very late on a loaded machine may find room again, so: at least one 429, never anything else
+    assert set(codes) == {200, 429} and codes.count(200) >= 2, codes
     assert requests.post(endpoint.scoring_uri, json={}, headers=headers, verify=emu.ca_path).status_code == 200
+    # 408 once the model takes longer than request_timeout_ms (last: the host stays busy with it for a while)
+    late = requests.post(endpoint.scoring_uri, json={"sleep": 5}, headers=headers, verify=emu.ca_path, timeout=30)
+    assert late.status_code == 408, late.text
 
 
 @pytest.mark.parametrize("code", ["OperationCanceled", "ACRTokenExchangeFailed", "OutOfQuota"])
@@ -655,7 +664,7 @@ def test_realistic_timing_follows_the_recorded_durations(azure_emulator_factory,
     ml.online_deployments.begin_create_or_update(managed_deployment("blue", "rts-rt", model, env)).result()
     deployment_s = time.time() - started
     assert 0.45 <= endpoint_s and 2.9 <= deployment_s          # 90 s and 582 s (R01) x 0.005
-    assert deployment_s > 3 * endpoint_s
+    assert deployment_s - endpoint_s >= 2.0                    # (582 - 90) x 0.005 = 2.46 s apart
     assert emu.ctx.ops.duration_for("onlineEndpoints", "update") == pytest.approx(0.1)   # traffic: 20 s (R01 #14)
     # the emulator accepts and logs the api-versions the installed SDK sends (what rtsctl's raw calls must match):
     # azure-ai-ml 1.35.2 still sends 2022-02-01-preview for endpoints and 2023-04-01-preview for deployments

@@ -135,16 +135,21 @@ class K8sExtensionReconciler(AzureReconciler):
         settings = {**derived_settings(mc.id, cluster, mc.location, nodes, declared),
                     **{k: _as_setting(v) for k, v in declared.items()}}
         protected: dict[str, str] = {}
-        files = res.inputs.get("tls_files")
-        if files:
-            protected = {"scoringFe.sslCert": base64.b64encode(files["cert_file"].read_bytes()).decode(),
-                         "scoringFe.sslKey": base64.b64encode(files["key_file"].read_bytes()).decode()}
+        pem = res.inputs.get("tls_pem")
+        if pem:
+            protected = {"scoringFe.sslCert": base64.b64encode(pem["cert_file"].encode()).decode(),
+                         "scoringFe.sslKey": base64.b64encode(pem["key_file"].encode()).decode()}
             settings[TLS_DIGEST_SETTING] = res.spec["tls_digest"]
         return settings, protected
 
     def create(self, res: Resource) -> None:
         rg, cluster = self._where(res.spec, res.address)
         settings, protected = self._settings(res, rg, cluster)
+        # installing on an adopted cluster: the manifest may declare nothing, the install still needs inference on
+        # and a router type; TLS when given, else the documented dev/test default (plain HTTP)
+        tls = bool(protected) or "sslCname" in settings
+        settings = {"enableInference": "true", "inferenceRouterServiceType": "LoadBalancer",
+                    INSECURE: _as_setting(not tls), **settings}
         body = {
             "properties": {
                 "extensionType": res.spec.get("extension_type") or "Microsoft.AzureML.Kubernetes",

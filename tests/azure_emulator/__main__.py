@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="realistic: operations take the recorded Azure durations x --time-scale (use --lro async)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply the realistic durations")
     parser.add_argument("--no-retry-after", action="store_true",
-                        help="status answers without Retry-After, as Azure sends them (the SDK then polls every 5-30 s)")
+                        help="status answers without Retry-After, as Azure sends them (the SDK polls every 5-30 s)")
     args = parser.parse_args(argv)
 
     from .context import Settings

@@ -177,7 +177,7 @@ class ArmApi:
             body = deep_merge(existing.body, body)
         if existing is not None and state_of(existing.body) == "Deleting":
             raise ArmError(409, "Conflict", f"The resource '{path.name}' is being deleted.")
-        kind.check_write(self.ctx, path, existing)
+        kind.check_write(self.ctx, path, existing, "PUT")
         new_body, private = kind.prepare(self.ctx, path, body, existing)
         created = existing is None
         status = 201 if created else kind.update_status
@@ -241,7 +241,7 @@ class ArmApi:
         rec = store.get(path.path)
         if rec is None:
             return web.Response(status=204)
-        kind.check_write(self.ctx, path, rec)
+        kind.check_write(self.ctx, path, rec, "DELETE")
         kind.check_delete(self.ctx, path, rec)
         if not self.use_lro(kind.lro_delete, path):
             self.remove(path)

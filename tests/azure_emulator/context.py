@@ -28,7 +28,7 @@ class Settings:
     client_secret: str = CLIENT_SECRET
     subscription_id: str = SUBSCRIPTION_ID
     storage_key: str = STORAGE_KEY
-    datastore_secret: str = "recorded"     # what datastores/listSecrets returns: "recorded" (R01/R02), "AccountKey", "Sas"
+    datastore_secret: str = "recorded"     # datastores/listSecrets: "recorded" (R01/R02), "AccountKey" or "Sas"
     endpoint_auth_mode_mutable: bool = True   # guess: the spec marks authMode updatable; no update recorded
     # Retry-After on running status answers. Azure sends none (R01, R03, R05: the SDK's own 5-30 s interval
     # applies); the fractional default is a test-speed deviation. None = exactly the recorded headers.

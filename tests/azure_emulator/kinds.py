@@ -110,7 +110,7 @@ class Kind:
     def check_delete(self, ctx: "Context", path: ArmPath, record: "Record") -> None:
         """Raise ArmError to refuse a DELETE."""
 
-    def check_write(self, ctx: "Context", path: ArmPath, existing: "Record | None") -> None:
+    def check_write(self, ctx: "Context", path: ArmPath, existing: "Record | None", method: str) -> None:
         """Raise ArmError to refuse any write (PUT/PATCH/DELETE), e.g. while another operation runs."""
 
     def on_failed(self, ctx: "Context", path: ArmPath, record: "Record", error: dict) -> None:

@@ -44,7 +44,7 @@ REALISTIC: dict[tuple[str, str], float] = {
     ("deployments", "create"): 582.0,        # R01 #12: 19:16:36 -> 19:26:18 (R03 #5: 551 s)
     ("deployments", "update"): 300.0,        # R05 deployment_update_2025: still Updating after 4+ min (lower bound)
     ("deployments", "delete"): 120.0,        # guess: no deployment DELETE recorded
-    ("computes", "create"): 10.0,            # R05 amlcompute_2022: Succeeded at the first poll, 30 s later (upper bound)
+    ("computes", "create"): 10.0,            # R05 amlcompute_2022: Succeeded at the first poll, 30 s in (bound)
     ("computes", "update"): 10.0,            # R05 amlcompute_2022 #5 (same bound)
     ("computes", "delete"): 30.0,            # guess
     ("managedclusters", "create"): 360.0,    # guess: no AKS recording (docs say "a few minutes")

@@ -27,7 +27,8 @@ class TemplateDeploymentKind(Kind):
         # R05 #2: every parameter is echoed with its type (the template's; "String" for strings: the rest, guess)
         p["parameters"] = {k: {"type": _arm_type(v), "value": v} for k, v in params.items()}
         # R05 #2: mode sent "incremental", answered "Incremental"; duration/timestamp/correlationId as there
-        p.update({"mode": str(p.get("mode") or "Incremental").capitalize(), "timestamp": out["systemData"]["lastModifiedAt"],
+        p.update({"mode": str(p.get("mode") or "Incremental").capitalize(),
+                  "timestamp": out["systemData"]["lastModifiedAt"],
                   "duration": "PT1S", "correlationId": str(uuid.uuid4()), "outputs": {},
                   "templateHash": str(abs(hash(str(template))))[:20]})
         private = {"parameters": params}

@@ -54,8 +54,8 @@ def in_flight(ctx, endpoint_path) -> list:
 
 
 def busy_conflict(what: str, endpoint: str, state: str):
-    # message: azure-sdk-for-net#36961 ("Cannot create a deployment in endpoint X because it is in Updating
-    # provisioning state."); 409 and the UserError wrapping: guess (shape as recording 02)
+    """`Cannot {what} in endpoint {endpoint} because it is in {state} provisioning state.` -- the deployment-create
+    wording is azure-sdk-for-net#36961's; the other verbs, 409 and the UserError wrapping: guess (shape: R02)."""
     return aml_error(409, "Conflict", f"Cannot {what} in endpoint {endpoint} because it is in {state} "
                                       f"provisioning state.")
 
@@ -84,16 +84,17 @@ class EndpointKind(Kind):
     def put_headers(self, path, location, created, lro):
         return mfe_put_headers(location) if lro else {}
 
-    def check_write(self, ctx, path, existing):
+    def check_write(self, ctx, path, existing, method):
         # rule: no write to an endpoint while a write to it or one of its deployments runs (issue 7 item 8,
         # azure-sdk-for-net#36961)
         if existing is None:
             return
         running = in_flight(ctx, path)
         if running:
-            what = "update the endpoint" if any(o.target.lower() == existing.id.lower() for o in running) \
-                else "update an endpoint while a deployment operation runs"
-            raise busy_conflict(what, existing.body["name"], "Updating")
+            own = any(o.target.lower() == existing.id.lower() for o in running)
+            verb = "delete the endpoint" if method == "DELETE" else "write"
+            raise busy_conflict(verb if own else f"{verb} while a deployment operation runs",
+                                existing.body["name"], "Updating")
 
     def prepare(self, ctx, path, body, existing):
         out = self.envelope(ctx, path, body, existing)
@@ -199,17 +200,19 @@ class DeploymentKind(Kind):
     def put_headers(self, path, location, created, lro):
         return mfe_put_headers(location) if lro else {}
 
-    def check_write(self, ctx, path, existing):
+    def check_write(self, ctx, path, existing, method):
         # azure-sdk-for-net#36961: a deployment write is refused while its endpoint is not in a terminal state
         endpoint = ctx.store.get(path.parent().path)
         if endpoint is None:
             return
         state = state_of(endpoint.body)
         if state in ("Creating", "Updating", "Deleting") or ctx.ops.pending_for(path.parent().key):
-            raise busy_conflict("create a deployment" if existing is None else "update a deployment",
-                                endpoint.body["name"], state if state != "Succeeded" else "Updating")
+            verb = "delete" if method == "DELETE" else "create" if existing is None else "update"
+            raise busy_conflict(f"{verb} a deployment", endpoint.body["name"],
+                                state if state != "Succeeded" else "Updating")
         if existing is not None and ctx.ops.pending_for(path.key):      # guess: one write per deployment
-            raise busy_conflict(f"update deployment {path.name}", endpoint.body["name"], "Updating")
+            raise busy_conflict(f"{'delete' if method == 'DELETE' else 'update'} deployment {path.name}",
+                                endpoint.body["name"], "Updating")
 
     async def provision(self, ctx, path, record):
         """Start the deployment's scoring container now, as the service does: a crash fails the operation."""

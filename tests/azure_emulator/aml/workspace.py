@@ -113,7 +113,13 @@ def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
         path = ArmPath.parse(arm_id)
         if ctx.store.exists(arm_id) or not ctx.store.exists(ArmPath(path.segs[:4]).path):
             continue
-        stored, private = kind_for(path).prepare(ctx, path, {"location": location, "tags": dict(tags)}, None)
+        body = {"location": location, "tags": dict(tags)}
+        if path.type_key() == "microsoft.insights/components":
+            # the template links the component to its Log Analytics workspace (what the SDK's
+            # delete_dependent_resources follows to delete that workspace too)
+            log_analytics = params.get("logAnalyticsArmId") or created.get("logAnalyticsName")
+            body["properties"] = {"Application_Type": "web", "WorkspaceResourceId": log_analytics}
+        stored, private = kind_for(path).prepare(ctx, path, body, None)
         props(stored)[PS] = "Succeeded"
         ctx.store.put(arm_id, stored, private)
         if path.type_key() == "microsoft.insights/components":
@@ -145,8 +151,8 @@ def list_secrets(ctx, path, record, body, base_url):
     # datastore's credentialsType is AccountKey; R01 #5 (2022): no body -> the account key. Settings can force one.
     mode = ctx.settings.datastore_secret.lower()
     if mode == "sas" or (mode == "recorded" and body.get("expirableSecret")):
-        return json_response({"secretsType": "Sas",
-                              "sasToken": "?sv=2021-08-06&se=2099-01-01T00%3A00%3A00Z&srt=co&ss=bf&sp=rcuwdl&sig=emulated"})
+        sas = "?sv=2021-08-06&se=2099-01-01T00%3A00%3A00Z&srt=co&ss=bf&sp=rcuwdl&sig=emulated"
+        return json_response({"secretsType": "Sas", "sasToken": sas})
     return json_response({"secretsType": "AccountKey", "key": ctx.settings.storage_key})
 
 
