@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import requests
+
 from tests.conftest import Cli
 from tests.helpers import edit_yaml, post
 from tests.test_azure_e2e import azure_cli  # noqa: F401 - the fixture, shared
@@ -66,31 +68,40 @@ def test_logs_tail_and_instance(cli: Cli, project: Path):
     assert cli("logs", "dev.yaml", "--tail", "-1").code == 2          # argparse: a usage error
 
 
-def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
-    printing_seed(project)
-    cli.ok("apply", "dev.yaml", "-y")
-    follower = subprocess.Popen([sys.executable, "-m", "rtsctl", "logs", "dev.yaml", "-f", "--tail", "0"],
-                                cwd=project, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def follow_until(cli: Cli, manifest: str, trigger, markers: tuple[str, ...], timeout: float = 30) -> list[str]:
+    """Run `rtsctl logs MANIFEST -f --tail 0`, call `trigger()`, and collect what it prints until every marker
+    showed; then Ctrl-C it, which must end it with 130."""
+    follower = subprocess.Popen([sys.executable, "-m", "rtsctl", "logs", manifest, "-f", "--tail", "0"],
+                                cwd=cli.workdir, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+    seen: list[str] = []
     try:
-        time.sleep(1.0)            # the follower has read the current ends (tail 0: prints nothing of the past)
-        score(cli, "dev.yaml", "first-marker", "second-marker")
-        seen: list[str] = []
-        deadline = time.monotonic() + 20
-        while not all(any(f"scored {m}" in s for s in seen) for m in ("first-marker", "second-marker")):
+        time.sleep(2.0)            # it has read the current ends (tail 0: prints nothing of the past)
+        trigger()
+        deadline = time.monotonic() + timeout
+        while not all(any(m in s for s in seen) for m in markers):
             assert time.monotonic() < deadline, f"follow printed only {seen}"
             try:
                 seen.append(lines.get(timeout=0.5).rstrip("\n"))
             except queue.Empty:
                 pass
-        marked = [s for s in seen if "-marker" in s]
-        assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
         assert follower.poll() is None          # still following
     finally:
         follower.send_signal(signal.SIGINT)     # Ctrl-C ends it
         follower.wait(timeout=10)
     assert follower.returncode == 130
+    return seen
+
+
+def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
+    printing_seed(project)
+    cli.ok("apply", "dev.yaml", "-y")
+    seen = follow_until(cli, "dev.yaml", lambda: score(cli, "dev.yaml", "first-marker", "second-marker"),
+                        ("scored first-marker", "scored second-marker"))
+    marked = [s for s in seen if "-marker" in s]
+    assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
+    assert not [s for s in seen if "Daniel" in s]      # --tail 0: nothing from before
 
 
 def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: Path):
@@ -115,6 +126,7 @@ def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: 
 
 def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_emulator_factory, azure_cli,  # noqa: F811
                                                                           project: Path):
+    printing_seed(project)
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():\n", "def init():\n    print('azure-log-marker', flush=True)\n"))
     emu = azure_emulator_factory(lro_mode="sync")
@@ -126,6 +138,17 @@ def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_
     assert any(method == "POST" and path.split("?")[0].endswith("/deployments/blue/getLogs")
                for method, path, _ in emu.request_log), emu.request_log[-5:]
     assert cli.ok("logs", manifest, "--tail", "0").out == ""
+
+    # following polls getLogs and prints only what is new
+    out = cli.outputs(manifest)
+
+    def trigger() -> None:
+        answer = requests.post(out["scoring_uri"], json={"name": "azure-follow"}, timeout=30,
+                               headers={"Authorization": f"Bearer {out['primary_key']}"}, verify=emu.ca_path)
+        assert answer.status_code == 200, answer.text
+
+    seen = follow_until(cli, manifest, trigger, ("scored azure-follow",))
+    assert not [s for s in seen if "azure-log-marker" in s], seen      # printed before: not again
     refused = cli("logs", manifest, "--instance", "0")
     assert refused.code == 1 and "--instance is local only" in refused.err, str(refused)
 
