@@ -104,6 +104,35 @@ def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
     assert not [s for s in seen if "Daniel" in s]      # --tail 0: nothing from before
 
 
+def test_logs_read_and_follow_across_a_rotation(cli: Cli, project: Path):
+    """6 MB printed by one request: the supervisor rotates the instance log at 5 MB (instance-0.log -> .log.1)
+    while a follower reads it; both reading and following go across the rotation."""
+    script = project / "seed" / "src" / "score.py"
+    text = script.read_text()
+    script.write_text(text[:text.index("\ndef run(")] + '''
+
+def run(raw_data):
+    name = json.loads(raw_data)["name"]
+    if name == "flood":
+        filler = "x" * 1000
+        for i in range(6000):
+            print(f"flood {i:05d} {filler}")
+        print("flood done", flush=True)
+    return {"GoAway": f"{name}'s not here."}
+''')
+    edit_yaml(project / "dev.yaml", lambda m: m["endpoints"][0]["deployments"][0].update(instance_count=1))
+    cli.ok("apply", "dev.yaml", "-y")
+    seen = follow_until(cli, "dev.yaml", lambda: score(cli, "dev.yaml", "flood"), ("flood done",), timeout=60)
+    folder = next(cli.home.rglob("logs/rts-score/blue"))
+    assert (folder / "instance-0.log.1").is_file(), sorted(p.name for p in folder.iterdir())   # it did rotate
+    floods = [s for s in seen if s.startswith("flood ")]
+    assert floods[-1] == "flood done" and len(floods) == 6001, (len(floods), floods[:2], floods[-2:])
+    assert floods[:-1] == [f"flood {i:05d} {'x' * 1000}" for i in range(6000)]     # nothing lost or doubled
+    assert cli.ok("logs", "dev.yaml", "--tail", "2").out.splitlines() == [f"flood 05999 {'x' * 1000}", "flood done"]
+    whole = cli.ok("logs", "dev.yaml").out.splitlines()
+    assert whole.count("flood done") == 1 and f"flood 00000 {'x' * 1000}" in whole      # both generations
+
+
 def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: Path):
     printing_seed(project)
     cli.ok("apply", "dev.yaml", "-y")
