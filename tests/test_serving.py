@@ -269,3 +269,44 @@ def test_sigkill_of_apply_or_destroy_at_any_point_leaves_no_orphan(cli, project)
         killed_after("destroy", delay)
     cli.ok("destroy", "dev.yaml", "-y")
     assert serving_processes(cli.home) == []
+
+
+def test_a_changed_deployment_rolls_over_without_a_failed_request(cli, project):
+    uri, key = setup(cli, project, request_settings={"max_concurrent_requests_per_instance": 2})
+    old = {i["pid"] for i in status(cli)["instances"]}
+    results: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            results.append(post(uri, {"name": "x"}, key)[0])
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0]["environment_variables"].update(
+            GREETING_STYLE="new"))
+        cli.ok("apply", "dev.yaml", "-y")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(20)
+    assert results and set(results) == {200}
+    assert procs.wait_until(lambda: not any(procs.is_alive(pid) for pid in old), 10)   # the old generation is gone
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_instance_count_without_a_compute_is_bounded_by_the_cores(cli, project):
+    from reconcilers.local.deployment import local_capacity
+
+    too_many = local_capacity() + 1
+
+    def change(d: dict) -> None:
+        d["endpoints"][0].pop("compute")
+        d["endpoints"][0]["deployments"][0]["instance_count"] = too_many
+
+    edit_yaml(project / "dev.yaml", change)
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert f"instance_count {too_many} exceeds the local limit of {too_many - 1} (one per CPU core)" in result.err
+    assert "declare a compute with max_instances" in result.err
