@@ -3,6 +3,7 @@ through the real SDK against the emulator."""
 
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import subprocess
@@ -68,16 +69,32 @@ def test_logs_tail_and_instance(cli: Cli, project: Path):
     assert cli("logs", "dev.yaml", "--tail", "-1").code == 2          # argparse: a usage error
 
 
-def follow_until(cli: Cli, manifest: str, trigger, markers: tuple[str, ...], timeout: float = 30) -> list[str]:
-    """Run `rtsctl logs MANIFEST -f --tail 0`, call `trigger()`, and collect what it prints until every marker
-    showed; then Ctrl-C it, which must end it with 130."""
+def opened_logs(count: int):
+    """Readiness of a local follower: it holds `count` instance logs open (so it has read their current ends)."""
+    def ready(pid: int) -> bool:
+        fds = Path(f"/proc/{pid}/fd")
+        try:
+            return sum("/instance-" in os.readlink(fd) for fd in fds.iterdir()) >= count
+        except OSError:
+            return False
+    return ready
+
+
+def follow_until(cli: Cli, manifest: str, ready, trigger, markers: tuple[str, ...], timeout: float = 30) -> list[str]:
+    """Run `rtsctl logs MANIFEST -f --tail 0`; once `ready(pid)` says it has read the current ends, call
+    `trigger()` and collect what it prints until every marker showed; then Ctrl-C it, which must end it with 130."""
     follower = subprocess.Popen([sys.executable, "-m", "rtsctl", "logs", manifest, "-f", "--tail", "0"],
                                 cwd=cli.workdir, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
     seen: list[str] = []
     try:
-        time.sleep(2.0)            # it has read the current ends (tail 0: prints nothing of the past)
+        deadline = time.monotonic() + 60
+        while not ready(follower.pid):
+            assert follower.poll() is None, follower.stderr.read()
+            assert time.monotonic() < deadline, "the follower never got ready"
+            time.sleep(0.1)
+        time.sleep(0.3)
         trigger()
         deadline = time.monotonic() + timeout
         while not all(any(m in s for s in seen) for m in markers):
@@ -97,7 +114,7 @@ def follow_until(cli: Cli, manifest: str, trigger, markers: tuple[str, ...], tim
 def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
     printing_seed(project)
     cli.ok("apply", "dev.yaml", "-y")
-    seen = follow_until(cli, "dev.yaml", lambda: score(cli, "dev.yaml", "first-marker", "second-marker"),
+    seen = follow_until(cli, "dev.yaml", opened_logs(2), lambda: score(cli, "dev.yaml", "first-marker", "second-marker"),
                         ("scored first-marker", "scored second-marker"))
     marked = [s for s in seen if "-marker" in s]
     assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
@@ -122,7 +139,8 @@ def run(raw_data):
 ''')
     edit_yaml(project / "dev.yaml", lambda m: m["endpoints"][0]["deployments"][0].update(instance_count=1))
     cli.ok("apply", "dev.yaml", "-y")
-    seen = follow_until(cli, "dev.yaml", lambda: score(cli, "dev.yaml", "flood"), ("flood done",), timeout=60)
+    seen = follow_until(cli, "dev.yaml", opened_logs(1), lambda: score(cli, "dev.yaml", "flood"), ("flood done",),
+                        timeout=60)
     folder = next(cli.home.rglob("logs/rts-score/blue"))
     assert (folder / "instance-0.log.1").is_file(), sorted(p.name for p in folder.iterdir())   # it did rotate
     floods = [s for s in seen if s.startswith("flood ")]
@@ -176,7 +194,12 @@ def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_
                                headers={"Authorization": f"Bearer {out['primary_key']}"}, verify=emu.ca_path)
         assert answer.status_code == 200, answer.text
 
-    seen = follow_until(cli, manifest, trigger, ("scored azure-follow",))
+    def get_logs_calls() -> int:
+        return sum(1 for method, path, _ in emu.request_log if method == "POST" and "/getLogs" in path)
+
+    before = get_logs_calls()
+    # ready once the follower's first poll (its baseline) is answered
+    seen = follow_until(cli, manifest, lambda pid: get_logs_calls() > before, trigger, ("scored azure-follow",))
     assert not [s for s in seen if "azure-log-marker" in s], seen      # printed before: not again
     refused = cli("logs", manifest, "--instance", "0")
     assert refused.code == 1 and "--instance is local only" in refused.err, str(refused)
