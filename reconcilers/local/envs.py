@@ -26,12 +26,14 @@ Destroying a workspace leaves the cache alone (another workspace may use the sam
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -312,7 +314,7 @@ def _run(argv: list[str], say: Progress) -> list[str]:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=_ends_with(os.getpid()))
     lines: list[str] = []
     installed: list[str] = []
     deadline = time.monotonic() + BUILD_TIMEOUT_S
@@ -331,6 +333,20 @@ def _run(argv: list[str], say: Progress) -> list[str]:
     if proc.wait() != 0:
         raise EnvBuildError(_explain(lines))
     return installed
+
+
+def _ends_with(parent: int):
+    """uv must not outlive a killed rtsctl: it would go on writing into a staging folder that the next build,
+    holding the lock rtsctl's death released, deletes. Linux's PR_SET_PDEATHSIG kills it with its parent."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def in_child() -> None:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)     # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:                      # rtsctl died before prctl took effect
+            os._exit(1)
+
+    return in_child
 
 
 def _explain(lines: list[str]) -> str:
