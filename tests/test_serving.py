@@ -310,3 +310,46 @@ def test_instance_count_without_a_compute_is_bounded_by_the_cores(cli, project):
     assert result.code == 1 and "Traceback" not in result.err
     assert f"instance_count {too_many} exceeds the local limit of {too_many - 1} (one per CPU core)" in result.err
     assert "declare a compute with max_instances" in result.err
+
+
+def test_instance_logs_are_size_capped_and_rotated(cli, project):
+    (project / "seed" / "src" / "score.py").write_text(
+        "import sys\n\ndef init():\n    pass\n\ndef run(raw):\n    sys.stdout.write('x' * 1_000_000 + '\\n')\n"
+        "    return {'GoAway': \"Daniel's not here.\"}\n")
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=1))
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    for _ in range(12):
+        assert post(out["scoring_uri"], {"name": "x"}, out["primary_key"])[0] == 200
+    logs = cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "logs" / "rts-score" / "blue"
+    assert procs.wait_until(lambda: (logs / "instance-0.log.2").exists(), 10)
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["instance-0.log", "instance-0.log.1", "instance-0.log.2"]
+    assert all(p.stat().st_size <= 5 * 1024 * 1024 for p in logs.iterdir())
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in logs.iterdir())
+
+
+def test_pipelined_requests_are_answered_in_order(cli, project):
+    uri, key = setup(cli, project, request_settings={"max_concurrent_requests_per_instance": 32})
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    count = 150   # more than the front reads ahead per connection (64): it must pause and resume
+    requests = b"".join(
+        b"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (key.encode(), len(body), body)
+        for body in (json.dumps({"name": f"n{i}"}).encode() for i in range(count)))
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(requests)
+        data, names = b"", []
+        while len(names) < count:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(names)} answers"
+            data += chunk
+            while b"\r\n\r\n" in data:
+                head, rest = data.split(b"\r\n\r\n", 1)
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                if len(rest) < length:
+                    break
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                names.append(json.loads(rest[:length])["GoAway"].split("'")[0])
+                data = rest[length:]
+    assert names == [f"n{i}" for i in range(count)]
