@@ -353,3 +353,26 @@ def test_pipelined_requests_are_answered_in_order(cli, project):
                 names.append(json.loads(rest[:length])["GoAway"].split("'")[0])
                 data = rest[length:]
     assert names == [f"n{i}" for i in range(count)]
+
+
+def listening_addresses(port: int) -> set[str]:
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_the_endpoint_binds_loopback_unless_the_manifest_says_otherwise(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    uri = cli.outputs()["scoring_uri"]
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    assert listening_addresses(port) == {"127.0.0.1"}
+    edit_yaml(project / "dev.yaml", lambda d: d["provider"].update(bind="0.0.0.0"))
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    assert out["scoring_uri"] == uri   # same port; reached from this machine through loopback
+    assert listening_addresses(port) == {"0.0.0.0"}
+    assert post(uri, {"name": "Daniel"}, out["primary_key"])[0] == 200
