@@ -155,7 +155,7 @@ def test_azure_front_codes_424_429_408_502(cli, project):
     assert code == 424 and headers["ms-azureml-model-error-statuscode"] == "500"
     assert headers["x-ms-run-function-failed"] == "True" and "scoring script" in json.loads(body)["message"]
     with ThreadPoolExecutor(4) as pool:  # 2 × 1 × 1 in flight at most
-        codes = sorted(pool.map(lambda _: post(uri, {"name": "x", "sleep": 0.4}, key)[0], range(4)))
+        codes = sorted(pool.map(lambda _: post(uri, {"name": "x", "sleep": 1.0}, key)[0], range(4)))
     assert codes == [200, 200, 429, 429], codes
     code, _, body = post(uri, {"name": "x", "sleep": 4}, key)
     assert code == 408
