@@ -43,7 +43,7 @@ def _non_negative(text: str) -> int:
 
 def select(deployments: list[str], endpoint: str | None, deployment: str | None, manifest: str) -> list[tuple[str, str]]:
     """The (endpoint, deployment) pairs the flags pick among the manifest's `endpoint/deployment` names."""
-    pairs = [tuple(name.split("/", 1)) for name in deployments]
+    pairs = [(name.split("/", 1)[0], name.split("/", 1)[1]) for name in deployments]
     if endpoint is not None:
         endpoints = sorted({e for e, _ in pairs})
         if endpoint not in endpoints:
@@ -55,7 +55,7 @@ def select(deployments: list[str], endpoint: str | None, deployment: str | None,
         if not pairs:
             raise RtsctlError(f"no deployment {deployment!r}" + (f" in endpoint {endpoint}" if endpoint else "")
                               + f" in {manifest} (declared: {', '.join(names)})")
-    return pairs  # type: ignore[return-value]
+    return pairs
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
