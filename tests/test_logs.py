@@ -4,6 +4,7 @@ through the real SDK against the emulator."""
 from __future__ import annotations
 
 import os
+import pty
 import queue
 import signal
 import subprocess
@@ -48,6 +49,26 @@ def lines_under(text: str, header: str) -> list[str]:
     return [line for line in block.splitlines() if line]
 
 
+def on_a_terminal(cli: Cli, *args: str) -> str:
+    """What `rtsctl ARGS` writes to a terminal (a pseudo-terminal as its stdout)."""
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rtsctl", *args], cwd=cli.workdir, env=cli.env, stdout=sub,
+                            stderr=subprocess.PIPE)
+    os.close(sub)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:          # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
 def test_logs_tail_and_instance(cli: Cli, project: Path):
     printing_seed(project)
     cli.ok("apply", "dev.yaml", "-y")
@@ -61,6 +82,12 @@ def test_logs_tail_and_instance(cli: Cli, project: Path):
     one = cli.ok("logs", "dev.yaml", "--instance", "1", "--tail", "2").out
     assert "==>" not in one and len(one.splitlines()) == 2, one
     assert one.splitlines() == lines_under(every, "blue/1")[-2:]
+
+    # what a script prints reaches a pipe as written, but a terminal never gets its control characters
+    score(cli, "dev.yaml", "\x1b]0;owned\x07\x1b[2Jsneaky")
+    assert "scored \x1b]0;owned\x07\x1b[2Jsneaky" in cli.ok("logs", "dev.yaml").out
+    on_terminal = on_a_terminal(cli, "logs", "dev.yaml")
+    assert "scored \ufffd]0;owned\ufffd\ufffd[2Jsneaky" in on_terminal and "\x1b" not in on_terminal, on_terminal
 
     missing = cli("logs", "dev.yaml", "--instance", "7")
     assert missing.code == 1 and "no log for instance 7 (instances with logs: 0, 1" in missing.err, str(missing)
