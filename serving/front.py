@@ -262,7 +262,10 @@ class Deployment:
             instance.send(exchange)
 
     def requeue(self, exchange: Exchange) -> None:
-        self.queue.append(exchange)
+        if self.stopping:
+            exchange.fail(502, f"the instance of deployment {self.name!r} stopped before answering")
+        else:
+            self.queue.append(exchange)
 
     def _free(self) -> Instance | None:
         instances = self.instances
@@ -440,7 +443,8 @@ class Front:
             now = loop.time()
             for deployment in [*self.deployments.values(), *self.removed]:
                 deployment.sweep(now)
-            self.removed = [d for d in self.removed if any(i.state != "stopped" for i in d.all_instances())]
+            self.removed = [d for d in self.removed
+                            if d.in_flight or any(i.state != "stopped" for i in d.all_instances())]
 
     def status_changed(self) -> None:
         if not self._status_pending:

@@ -296,6 +296,10 @@ class Instance:
         self._settle_requests()
         self.hung = False
         if was == "draining" or self.deployment.stopping:
+            for exchange in self.replay:
+                exchange.fail(502, f"the instance of deployment {self.deployment.name!r} died while running this "
+                                   "request and is not restarted (it was being removed)")
+            self.replay.clear()
             self.state = "stopped"
             self.deployment.changed()
             return
