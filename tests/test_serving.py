@@ -376,3 +376,29 @@ def test_the_endpoint_binds_loopback_unless_the_manifest_says_otherwise(cli, pro
     assert out["scoring_uri"] == uri   # same port; reached from this machine through loopback
     assert listening_addresses(port) == {"0.0.0.0"}
     assert post(uri, {"name": "Daniel"}, out["primary_key"])[0] == 200
+
+
+def test_hostile_http_gets_a_clear_status_and_never_reaches_an_instance(cli, project):
+    uri, key = setup(cli, project)
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    auth = b"Authorization: Bearer " + key.encode() + b"\r\n"
+
+    def exchange(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            return sock.recv(65536)
+
+    cases = {
+        b"POST /score HTTP/1.1\r\n" + auth + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n": b"431",
+        b"POST /score HTTP/1.1\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n": b"411",
+        b"POST /score HTTP/1.1\r\n" + auth + b"Content-Length: 12abc\r\n\r\n": b"400",
+        b"POST /score\r\n\r\n": b"400",
+        b"POST /score HTTP/1.1\r\n" + auth + b"Content-Length: 99999999999\r\n\r\n": b"413",
+        b"GET /score HTTP/1.1\r\n" + auth + b"\r\n": b"405",
+        b"POST /admin HTTP/1.1\r\n" + auth + b"Content-Length: 0\r\n\r\n": b"404",
+        b"POST /score HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}": b"401",
+    }
+    for raw, expected in cases.items():
+        assert exchange(raw).split(b" ", 2)[1] == expected, raw[:60]
+    assert all(i["exits"] == 0 for i in status(cli)["instances"])
+    assert post(uri, {"name": "x"}, key)[0] == 200
