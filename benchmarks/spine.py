@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,7 +69,13 @@ def main() -> None:
     gunicorn = ensure_azmlinfsrv()
     home = tempfile.mkdtemp(prefix="rtsctl-bench-")
     env = {**os.environ, "RTSCTL_HOME": home}
-    manifest = "manifests/dev.yaml"
+    manifest = str(Path(home) / "project" / "dev.yaml")
+    shutil.copytree(REPO / "manifests", Path(home) / "project")
+    # wrk's 64 connections need room: Azure's default max_concurrent_requests_per_instance (1) admits
+    # 2 × 1 × instance_count requests in flight and answers 429 beyond, as the local front does too.
+    text = Path(manifest).read_text().replace("        instance_count: 2\n", "        instance_count: 2\n"
+                                               "        request_settings: {max_concurrent_requests_per_instance: 32}\n")
+    Path(manifest).write_text(text)
 
     def cold_apply() -> float:
         elapsed = timed(RTSCTL + ["apply", manifest, "-y"], env)

@@ -40,6 +40,7 @@ MAX_DISCARD = 64 * 1024 * 1024    # an over-limit body up to this size is read a
 DEFAULT_TIMEOUT_MS = 5000         # Azure ML's default request_timeout_ms
 DEFAULT_MCR = 1                   # Azure ML's default max_concurrent_requests_per_instance
 SWEEP_S = 0.05
+MAX_PIPELINE = 64                 # unanswered requests per client connection before the front stops reading it
 NO_ROUTE = ("No valid deployments to route to. Please check that the endpoint has at least one deployment with "
             "positive weight values or use a deployment specific header to route.")
 DROP_HEADERS = frozenset({b"authorization", b"connection", b"keep-alive", b"content-length", b"host",
@@ -101,9 +102,27 @@ class Client(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.discard = 0
+        self.paused = False            # reading paused: too many unanswered requests, or the client reads slowly
+        self.write_paused = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._flow()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._flow()
+
+    def _flow(self) -> None:
+        stop = self.write_paused or len(self.queue) >= MAX_PIPELINE
+        if stop != self.paused and not self.closed:
+            self.paused = stop
+            (self.transport.pause_reading if stop else self.transport.resume_reading)()
+            if not stop and self.buf:
+                self.data_received(b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -117,6 +136,9 @@ class Client(asyncio.Protocol):
         buf = self.buf
         buf += data
         while buf:
+            if len(self.queue) >= MAX_PIPELINE:
+                self._flow()
+                return
             try:
                 parsed = parse_request(buf, MAX_BODY)
             except BadRequest as exc:
@@ -154,6 +176,8 @@ class Client(asyncio.Protocol):
                 else:
                     self.transport.close()
                 self.closed = True
+        if self.paused:
+            self._flow()
 
 
 class Deployment:
@@ -238,7 +262,10 @@ class Deployment:
             instance.send(exchange)
 
     def requeue(self, exchange: Exchange) -> None:
-        self.queue.append(exchange)
+        if self.stopping:
+            exchange.fail(502, f"the instance of deployment {self.name!r} stopped before answering")
+        else:
+            self.queue.append(exchange)
 
     def _free(self) -> Instance | None:
         instances = self.instances
@@ -416,7 +443,8 @@ class Front:
             now = loop.time()
             for deployment in [*self.deployments.values(), *self.removed]:
                 deployment.sweep(now)
-            self.removed = [d for d in self.removed if any(i.state != "stopped" for i in d.all_instances())]
+            self.removed = [d for d in self.removed
+                            if d.in_flight or any(i.state != "stopped" for i in d.all_instances())]
 
     def status_changed(self) -> None:
         if not self._status_pending:

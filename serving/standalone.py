@@ -25,7 +25,7 @@ def spawn(code_dir: Path, scoring_script: str, model_dir: Path | None, port: int
         argv += ["--model-dir", str(model_dir)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child_env = {**os.environ, **(env or {}),
-                 "PYTHONPATH": str(isolated_path(log_path.parent / ".runtime"))}
+                 "PYTHONPATH": str(isolated_path(log_path.parent / ".runtime")), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv, cwd=code_dir, env=child_env, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)

@@ -134,14 +134,17 @@ class Instance:
 
     def on_response(self, status: int, headers: bytes, body: bytes) -> None:
         exchange = self.outstanding.popleft()
-        self.hung = False
-        if exchange is self.isolated:
-            self.isolated = None
         exchange.from_instance(status, headers, body)
-        if self.state == "draining" and not self.outstanding:
-            self.terminate()
-        self._next_replay()
-        self.deployment.changed()
+        if self.hung or self.isolated is not None or self.state == "draining":   # rare: state changes
+            self.hung = False
+            if exchange is self.isolated:
+                self.isolated = None
+            if self.state == "draining" and not self.outstanding:
+                self.terminate()
+            self._next_replay()
+            self.deployment.changed()
+        else:                                                                     # the hot path
+            self.deployment.pump()
 
     def _next_replay(self) -> None:
         while self.isolated is None and self.replay and self.state == "ready":
@@ -293,6 +296,10 @@ class Instance:
         self._settle_requests()
         self.hung = False
         if was == "draining" or self.deployment.stopping:
+            for exchange in self.replay:
+                exchange.fail(502, f"the instance of deployment {self.deployment.name!r} died while running this "
+                                   "request and is not restarted (it was being removed)")
+            self.replay.clear()
             self.state = "stopped"
             self.deployment.changed()
             return

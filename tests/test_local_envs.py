@@ -182,13 +182,40 @@ def run(request: AMLRequest):
     return AMLResponse({"sum": sum(data["values"]), "asked_by": request.headers.get("X-Caller")}, 200,
                        {"X-Scored-By": "raw"}, json_str=True)
 '''
+SCHEMA_SCRIPT = '''
+from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+from inference_schema.schema_decorators import input_schema, output_schema
 
 
-def test_engine_azmlinfsrv_serves_rawhttp_scripts_behind_the_key(cli: Cli, project: Path):
+def init():
+    pass
+
+
+@input_schema("values", StandardPythonParameterType([1, 2]))
+@output_schema(StandardPythonParameterType({"total": 3}))
+def run(values):
+    return {"total": sum(values)}
+'''
+
+
+def test_engine_azmlinfsrv_serves_rawhttp_and_schema_scripts_behind_the_key(cli: Cli, project: Path):
     manifest = make_service(project, script=AZMLINFSRV_SCRIPT, conda="dependencies: [python=3.11, pip]\n",
                             engine="azmlinfsrv")
+    (project / "schema").mkdir()
+    (project / "schema" / "score.py").write_text(SCHEMA_SCRIPT)
+
+    def add_green(m: dict) -> None:       # a second deployment: inference-schema decorators, reached by header
+        blue = m["endpoints"][0]["deployments"][0]
+        m["endpoints"][0]["deployments"].append(
+            {**blue, "name": "green", "code_configuration": {"code": "schema", "scoring_script": "score.py"}})
+        m["endpoints"][0]["traffic"] = {"blue": 100}
+
+    edit_yaml(project / manifest, add_green)
     cli.ok("apply", manifest, "-y")
     out = cli.outputs(manifest)
+    status, _, body = post(out["scoring_uri"], {"values": [4, 5]}, key=out["primary_key"],
+                           headers={"azureml-model-deployment": "green"})
+    assert (status, json.loads(body)) == (200, {"total": 9})       # parsed and passed by inference-schema
     status, headers, body = post(out["scoring_uri"], {"values": [1, 2, 3]}, key=out["primary_key"],
                                  headers={"X-Caller": "test"})
     assert status == 200, body

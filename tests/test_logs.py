@@ -3,6 +3,8 @@ through the real SDK against the emulator."""
 
 from __future__ import annotations
 
+import os
+import pty
 import queue
 import signal
 import subprocess
@@ -10,6 +12,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import requests
 
 from tests.conftest import Cli
 from tests.helpers import edit_yaml, post
@@ -45,6 +49,26 @@ def lines_under(text: str, header: str) -> list[str]:
     return [line for line in block.splitlines() if line]
 
 
+def on_a_terminal(cli: Cli, *args: str) -> str:
+    """What `rtsctl ARGS` writes to a terminal (a pseudo-terminal as its stdout)."""
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rtsctl", *args], cwd=cli.workdir, env=cli.env, stdout=sub,
+                            stderr=subprocess.PIPE)
+    os.close(sub)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:          # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
 def test_logs_tail_and_instance(cli: Cli, project: Path):
     printing_seed(project)
     cli.ok("apply", "dev.yaml", "-y")
@@ -59,38 +83,100 @@ def test_logs_tail_and_instance(cli: Cli, project: Path):
     assert "==>" not in one and len(one.splitlines()) == 2, one
     assert one.splitlines() == lines_under(every, "blue/1")[-2:]
 
+    # what a script prints reaches a pipe as written, but a terminal never gets its control characters
+    score(cli, "dev.yaml", "\x1b]0;owned\x07\x1b[2Jsneaky")
+    assert "scored \x1b]0;owned\x07\x1b[2Jsneaky" in cli.ok("logs", "dev.yaml").out
+    on_terminal = on_a_terminal(cli, "logs", "dev.yaml")
+    assert "scored \ufffd]0;owned\ufffd\ufffd[2Jsneaky" in on_terminal and "\x1b" not in on_terminal, on_terminal
+
     missing = cli("logs", "dev.yaml", "--instance", "7")
     assert missing.code == 1 and "no log for instance 7 (instances with logs: 0, 1" in missing.err, str(missing)
     unknown = cli("logs", "dev.yaml", "--deployment", "green")
     assert unknown.code == 1 and "no deployment 'green'" in unknown.err and "declared: blue" in unknown.err
-    assert cli("logs", "dev.yaml", "--tail", "-1").code == 2          # argparse: a usage error
+    negative = cli("logs", "dev.yaml", "--tail", "-1")               # a usage error (its exit code is the CLI's)
+    assert negative.code != 0 and "--tail" in negative.err and "must be between 0 and" in negative.err, str(negative)
 
 
-def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
-    printing_seed(project)
-    cli.ok("apply", "dev.yaml", "-y")
-    follower = subprocess.Popen([sys.executable, "-m", "rtsctl", "logs", "dev.yaml", "-f", "--tail", "0"],
-                                cwd=project, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def opened_logs(count: int):
+    """Readiness of a local follower: it holds `count` instance logs open (so it has read their current ends)."""
+    def ready(pid: int) -> bool:
+        fds = Path(f"/proc/{pid}/fd")
+        try:
+            return sum("/instance-" in os.readlink(fd) for fd in fds.iterdir()) >= count
+        except OSError:
+            return False
+    return ready
+
+
+def follow_until(cli: Cli, manifest: str, ready, trigger, markers: tuple[str, ...], timeout: float = 30) -> list[str]:
+    """Run `rtsctl logs MANIFEST -f --tail 0`; once `ready(pid)` says it has read the current ends, call
+    `trigger()` and collect what it prints until every marker showed; then Ctrl-C it, which must end it with 130."""
+    follower = subprocess.Popen([sys.executable, "-m", "rtsctl", "logs", manifest, "-f", "--tail", "0"],
+                                cwd=cli.workdir, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
+    seen: list[str] = []
     try:
-        time.sleep(1.0)            # the follower has read the current ends (tail 0: prints nothing of the past)
-        score(cli, "dev.yaml", "first-marker", "second-marker")
-        seen: list[str] = []
-        deadline = time.monotonic() + 20
-        while not all(any(f"scored {m}" in s for s in seen) for m in ("first-marker", "second-marker")):
+        deadline = time.monotonic() + 60
+        while not ready(follower.pid):
+            assert follower.poll() is None, follower.stderr.read()
+            assert time.monotonic() < deadline, "the follower never got ready"
+            time.sleep(0.1)
+        time.sleep(0.3)
+        trigger()
+        deadline = time.monotonic() + timeout
+        while not all(any(m in s for s in seen) for m in markers):
             assert time.monotonic() < deadline, f"follow printed only {seen}"
             try:
                 seen.append(lines.get(timeout=0.5).rstrip("\n"))
             except queue.Empty:
                 pass
-        marked = [s for s in seen if "-marker" in s]
-        assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
         assert follower.poll() is None          # still following
     finally:
         follower.send_signal(signal.SIGINT)     # Ctrl-C ends it
         follower.wait(timeout=10)
     assert follower.returncode == 130
+    return seen
+
+
+def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
+    printing_seed(project)
+    cli.ok("apply", "dev.yaml", "-y")
+    seen = follow_until(cli, "dev.yaml", opened_logs(2), lambda: score(cli, "dev.yaml", "first-marker", "second-marker"),
+                        ("scored first-marker", "scored second-marker"))
+    marked = [s for s in seen if "-marker" in s]
+    assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
+    assert not [s for s in seen if "Daniel" in s]      # --tail 0: nothing from before
+
+
+def test_logs_read_and_follow_across_a_rotation(cli: Cli, project: Path):
+    """6 MB printed by one request: the supervisor rotates the instance log at 5 MB (instance-0.log -> .log.1)
+    while a follower reads it; both reading and following go across the rotation."""
+    script = project / "seed" / "src" / "score.py"
+    text = script.read_text()
+    script.write_text(text[:text.index("\ndef run(")] + '''
+
+def run(raw_data):
+    name = json.loads(raw_data)["name"]
+    if name == "flood":
+        filler = "x" * 1000
+        for i in range(6000):
+            print(f"flood {i:05d} {filler}")
+        print("flood done", flush=True)
+    return {"GoAway": f"{name}'s not here."}
+''')
+    edit_yaml(project / "dev.yaml", lambda m: m["endpoints"][0]["deployments"][0].update(instance_count=1))
+    cli.ok("apply", "dev.yaml", "-y")
+    seen = follow_until(cli, "dev.yaml", opened_logs(1), lambda: score(cli, "dev.yaml", "flood"), ("flood done",),
+                        timeout=60)
+    folder = next(cli.home.rglob("logs/rts-score/blue"))
+    assert (folder / "instance-0.log.1").is_file(), sorted(p.name for p in folder.iterdir())   # it did rotate
+    floods = [s for s in seen if s.startswith("flood ")]
+    assert floods[-1] == "flood done" and len(floods) == 6001, (len(floods), floods[:2], floods[-2:])
+    assert floods[:-1] == [f"flood {i:05d} {'x' * 1000}" for i in range(6000)]     # nothing lost or doubled
+    assert cli.ok("logs", "dev.yaml", "--tail", "2").out.splitlines() == [f"flood 05999 {'x' * 1000}", "flood done"]
+    whole = cli.ok("logs", "dev.yaml").out.splitlines()
+    assert whole.count("flood done") == 1 and f"flood 00000 {'x' * 1000}" in whole      # both generations
 
 
 def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: Path):
@@ -115,6 +201,7 @@ def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: 
 
 def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_emulator_factory, azure_cli,  # noqa: F811
                                                                           project: Path):
+    printing_seed(project)
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():\n", "def init():\n    print('azure-log-marker', flush=True)\n"))
     emu = azure_emulator_factory(lro_mode="sync")
@@ -126,6 +213,22 @@ def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_
     assert any(method == "POST" and path.split("?")[0].endswith("/deployments/blue/getLogs")
                for method, path, _ in emu.request_log), emu.request_log[-5:]
     assert cli.ok("logs", manifest, "--tail", "0").out == ""
+
+    # following polls getLogs and prints only what is new
+    out = cli.outputs(manifest)
+
+    def trigger() -> None:
+        answer = requests.post(out["scoring_uri"], json={"name": "azure-follow"}, timeout=30,
+                               headers={"Authorization": f"Bearer {out['primary_key']}"}, verify=emu.ca_path)
+        assert answer.status_code == 200, answer.text
+
+    def get_logs_calls() -> int:
+        return sum(1 for method, path, _ in emu.request_log if method == "POST" and "/getLogs" in path)
+
+    before = get_logs_calls()
+    # ready once the follower's first poll (its baseline) is answered
+    seen = follow_until(cli, manifest, lambda pid: get_logs_calls() > before, trigger, ("scored azure-follow",))
+    assert not [s for s in seen if "azure-log-marker" in s], seen      # printed before: not again
     refused = cli("logs", manifest, "--instance", "0")
     assert refused.code == 1 and "--instance is local only" in refused.err, str(refused)
 

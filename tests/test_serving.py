@@ -155,7 +155,7 @@ def test_azure_front_codes_424_429_408_502(cli, project):
     assert code == 424 and headers["ms-azureml-model-error-statuscode"] == "500"
     assert headers["x-ms-run-function-failed"] == "True" and "scoring script" in json.loads(body)["message"]
     with ThreadPoolExecutor(4) as pool:  # 2 × 1 × 1 in flight at most
-        codes = sorted(pool.map(lambda _: post(uri, {"name": "x", "sleep": 0.4}, key)[0], range(4)))
+        codes = sorted(pool.map(lambda _: post(uri, {"name": "x", "sleep": 1.0}, key)[0], range(4)))
     assert codes == [200, 200, 429, 429], codes
     code, _, body = post(uri, {"name": "x", "sleep": 4}, key)
     assert code == 408
@@ -269,3 +269,136 @@ def test_sigkill_of_apply_or_destroy_at_any_point_leaves_no_orphan(cli, project)
         killed_after("destroy", delay)
     cli.ok("destroy", "dev.yaml", "-y")
     assert serving_processes(cli.home) == []
+
+
+def test_a_changed_deployment_rolls_over_without_a_failed_request(cli, project):
+    uri, key = setup(cli, project, request_settings={"max_concurrent_requests_per_instance": 2})
+    old = {i["pid"] for i in status(cli)["instances"]}
+    results: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            results.append(post(uri, {"name": "x"}, key)[0])
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0]["environment_variables"].update(
+            GREETING_STYLE="new"))
+        cli.ok("apply", "dev.yaml", "-y")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(20)
+    assert results and set(results) == {200}
+    assert procs.wait_until(lambda: not any(procs.is_alive(pid) for pid in old), 10)   # the old generation is gone
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_instance_count_without_a_compute_is_bounded_by_the_cores(cli, project):
+    from reconcilers.local.deployment import local_capacity
+
+    too_many = local_capacity() + 1
+
+    def change(d: dict) -> None:
+        d["endpoints"][0].pop("compute")
+        d["endpoints"][0]["deployments"][0]["instance_count"] = too_many
+
+    edit_yaml(project / "dev.yaml", change)
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert f"instance_count {too_many} exceeds the local limit of {too_many - 1} (one per CPU core)" in result.err
+    assert "declare a compute with max_instances" in result.err
+
+
+def test_instance_logs_are_size_capped_and_rotated(cli, project):
+    (project / "seed" / "src" / "score.py").write_text(
+        "import sys\n\ndef init():\n    pass\n\ndef run(raw):\n    sys.stdout.write('x' * 1_000_000 + '\\n')\n"
+        "    return {'GoAway': \"Daniel's not here.\"}\n")
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=1))
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    for _ in range(12):
+        assert post(out["scoring_uri"], {"name": "x"}, out["primary_key"])[0] == 200
+    logs = cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "logs" / "rts-score" / "blue"
+    assert procs.wait_until(lambda: (logs / "instance-0.log.2").exists(), 10)
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["instance-0.log", "instance-0.log.1", "instance-0.log.2"]
+    assert all(p.stat().st_size <= 5 * 1024 * 1024 for p in logs.iterdir())
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in logs.iterdir())
+
+
+def test_pipelined_requests_are_answered_in_order(cli, project):
+    uri, key = setup(cli, project, request_settings={"max_concurrent_requests_per_instance": 32})
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    count = 150   # more than the front reads ahead per connection (64): it must pause and resume
+    requests = b"".join(
+        b"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (key.encode(), len(body), body)
+        for body in (json.dumps({"name": f"n{i}"}).encode() for i in range(count)))
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(requests)
+        data, names = b"", []
+        while len(names) < count:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(names)} answers"
+            data += chunk
+            while b"\r\n\r\n" in data:
+                head, rest = data.split(b"\r\n\r\n", 1)
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                if len(rest) < length:
+                    break
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                names.append(json.loads(rest[:length])["GoAway"].split("'")[0])
+                data = rest[length:]
+    assert names == [f"n{i}" for i in range(count)]
+
+
+def listening_addresses(port: int) -> set[str]:
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
+def test_the_endpoint_binds_loopback_unless_the_manifest_says_otherwise(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    uri = cli.outputs()["scoring_uri"]
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    assert listening_addresses(port) == {"127.0.0.1"}
+    edit_yaml(project / "dev.yaml", lambda d: d["provider"].update(bind="0.0.0.0"))
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    assert out["scoring_uri"] == uri   # same port; reached from this machine through loopback
+    assert listening_addresses(port) == {"0.0.0.0"}
+    assert post(uri, {"name": "Daniel"}, out["primary_key"])[0] == 200
+
+
+def test_hostile_http_gets_a_clear_status_and_never_reaches_an_instance(cli, project):
+    uri, key = setup(cli, project)
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    auth = b"Authorization: Bearer " + key.encode() + b"\r\n"
+
+    def exchange(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(raw)
+            return sock.recv(65536)
+
+    cases = {
+        b"POST /score HTTP/1.1\r\n" + auth + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n": b"431",
+        b"POST /score HTTP/1.1\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n": b"411",
+        b"POST /score HTTP/1.1\r\n" + auth + b"Content-Length: 12abc\r\n\r\n": b"400",
+        b"POST /score\r\n\r\n": b"400",
+        b"POST /score HTTP/1.1\r\n" + auth + b"Content-Length: 99999999999\r\n\r\n": b"413",
+        b"GET /score HTTP/1.1\r\n" + auth + b"\r\n": b"405",
+        b"POST /admin HTTP/1.1\r\n" + auth + b"Content-Length: 0\r\n\r\n": b"404",
+        b"POST /score HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}": b"401",
+    }
+    for raw, expected in cases.items():
+        assert exchange(raw).split(b" ", 2)[1] == expected, raw[:60]
+    assert all(i["exits"] == 0 for i in status(cli)["instances"])
+    assert post(uri, {"name": "x"}, key)[0] == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..base import Backend, BackendSettings, Reconciler
 from .compute import ComputeReconciler
 from .deployment import DeploymentReconciler
-from .endpoint import EndpointReconciler
+from .endpoint import BIND, EndpointReconciler
 from .environment import EnvironmentReconciler
 from .registry import ModelReconciler
 from .state import Layout, exclusive
@@ -29,7 +29,9 @@ class LocalBackend(Backend):
         self.layout = Layout(settings.resource_group, settings.workspace)
 
     def reconcilers(self) -> dict[str, Reconciler]:
-        return {cls.kind: cls(self.layout) for cls in KINDS}
+        made = {cls.kind: cls(self.layout) for cls in KINDS}
+        made["endpoint"] = EndpointReconciler(self.layout, bind=self.settings.provider.get("bind", BIND))
+        return made
 
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):

@@ -29,6 +29,7 @@ from serving.runtime import isolated_path
 
 from ..base import Reconciler
 from .envs import python_for
+from .logs import crash_summary
 from .registry import model_dir
 from .routes import edit_routes, read_routes, read_status
 from .state import Layout, read_json, write_json
@@ -134,7 +135,8 @@ class DeploymentReconciler(Reconciler):
                 if mine.get("failed"):
                     failed = mine["failed"]
                     lines = tail(Path(failed["log"]), LOG_LINES)
-                    cause = next((line for line in reversed(lines) if not line.startswith("---")), failed["reason"])
+                    cause = crash_summary(Path(failed["log"])) or next(
+                        (line for line in reversed(lines) if not line.startswith("---")), failed["reason"])
                     raise ResourceError(res.address, f"instance {failed['index']} {failed['reason']}: {cause.strip()} "
                                         f"(log: {failed['log']})")
                 if mine.get("generation") == generation and mine.get("ready", 0) >= count and \

@@ -25,9 +25,16 @@ KEY_FILES = ("primary", "secondary")
 BIND = "127.0.0.1"
 
 
+def _uri_host(bind: str) -> str:
+    """Where a client on this machine reaches an endpoint bound to `bind`."""
+    if bind in ("0.0.0.0", "::"):
+        return "127.0.0.1" if bind == "0.0.0.0" else "[::1]"
+    return f"[{bind}]" if ":" in bind else bind
+
+
 def front_alive(folder: Path, record: dict) -> bool:
-    return front_pid(folder) is not None and procs.http_ok(f"http://{record.get('host', BIND)}:{record['port']}/",
-                                                           timeout=1.0)
+    return front_pid(folder) is not None and procs.http_ok(
+        f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/", timeout=1.0)
 
 
 class EndpointReconciler(Reconciler):
@@ -35,8 +42,8 @@ class EndpointReconciler(Reconciler):
     immutable = frozenset({"compute"})
     sensitive = frozenset({"primary_key", "secondary_key"})
 
-    def __init__(self, layout: Layout):
-        self.layout = layout
+    def __init__(self, layout: Layout, bind: str = BIND):
+        self.layout, self.bind = layout, bind
 
     def observe(self, res: Resource) -> Observed | None:
         return self._observe(res.address, self.layout.endpoint(res.name))
@@ -47,9 +54,11 @@ class EndpointReconciler(Reconciler):
             return None
         problems = [] if front_alive(folder, record) else [
             f"endpoint process (port {record['port']}) is not running"]
+        if record.get("host", BIND) != self.bind:
+            problems.append(f"listens on {record.get('host', BIND)}; provider.bind asks for {self.bind}")
         keys = {f"{name}_key": _read_key(folder, name) for name in KEY_FILES}
         return Observed(address, record["spec"], owned=True, problems=problems,
-                        outputs={"scoring_uri": f"http://127.0.0.1:{record['port']}/score", **keys}, handle=folder)
+                        outputs={"scoring_uri": f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/score", **keys}, handle=folder)
 
     def create(self, res: Resource) -> None:
         folder = self.layout.endpoint(res.name)
@@ -60,10 +69,11 @@ class EndpointReconciler(Reconciler):
                 write_secret(folder / "keys" / name, new_key())
         record["spec"] = res.spec
         record.setdefault("port", procs.free_port())
-        record.setdefault("host", BIND)
+        moved = record.get("host", self.bind) != self.bind
+        record["host"] = self.bind
         write_json(folder / RECORD, record)          # intent first: the port is ours from here on
         edit_routes(folder, lambda routes: routes.update(auth_mode=res.spec.get("auth_mode", "key")))
-        if front_alive(folder, record):
+        if not moved and front_alive(folder, record):
             reload_front(folder)
             return
         procs.stop_owned(folder)                       # a hung or half-started front from a killed run
@@ -74,7 +84,8 @@ class EndpointReconciler(Reconciler):
                                                "--host", record["host"], "--logs", str(logs)),
                            logs / "front.start.log", env=procs.child_env())
         ready = procs.wait_until(lambda: proc.poll() is not None or (
-            procs.http_ok(f"http://{record['host']}:{record['port']}/", 0.5) and read_status(folder) is not None), 15.0)
+            procs.http_ok(f"http://{_uri_host(record['host'])}:{record['port']}/", 0.5)
+            and read_status(folder) is not None), 15.0)
         if not ready or proc.poll() is not None:
             raise ResourceError(res.address, f"endpoint process did not start; see {logs / 'front.log'}")
 

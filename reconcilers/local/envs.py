@@ -26,12 +26,14 @@ Destroying a workspace leaves the cache alone (another workspace may use the sam
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -64,12 +66,12 @@ CONDA_TO_PYPI = {
 CONDA_ONLY = frozenset({
     "cudatoolkit", "cudatoolkit-dev", "cudnn", "cuda", "cuda-toolkit", "cuda-nvcc", "cuda-runtime",
     "pytorch-cuda", "pytorch-mutex", "nccl", "magma", "magma-cuda", "cutensor",
-    "blas", "libblas", "libcblas", "liblapack", "openblas", "libopenblas", "mkl-service", "intel-openmp",
+    "blas", "libblas", "libcblas", "liblapack", "openblas", "libopenblas",
     "gcc", "gxx", "gfortran", "gcc_linux-64", "gxx_linux-64", "compilers", "c-compiler", "cxx-compiler",
     "fortran-compiler", "make", "libgcc", "libgcc-ng", "libstdcxx-ng", "libgfortran", "libgfortran-ng",
     "libgomp", "_libgcc_mutex", "_openmp_mutex", "ld_impl_linux-64", "libffi", "libzlib", "zlib", "xz",
     "bzip2", "readline", "ncurses", "sqlite", "tk", "openssl", "ca-certificates", "libuuid", "libnsl",
-    "libsqlite", "libxcrypt", "tzdata", "conda", "mamba", "anaconda", "git", "curl", "unixodbc",
+    "libsqlite", "libxcrypt", "conda", "mamba", "anaconda", "git", "curl", "unixodbc",
 })
 #: what each serving engine (serving/engines/) needs inside the deployment's environment
 ENGINE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
@@ -129,7 +131,7 @@ def conda_to_pip(entry: str) -> str:
         return pypi
     if "|" in rest or "[" in rest:
         raise EnvBuildError(f"conda dependency {entry!r}: alternatives and bracket specs have no pip "
-                                "equivalent; write it under pip: instead")
+                            "equivalent; write it under pip: instead")
     if rest.startswith("=") and not rest.startswith("=="):
         version = rest[1:].split("=", 1)[0]           # drop the build string: `=1.5=py311_0`
         return f"{pypi}=={version.rstrip('.*')}.*" if version else pypi
@@ -170,7 +172,9 @@ def parse_conda(text: str | None, where: str = "conda_file") -> EnvSpec:
         base = (dep.split("::", 1)[-1]).strip()
         name = _CONDA_SPEC.match(base).group("name").lower() if _CONDA_SPEC.match(base) else ""
         if name == "python":
-            python = base[len("python"):].lstrip("=<>!~ ").split("=")[0] or None
+            pin = base[len("python"):].strip()
+            # only an exact pin (`python=3.9`, `python 3.9.*`) is compared; a range is left to the user
+            python = pin.lstrip("= ").split("=")[0] or None if not pin.startswith(("<", ">", "!", "~")) else None
             continue
         if name in _SKIPPED:
             continue
@@ -310,7 +314,7 @@ def _run(argv: list[str], say: Progress) -> list[str]:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=_ends_with(os.getpid()))
     lines: list[str] = []
     installed: list[str] = []
     deadline = time.monotonic() + BUILD_TIMEOUT_S
@@ -329,6 +333,20 @@ def _run(argv: list[str], say: Progress) -> list[str]:
     if proc.wait() != 0:
         raise EnvBuildError(_explain(lines))
     return installed
+
+
+def _ends_with(parent: int):
+    """uv must not outlive a killed rtsctl: it would go on writing into a staging folder that the next build,
+    holding the lock rtsctl's death released, deletes. Linux's PR_SET_PDEATHSIG kills it with its parent."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def in_child() -> None:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)     # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:                      # rtsctl died before prctl took effect
+            os._exit(1)
+
+    return in_child
 
 
 def _explain(lines: list[str]) -> str:

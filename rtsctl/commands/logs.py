@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import RtsctlError
 
@@ -43,7 +44,7 @@ def _non_negative(text: str) -> int:
 
 def select(deployments: list[str], endpoint: str | None, deployment: str | None, manifest: str) -> list[tuple[str, str]]:
     """The (endpoint, deployment) pairs the flags pick among the manifest's `endpoint/deployment` names."""
-    pairs = [tuple(name.split("/", 1)) for name in deployments]
+    pairs = [(name.split("/", 1)[0], name.split("/", 1)[1]) for name in deployments]
     if endpoint is not None:
         endpoints = sorted({e for e, _ in pairs})
         if endpoint not in endpoints:
@@ -55,7 +56,7 @@ def select(deployments: list[str], endpoint: str | None, deployment: str | None,
         if not pairs:
             raise RtsctlError(f"no deployment {deployment!r}" + (f" in endpoint {endpoint}" if endpoint else "")
                               + f" in {manifest} (declared: {', '.join(names)})")
-    return pairs  # type: ignore[return-value]
+    return pairs
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -71,34 +72,44 @@ def cmd_logs(args: argparse.Namespace) -> int:
                                          follow=args.follow)
             for label, lines in found.items():
                 streams[f"{endpoint}/{label}" if several_endpoints else label] = lines
+        show = _without_controls if sys.stdout.isatty() else str
         try:
             if args.follow:
-                _follow(streams)
+                _follow(streams, show)
             else:
-                _print_all(streams)
+                _print_all(streams, show)
         except BrokenPipeError:            # `rtsctl logs M | head`: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
-def _print_all(streams: dict[str, Iterator[str]]) -> None:
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")
+
+
+def _without_controls(line: str) -> str:
+    """For a terminal: what a scoring script prints must not move the cursor, retitle the window or hide text
+    in the user's terminal. Pipes get the lines as written."""
+    return _CONTROL.sub("\ufffd", line)
+
+
+def _print_all(streams: dict[str, Iterator[str]], show: Callable[[str], str]) -> None:
     out = sys.stdout
     for n, (label, lines) in enumerate(streams.items()):
         if len(streams) > 1:
             out.write(("\n" if n else "") + f"==> {label} <==\n")
         for line in lines:
-            out.write(line + "\n")
+            out.write(show(line) + "\n")
     out.flush()
 
 
-def _follow(streams: dict[str, Iterator[str]]) -> None:
+def _follow(streams: dict[str, Iterator[str]], show: Callable[[str], str]) -> None:
     """Print each source's lines as they come, one reader thread per source, flushing every line
     (a pipe would otherwise hold them back)."""
     out = sys.stdout
     prefix = len(streams) > 1
     if len(streams) == 1:
         for line in next(iter(streams.values())):
-            out.write(line + "\n")
+            out.write(show(line) + "\n")
             out.flush()
         return
     lines: queue.Queue = queue.Queue(maxsize=10_000)
@@ -119,5 +130,5 @@ def _follow(streams: dict[str, Iterator[str]]) -> None:
             continue
         if error is not None:
             raise error
-        out.write((f"[{label}] " if prefix else "") + line + "\n")
+        out.write((f"[{label}] " if prefix else "") + show(line) + "\n")
         out.flush()
