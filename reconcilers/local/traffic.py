@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 
 from ..base import Reconciler
@@ -18,6 +19,7 @@ from .state import Layout
 class TrafficReconciler(Reconciler):
     kind = "traffic"
     destroyable = False
+    normalize = {"weights": traffic_weights}  # a deployment at 0 is one the manifest may name or leave out
 
     def __init__(self, layout: Layout):
         self.layout = layout
