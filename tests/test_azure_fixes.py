@@ -211,7 +211,8 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     the endpoint write waits, says so, and the service never sees overlapping writes (it would answer 409).
     Then destroy: App Insights' own smart-detection rule and action group (untagged) do not stop the group's
     deletion, and go with the workspace that brought them."""
-    emu = azure_emulator_factory(lro_mode="async", durations={"deployments": 2.0, "onlineEndpoints": 0.3})
+    # the recorded durations (R01: deployment create ~10 min, update 5, endpoint 90 s, traffic 20 s) x 0.005
+    emu = azure_emulator_factory(lro_mode="async", timing="realistic", time_scale=0.005)
     cli = azure_cli(emu, "rts-bluegreen")
     manifest = "examples/azure-blue-green.yaml"
     cli.ok("apply", manifest, "-y", timeout=300)
