@@ -131,10 +131,20 @@ def smoke_test(session: Session, outputs: list[dict[str, Any]], report: Reporter
     return tested
 
 
+def require_scoring_uri(out: dict[str, Any]) -> dict[str, Any]:
+    """`out`, if its endpoint can be called now. A verb that sends requests at once (bench, invoke) says why it
+    cannot rather than wait: Azure leaves `scoringUri` null while the endpoint is Creating (recording 01)."""
+    if not out.get("scoring_uri"):
+        raise RtsctlError(f"endpoint {out['endpoint']} has no scoring URI yet (provisioning state: "
+                          f"{out.get('state') or 'unknown'}); Azure sets it once the endpoint is created: try again "
+                          "when `rtsctl output` shows it")
+    return out
+
+
 def read_outputs(manifest_path: str, endpoint: str | None = None,
                  variables: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
-        out = endpoint_outputs(session, endpoint)[0]
+        out = require_scoring_uri(endpoint_outputs(session, endpoint)[0])
     out.pop("state", None)
     return out

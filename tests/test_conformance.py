@@ -106,3 +106,10 @@ def test_an_endpoint_still_creating_has_no_scoring_uri_and_output_says_so(monkey
         as_json = cli("output", "r01.yaml", "-o", "json", "--endpoint", R01_ENDPOINT, timeout=300)
         assert as_json.code == 0, str(as_json)
         assert json.loads(as_json.out)["scoring_uri"] is None
+        # verbs that send requests at once say why they cannot, naming the state (never "unknown url type: None")
+        (tmp_path / "request.json").write_text('{"name": "a"}')
+        for verb in (("bench", "r01.yaml", "-n", "1"), ("invoke", "r01.yaml", "--request", str(tmp_path / "request.json"))):
+            refused = cli(*verb, timeout=300)
+            assert refused.code == 1 and "Traceback" not in refused.err, str(refused)
+            assert f"endpoint {R01_ENDPOINT} has no scoring URI yet (provisioning state: Creating)" in refused.err, \
+                str(refused)

@@ -210,10 +210,7 @@ def target(args, cfg: BenchConfig) -> None:
             raise RtsctlError("give either a MANIFEST or -u URL, not both")
         from rtsctl import engine
         out = engine.read_outputs(args.manifest, args.endpoint, getattr(args, "variables", None))
-        uri = out.get("scoring_uri")
-        if not uri:
-            raise RtsctlError(f"{args.manifest}: endpoint {out.get('endpoint') or args.endpoint or ''} has no scoring "
-                              "URI yet; run `rtsctl apply` first".replace("  ", " "))
+        uri = out["scoring_uri"]
         cfg.url, cfg.endpoint = uri, out.get("endpoint") or args.endpoint
         cfg.key = args.key or out.get("primary_key")
         cfg.verify = out.get("verify", True)

@@ -22,6 +22,7 @@ def pick_endpoint(session, args: argparse.Namespace) -> str:
 
 
 def endpoint_output(session, args: argparse.Namespace) -> dict[str, Any]:
-    from rtsctl.engine import endpoint_outputs
+    """The picked endpoint's outputs, once it can be called (a scoring URI)."""
+    from rtsctl.engine import endpoint_outputs, require_scoring_uri
 
-    return endpoint_outputs(session, pick_endpoint(session, args))[0]
+    return require_scoring_uri(endpoint_outputs(session, pick_endpoint(session, args))[0])
