@@ -291,7 +291,7 @@ def _check_deployment(manifest: Manifest, report: Report, dep: dict[str, Any], p
         fail(f"unknown environment {env!r} (declared: {_listing(environments) or 'none'})",
              *path, "environment")
     name = dep.get("name")
-    if kubernetes and isinstance(name, str):
+    if kubernetes and isinstance(name, str) and endpoint:  # no endpoint name (unset variable, or its own error)
         low, high = names.KUBERNETES_PAIR
         if not low <= len(endpoint) + len(name) <= high:
             fail(f"on Kubernetes, endpoint name + deployment name must be {low}-{high} characters "
