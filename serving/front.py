@@ -33,7 +33,7 @@ from typing import Any
 
 from .logfile import RotatingFile
 from .supervisor import Instance
-from .wire import REASONS, BadRequest, parse_request, response
+from .wire import HEAD_TIMEOUT_S, REASONS, BadRequest, parse_request, response
 
 MAX_BODY = 1536 * 1024            # bytes; over this the front answers 413 (the old front's limit)
 MAX_DISCARD = 64 * 1024 * 1024    # an over-limit body up to this size is read and dropped, so the client sees the 413
@@ -104,9 +104,28 @@ class Client(asyncio.Protocol):
         self.discard = 0
         self.paused = False            # reading paused: too many unanswered requests, or the client reads slowly
         self.write_paused = False
+        self.head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+
+    def _head_late(self) -> None:
+        """A head started HEAD_TIMEOUT_S ago is still incomplete (slowloris): answer 408 and close."""
+        self.head_timer = None
+        if self.closed or not self.buf:
+            return
+        self.buf.clear()
+        exchange = Exchange(self, False)
+        self.queue.append(exchange)
+        exchange.fail(408, f"the request head was not complete within {HEAD_TIMEOUT_S:.0f} s")
+
+    def _watch_head(self) -> None:
+        """Arm the head timer while a partial request waits in the buffer; disarm once it is parsed."""
+        if self.buf and self.head_timer is None and not self.closed:
+            self.head_timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, self._head_late)
+        elif not self.buf and self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -126,6 +145,8 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.head_timer is not None:
+            self.head_timer.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.discard:
@@ -151,9 +172,14 @@ class Client(asyncio.Protocol):
                 exchange.fail(exc.status, exc.message)
                 return
             if parsed is None:
+                self._watch_head()
                 return
             used, request = parsed
             del buf[:used]
+            if self.head_timer is not None:  # the next head (pipelined) gets its own time
+                self.head_timer.cancel()
+                self.head_timer = None
+            self._watch_head()
             exchange = Exchange(self, request.keep_alive)
             self.queue.append(exchange)
             self.front.handle(exchange, request)

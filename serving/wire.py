@@ -10,6 +10,7 @@ from __future__ import annotations
 
 MAX_HEAD = 16 * 1024          # request line + headers; over this: 431
 MAX_HEADERS = 100
+HEAD_TIMEOUT_S = 10.0         # a started request head must be complete within this (slow clients hold no slot)
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large", 424: "Failed Dependency",
            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -43,6 +44,7 @@ def parse_request(buf: bytearray, max_body: int) -> tuple[int, Request] | None:
     if end < 0:
         if len(buf) > MAX_HEAD:
             raise BadRequest(431, f"request head is larger than {MAX_HEAD} bytes")
+        _refuse_early(buf)
         return None
     lines = bytes(buf[:end]).split(b"\r\n")
     parts = lines[0].split(b" ")
@@ -70,6 +72,18 @@ def parse_request(buf: bytearray, max_body: int) -> tuple[int, Request] | None:
     connection = headers.get(b"connection", b"").lower()
     keep_alive = connection != b"close" if parts[2] == b"HTTP/1.1" else connection == b"keep-alive"
     return total, Request(parts[0], parts[1], headers, lines[1:], bytes(buf[end + 4:total]), keep_alive)
+
+
+def _refuse_early(buf: bytearray) -> None:
+    """An incomplete head that can no longer become a request is refused now, not when the client gives up:
+    bytes before the method that are not a token (a TLS hello on the plain port, binary noise), or a line
+    that ends in a bare LF (RFC 9112 §2.2 lets a server refuse it; accepting it invites request smuggling)."""
+    method = bytes(buf[:16]).split(b" ", 1)[0]
+    if method and not (method.isalpha() and method.isupper()):
+        raise BadRequest(400, "not an HTTP/1.1 request")
+    newline = buf.find(b"\n")
+    if newline == 0 or (newline > 0 and buf[newline - 1] != 0x0D):
+        raise BadRequest(400, "header lines must end in CRLF")
 
 
 def response(status: int, body: bytes, headers: bytes = b"", keep_alive: bool = True) -> bytes:

@@ -397,8 +397,27 @@ def test_hostile_http_gets_a_clear_status_and_never_reaches_an_instance(cli, pro
         b"GET /score HTTP/1.1\r\n" + auth + b"\r\n": b"405",
         b"POST /admin HTTP/1.1\r\n" + auth + b"Content-Length: 0\r\n\r\n": b"404",
         b"POST /score HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}": b"401",
+        # refused at once, not when the client gives up: a TLS hello on the plain port, a bare-LF head
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03": b"400",
+        b"POST /score HTTP/1.1\nHost: x\n" + auth.replace(b"\r\n", b"\n"): b"400",
     }
     for raw, expected in cases.items():
         assert exchange(raw).split(b" ", 2)[1] == expected, raw[:60]
     assert all(i["exits"] == 0 for i in status(cli)["instances"])
+    assert post(uri, {"name": "x"}, key)[0] == 200
+
+
+def test_a_head_that_never_completes_gets_408_and_the_connection_is_closed(cli, project):
+    """Slowloris: a client trickling a request head holds no slot forever (serving.wire.HEAD_TIMEOUT_S)."""
+    from serving.wire import HEAD_TIMEOUT_S
+
+    uri, key = setup(cli, project)
+    port = int(uri.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=HEAD_TIMEOUT_S + 10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\n")          # ...and never the rest
+        answer = sock.recv(65536)
+        waited = time.monotonic() - started
+        assert answer.split(b" ", 2)[1] == b"408" and HEAD_TIMEOUT_S - 1 <= waited <= HEAD_TIMEOUT_S + 8, (answer, waited)
+        assert sock.recv(65536) == b""                                   # closed
     assert post(uri, {"name": "x"}, key)[0] == 200
