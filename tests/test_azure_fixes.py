@@ -277,20 +277,31 @@ def test_errors_show_the_specific_code_from_details(azure_env):
 
 # ---------------------------------------------------------------------------------------------------- item 7
 def test_shipped_azure_manifests_carry_no_shared_endpoint_name(tmp_path: Path):
+    """Online endpoint names are unique per region across all customers: each shipped manifest's default name ends
+    in a suffix derived from the subscription and resource group (like Bicep's uniqueString), stable across runs."""
+    import hashlib
+
     manifests = [REPO / "manifests" / "azure.yaml", *sorted((REPO / "manifests" / "examples").glob("azure-*.yaml"))]
     for path in manifests:
         for endpoint in yaml.safe_load(path.read_text())["endpoints"]:
-            assert endpoint["name"] == "${RTSCTL_ENDPOINT}", (path, endpoint["name"])  # no default to collide on
+            assert re.fullmatch(r"\$\{RTSCTL_ENDPOINT:-[a-z-]+-\$\{RTSCTL_UNIQUE_SUFFIX\}\}", endpoint["name"]), \
+                (path, endpoint["name"])
         assert "unique per Azure REGION" in path.read_text(), path                        # and the why is there
-    cli = Cli(tmp_path / "home", REPO / "manifests", {"AZURE_SUBSCRIPTION_ID": "00000000-0000-4000-8000-000000000000"})
-    cli.env.pop("RTSCTL_ENDPOINT", None)
-    noted = cli("validate", "azure.yaml")  # validate needs no provider variables: an unset one is a note
-    assert noted.code == 0 and "RTSCTL_ENDPOINT is not set" in noted.out + noted.err, str(noted)
-    result = cli("plan", "azure.yaml")     # plan needs it, and says so before anything else
-    assert result.code == 1
-    line = one_line_error(result)
-    assert re.match(r"Error: azure\.yaml:\d+: endpoints\[?0\]?\.?name: environment variable RTSCTL_ENDPOINT is not set",
-                    line) or ("RTSCTL_ENDPOINT is not set" in line and "azure.yaml:" in line), line
+
+    def endpoint_of(subscription: str, *extra: str) -> str:
+        cli = Cli(tmp_path / "home", REPO / "manifests", {"AZURE_SUBSCRIPTION_ID": subscription})
+        for name in ("RTSCTL_ENDPOINT", "RTSCTL_UNIQUE_SUFFIX", "RTSCTL_RESOURCE_GROUP"):
+            cli.env.pop(name, None)
+        drawn = cli("graph", "azure.yaml", *extra)  # reads the manifest only: no Azure call
+        assert drawn.code == 0, str(drawn)
+        return sorted(set(re.findall(r"endpoint\.([a-z0-9-]+)", drawn.out)))[0]
+
+    mine, other = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    expected = hashlib.sha256(f"{mine}/rts-rg".encode()).hexdigest()[:8]
+    assert endpoint_of(mine) == f"rts-score-{expected}" == endpoint_of(mine)          # derived, stable
+    assert endpoint_of(other) != endpoint_of(mine)                                      # another user, another name
+    assert endpoint_of(mine, "--var", "RTSCTL_RESOURCE_GROUP=elsewhere") != endpoint_of(mine)
+    assert endpoint_of(mine, "--var", "RTSCTL_ENDPOINT=my-own-name") == "my-own-name"  # a name of one's own wins
 
 
 # ---------------------------------------------------------------------------------------------------- item 10 (SDK)

@@ -19,7 +19,7 @@ import yaml
 from rtsctl.errors import ManifestError
 
 from . import files, limits
-from .interpolate import interpolate
+from .interpolate import UNIQUE_SUFFIX, interpolate, unique_suffix
 from .marks import MarkedDict, MarkedList
 from .validate import check
 
@@ -179,7 +179,10 @@ def _read(path: str | os.PathLike[str], env: Mapping[str, str] | None,
     display = str(path)
     manifest_path = Path(path).expanduser().absolute()
     data = parse_yaml(manifest_path, display)
-    interpolate(data, os.environ if env is None else env, display, unset=unset)
+    env = os.environ if env is None else env
+    if UNIQUE_SUFFIX not in env and (suffix := unique_suffix(data, env)):
+        env = {**env, UNIQUE_SUFFIX: suffix}
+    interpolate(data, env, display, unset=unset)
     return Manifest(manifest_path, data, display)
 
 
