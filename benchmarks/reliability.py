@@ -447,7 +447,7 @@ def _slowloris(out: dict, duration: int, sockets: int = 200) -> Row:
         with contextlib.suppress(OSError):
             s.close()
     row.notes.append(f"{closed_by_server} of {sockets} slow connections closed by the server within {duration} s "
-                     "(the front has no header-read timeout that short; it held by serving others meanwhile)")
+                     "(the front answers 408 to a request head not complete within serving.wire.HEAD_TIMEOUT_S)")
     return row
 
 
