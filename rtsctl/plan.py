@@ -38,6 +38,8 @@ class Action:
     reasons: list[str] = field(default_factory=list)
     #: the reconciler's sensitive fields: masked wherever this action's values are shown
     sensitive: frozenset[str] = frozenset()
+    #: "drift" (the world moved) or "edit" (the manifest moved), set by rtsctl.trust.label_origins
+    origin: str | None = None
 
     @property
     def changes_world(self) -> bool:
@@ -49,6 +51,8 @@ class Plan:
     actions: list[Action]
     graph: Graph
     destroy: bool = False
+    #: what preflight checks found before anything changes (capacity, quota, instance types): shown, not fatal
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def pending(self) -> list[Action]:
