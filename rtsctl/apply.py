@@ -17,6 +17,7 @@ from reconcilers.base import Reconciler
 from .errors import RtsctlError
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
+from .rollout.gates import RolloutContext, run_traffic
 
 VERBS = {
     ActionKind.CREATE: ("Creating", "Creation complete"),
@@ -36,7 +37,9 @@ class ApplyResult:
 Reporter = Callable[[str], None]
 
 
-def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8) -> ApplyResult:
+def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8,
+               rollout: RolloutContext | None = None) -> ApplyResult:
+    """`rollout`: traffic changes go through its steps and gates (rtsctl.rollout.gates); None writes them at once."""
     result = ApplyResult()
     started = time.monotonic()
     for reconciler in reconcilers.values():
@@ -70,8 +73,8 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
             return set()
         return {d for d in dependents[address] if d in deletes} | orphans
 
-    _run(forward, forward_waits, reconcilers, report, result, max_workers)
-    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers)
+    _run(forward, forward_waits, reconcilers, report, result, max_workers, rollout)
+    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers, rollout)
     result.wall = time.monotonic() - started
     if result.failed:
         lines = "\n".join(f"  {reason}" for reason in result.failed.values())
@@ -81,7 +84,7 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
 
 
 def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], reconcilers: dict[str, Reconciler],
-         report: Reporter, result: ApplyResult, max_workers: int) -> None:
+         report: Reporter, result: ApplyResult, max_workers: int, rollout: RolloutContext | None = None) -> None:
     waiting = {a: waits_for(a) for a in actions}
     running: dict[Future, str] = {}
     done: set[str] = set()
@@ -89,7 +92,7 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
         while waiting or running:
             for address in [a for a, w in waiting.items() if w <= done]:
                 del waiting[address]
-                running[pool.submit(_perform, actions[address], reconcilers, report)] = address
+                running[pool.submit(_perform, actions[address], reconcilers, report, rollout)] = address
             _skip_dependents_of_failures(waiting, result)
             if not running:
                 if waiting:  # only possible with a cycle the graph missed
@@ -129,13 +132,17 @@ def _skip_dependents_of_failures(waiting: dict[str, set[str]], result: ApplyResu
             changed = True
 
 
-def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter) -> float:
+def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter,
+             rollout: RolloutContext | None = None) -> float:
     res = action.resource
     reconciler = reconcilers[action.address.split(".", 1)[0]]  # addresses are kind.name
     doing, finished = VERBS[action.kind]
     report(f"{action.address}: {doing}...")
     started = time.monotonic()
-    if action.kind is ActionKind.CREATE:
+    if rollout is not None and res is not None and res.kind == "traffic" and action.kind is not ActionKind.DELETE:
+        old = action.observed.spec.get("weights") or {} if action.observed else {}
+        run_traffic(rollout, res.name, old, res.spec["weights"])
+    elif action.kind is ActionKind.CREATE:
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.UPDATE:
         call_with_retry(reconciler.update, res, action.observed)

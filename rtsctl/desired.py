@@ -208,7 +208,11 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
         out.append(resource)
         dep_addresses.append(resource.address)
     weights = plain(endpoint.get("traffic")) if "traffic" in endpoint else {endpoint["deployments"][0]["name"]: 100}
-    out.append(Resource("traffic", ep, {"weights": weights}, depends_on=(f"endpoint.{ep}", *dep_addresses),
+    rollout = plain(endpoint.get("rollout"))
+    if rollout and "request" not in (rollout.get("gate") or {}) and endpoint.get("smoke_test"):
+        rollout["request"] = plain(endpoint["smoke_test"]["request"])  # the gate's default body
+    out.append(Resource("traffic", ep, {"weights": weights}, inputs={"rollout": rollout},
+                        depends_on=(f"endpoint.{ep}", *dep_addresses),
                         source=source("endpoints", e, "traffic") if "traffic" in endpoint else source("endpoints", e)))
     return out
 

@@ -7,7 +7,7 @@ which kinds it supports.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +15,15 @@ from typing import Any
 from reconcilers import load_backend
 from reconcilers.base import Backend, Reconciler
 
-from .apply import ApplyResult, Reporter, apply_plan
+from .applied import read_record, record_path, update_record
+from .apply import ApplyFailed, ApplyResult, Reporter, apply_plan
 from .desired import build_resources, settings_for
 from .errors import ManifestError, RtsctlError
 from .graph import Graph
 from .manifest import Manifest, load_manifest
 from .observe import discover_orphans, observe_all
-from .plan import Plan, build_destroy_plan, build_plan
+from .plan import ActionKind, Plan, build_destroy_plan, build_plan
+from .progress import Progress
 from .smoke import run_smoke_test
 
 
@@ -47,6 +49,9 @@ def open_session(manifest_path: str, variables: Mapping[str, str] | None = None)
 
     manifest = load_manifest(manifest_path, env=environment(variables))
     resources = build_resources(manifest)
+    from .trust import mark_prevent_destroy
+
+    mark_prevent_destroy(manifest, resources)
     graph = Graph(resources)
     backend = load_backend(settings_for(manifest))
     try:
@@ -72,7 +77,10 @@ def make_plan(session: Session, destroy: bool = False) -> Plan:
 
 
 def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
-    return apply_plan(plan, session.reconcilers, report, session.parallelism)
+    from .rollout.gates import RolloutContext
+
+    rollout = RolloutContext(session.reconcilers, session.backend, session.graph, report)
+    return apply_plan(plan, session.reconcilers, report, session.parallelism, rollout)
 
 
 def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,65 @@
+"""Traffic as planned steps: from the observed map to the declared one, through the rollout's percentages.
+
+Every map this yields is FULL (each deployment of either side named, 0 where it gets nothing) and sums to the
+same total as the target, so a write never leaves a deployment out (an Azure endpoint PUT without a deployment's
+entry resets it) and never sends a split the service refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+Weights = dict[str, int]
+
+
+def full(old: Mapping[str, int], new: Mapping[str, int]) -> tuple[Weights, Weights]:
+    """Both maps over the same names (old's order first), 0 where a side names nobody."""
+    names = [*old, *(n for n in new if n not in old)]
+    return {n: int(old.get(n, 0)) for n in names}, {n: int(new.get(n, 0)) for n in names}
+
+
+def rising(old: Mapping[str, int], new: Mapping[str, int]) -> list[str]:
+    """The new version(s): the deployments the traffic moves toward."""
+    before, after = full(old, new)
+    return [n for n in after if after[n] > before[n]]
+
+
+def between(old: Mapping[str, int], new: Mapping[str, int], percent: int) -> Weights:
+    """The map `percent` % of the way from old to new, in integers with the target's total (largest remainder,
+    ties to the rising side so a 10 % step gives the new version its 10)."""
+    before, after = full(old, new)
+    if percent >= 100:
+        return after
+    exact = {n: before[n] + (after[n] - before[n]) * percent / 100 for n in after}
+    out = {n: int(v) for n, v in exact.items()}  # all exact values are >= 0: int() floors them
+    short = sum(after.values()) - sum(out.values())
+    order = sorted(after, key=lambda n: (-(exact[n] - out[n]), -(after[n] - before[n])))
+    for name in order[:max(short, 0)]:
+        out[name] += 1
+    return out
+
+
+def traffic_steps(old: Mapping[str, int], new: Mapping[str, int],
+                  steps: Sequence[int] = (100,)) -> list[tuple[Weights, Weights]]:
+    """(from map, to map) pairs to write one after the other. Nothing when the maps already agree; one step
+    when there is no live traffic to protect (a first apply: old is empty or all 0)."""
+    start, target = full(old, new)
+    if start == target:
+        return []
+    if not any(start.values()):
+        return [(start, target)]
+    points = sorted({p for p in steps if 0 < p < 100}) + [100]
+    out: list[tuple[Weights, Weights]] = []
+    current = start
+    for percent in points:
+        step = between(start, target, percent)
+        if step != current:
+            out.append((current, step))
+            current = step
+    return out
+
+
+def render_shift(old: Mapping[str, int], new: Mapping[str, int]) -> str:
+    """`blue 100 → 90, green 0 → 10` (unchanged names shown too, so the line is the whole map)."""
+    before, after = full(old, new)
+    return ", ".join(f"{n} {before[n]} → {after[n]}" if before[n] != after[n] else f"{n} {after[n]}" for n in after)
