@@ -80,7 +80,15 @@ def _details(action: Action) -> list[str]:
     if action.kind is ActionKind.CREATE and action.resource is not None:
         for path, value in _flatten(action.resource.spec):
             out.append(f"      [green]+[/green] {escape(path)} = {_value(value, matches(path, action.sensitive))}")
-    for change in action.changes:
+    changes = action.changes
+    if action.resource is not None and action.resource.kind == "traffic" and action.kind is ActionKind.UPDATE:
+        from .rollout.steps import plan_lines
+
+        old = action.observed.spec.get("weights") or {} if action.observed else {}
+        out += [f"      [yellow]~[/yellow] {escape(line)}" for line in
+                plan_lines(old, action.resource.spec["weights"], action.resource.inputs.get("rollout"))]
+        changes = [c for c in changes if not c.path.startswith("weights")]
+    for change in changes:
         out.append(_change_line(change))
     for reason in action.reasons:
         out.append(f"      [yellow]![/yellow] {escape(reason)}")

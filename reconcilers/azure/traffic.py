@@ -39,6 +39,8 @@ class TrafficReconciler(AzureReconciler):
             for name, weight in desired.items():
                 traffic[known.get(name.casefold(), name)] = weight
             ep.traffic = traffic
+            if "mirror" in res.spec:  # a rollout's mirror step (rtsctl.rollout.gates); else kept as it is
+                ep.mirror_traffic = {known.get(n.casefold(), n): int(v) for n, v in res.spec["mirror"].items()}
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)

@@ -63,3 +63,25 @@ def render_shift(old: Mapping[str, int], new: Mapping[str, int]) -> str:
     """`blue 100 → 90, green 0 → 10` (unchanged names shown too, so the line is the whole map)."""
     before, after = full(old, new)
     return ", ".join(f"{n} {before[n]} → {after[n]}" if before[n] != after[n] else f"{n} {after[n]}" for n in after)
+
+
+def plan_lines(old: Mapping[str, int], new: Mapping[str, int], rollout: Mapping | None) -> list[str]:
+    """What the plan says about a traffic change: the whole shift, then each step with its gate."""
+    lines = [f"traffic: {render_shift(old, new)}"]
+    pairs = traffic_steps(old, new, (rollout or {}).get("steps") or (100,))
+    if not rollout or not any(full(old, new)[0].values()):
+        if rollout:
+            lines.append("rollout: no live traffic yet, so one step without gates")
+        return lines
+    gate = dict(rollout.get("gate") or {})
+    load = f"{gate['rate']:g} req/s" if gate.get("rate") else f"{gate.get('concurrency', 1)} connection(s)"
+    limits = [f"{k} {gate[k]:g}" for k in ("max_error_rate", "max_p99_ms") if k in gate]
+    gate_text = f"gate: {float(gate.get('duration', 2)):g} s at {load} on {', '.join(rising(old, new))} alone" + (
+        f", {', '.join(limits)}" if limits else "")
+    if rollout.get("mirror"):
+        lines.append(f"mirror {rollout['mirror']} % to {', '.join(rising(old, new))}, then {gate_text}")
+    for i, (before, after) in enumerate(pairs, 1):
+        lines.append(f"step {i}/{len(pairs)}: {render_shift(before, after)}, then {gate_text}")
+    lines.append(f"on a failed gate: back to {render_shift(full(old, new)[0], full(old, new)[0])}, "
+                 f"{', '.join(rising(old, new))} {'deleted' if rollout.get('on_failure') == 'delete' else 'kept at 0 %'}")
+    return lines
