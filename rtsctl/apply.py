@@ -17,6 +17,7 @@ from reconcilers.base import Reconciler
 from .errors import RtsctlError
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
+from .successor import roll
 from .rollout.gates import RolloutContext, run_traffic
 
 VERBS = {
@@ -146,6 +147,8 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.UPDATE:
         call_with_retry(reconciler.update, res, action.observed)
+    elif action.kind is ActionKind.REPLACE and action.successor is not None:
+        roll(action, reconcilers, report, call_with_retry)  # create before destroy: the endpoint keeps serving
     elif action.kind is ActionKind.REPLACE:
         call_with_retry(reconciler.delete, action.observed)
         call_with_retry(reconciler.create, res)

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text",
                    help="json: progress goes to stderr; stdout gets step timings, critical path and outputs")
+    p.add_argument("--allow-outage", action="store_true",
+                   help="accept replacing an endpoint (its scoring URI changes: an outage for its clients)")
     p.add_argument("--plan", metavar="FILE", help="with a MANIFEST: apply exactly this saved plan, refused if the "
                                                    "world or the manifest changed since")
     p.set_defaults(func=cmd_apply)
@@ -211,6 +213,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             check_saved_plan(plan, session.manifest, saved)
         if plan.has_changes:
             out.print(render_text(plan))
+            from .successor import refuse_outage
+
+            refuse_outage(plan, args.allow_outage)
             if saved is None:  # a saved plan was approved when it was reviewed
                 _confirm(args, "Do you want to perform these actions?")
             result = apply(session, plan, lambda line: out.print(line))

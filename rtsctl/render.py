@@ -8,6 +8,7 @@ from typing import Any
 from rich.markup import escape
 
 from .diff import Change, matches
+from . import successor
 from .plan import Action, ActionKind, Plan
 
 SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
@@ -58,9 +59,9 @@ def render_text(plan: Plan) -> str:
     for action in shown:
         if action.kind is ActionKind.NOOP:
             continue
-        symbol, color, verb = SYMBOLS[action.kind]
+        symbol, color, verb, tail = successor.style(action, *SYMBOLS[action.kind])
         lines.append(f"  [bold]# {action.address}[/bold] {verb}")
-        lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}")
+        lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}{tail}")
         lines += _details(action)
         lines.append("")
     lines += _kept(plan)
@@ -117,5 +118,5 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "changes": plan.has_changes,
         "summary": plan.counts(),
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
-                     "reasons": a.reasons} for a in plan.actions],
+                     "reasons": a.reasons, **successor.json_fields(a)} for a in plan.actions],
     }
