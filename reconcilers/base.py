@@ -98,6 +98,11 @@ class Backend(ABC):
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}
 
+    def preflight(self, resources: Sequence[Resource]) -> list[str]:
+        """Warnings a plan can give before anything changes: capacity, quota, an instance type the region
+        lacks. Best effort: a check that cannot be made (no permission, API down) says nothing."""
+        return []
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False) -> dict[str, Iterator[str]]:
         """A deployment's log lines by source ("<deployment>/<instance>" or the deployment), oldest first:

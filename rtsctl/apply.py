@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 from reconcilers.base import Reconciler
 
+from . import progress
 from .errors import RtsctlError
+from .interrupt import finish_or_abandon
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
-from .successor import roll
 from .rollout.gates import RolloutContext, run_traffic
 
 VERBS = {
@@ -33,6 +34,16 @@ class ApplyResult:
     timings: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
+    #: the exception of each failed address (its code and reason, for rtsctl.forensics)
+    errors: dict[str, RtsctlError] = field(default_factory=dict)
+
+
+class ApplyFailed(RtsctlError):
+    """An apply that failed for some resources; `result` says what did succeed (and was recorded)."""
+
+    def __init__(self, message: str, result: ApplyResult):
+        super().__init__(message)
+        self.result = result
 
 
 Reporter = Callable[[str], None]
@@ -79,8 +90,8 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
     result.wall = time.monotonic() - started
     if result.failed:
         lines = "\n".join(f"  {reason}" for reason in result.failed.values())
-        raise RtsctlError(f"apply failed for {len(result.failed)} resource(s):\n{lines}"
-                          if len(result.failed) > 1 else next(iter(result.failed.values())))
+        raise ApplyFailed(f"apply failed for {len(result.failed)} resource(s):\n{lines}"
+                          if len(result.failed) > 1 else next(iter(result.failed.values())), result)
     return result
 
 
@@ -104,18 +115,17 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
             except KeyboardInterrupt:
                 # Operations already sent cannot be recalled: let them finish so nothing is left half-made;
                 # the world is the state, so the next apply converges from wherever this stopped.
-                report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish "
-                       f"({', '.join(sorted(running.values()))}); nothing new is started. Run apply again to "
-                       "converge.[/yellow]")
-                pool.shutdown(wait=True, cancel_futures=True)
+                finish_or_abandon(pool, running, report)  # a second Ctrl-C exits 130 at once
                 raise
             for future in finished:
                 address = running.pop(future)
+                progress.finish(address)
                 try:
                     result.timings[address] = future.result()
                     done.add(address)
                 except RtsctlError as exc:
                     result.failed[address] = str(exc)
+                    result.errors[address] = exc
                     report(f"[red]{address}: failed[/red]")
 
 
@@ -139,6 +149,7 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
     reconciler = reconcilers[action.address.split(".", 1)[0]]  # addresses are kind.name
     doing, finished = VERBS[action.kind]
     report(f"{action.address}: {doing}...")
+    progress.start(action.address, doing)
     started = time.monotonic()
     if rollout is not None and res is not None and res.kind == "traffic" and action.kind is not ActionKind.DELETE:
         old = action.observed.spec.get("weights") or {} if action.observed else {}
@@ -147,8 +158,6 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.UPDATE:
         call_with_retry(reconciler.update, res, action.observed)
-    elif action.kind is ActionKind.REPLACE and action.successor is not None:
-        roll(action, reconcilers, report, call_with_retry)  # create before destroy: the endpoint keeps serving
     elif action.kind is ActionKind.REPLACE:
         call_with_retry(reconciler.delete, action.observed)
         call_with_retry(reconciler.create, res)

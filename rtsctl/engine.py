@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconcilers import load_backend
@@ -23,7 +24,6 @@ from .graph import Graph
 from .manifest import Manifest, load_manifest
 from .observe import discover_orphans, observe_all
 from .plan import ActionKind, Plan, build_destroy_plan, build_plan
-from .progress import Progress
 from .smoke import run_smoke_test
 
 
@@ -66,20 +66,44 @@ def open_session(manifest_path: str, variables: Mapping[str, str] | None = None)
         backend.close()
 
 
-def make_plan(session: Session, destroy: bool = False) -> Plan:
+def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = (),
+              refresh_only: bool = False) -> Plan:
+    """The plan, each change labelled drift or edit, with preflight warnings, cut down to `targets`;
+    refused when it would destroy a resource marked prevent_destroy (rtsctl.trust)."""
+    from . import trust
+
     # Resources the manifest adopts (`existing: true`) are never destroyed, so destroy need not find them.
     skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
     observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
     orphans = discover_orphans(session.graph, session.reconcilers)
     if destroy:
-        return build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
-    return build_plan(session.graph, observed, orphans, session.reconcilers)
+        plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
+    else:
+        plan = build_plan(session.graph, observed, orphans, session.reconcilers)
+        trust.label_origins(plan, read_record(applied_record(session)))
+        plan.warnings = session.backend.preflight(list(session.graph.nodes.values()))
+    plan = trust.select_targets(plan, targets)
+    if refresh_only:
+        plan = trust.drift_only(plan)
+    trust.check_prevent_destroy(plan)
+    return plan
+
+
+def applied_record(session: Session) -> Path:
+    settings = session.backend.settings
+    return record_path(settings.provider, settings.resource_group, settings.workspace)
+
+
+def record_applied(session: Session, plan: Plan, result: ApplyResult) -> None:
+    """What succeeded is what the world now holds from the manifest (`rtsctl.applied`), failures or not."""
+    done = set(result.timings)
+    kept = {a.address: a.resource.spec for a in plan.actions if a.resource is not None
+            and a.kind is not ActionKind.DELETE and (a.address in done or not a.changes_world)}
+    deleted = [a.address for a in plan.actions if a.kind is ActionKind.DELETE and a.address in done]
+    update_record(applied_record(session), kept, deleted)
 
 
 def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
-    for action in plan.pending:
-        if action.successor is not None:  # its smoke test goes through the backend's TLS settings
-            action.successor.verify = session.backend.smoke_context().get("verify", True)
     from .rollout.gates import RolloutContext
 
     rollout = RolloutContext(session.reconcilers, session.backend, session.graph, report)
@@ -147,8 +171,5 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
         out = endpoint_outputs(session, endpoint)[0]
-        from .successor import live_deployments
-
-        out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
     out.pop("state", None)
     return out

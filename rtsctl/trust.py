@@ -1,0 +1,146 @@
+"""Plans users can trust: `prevent_destroy`, `--target`, and drift told apart from edits.
+
+* `prevent_destroy: true` on a manifest block guards every resource built from it (a kubernetes compute's
+  cluster and extension too): a plan that would delete or replace one fails, naming it and why, like
+  Terraform's `lifecycle.prevent_destroy`. Removing the block removes its guard, as in Terraform.
+* `--target ADDRESS` narrows a plan to those resources and what they need: their dependencies for
+  plan/apply, their dependents for destroy (what hangs on a resource goes first).
+* Each pending action is labelled `drift` (the world moved: a dead process, a field changed outside
+  rtsctl, a Failed state, something deleted) or `edit` (the manifest moved), from the spec digests
+  recorded by the last apply (`rtsctl.applied`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .applied import spec_digest
+from .errors import RtsctlError
+from .graph import Graph
+from .manifest import Manifest
+from .plan import Action, ActionKind, Plan
+from .resources import Resource
+
+DRIFT, EDIT = "drift", "edit"
+#: what leaves a resource in place; every other kind (delete, replace, and any later kind that removes
+#: the old resource, such as a successor rollout) is what prevent_destroy refuses
+KEEPS = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.NOOP})
+
+
+def mark_prevent_destroy(manifest: Manifest, resources: Sequence[Resource]) -> None:
+    """Copy each block's `prevent_destroy` onto the resources built from it (`inputs["prevent_destroy"]`)."""
+    data = manifest.data
+    guarded: set[str] = set()
+
+    def block(entry: Any, *addresses: str) -> None:
+        if isinstance(entry, dict) and entry.get("prevent_destroy") is True:
+            guarded.update(addresses)
+
+    ws = data.get("workspace") or {}
+    block(ws, f"workspace.{ws.get('name')}")
+    for model in data.get("models") or []:
+        block(model, f"model.{model.get('name')}")
+    for env in data.get("environments") or []:
+        block(env, f"environment.{env.get('name')}")
+    for compute in data.get("computes") or []:
+        cluster = (compute.get("cluster") or {}).get("name")
+        block(compute, f"compute.{compute.get('name')}",
+              *((f"aks_cluster.{cluster}", f"k8s_extension.{cluster}") if cluster else ()))
+    for endpoint in data.get("endpoints") or []:
+        block(endpoint, f"endpoint.{endpoint.get('name')}")
+        for dep in endpoint.get("deployments") or []:
+            block(dep, f"deployment.{endpoint.get('name')}/{dep.get('name')}")
+    for res in resources:
+        if res.address in guarded:
+            res.inputs["prevent_destroy"] = True
+
+
+def check_prevent_destroy(plan: Plan) -> None:
+    """Raise when the plan would delete or replace a guarded resource (every offender, one line each)."""
+    refused = [a for a in plan.actions if a.kind not in KEEPS and a.resource is not None
+               and a.resource.inputs.get("prevent_destroy")]
+    if not refused:
+        return
+    lines = [f"{a.address}: prevent_destroy is set, but this plan would {_what(a)}" for a in refused]
+    where = refused[0].resource.source if refused[0].resource else None
+    hint = (f"; remove prevent_destroy from {where} (or the manifest) to allow it" if where
+            else "; remove prevent_destroy from the manifest to allow it")
+    if len(lines) == 1:
+        raise RtsctlError(lines[0] + hint)
+    raise RtsctlError(f"the plan would destroy {len(lines)} protected resources:\n  " + "\n  ".join(lines)
+                      + "\n" + hint.lstrip("; "))
+
+
+def _what(action: Action) -> str:
+    if action.kind is ActionKind.DELETE:
+        return "destroy it"
+    forcing = [c.path for c in action.changes if c.forces_replacement]
+    because = f" ({', '.join(forcing)} cannot change in place)" if forcing else ""
+    return f"{action.kind.value} it{because}"
+
+
+def select_targets(plan: Plan, targets: Iterable[str]) -> Plan:
+    """The plan cut down to `targets` and what they need: dependencies, or dependents when destroying.
+    An address the plan does not know is a one-line error listing what it does know."""
+    targets = list(dict.fromkeys(targets))
+    if not targets:
+        return plan
+    known = {a.address for a in plan.actions} | set(plan.graph.nodes)
+    unknown = [t for t in targets if t not in known]
+    if unknown:
+        raise RtsctlError(f"--target {unknown[0]}: no such resource in this plan (known: "
+                          f"{', '.join(sorted(known))})")
+    keep = _closure(plan.graph, targets, plan.graph.dependents() if plan.destroy else plan.graph.deps)
+    actions = [a for a in plan.actions if a.address in keep]
+    return _copy(plan, actions)
+
+
+def _closure(graph: Graph, start: Sequence[str], edges: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(start)
+    while stack:
+        address = stack.pop()
+        if address in seen:
+            continue
+        seen.add(address)
+        stack.extend(edges.get(address, ()))
+    return seen
+
+
+def _copy(plan: Plan, actions: list[Action]) -> Plan:
+    """A plan like `plan` (every field kept, whoever added them) with other actions."""
+    import dataclasses
+
+    return dataclasses.replace(plan, actions=actions)
+
+
+def label_origins(plan: Plan, recorded: dict[str, str]) -> None:
+    """Set `action.origin` on each pending action: drift when the manifest still says what the last apply
+    applied (so the world moved), edit when the manifest moved (or nothing was recorded for it)."""
+    for action in plan.actions:
+        if not action.changes_world:
+            continue
+        action.origin = _origin(action, recorded)
+
+
+def _origin(action: Action, recorded: dict[str, str]) -> str:
+    if plan_is_delete_of_undeclared(action):
+        return EDIT  # the manifest stopped declaring it
+    if action.resource is None:
+        return EDIT
+    before = recorded.get(action.address)
+    if before is None:
+        return EDIT  # never applied from here: the manifest's own doing as far as rtsctl can tell
+    if before != spec_digest(action.resource.spec):
+        return EDIT
+    return DRIFT  # same manifest as the last apply, yet a change: deleted, changed or unhealthy outside rtsctl
+
+
+def plan_is_delete_of_undeclared(action: Action) -> bool:
+    return action.kind is ActionKind.DELETE and action.resource is None
+
+
+def drift_only(plan: Plan) -> Plan:
+    """`plan --refresh-only`: the actions that undo drift, nothing the manifest asked for."""
+    return _copy(plan, [a for a in plan.actions if not a.changes_world or getattr(a, "origin", None) == DRIFT])
