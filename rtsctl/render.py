@@ -17,6 +17,9 @@ SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
            ActionKind.DELETE: ("-", "red", "will be destroyed"),
            ActionKind.NOOP: (" ", "dim", "is unchanged")}
 MASK = "(sensitive value)"
+#: why an action is planned (rtsctl.trust): the world moved, or the manifest did
+ORIGINS = {"drift": " [magenta](drift: changed outside rtsctl)[/magenta]",
+           "edit": " [dim](edit: the manifest asks for it)[/dim]"}
 
 
 def mask(value: str | None, show: bool = False) -> str | None:
@@ -48,7 +51,9 @@ def _flatten(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def render_text(plan: Plan) -> str:
     """Plan as markup for rich (also readable with markup stripped)."""
-    lines: list[str] = []
+    lines: list[str] = [f"[yellow]Warning:[/yellow] {escape(w)}" for w in plan.warnings]
+    if lines:
+        lines.append("")
     shown = [a for a in plan.actions if a.changes_world or a.reasons]
     if not plan.has_changes:
         lines.append("[green]Nothing to destroy.[/green] No resource of this manifest that rtsctl created exists."
@@ -60,7 +65,7 @@ def render_text(plan: Plan) -> str:
         if action.kind is ActionKind.NOOP:
             continue
         symbol, color, verb, tail = successor.style(action, *SYMBOLS[action.kind])
-        lines.append(f"  [bold]# {action.address}[/bold] {verb}")
+        lines.append(f"  [bold]# {action.address}[/bold] {verb}{ORIGINS.get(action.origin, '')}")
         lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}{tail}")
         lines += _details(action)
         lines.append("")
@@ -117,6 +122,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "destroy": plan.destroy,
         "changes": plan.has_changes,
         "summary": plan.counts(),
+        "warnings": plan.warnings,
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
-                     "reasons": a.reasons, **successor.json_fields(a)} for a in plan.actions],
+                     "reasons": a.reasons, **({"origin": a.origin} if a.origin else {}),
+                     **successor.json_fields(a)} for a in plan.actions],
     }

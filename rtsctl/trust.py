@@ -64,7 +64,7 @@ def check_prevent_destroy(plan: Plan) -> None:
         return
     lines = [f"{a.address}: prevent_destroy is set, but this plan would {_what(a)}" for a in refused]
     where = refused[0].resource.source if refused[0].resource else None
-    hint = (f"; remove prevent_destroy from {where} (or the manifest) to allow it" if where
+    hint = (f"; remove prevent_destroy at {where} to allow it" if where
             else "; remove prevent_destroy from the manifest to allow it")
     if len(lines) == 1:
         raise RtsctlError(lines[0] + hint)
@@ -144,3 +144,9 @@ def plan_is_delete_of_undeclared(action: Action) -> bool:
 def drift_only(plan: Plan) -> Plan:
     """`plan --refresh-only`: the actions that undo drift, nothing the manifest asked for."""
     return _copy(plan, [a for a in plan.actions if not a.changes_world or getattr(a, "origin", None) == DRIFT])
+
+
+def targeted_endpoints(plan: Plan, endpoints: Sequence[str]) -> list[str]:
+    """The endpoints a (targeted) plan covers: outputs and smoke tests skip the others, which may not exist."""
+    covered = {a.address for a in plan.actions}
+    return [e for e in endpoints if f"endpoint.{e}" in covered]
