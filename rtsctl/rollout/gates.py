@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -37,6 +37,7 @@ class RolloutContext:
     backend: Backend | None
     graph: Graph
     report: Callable[[str], None]
+    live_names: bool = False  # maps name live deployments (a successor's rollout), not manifest names
 
 
 def rollout_of(graph: Graph, endpoint: str) -> dict[str, Any] | None:
@@ -44,9 +45,12 @@ def rollout_of(graph: Graph, endpoint: str) -> dict[str, Any] | None:
     return res.inputs.get("rollout") if res is not None else None
 
 
-def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new: Mapping[str, int]) -> None:
+def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new: Mapping[str, int],
+                live_names: bool = False) -> None:
     """Move the endpoint's traffic from `old` to `new`: in one write without `rollout:`, else step by step,
-    gated. Raises RtsctlError (after restoring `old`) when a gate fails."""
+    gated. Raises RtsctlError (after restoring `old`) when a gate fails. Maps are keyed by manifest names,
+    or by live deployment names with `live_names` (a successor taking over, rtsctl.successor)."""
+    ctx = replace(ctx, live_names=live_names)
     rollout = rollout_of(ctx.graph, endpoint)
     pairs = traffic_steps(old, new, (rollout or {}).get("steps") or (100,))
     if not rollout or not any(full(old, new)[0].values()):
@@ -72,7 +76,8 @@ def _write(ctx: RolloutContext, endpoint: str, weights: Weights, mirror: dict[st
     spec: dict[str, Any] = {"weights": dict(weights)}
     if mirror is not None:
         spec["mirror"] = mirror
-    call_with_retry(ctx.reconcilers["traffic"].create, Resource("traffic", endpoint, spec))
+    inputs = {"live_names": True} if ctx.live_names else {}
+    call_with_retry(ctx.reconcilers["traffic"].create, Resource("traffic", endpoint, spec, inputs))
 
 
 def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: list[str], start: Weights,

@@ -69,6 +69,8 @@ def plan_lines(old: Mapping[str, int], new: Mapping[str, int], rollout: Mapping 
     """What the plan says about a traffic change: the whole shift, then each step with its gate."""
     lines = [f"traffic: {render_shift(old, new)}"]
     pairs = traffic_steps(old, new, (rollout or {}).get("steps") or (100,))
+    if not pairs:  # the same split, only spelled differently (a 0 entry the service leaves out)
+        return lines
     if not rollout or not any(full(old, new)[0].values()):
         if rollout:
             lines.append("rollout: no live traffic yet, so one step without gates")
