@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from .diff import Change, matches
 from . import successor
+from .rollout import steps as rollout_steps
 from .plan import Action, ActionKind, Plan
 
 SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
@@ -87,12 +88,9 @@ def _details(action: Action) -> list[str]:
         for path, value in _flatten(action.resource.spec):
             out.append(f"      [green]+[/green] {escape(path)} = {_value(value, matches(path, action.sensitive))}")
     changes = action.changes
-    if action.resource is not None and action.resource.kind == "traffic" and action.kind is ActionKind.UPDATE:
-        from .rollout.steps import plan_lines
-
-        old = action.observed.spec.get("weights") or {} if action.observed else {}
-        out += [f"      [yellow]~[/yellow] {escape(line)}" for line in
-                plan_lines(old, action.resource.spec["weights"], action.resource.inputs.get("rollout"))]
+    traffic = rollout_steps.action_lines(action)
+    if traffic is not None:  # traffic as planned steps: the whole map per line, not one weight per line
+        out += [f"      [yellow]~[/yellow] {escape(line)}" for line in traffic]
         changes = [c for c in changes if not c.path.startswith("weights")]
     for change in changes:
         out.append(_change_line(change))
@@ -125,5 +123,5 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "warnings": plan.warnings,
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
                      "reasons": a.reasons, **({"origin": a.origin} if a.origin else {}),
-                     **successor.json_fields(a)} for a in plan.actions],
+                     **successor.json_fields(a), **rollout_steps.json_fields(a)} for a in plan.actions],
     }

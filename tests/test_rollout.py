@@ -7,8 +7,11 @@ restored, a non-zero exit and the gate's report; a good green ends at 100 %.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
+
+import pytest
 
 from tests.helpers import edit_yaml, post
 from tests.test_azure_e2e import azure_cli  # noqa: F401  (fixture)
@@ -114,6 +117,10 @@ def test_passing_rollout_ends_at_100_percent(cli, project):
     cli.ok("apply", "dev.yaml", "-y")
     _add_green(project, None, {"duration": 1, "rate": 20, "max_error_rate": 0, "max_p99_ms": 2000,
                                        "request": {"name": "gate"}})
+    planned = json.loads(cli.ok("plan", "dev.yaml", "-o", "json").out)
+    traffic = next(a for a in planned["actions"] if a["address"] == "traffic.rts-score")
+    assert [step["to"] for step in traffic["traffic_steps"]] == [{"blue": 90, "green": 10}, {"blue": 50, "green": 50},
+                                                                  {"blue": 0, "green": 100}]
     result = cli.ok("apply", "dev.yaml", "-y")
     for step in ("step 1/3 (blue 100 → 90, green 0 → 10)", "step 2/3 (blue 90 → 50, green 10 → 50)",
                  "step 3/3 (blue 50 → 0, green 50 → 100)"):
@@ -121,6 +128,21 @@ def test_passing_rollout_ends_at_100_percent(cli, project):
     assert result.out.count(": passed") == 3
     assert _served(cli.outputs()) == {"green": 20}
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+@pytest.mark.parametrize("rollout, message", [
+    ({"steps": [10, 50, 100], "mirror": 10},
+     "endpoints[0].rollout.mirror: the local backend cannot mirror traffic"),
+    ({"steps": [50, 10]}, "endpoints[0].rollout.steps: steps must rise, each once (e.g. [10, 50, 100]), got [50, 10]"),
+    ({"steps": list(range(1, 12))}, "endpoints[0].rollout.steps"),
+    ({"steps": [10], "gate": {"duration": 3600}}, "endpoints[0].rollout.gate.duration"),
+])
+def test_rollout_is_checked_before_anything_changes(cli, project, rollout, message):
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0].update(rollout=rollout))
+    for verb in ("validate", "plan"):
+        result = cli(verb, "dev.yaml")
+        assert result.code == 1 and message in result.err, result
+        assert "Traceback" not in result.err
 
 
 # -- Azure, through the wire-level emulator and the real SDKs ----------------------------------------------------

@@ -353,9 +353,9 @@ def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local:
         return
     steps = rollout.get("steps")
     if isinstance(steps, list) and all(isinstance(s, int) for s in steps) and steps != sorted(set(steps)):
-        report.add(f"rollout.steps must rise, each once (e.g. [10, 50, 100]), got {steps}", *path, "rollout", "steps")
+        report.add(f"steps must rise, each once (e.g. [10, 50, 100]), got {steps}", *path, "rollout", "steps")
     if local and "mirror" in rollout:
-        report.add("rollout.mirror: the local backend cannot mirror traffic (its front sends each request to one "
+        report.add("the local backend cannot mirror traffic (its front sends each request to one "
                    "deployment); mirror traffic is an Azure endpoint feature: remove it here", *path, "rollout", "mirror")
 
 

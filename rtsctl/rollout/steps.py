@@ -87,3 +87,30 @@ def plan_lines(old: Mapping[str, int], new: Mapping[str, int], rollout: Mapping 
     lines.append(f"on a failed gate: back to {render_shift(full(old, new)[0], full(old, new)[0])}, "
                  f"{', '.join(rising(old, new))} {'deleted' if rollout.get('on_failure') == 'delete' else 'kept at 0 %'}")
     return lines
+
+
+def _traffic_change(action) -> tuple[Weights, Weights, Mapping | None] | None:
+    """(observed map, declared map, rollout) of a planned traffic update, else None."""
+    res = action.resource
+    if res is None or res.kind != "traffic" or action.kind.value != "update":
+        return None
+    old = (action.observed.spec.get("weights") or {}) if action.observed else {}
+    return old, res.spec["weights"], res.inputs.get("rollout")
+
+
+def action_lines(action) -> list[str] | None:
+    """The plan's lines for a traffic update (rtsctl.render), or None for any other action."""
+    change = _traffic_change(action)
+    return plan_lines(*change) if change else None
+
+
+def json_fields(action) -> dict:
+    """`plan -o json`: a traffic update's steps, each a full map."""
+    change = _traffic_change(action)
+    if not change:
+        return {}
+    old, new, rollout = change
+    steps = traffic_steps(old, new, (rollout or {}).get("steps") or (100,))
+    if rollout is None or not any(full(old, new)[0].values()):
+        steps = steps[-1:]
+    return {"traffic_steps": [{"from": before, "to": after} for before, after in steps]}
