@@ -81,7 +81,7 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
     else:
         plan = build_plan(session.graph, observed, orphans, session.reconcilers)
         trust.label_origins(plan, read_record(applied_record(session)))
-        plan.warnings = session.backend.preflight(list(session.graph.nodes.values()))
+        plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
     plan = trust.select_targets(plan, targets)
     if refresh_only:
         plan = trust.drift_only(plan)

@@ -47,3 +47,25 @@ def test_heartbeat_during_a_slow_emulator_operation(azure_emulator_factory, azur
     assert len(beats) >= 2, done.out
     assert beats[-1].endswith("s elapsed]")
     assert "Critical path: " in done.out and "deployment.rts-managed/blue" in done.out.split("Critical path: ")[1]
+
+
+def test_plan_warns_about_quota_and_instance_types_before_anything_changes(azure_emulator_factory, azure_cli,
+                                                                          project):
+    """DSv2 quota of 4 vCPUs: one Standard_DS3_v2 instance (4 vCPUs) needs ceil(1.2 x 1) x 4 = 8 with the upgrade
+    reserve; Standard_DS1_v2 is not offered to managed online endpoints (no "MIR" in its supportedComputeTypes)."""
+    from tests.azure_emulator.context import Settings
+
+    emu = azure_emulator_factory(lro_mode="sync", settings=Settings(quota={"standardDSv2Family": 4}))
+    cli = azure_cli(emu, "rts-managed")
+    plan = cli("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert ("Warning: quota: this plan needs 8 more standardDSv2Family vCPUs in westeurope" in plan.out
+            and "but 4 of 4 are left" in plan.out), plan.out
+    assert not emu.resources(), "preflight changed something"
+
+    text = (project / MANIFEST).read_text()
+    (project / MANIFEST).write_text(text.replace("instance_type: Standard_DS3_v2", "instance_type: Standard_DS1_v2"))
+    plan = cli("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert ("Warning: deployment.rts-managed/blue: instance_type Standard_DS1_v2 is not offered for managed online "
+            "endpoints in westeurope") in plan.out, plan.out

@@ -39,7 +39,7 @@ class LocalBackend(Backend):
 
         return deployment_logs(self.layout.logs(endpoint, deployment), deployment, instance, tail, follow)
 
-    def preflight(self, resources):
+    def preflight(self, resources, observed):
         from .preflight import capacity_warnings
 
         return capacity_warnings(resources)
