@@ -1,4 +1,4 @@
-"""What the last apply applied: one spec digest per resource address, per backend scope.
+"""What the last apply applied: spec digests (whole and per field) per resource address, per backend scope.
 
 The world stays the state; this record only lets a plan tell *why* something differs. If the manifest's
 spec for a resource still has the digest recorded when it was last applied, any change the plan finds was
@@ -26,6 +26,16 @@ def spec_digest(spec: Mapping[str, Any]) -> str:
     return digest_text(json.dumps(spec, sort_keys=True, default=str))
 
 
+def field_digest(value: Any) -> str:
+    return digest_text(json.dumps(value, sort_keys=True, default=str))
+
+
+def entry_for(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept per resource: the whole spec's digest and each top-level field's, so a plan can tell,
+    field by field, whether the manifest moved (its digest changed) or the world did."""
+    return {"spec": spec_digest(spec), "fields": {str(k): field_digest(v) for k, v in spec.items()}}
+
+
 def _home() -> Path:
     return Path(os.environ.get("RTSCTL_HOME") or Path.home() / ".rtsctl").expanduser()
 
@@ -36,8 +46,8 @@ def record_path(provider: Mapping[str, Any], resource_group: str, workspace: str
     return _home() / "applied" / f"{scope.split(':', 1)[1][:24]}.json"
 
 
-def read_record(path: Path) -> dict[str, str]:
-    """address -> spec digest; empty when absent, unreadable or not ours."""
+def read_record(path: Path) -> dict[str, dict[str, Any]]:
+    """address -> {"spec": digest, "fields": {field: digest}}; empty when absent, unreadable or not ours."""
     try:
         if path.stat().st_size > MAX_BYTES:
             return {}
@@ -47,13 +57,14 @@ def read_record(path: Path) -> dict[str, str]:
     resources = doc.get("resources") if isinstance(doc, dict) else None
     if not isinstance(resources, dict):
         return {}
-    return {str(k): str(v) for k, v in resources.items()}
+    return {str(k): v for k, v in resources.items()
+            if isinstance(v, dict) and isinstance(v.get("spec"), str) and isinstance(v.get("fields"), dict)}
 
 
 def update_record(path: Path, applied: Mapping[str, Mapping[str, Any]], deleted: Iterable[str]) -> None:
     """Record the specs just applied (address -> spec) and forget the deleted addresses; atomic."""
     record = read_record(path)
-    record.update({address: spec_digest(spec) for address, spec in applied.items()})
+    record.update({address: entry_for(spec) for address, spec in applied.items()})
     for address in deleted:
         record.pop(address, None)
     path.parent.mkdir(parents=True, exist_ok=True)

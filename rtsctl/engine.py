@@ -76,15 +76,16 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
     skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
     observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
     orphans = discover_orphans(session.graph, session.reconcilers)
+    recorded = read_record(applied_record(session))
     if destroy:
         plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
     else:
         plan = build_plan(session.graph, observed, orphans, session.reconcilers)
-        trust.label_origins(plan, read_record(applied_record(session)))
+        trust.label_origins(plan, recorded)
         plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
     plan = trust.select_targets(plan, targets)
     if refresh_only:
-        plan = trust.drift_only(plan)
+        plan = trust.drift_only(plan, recorded)
     trust.check_prevent_destroy(plan)
     return plan
 

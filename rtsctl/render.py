@@ -20,7 +20,8 @@ SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
 MASK = "(sensitive value)"
 #: why an action is planned (rtsctl.trust): the world moved, or the manifest did
 ORIGINS = {"drift": " [magenta](drift: changed outside rtsctl)[/magenta]",
-           "edit": " [dim](edit: the manifest asks for it)[/dim]"}
+           "edit": " [dim](edit: the manifest asks for it)[/dim]",
+           "drift+edit": " [magenta](drift and edit: changed outside rtsctl and in the manifest)[/magenta]"}
 
 
 def mask(value: str | None, show: bool = False) -> str | None:

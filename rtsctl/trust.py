@@ -12,17 +12,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .applied import spec_digest
+from .applied import field_digest, spec_digest
+from .diff import Change
 from .errors import RtsctlError
 from .graph import Graph
 from .manifest import Manifest
 from .plan import Action, ActionKind, Plan
 from .resources import Resource
 
-DRIFT, EDIT = "drift", "edit"
+DRIFT, EDIT, BOTH = "drift", "edit", "drift+edit"
 #: what leaves a resource in place; every other kind (delete, replace, and any later kind that removes
 #: the old resource, such as a successor rollout) is what prevent_destroy refuses
 KEEPS = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.NOOP})
@@ -115,35 +116,57 @@ def _copy(plan: Plan, actions: list[Action]) -> Plan:
     return dataclasses.replace(plan, actions=actions)
 
 
-def label_origins(plan: Plan, recorded: dict[str, str]) -> None:
-    """Set `action.origin` on each pending action: drift when the manifest still says what the last apply
-    applied (so the world moved), edit when the manifest moved (or nothing was recorded for it)."""
+def label_origins(plan: Plan, recorded: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set `action.origin` on each pending action: drift when the fields that differ are still what the last
+    apply applied (so the world moved), edit when the manifest moved them (or nothing was recorded),
+    drift+edit when both."""
     for action in plan.actions:
-        if not action.changes_world:
-            continue
-        action.origin = _origin(action, recorded)
+        if action.changes_world:
+            action.origin = _origin(action, recorded)
 
 
-def _origin(action: Action, recorded: dict[str, str]) -> str:
-    if plan_is_delete_of_undeclared(action):
-        return EDIT  # the manifest stopped declaring it
-    if action.resource is None:
-        return EDIT
-    before = recorded.get(action.address)
-    if before is None:
-        return EDIT  # never applied from here: the manifest's own doing as far as rtsctl can tell
-    if before != spec_digest(action.resource.spec):
-        return EDIT
-    return DRIFT  # same manifest as the last apply, yet a change: deleted, changed or unhealthy outside rtsctl
+def _drifted(action: Action, entry: Mapping[str, Any]) -> list[Change]:
+    """The changes of `action` on fields whose desired value is what the last apply applied."""
+    fields = entry.get("fields") or {}
+    spec = action.resource.spec if action.resource is not None else {}
+    return [c for c in action.changes
+            if (top := c.path.split(".", 1)[0]) in spec and fields.get(top) == field_digest(spec[top])]
+
+
+def _origin(action: Action, recorded: Mapping[str, Mapping[str, Any]]) -> str:
+    entry = recorded.get(action.address)
+    if action.resource is None or entry is None:
+        return EDIT  # undeclared now, or never applied from here: the manifest's own doing as far as rtsctl knows
+    if action.kind is ActionKind.CREATE:
+        return DRIFT  # applied before, gone now: deleted outside rtsctl
+    if entry.get("spec") == spec_digest(action.resource.spec):
+        return DRIFT  # the same manifest as the last apply, yet a change: changed or unhealthy outside rtsctl
+    drifted = _drifted(action, entry)
+    unhealthy = bool(action.observed and action.observed.problems)
+    edited = len(drifted) < len(action.changes) or not action.changes
+    if (drifted or unhealthy) and edited and action.changes:
+        return BOTH
+    return DRIFT if drifted or (unhealthy and not action.changes) else EDIT
 
 
 def plan_is_delete_of_undeclared(action: Action) -> bool:
     return action.kind is ActionKind.DELETE and action.resource is None
 
 
-def drift_only(plan: Plan) -> Plan:
-    """`plan --refresh-only`: the actions that undo drift, nothing the manifest asked for."""
-    return _copy(plan, [a for a in plan.actions if not a.changes_world or getattr(a, "origin", None) == DRIFT])
+def drift_only(plan: Plan, recorded: Mapping[str, Mapping[str, Any]]) -> Plan:
+    """`plan --refresh-only`: the actions that undo drift, with only their drifted changes; nothing the
+    manifest asked for."""
+    import dataclasses
+
+    kept = []
+    for action in plan.actions:
+        if not action.changes_world or action.origin == DRIFT:
+            kept.append(action)
+        elif action.origin == BOTH:
+            changes = _drifted(action, recorded.get(action.address) or {})
+            kept.append(dataclasses.replace(action, kind=ActionKind.UPDATE if changes or action.observed else
+                                            action.kind, changes=changes, origin=DRIFT))
+    return _copy(plan, kept)
 
 
 def targeted_endpoints(plan: Plan, endpoints: Sequence[str]) -> list[str]:

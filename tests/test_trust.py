@@ -86,6 +86,15 @@ def test_drift_is_labelled_drift_edits_are_edits_and_refresh_only_shows_drift_al
     refresh = cli.ok("plan", "dev.yaml", "--refresh-only")
     assert "No drift." in refresh.out and "GREETING_STYLE" not in refresh.out
 
+    # both at once, on different fields: the action says so, and --refresh-only keeps only the drifted field
+    data = json.loads(record.read_text())
+    data["spec"]["instance_count"] = 1
+    record.write_text(json.dumps(data))
+    both = cli.ok("plan", "dev.yaml")
+    assert "(drift and edit: changed outside rtsctl and in the manifest)" in both.out, both.out
+    refresh = cli.ok("plan", "dev.yaml", "--refresh-only")
+    assert "~ instance_count: 1 -> 2" in refresh.out and "GREETING_STYLE" not in refresh.out, refresh.out
+
 
 def test_failed_init_prints_code_log_lines_and_what_to_do(cli, project):
     (project / "seed" / "src" / "score.py").write_text(
