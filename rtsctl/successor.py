@@ -121,16 +121,18 @@ def mark_successors(graph: Graph, actions: dict[str, Action], orphans: Iterable[
         res = action.resource
         if res is None or res.kind != "deployment" or action.observed is None:
             continue
-        reconciler = reconcilers["deployment"]
-        slow = getattr(reconciler, "successor_fields", frozenset())
-        if action.kind is ActionKind.UPDATE and any(c.path.split(".", 1)[0] in slow for c in action.changes):
-            action.kind = ActionKind.REPLACE
-        if action.kind is not ActionKind.REPLACE:
-            continue
         endpoint_name, manifest_name = res.name.split("/", 1)
         endpoint = actions.get(f"endpoint.{endpoint_name}")
         if endpoint is None or endpoint.kind in (ActionKind.CREATE, ActionKind.REPLACE) or endpoint.resource is None:
             continue  # the endpoint itself is (re)made: nothing is serving that could be kept
+        slow = getattr(reconcilers["deployment"], "successor_fields", frozenset())
+        changed = sorted({c.path.split(".", 1)[0] for c in action.changes} & slow)
+        if action.kind is ActionKind.UPDATE and changed:
+            action.kind = ActionKind.REPLACE
+            action.reasons.append(f"{', '.join(changed)} changed: updated in place, the service would restart every "
+                                  "instance for minutes, so a successor takes over")
+        if action.kind is not ActionKind.REPLACE:
+            continue
         traffic = actions.get(f"traffic.{endpoint_name}")
         weights = (traffic.observed.spec.get("weights") or {}) if traffic and traffic.observed else {}
         new = successor_name(manifest_name, res.spec, taken.setdefault(endpoint_name, set()))
