@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -146,3 +147,32 @@ def test_heartbeat_while_waiting_then_second_ctrl_c_exits_130_naming_what_still_
         kill_recorded(cli)
     assert proc.returncode == 130, seen + out + err
     assert "May still be running: deployment.rts-score/blue" in seen + out, seen + out
+
+
+def test_a_terminal_gets_a_live_line_per_running_operation(cli, project):
+    """On a terminal the waits are a live display (rich Live, redrawn in place, gone at the end), not heartbeat
+    lines: the heartbeat interval is set far beyond the apply, so any "still creating…" seen came from the display."""
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(3)"))
+    main, sub = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=project,
+                            env={**cli.env, "RTSCTL_HEARTBEAT_SECONDS": "3600"}, stdout=sub, stderr=subprocess.PIPE)
+    os.close(sub)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main)
+        code = proc.wait(timeout=120)
+    seen = b"".join(chunks).decode("utf-8", "replace")
+    assert code == 0, seen
+    assert "deployment.rts-score/blue: still creating… [" in seen, seen
+    assert "\x1b[" in seen  # drawn with cursor control, in place
+    assert "Apply complete!" in seen

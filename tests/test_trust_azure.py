@@ -69,3 +69,19 @@ def test_plan_warns_about_quota_and_instance_types_before_anything_changes(azure
     assert plan.code == 0, str(plan)
     assert ("Warning: deployment.rts-managed/blue: instance_type Standard_DS1_v2 is not offered for managed online "
             "endpoints in westeurope") in plan.out, plan.out
+
+
+def test_a_deployment_left_failed_outside_rtsctl_plans_as_drift(azure_emulator_factory, azure_cli):
+    """The world moves after an apply: the service leaves the deployment Failed (set in the emulator's store, as a
+    platform failure would). The plan heals it and calls it drift; --refresh-only shows it too."""
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu, "rts-managed")
+    assert cli("apply", MANIFEST, "-y", timeout=300).code == 0
+    deployment = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed/deployments/blue"))
+    emu.ctx.store.get(deployment).body["properties"]["provisioningState"] = "Failed"
+    plan = cli("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert "# deployment.rts-managed/blue will be updated in place (drift: changed outside rtsctl)" in plan.out, plan.out
+    assert "provisioning state is Failed" in plan.out
+    refresh = cli("plan", MANIFEST, "--refresh-only", timeout=300)
+    assert "~ deployment.rts-managed/blue" in refresh.out, str(refresh)
