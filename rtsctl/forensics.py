@@ -12,7 +12,7 @@ its supervisor saw (init() failed, crash loop, liveness probe failure).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
@@ -36,22 +36,27 @@ HINTS = {
     "initfailed": "init() raised: the log lines above show the traceback; fix the scoring script or its "
                   "environment and apply again",
     "crashloop": "the instance keeps exiting after it starts: the log lines above show why; fix it and apply again",
+    "instanceexited": "the instance process exited before it was ready (Azure would say ResourceNotReady): the "
+                      "log lines above show why; fix the script or its environment and apply again",
     "outofcapacity": "the region has no capacity for this instance_type now: try another instance_type or retry later",
 }
 
 
-def failure_code(exc: BaseException) -> str | None:
-    """The service's code, or for the local backend one named after what its supervisor reported."""
+def failure_code(exc: BaseException, log: Sequence[str] = ()) -> str | None:
+    """The service's code, or for the local backend one named after what its supervisor reported (in the
+    error, or in the lines it writes into the instance log: `--- liveness probe failed N times: restarting`)."""
     code = getattr(exc, "code", None)
     if code:
         return str(code)
     text = str(exc)
-    if "liveness probe failed" in text:
+    if "liveness probe failed" in text or any("liveness probe failed" in line for line in log[-5:]):
         return "LivenessProbeFailed"
     if "crash-loop" in text or "crash loop" in text:
         return "CrashLoop"
     if "(init() failed)" in text:
         return "InitFailed"
+    if "exited with code" in text or "killed by signal" in text:
+        return "InstanceExited"
     return None
 
 
@@ -62,11 +67,12 @@ def explain(backend: Any, errors: dict[str, RtsctlError], report: Callable[[str]
         if not address.startswith("deployment.") or "/" not in address:
             continue
         endpoint, deployment = address.removeprefix("deployment.").split("/", 1)
-        code = failure_code(exc)
+        tails = _log_tails(backend, endpoint, deployment, lines)
+        code = failure_code(exc, [line for tail in tails.values() for line in tail])
         reason = exc.reason if isinstance(exc, ResourceError) else str(exc)
         report(f"\n[bold red]{address} failed[/bold red]" + (f" [bold]({code})[/bold]" if code else "")
                + f": {_markup_safe(_clean(reason))}")
-        for source, tail in _log_tails(backend, endpoint, deployment, lines).items():
+        for source, tail in tails.items():
             report(f"  last {len(tail)} log line(s) of {source}:" if tail else f"  {source}: the log is empty")
             for line in tail:
                 report(_markup_safe(f"    | {_clean(line)}"))

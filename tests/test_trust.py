@@ -64,6 +64,12 @@ def test_target_pulls_in_dependencies_and_unknown_addresses_are_one_line_errors(
     assert pending == {"compute.local-cpu", "endpoint.rts-score", "deployment.rts-score/blue", "model.dummy-model",
                        "traffic.rts-score"}
 
+    # destroy --target takes what depends on the target along (traffic goes with its endpoint), nothing else
+    cli.ok("apply", "dev.yaml", "-y")
+    doomed = json.loads(cli.ok("plan", "dev.yaml", "--destroy", "--target", "endpoint.rts-score", "-o", "json").out)
+    assert {a["address"] for a in doomed["actions"]} == {"endpoint.rts-score", "deployment.rts-score/blue"}
+    assert all(a["action"] == "delete" for a in doomed["actions"])
+
 
 def test_drift_is_labelled_drift_edits_are_edits_and_refresh_only_shows_drift_alone(cli, project):
     cli.ok("apply", "dev.yaml", "-y")
