@@ -39,6 +39,25 @@ def run(raw_data):
     return {"GoAway": "green"}
 '''
 
+DYING_INIT = '''
+import os
+import threading
+
+
+def run(raw_data):
+    return {"GoAway": "green"}
+
+
+def _die():
+    print("green dies on its own", flush=True)
+    os._exit(1)
+
+
+_timer = threading.Timer(1.5, _die)
+_timer.daemon = True
+_timer.start()
+'''
+
 
 def _green_code(project, code, run_source: str | None) -> None:
     """A copy of the seed's code at `code` (kept if there), its run() replaced by `run_source` when given."""
@@ -116,7 +135,7 @@ def test_slow_new_version_fails_its_p99_gate_and_is_deleted_as_declared(cli, pro
 def test_passing_rollout_ends_at_100_percent(cli, project):
     cli.ok("apply", "dev.yaml", "-y")
     _add_green(project, None, {"duration": 1, "rate": 20, "max_error_rate": 0, "max_p99_ms": 2000,
-                                       "request": {"name": "gate"}})
+                                       "request": {"name": "gate"}, "watch": 1})
     planned = json.loads(cli.ok("plan", "dev.yaml", "-o", "json").out)
     traffic = next(a for a in planned["actions"] if a["address"] == "traffic.rts-score")
     assert [step["to"] for step in traffic["traffic_steps"]] == [{"blue": 90, "green": 10}, {"blue": 50, "green": 50},
@@ -125,9 +144,21 @@ def test_passing_rollout_ends_at_100_percent(cli, project):
     for step in ("step 1/3 (blue 100 → 90, green 0 → 10)", "step 2/3 (blue 90 → 50, green 10 → 50)",
                  "step 3/3 (blue 50 → 0, green 50 → 100)"):
         assert f"traffic.rts-score: {step}" in result.out, result
-    assert result.out.count(": passed") == 3
+    assert result.out.count(": passed") == 3 and result.out.count("held 1 s: healthy") == 3
     assert _served(cli.outputs()) == {"green": 20}
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_watch_gate_fails_when_the_new_deployment_turns_unhealthy_while_held(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, DYING_INIT, {"watch": 4})
+    plan = cli.ok("plan", "dev.yaml")
+    assert "step 1/3: blue 100 → 90, green 0 → 10, then gate: hold 4 s watching green's health" in plan.out, plan
+    result = cli("apply", "dev.yaml", "-y", timeout=120)
+    assert result.code != 0, result
+    assert "rollout gate failed at step" in result.err and "unhealthy while held 4 s: instance 0" in result.err, result
+    assert "green dies on its own" in result.err  # its last log lines
+    assert _served(cli.outputs()) == {"blue": 20}
 
 
 @pytest.mark.parametrize("rollout, message", [

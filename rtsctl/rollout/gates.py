@@ -12,6 +12,7 @@ target read from the endpoint reconciler's outputs, logs from `Backend.logs`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -27,6 +28,8 @@ from .steps import Weights, full, render_shift, rising, traffic_steps
 
 LOG_LINES = 20  # of the failing deployment's log, in the error
 DEFAULT_GATE = {"duration": 2.0, "concurrency": 1}
+#: a gate with any of these runs a bench; a gate with only `watch` just holds the step and watches health
+BENCH_KEYS = frozenset({"duration", "rate", "concurrency", "timeout", "max_error_rate", "max_p99_ms", "request"})
 
 
 @dataclass
@@ -59,7 +62,8 @@ def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new:
         return
     start = full(old, new)[0]
     candidates = rising(old, new)
-    gate = {**DEFAULT_GATE, **(rollout.get("gate") or {})}
+    declared = rollout.get("gate") or {}
+    gate = {**DEFAULT_GATE, **declared, "bench": bool(BENCH_KEYS & declared.keys()) or "watch" not in declared}
     if rollout.get("mirror"):
         mirror = {name: int(rollout["mirror"]) for name in candidates}
         ctx.report(f"traffic.{endpoint}: mirroring {rollout['mirror']} % of live traffic to {', '.join(candidates)}")
@@ -84,9 +88,18 @@ def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: 
           rollout: dict[str, Any], label: str, mirror_on: bool = False) -> None:
     """Run the gate against each new deployment; on a failure roll back and raise."""
     for name in candidates:
-        doc = bench_gate(ctx, endpoint, name, gate, rollout)
-        verdict = gate_verdict(doc)
-        ctx.report(f"traffic.{endpoint}: gate {label} on {name}: {summary_line(doc, gate)}")
+        verdict, report = None, []
+        if gate["bench"]:
+            doc = bench_gate(ctx, endpoint, name, gate, rollout)
+            verdict, report = gate_verdict(doc), report_lines(doc, gate)
+            ctx.report(f"traffic.{endpoint}: gate {label} on {name}: {summary_line(doc, gate)}")
+        if verdict is None and gate.get("watch"):
+            problems = watch_health(ctx, endpoint, name, float(gate["watch"]))
+            verdict = f"unhealthy while held {float(gate['watch']):g} s: {problems[0]}" if problems else None
+            report += [f"held {float(gate['watch']):g} s watching {name}'s health (instances up, not restarting)",
+                       *(f"problem: {p}" for p in problems)]
+            ctx.report(f"traffic.{endpoint}: gate {label} on {name}: held {float(gate['watch']):g} s: "
+                       f"{'healthy' if not problems else 'UNHEALTHY'}")
         if verdict is None:
             continue
         ctx.report(f"[red]traffic.{endpoint}: gate failed ({verdict}): restoring {render_shift(start, start)}"
@@ -97,9 +110,28 @@ def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: 
             fate = _delete_deployments(ctx, endpoint, candidates)
         lines = [f"traffic.{endpoint}: rollout gate failed at {label} on deployment {name}: {verdict}; "
                  f"traffic restored to {render_shift(start, start)}; {', '.join(candidates)} {fate}",
-                 "gate report:", *("  " + line for line in report_lines(doc, gate))]
+                 "gate report:", *("  " + line for line in report)]
         lines += _last_logs(ctx, endpoint, name)
         raise RtsctlError("\n".join(lines))
+
+
+def watch_health(ctx: RolloutContext, endpoint: str, deployment: str, seconds: float,
+                 interval: float = 0.2) -> list[str]:
+    """Hold the step for `seconds`, observing the deployment as `plan` does (its health problems: an instance
+    down, restarting or crash-looping); the first problems seen, or [] when it stayed healthy throughout.
+    Not an error count of the live traffic: neither the local front nor the emulator exposes one."""
+    reconciler = ctx.reconcilers["deployment"]
+    res = _deployment_resource(ctx, endpoint, deployment)
+    deadline = time.monotonic() + seconds
+    while True:
+        observed = reconciler.observe(res)
+        if observed is None:
+            return [f"deployment {deployment} is gone"]
+        if observed.problems:
+            return list(observed.problems)
+        if time.monotonic() >= deadline:
+            return []
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
 
 
 def bench_gate(ctx: RolloutContext, endpoint: str, deployment: str, gate: dict[str, Any],
@@ -175,13 +207,19 @@ def _num(value: Any) -> str:
 def _delete_deployments(ctx: RolloutContext, endpoint: str, names: list[str]) -> str:
     reconciler = ctx.reconcilers["deployment"]
     for name in names:
-        res = ctx.graph.nodes.get(f"deployment.{endpoint}/{name}") or Resource("deployment", f"{endpoint}/{name}",
-                                                                                 {"endpoint": endpoint})
-        observed = reconciler.observe(res)
+        observed = reconciler.observe(_deployment_resource(ctx, endpoint, name))
         if observed is not None:
             ctx.report(f"deployment.{endpoint}/{name}: deleting (rollout on_failure: delete)")
             reconciler.delete(observed)
     return "deleted (on_failure: delete)"
+
+
+def _deployment_resource(ctx: RolloutContext, endpoint: str, name: str) -> Resource:
+    """The deployment as declared (by manifest name), or a bare one (a successor, by live name)."""
+    res = ctx.graph.nodes.get(f"deployment.{endpoint}/{name}")
+    if res is not None:
+        return res
+    return Resource("deployment", f"{endpoint}/{name}", {"endpoint": endpoint}, {"live_name": name})
 
 
 def _last_logs(ctx: RolloutContext, endpoint: str, deployment: str) -> list[str]:

@@ -78,8 +78,14 @@ def plan_lines(old: Mapping[str, int], new: Mapping[str, int], rollout: Mapping 
     gate = dict(rollout.get("gate") or {})
     load = f"{gate['rate']:g} req/s" if gate.get("rate") else f"{gate.get('concurrency', 1)} connection(s)"
     limits = [f"{k} {gate[k]:g}" for k in ("max_error_rate", "max_p99_ms") if k in gate]
-    gate_text = f"gate: {float(gate.get('duration', 2)):g} s at {load} on {', '.join(rising(old, new))} alone" + (
-        f", {', '.join(limits)}" if limits else "")
+    names = ", ".join(rising(old, new))
+    parts = []
+    if set(gate) - {"watch"} or "watch" not in gate:  # as rtsctl.rollout.gates decides whether to bench
+        parts.append(f"{float(gate.get('duration', 2)):g} s at {load} on {names} alone"
+                     + (f", {', '.join(limits)}" if limits else ""))
+    if gate.get("watch"):
+        parts.append(f"hold {float(gate['watch']):g} s watching {names}'s health")
+    gate_text = "gate: " + ", then ".join(parts)
     if rollout.get("mirror"):
         lines.append(f"mirror {rollout['mirror']} % to {', '.join(rising(old, new))}, then {gate_text}")
     for i, (before, after) in enumerate(pairs, 1):
