@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from _common import REPO
+from _common import one_instance_project
 from rollout import RTSCTL, edit, finish, load, run
 
 
@@ -33,17 +30,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="rtsctl-successor-bench-"))
-    project = work / "project"
-    shutil.copytree(REPO / "manifests", project)
-    env = {**os.environ, "RTSCTL_HOME": str(work / "home"), "NO_COLOR": "1", "PYTHONPATH": str(REPO)}
-
-    def settings(d: dict) -> None:
-        blue = d["endpoints"][0]["deployments"][0]
-        blue["instance_count"] = 1
-        blue["request_settings"] = {"max_concurrent_requests_per_instance": 32}
-
-    edit(project / "dev.yaml", settings)
+    work, project, env = one_instance_project("rtsctl-successor-bench-")
     rows = []
     wall = 2.0
     try:
