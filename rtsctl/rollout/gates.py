@@ -64,7 +64,13 @@ def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new:
     candidates = rising(old, new)
     declared = rollout.get("gate") or {}
     gate = {**DEFAULT_GATE, **declared, "bench": bool(BENCH_KEYS & declared.keys()) or "watch" not in declared}
-    if rollout.get("mirror"):
+    if rollout.get("mirror") and len(candidates) != 1:
+        # mirror_traffic copies to a single deployment (reference-yaml-endpoint-online, REST OnlineEndpointProperties)
+        raise RtsctlError(f"traffic.{endpoint}: rollout.mirror copies live traffic to ONE deployment, but the traffic "
+                          f"rises for {', '.join(candidates)}; move one at a time or drop mirror")
+    if rollout.get("mirror") and start[candidates[0]]:
+        ctx.report(f"traffic.{endpoint}: no mirror step: {candidates[0]} already serves live traffic")
+    elif rollout.get("mirror"):
         mirror = {name: int(rollout["mirror"]) for name in candidates}
         ctx.report(f"traffic.{endpoint}: mirroring {rollout['mirror']} % of live traffic to {', '.join(candidates)}")
         _write(ctx, endpoint, start, mirror=mirror)
