@@ -19,6 +19,7 @@ from .errors import RtsctlError
 from .interrupt import finish_or_abandon
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
+from .successor import roll
 from .rollout.gates import RolloutContext, run_traffic
 
 VERBS = {
@@ -158,6 +159,8 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.UPDATE:
         call_with_retry(reconciler.update, res, action.observed)
+    elif action.kind is ActionKind.REPLACE and action.successor is not None:
+        roll(action, reconcilers, report, call_with_retry, rollout)  # create before destroy: it keeps serving
     elif action.kind is ActionKind.REPLACE:
         call_with_retry(reconciler.delete, action.observed)
         call_with_retry(reconciler.create, res)

@@ -105,6 +105,9 @@ def record_applied(session: Session, plan: Plan, result: ApplyResult) -> None:
 
 
 def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
+    for action in plan.pending:
+        if action.successor is not None:  # its smoke test goes through the backend's TLS settings
+            action.successor.verify = session.backend.smoke_context().get("verify", True)
     from .rollout.gates import RolloutContext
 
     rollout = RolloutContext(session.reconcilers, session.backend, session.graph, report)
@@ -172,5 +175,8 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
         out = endpoint_outputs(session, endpoint)[0]
+        from .successor import live_deployments
+
+        out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
     out.pop("state", None)
     return out

@@ -160,8 +160,10 @@ def refuse_outage(plan: Plan, allowed: bool) -> None:
 
 # ---------------------------------------------------------------------------------------------- apply
 def roll(action: Action, reconcilers: Mapping[str, Reconciler], report: Callable[[str], None],
-         call: Callable[..., Any]) -> None:
-    """Carry out one create-before-destroy step (see the module docstring). `call` retries transient errors."""
+         call: Callable[..., Any], rollout: Any = None) -> None:
+    """Carry out one create-before-destroy step (see the module docstring). `call` retries transient errors.
+    With `rollout` (rtsctl.rollout.gates.RolloutContext) the traffic moves by the endpoint's `rollout:` steps and
+    gates; a failed gate restores the traffic and raises, so the old deployment is kept."""
     from .errors import ResourceError, SmokeTestError
     from .smoke import run_smoke_test
 
@@ -197,7 +199,12 @@ def roll(action: Action, reconcilers: Mapping[str, Reconciler], report: Callable
     share = int(live.get(succ.old, 0) or 0)
     weights = {**live, succ.new: share + int(live.get(succ.new, 0) or 0), succ.old: 0}
     report(f"{action.address}: traffic {succ.old} {share} → 0, {succ.new} 0 → {weights[succ.new]}")
-    call(traffic.create, Resource("traffic", endpoint, {"weights": weights}, {"live_names": True}))
+    if rollout is not None:
+        from .rollout.gates import run_traffic
+
+        run_traffic(rollout, endpoint, live, weights, live_names=True)
+    else:
+        call(traffic.create, Resource("traffic", endpoint, {"weights": weights}, {"live_names": True}))
     report(f"{action.address}: deleting {succ.old}...")
     call(deployments.delete, action.observed)
 
