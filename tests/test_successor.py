@@ -8,6 +8,7 @@ import re
 from helpers import edit_yaml
 from poller import Poller
 
+from rtsctl.successor import choose, live_to_manifest, manifest_to_live, successor_name
 from tests.test_local_e2e import endpoint_dir, first_deployment
 
 BODY = {"name": "Daniel"}
@@ -69,6 +70,8 @@ def test_endpoint_replacement_is_an_outage_refused_without_allow_outage(cli, pro
     edit_yaml(project / "dev.yaml", other_compute)
     planned = cli("plan", "dev.yaml")
     assert re.search(r"^-/\+ endpoint\.rts-score outage: its scoring URI changes", planned.out, re.M), planned.out
+    actions = json.loads(cli.ok("plan", "dev.yaml", "-o", "json").out)["actions"]
+    assert [a["address"] for a in actions if a["outage"]] == ["endpoint.rts-score"]
     refused = cli("apply", "dev.yaml", "-y")
     assert refused.code == 1, str(refused)
     assert "refused: replacing endpoint.rts-score is an outage" in refused.err and "--allow-outage" in refused.err
@@ -76,3 +79,40 @@ def test_endpoint_replacement_is_an_outage_refused_without_allow_outage(cli, pro
     assert cli.outputs()["scoring_uri"] == uri  # nothing was touched
     cli.ok("apply", "dev.yaml", "-y", "--allow-outage")
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_a_successor_failing_its_smoke_test_is_removed_and_the_old_one_keeps_serving(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_type="local-large"))
+    score = project / "seed" / "src" / "score.py"
+    score.write_text(score.read_text().replace("not here", "away"))  # the smoke test expects "not here"
+    with Poller(out["scoring_uri"], out["primary_key"], BODY) as poller:
+        failed = cli("apply", "dev.yaml", "-y")
+    assert failed.code == 1, str(failed)
+    assert re.search(r"successor blue-[0-9a-f]{4}: smoke test of endpoint rts-score", failed.err), failed.err
+    assert poller.failures == {} and set(poller.deployments) == {"blue"}, (poller.statuses, poller.deployments)
+    assert deployments_on_disk(cli) == ["blue"]
+    assert "create before destroy" in cli("plan", "dev.yaml").out  # still to do
+
+
+def test_successor_names_fit_azure_and_avoid_names_in_use():
+    spec = {"instance_type": "local-large"}
+    first = successor_name("blue", spec, [])
+    assert re.fullmatch(r"blue-[0-9a-f]{4}", first)
+    assert successor_name("blue", spec, ["BLUE", first.upper()]) != first  # names compare case-insensitively
+    long = successor_name("d" * 32, spec, [])
+    assert len(long) == 32 and re.fullmatch(r"[a-z][a-z0-9-]{2,31}", long)
+    assert successor_name("a" * 26 + "-x", spec, []).count("--") == 0
+
+
+def test_the_claimant_with_most_traffic_serves_the_manifest_name():
+    # an interrupted rollout: blue (100 %) and its successor (0 %) both claim "blue"; green is unlabelled
+    claims = [("blue", "blue", 100), ("blue-1a2b", "blue", 0), ("green", "green", 0)]
+    chosen = choose(claims)
+    assert chosen == {"blue": "blue", "green": "green"}
+    assert choose([("blue", "blue", 0), ("blue-1a2b", "blue", 100)]) == {"blue": "blue-1a2b"}
+    live = {"blue": 0, "blue-1a2b": 100, "green": 0}
+    labels = {"blue": "blue", "blue-1a2b": "blue", "green": "green"}
+    assert live_to_manifest(live, {"blue": "blue-1a2b", "green": "green"}, labels) == {"blue": 100, "green": 0}
+    assert manifest_to_live({"blue": 90, "green": 10}, {"blue": "blue-1a2b"}) == {"blue-1a2b": 90, "green": 10}
