@@ -8,6 +8,7 @@ restored, a non-zero exit and the gate's report; a good green ends at 100 %.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 
@@ -36,7 +37,7 @@ import time
 def run(raw_data):
     time.sleep(0.3)
     print("green answered slowly", flush=True)
-    return {"GoAway": "green"}
+    return {"GoAway": f"{json.loads(raw_data).get('name', 'green')}'s not here."}
 '''
 
 DYING_INIT = '''
@@ -159,6 +160,44 @@ def test_watch_gate_fails_when_the_new_deployment_turns_unhealthy_while_held(cli
     assert "rollout gate failed at step" in result.err and "unhealthy while held 4 s: instance 0" in result.err, result
     assert "green dies on its own" in result.err  # its last log lines
     assert _served(cli.outputs()) == {"blue": 20}
+
+
+def test_successor_takes_over_through_the_rollout_gates_and_the_old_one_goes(cli, project):
+    """10A's create-before-destroy successor is the new version: its takeover is gated like any rollout."""
+    cli.ok("apply", "dev.yaml", "-y")
+
+    def change(d: dict) -> None:
+        ep = d["endpoints"][0]
+        ep["deployments"][0]["instance_type"] = "local-large"  # immutable: a successor blue-xxxx beside blue
+        ep["rollout"] = {"steps": [50], "gate": {"duration": 1, "concurrency": 1, "max_error_rate": 0}}
+
+    edit_yaml(project / "dev.yaml", change)
+    result = cli.ok("apply", "dev.yaml", "-y")
+    step = re.search(r"traffic\.rts-score: step 1/2 \(blue 100 → 50, (blue-[0-9a-f]{4}) 0 → 50\)", result.out)
+    assert step, result
+    successor = step[1]
+    assert f"traffic.rts-score: step 2/2 (blue 50 → 0, {successor} 50 → 100)" in result.out
+    assert result.out.count(f"on {successor}: ") == 2 and result.out.count(": passed") == 2
+    assert sorted(p.name for p in cli.home.rglob("endpoints/rts-score/deployments/*") if p.is_dir()) == [successor]
+    assert _served(cli.outputs()) == {successor: 20}
+
+
+def test_slow_successor_fails_its_gate_and_the_old_deployment_keeps_serving(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+
+    def change(d: dict) -> None:
+        ep = d["endpoints"][0]
+        ep["deployments"][0]["instance_type"] = "local-large"
+        ep["deployments"][0]["code_configuration"]["code"] = "green-src"
+        ep["rollout"] = {"steps": [10], "gate": {"duration": 1, "concurrency": 1, "max_p99_ms": 150}}
+
+    _green_code(project, project / "green-src", SLOW_RUN)
+    edit_yaml(project / "dev.yaml", change)
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code != 0, result
+    assert re.search(r"rollout gate failed at step 1/2 \(blue 100 → 90, blue-[0-9a-f]{4} 0 → 10\)", result.err), result
+    assert "max_p99_ms" in result.err and "CROSSED" in result.err
+    assert _served(cli.outputs()) == {"blue": 20}  # the old deployment still serves everything, and was not deleted
 
 
 @pytest.mark.parametrize("rollout, message", [
