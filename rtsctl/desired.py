@@ -184,7 +184,8 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
     spec = {"auth_mode": endpoint.get("auth_mode", "key"), "compute": endpoint.get("compute"),
             **{k: plain(endpoint[k]) for k in ("description", "tags") if k in endpoint}}
     deps = (workspace,) + ((f"compute.{endpoint['compute']}",) if "compute" in endpoint else ())
-    out = [Resource("endpoint", ep, spec, inputs={"smoke_test": plain(endpoint.get("smoke_test"))},
+    out = [Resource("endpoint", ep, spec, inputs={"smoke_test": plain(endpoint.get("smoke_test")),
+                                                 "rollout": plain(endpoint.get("rollout"))},
                     depends_on=deps, source=source("endpoints", e))]
     dep_addresses = []
     for d, dep in enumerate(endpoint["deployments"]):

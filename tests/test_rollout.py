@@ -172,6 +172,9 @@ def test_successor_takes_over_through_the_rollout_gates_and_the_old_one_goes(cli
         ep["rollout"] = {"steps": [50], "gate": {"duration": 1, "concurrency": 1, "max_error_rate": 0}}
 
     edit_yaml(project / "dev.yaml", change)
+    plan = cli.ok("plan", "dev.yaml")
+    assert re.search(r"step 1/2: blue 100 → 50, blue-[0-9a-f]{4} 0 → 50, then gate: 1 s at 1 connection\(s\) on "
+                     r"blue-[0-9a-f]{4} alone, max_error_rate 0", plan.out), plan
     result = cli.ok("apply", "dev.yaml", "-y")
     step = re.search(r"traffic\.rts-score: step 1/2 \(blue 100 → 50, (blue-[0-9a-f]{4}) 0 → 50\)", result.out)
     assert step, result

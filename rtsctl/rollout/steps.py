@@ -105,9 +105,16 @@ def _traffic_change(action) -> tuple[Weights, Weights, Mapping | None] | None:
 
 
 def action_lines(action) -> list[str] | None:
-    """The plan's lines for a traffic update (rtsctl.render), or None for any other action."""
+    """The plan's lines for a traffic update (rtsctl.render), or None for any other action. A successor taking
+    over its predecessor (rtsctl.successor) under a `rollout:` shows its steps too."""
     change = _traffic_change(action)
-    return plan_lines(*change) if change else None
+    if change:
+        return plan_lines(*change)
+    succ = getattr(action, "successor", None)
+    rollout = succ.endpoint.inputs.get("rollout") if succ is not None else None
+    if rollout and succ.old_weight:
+        return plan_lines({succ.old: succ.old_weight}, {succ.new: succ.old_weight}, rollout)[1:]
+    return None
 
 
 def json_fields(action) -> dict:
