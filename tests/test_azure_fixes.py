@@ -219,7 +219,7 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
 
     def change(m: dict) -> None:
         blue, green = m["endpoints"][0]["deployments"]
-        blue["instance_type"] = "Standard_F8s_v2"     # immutable: blue is replaced (its 90 % moves away first)
+        blue["instance_type"] = "Standard_F8s_v2"     # immutable: a successor takes over blue's 90 %
         green["instance_count"] = 2                   # updated in place, at the same time
 
     edit_yaml(cli.workdir / manifest, change)
