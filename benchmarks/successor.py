@@ -50,7 +50,8 @@ def main() -> None:
             bench.send_signal(2)  # Ctrl-C: the bench stops and reports what it measured
             during = finish(bench)
             rows.append({"non_2xx": during["errors"]["total"], "requests": during["requests"],
-                         "p99_before_ms": before["latency_ms"]["p99_ms"], "p99_during_ms": during["latency_ms"]["p99_ms"],
+                         "p99_before_ms": before["latency_ms"]["p99_ms"],
+                         "p99_during_ms": during["latency_ms"]["p99_ms"],
                          "wall_s": round(wall, 3), "before_non_2xx": before["errors"]["total"]})
             print(f"round {r + 1}: {json.dumps(rows[-1])}", file=sys.stderr)
     finally:

@@ -86,7 +86,8 @@ def choose(claims: Iterable[tuple[str, str, int]]) -> dict[str, str]:
     return {claim: key[2] for claim, key in best.items()}
 
 
-def live_to_manifest(weights: Mapping[str, int], chosen: Mapping[str, str], claims: Mapping[str, str]) -> dict[str, int]:
+def live_to_manifest(weights: Mapping[str, int], chosen: Mapping[str, str],
+                     claims: Mapping[str, str]) -> dict[str, int]:
     """A live traffic map keyed by manifest names: chosen deployments under their manifest name,
     unlabelled ones under their own, other claimants (leftovers of an interrupted rollout) dropped."""
     out: dict[str, int] = {}

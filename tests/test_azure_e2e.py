@@ -80,8 +80,8 @@ def one_line_error(result) -> str:
 
 # ------------------------------------------------------------------------------------------------------------------
 def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory, azure_cli):
-    """apply -> smoke; plan 0; instance_count -> update in place; instance_type -> +/- create before destroy; destroy keeps the
-    resource group that existed before (only referenced), removes everything rtsctl created."""
+    """apply -> smoke; plan 0; instance_count -> update in place; instance_type -> +/- create before destroy; destroy
+    keeps the resource group that existed before (only referenced), removes everything rtsctl created."""
     emu = azure_emulator_factory(lro_mode="async")
     seed_rg(emu, RG)
     before = set(emu.resources())

@@ -27,7 +27,8 @@ class TrafficReconciler(AzureReconciler):
             return None
         current = {k: int(v) for k, v in (ep.traffic or {}).items()}
         chosen, claims = self._names(res.address, res.name)
-        weights = live_to_manifest({k.casefold(): v for k, v in current.items()}, chosen, claims)  # keyed by manifest names, as declared
+        # keyed by manifest names, as declared
+        weights = live_to_manifest({k.casefold(): v for k, v in current.items()}, chosen, claims)
         return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep)
 
     def _names(self, address: str, endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
