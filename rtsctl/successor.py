@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import RtsctlError
+from .manifest.names import KUBERNETES_PAIR
 from .resources import Resource
 
 if TYPE_CHECKING:
@@ -63,11 +64,13 @@ class Successor:
                 f"0 → {self.old_weight}")
 
 
-def successor_name(manifest_name: str, spec: Mapping[str, Any], taken: Iterable[str]) -> str:
-    """`<name>-<4 hex>` from the spec's digest, sliding along the digest past names already taken."""
+def successor_name(manifest_name: str, spec: Mapping[str, Any], taken: Iterable[str],
+                   limit: int = MAX_NAME) -> str:
+    """`<name>-<4 hex>` from the spec's digest, sliding along the digest past names already taken; at most
+    `limit` characters (the name is cut to fit)."""
     taken = {t.casefold() for t in taken}
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
-    base = manifest_name[: MAX_NAME - 5].rstrip("-")
+    base = manifest_name[: max(limit, 8) - 5].rstrip("-")
     for start in range(0, len(digest) - 4):
         name = f"{base}-{digest[start:start + 4]}"
         if name.casefold() not in taken:
@@ -136,7 +139,10 @@ def mark_successors(graph: Graph, actions: dict[str, Action], orphans: Iterable[
             continue
         traffic = actions.get(f"traffic.{endpoint_name}")
         weights = (traffic.observed.spec.get("weights") or {}) if traffic and traffic.observed else {}
-        new = successor_name(manifest_name, res.spec, taken.setdefault(endpoint_name, set()))
+        limit = MAX_NAME
+        if endpoint.resource.spec.get("compute"):  # Kubernetes: endpoint + deployment names within 62 together
+            limit = min(MAX_NAME, KUBERNETES_PAIR[1] - len(endpoint_name))
+        new = successor_name(manifest_name, res.spec, taken.setdefault(endpoint_name, set()), limit)
         taken[endpoint_name].add(new)
         action.successor = Successor(_live(action.observed, address), new, manifest_name, endpoint.resource,
                                      int(weights.get(manifest_name, 0) or 0))

@@ -104,6 +104,7 @@ def test_successor_names_fit_azure_and_avoid_names_in_use():
     long = successor_name("d" * 32, spec, [])
     assert len(long) == 32 and re.fullmatch(r"[a-z][a-z0-9-]{2,31}", long)
     assert successor_name("a" * 26 + "-x", spec, []).count("--") == 0
+    assert len(successor_name("d" * 32, spec, [], limit=30)) == 30  # a Kubernetes endpoint of 32 characters
 
 
 def test_the_claimant_with_most_traffic_serves_the_manifest_name():
