@@ -1,6 +1,7 @@
 """Replace without an outage on Azure (the emulator, async LROs, real SDKs in the CLI subprocess): an
 instance_type change and a code change each roll out as a successor while a client scores through the
-emulator's data plane, which answers 503 for a deployment that is not Succeeded (an in-place update would)."""
+emulator's data plane, which answers 503 for a deployment that is not Succeeded (an in-place update would);
+and an endpoint replacement (managed -> Kubernetes: a new scoring URI) is refused without --allow-outage."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def roll(cli: Cli, emu: Emulator, change) -> str:
     return step[2]
 
 
-def test_instance_type_and_code_changes_roll_out_as_successors(cli: Cli, emu: Emulator):
+def test_instance_type_and_code_changes_roll_out_as_successors_and_endpoint_replacement_is_refused(
+        cli: Cli, emu: Emulator):
     cli.ok("apply", MANIFEST, "-y")
     assert deployments(emu) == ["blue"]
     first = roll(cli, emu, lambda: edit_yaml(cli.workdir / MANIFEST, lambda m: m["endpoints"][0]["deployments"][0]
@@ -81,5 +83,20 @@ def test_instance_type_and_code_changes_roll_out_as_successors(cli: Cli, emu: Em
     (cli.workdir / "req.json").write_text('{"name": "Daniel"}')
     invoked = cli.ok("invoke", MANIFEST, "--deployment", "blue", "--request", "req.json")
     assert "Daniel" in invoked.out
+
+    # moving the endpoint onto a Kubernetes compute replaces it: its scoring URI changes, an outage
+    def onto_kubernetes(m: dict) -> None:
+        import yaml
+
+        m["computes"] = yaml.safe_load((cli.workdir / "azure.yaml").read_text())["computes"]
+        m["endpoints"][0]["compute"] = "k8s"
+
+    edit_yaml(cli.workdir / MANIFEST, onto_kubernetes)
+    planned = cli("plan", MANIFEST)
+    assert re.search(r"^-/\+ endpoint\.rts-managed outage: its scoring URI changes", planned.out, re.M), str(planned)
+    before = set(emu.resources())
+    refused = cli("apply", MANIFEST, "-y")
+    assert refused.code == 1 and "is an outage" in refused.err and "--allow-outage" in refused.err, str(refused)
+    assert set(emu.resources()) == before  # nothing was touched
     cli.ok("destroy", MANIFEST, "-y")
     assert endpoint(emu) is None
