@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from . import progress
+
 EXIT_INTERRUPTED = 130
 
 
@@ -26,6 +28,7 @@ def finish_or_abandon(pool: ThreadPoolExecutor, running: Mapping[Future, str], r
         wait(list(running))
     except KeyboardInterrupt:
         still = sorted(address for future, address in running.items() if not future.done())
+        progress.close()  # give the terminal its cursor back before the immediate exit
         report(f"[red]Stopped waiting.[/red] May still be running: {', '.join(still) or 'nothing'}. "
                "They go on without rtsctl; run plan to see where they ended, then apply again.")
         sys.stdout.flush()

@@ -35,6 +35,12 @@ def finish(address: str) -> None:
         _active.finish(address)
 
 
+def close() -> None:
+    """End the active display now (before an immediate exit: a live display hides the cursor until it stops)."""
+    if _active is not None:
+        _active.__exit__(None, None, None)
+
+
 def heartbeat_seconds() -> float:
     """RTSCTL_HEARTBEAT_SECONDS (tests shorten it), bounded to [0.2 s, 1 h]; 10 s otherwise."""
     raw = os.environ.get("RTSCTL_HEARTBEAT_SECONDS")
@@ -106,8 +112,9 @@ class Progress:
         global _active
         _active = None
         self._stop.set()
-        if self._display is not None:
-            self._display.__exit__(kind, exc, tb)
+        display, self._display = self._display, None
+        if display is not None:
+            display.__exit__(kind, exc, tb)
         if self._thread is not None:
             self._thread.join(timeout=1.0)
 

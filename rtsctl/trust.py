@@ -24,6 +24,7 @@ from .plan import Action, ActionKind, Plan
 from .resources import Resource
 
 DRIFT, EDIT, BOTH = "drift", "edit", "drift+edit"
+MAX_LISTED = 20  # addresses named in one error line
 #: what leaves a resource in place; every other kind (delete, replace, and any later kind that removes
 #: the old resource, such as a successor rollout) is what prevent_destroy refuses
 KEEPS = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.NOOP})
@@ -90,11 +91,17 @@ def select_targets(plan: Plan, targets: Iterable[str]) -> Plan:
     known = {a.address for a in plan.actions} | set(plan.graph.nodes)
     unknown = [t for t in targets if t not in known]
     if unknown:
-        raise RtsctlError(f"--target {unknown[0]}: no such resource in this plan (known: "
-                          f"{', '.join(sorted(known))})")
+        names = sorted(known)
+        shown = ", ".join(names[:MAX_LISTED]) + (f", … ({len(names) - MAX_LISTED} more)" if len(names) > MAX_LISTED else "")
+        raise RtsctlError(f"--target {_printable(unknown[0])}: no such resource in this plan (known: {shown})")
     keep = _closure(plan.graph, targets, plan.graph.dependents() if plan.destroy else plan.graph.deps)
     actions = [a for a in plan.actions if a.address in keep]
     return _copy(plan, actions)
+
+
+def _printable(text: str) -> str:
+    """User input in an error line: bounded, no control characters (nothing a terminal would act on)."""
+    return "".join(c if c.isprintable() else "?" for c in text[:200])
 
 
 def _closure(graph: Graph, start: Sequence[str], edges: dict[str, Any]) -> set[str]:
