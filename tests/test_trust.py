@@ -182,3 +182,12 @@ def test_a_terminal_gets_a_live_line_per_running_operation(cli, project):
     assert "deployment.rts-score/blue: still creating… [" in seen, seen
     assert "\x1b[" in seen  # drawn with cursor control, in place
     assert "Apply complete!" in seen
+
+
+def test_an_instance_that_exits_before_it_is_ready_is_explained(cli, project):
+    (project / "seed" / "src" / "score.py").write_text("import os\nprint('about to give up', flush=True)\nos._exit(1)\n")
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1, str(result)
+    assert "deployment.rts-score/blue failed (InstanceExited)" in result.out, str(result)
+    assert "| about to give up" in result.out
+    assert "what to do: the instance process exited before it was ready" in result.out
