@@ -146,6 +146,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .render import plan_json, render_text
 
     with open_session(args.manifest, args.variables) as session:
+        if args.refresh_only and args.destroy:
+            raise RtsctlError("--refresh-only shows drift to heal; --destroy plans deletes: give one")
         if args.out and (args.target or args.refresh_only):
             raise RtsctlError("--out saves a whole plan: drop --target/--refresh-only to save one")
         plan = make_plan(session, destroy=args.destroy, targets=args.target, refresh_only=args.refresh_only)
