@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
+from rich.markup import escape
+
 from reconcilers.base import Backend, Reconciler
 
 from ..errors import RtsctlError
@@ -108,14 +110,18 @@ def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: 
                        f"{'healthy' if not problems else 'UNHEALTHY'}")
         if verdict is None:
             continue
-        ctx.report(f"[red]traffic.{endpoint}: gate failed ({verdict}): restoring {render_shift(start, start)}"
+        ctx.report(f"[red]traffic.{endpoint}: gate failed ({escape(verdict)}): restoring {render_shift(start, start)}"
                    "[/red]")
-        _write(ctx, endpoint, start, mirror={} if mirror_on or rollout.get("mirror") else None)
+        restored = f"traffic restored to {render_shift(start, start)}"
         fate = "kept at 0 % for inspection"
-        if rollout.get("on_failure") == "delete":
-            fate = _delete_deployments(ctx, endpoint, candidates)
+        try:  # the gate's report is said whatever happens to the rollback
+            _write(ctx, endpoint, start, mirror={} if mirror_on or rollout.get("mirror") else None)
+            if rollout.get("on_failure") == "delete":
+                fate = _delete_deployments(ctx, endpoint, candidates)
+        except RtsctlError as exc:
+            restored, fate = f"rollback FAILED ({exc}); run apply again", "left as they are"
         lines = [f"traffic.{endpoint}: rollout gate failed at {label} on deployment {name}: {verdict}; "
-                 f"traffic restored to {render_shift(start, start)}; {', '.join(candidates)} {fate}",
+                 f"{restored}; {', '.join(candidates)} {fate}",
                  "gate report:", *("  " + line for line in report)]
         lines += _last_logs(ctx, endpoint, name)
         raise RtsctlError("\n".join(lines))
