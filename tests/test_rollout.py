@@ -257,6 +257,7 @@ def test_azure_failing_gate_restores_traffic(azure_emulator_factory, azure_cli, 
     assert result.code != 0, result
     assert "rollout gate failed at step 1/2 (blue 100 → 50, green 0 → 50) on deployment green" in result.err, result
     assert "max_error_rate" in result.err and "CROSSED" in result.err and "gate report:" in result.err
+    assert "last log lines of green" in result.err and "green breaks every third request" in result.err  # getLogs
     assert _azure_traffic(emu) == {"blue": 100}
 
 
