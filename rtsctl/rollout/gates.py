@@ -42,7 +42,7 @@ class RolloutContext:
     backend: Backend | None
     graph: Graph
     report: Callable[[str], None]
-    live_names: bool = False  # maps name live deployments (a successor's rollout), not manifest names
+    live_names: bool = False  # maps are keyed by live deployment names (a successor taking over), not manifest ones
 
 
 def rollout_of(graph: Graph, endpoint: str) -> dict[str, Any] | None:
