@@ -130,7 +130,9 @@ def mark_successors(graph: Graph, actions: dict[str, Action], orphans: Iterable[
         if endpoint is None or endpoint.kind in (ActionKind.CREATE, ActionKind.REPLACE) or endpoint.resource is None:
             continue  # the endpoint itself is (re)made: nothing is serving that could be kept
         slow = getattr(reconcilers["deployment"], "successor_fields", frozenset())
-        changed = sorted({c.path.split(".", 1)[0] for c in action.changes} & slow)
+        # a value the service never recorded (old None: e.g. digest tags absent on a deployment made elsewhere) is
+        # bookkeeping, not a new version: updated in place as before
+        changed = sorted({c.path.split(".", 1)[0] for c in action.changes if c.old is not None} & slow)
         if action.kind is ActionKind.UPDATE and changed:
             action.kind = ActionKind.REPLACE
             action.reasons.append(f"{', '.join(changed)} changed: updated in place, the service would restart every "
