@@ -67,3 +67,19 @@ def table(rows: list[tuple[str, str, str, str, str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+def one_instance_project(prefix: str) -> tuple[Path, Path, dict[str, str]]:
+    """(work dir, a copy of manifests/ whose dev.yaml serves blue on 1 instance taking 32 requests at once,
+    env with its own RTSCTL_HOME): the starting point of the issue-10 rollout benchmarks."""
+    import yaml
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    project = work / "project"
+    shutil.copytree(REPO / "manifests", project)
+    data = yaml.safe_load((project / "dev.yaml").read_text())
+    blue = data["endpoints"][0]["deployments"][0]
+    blue["instance_count"] = 1
+    blue["request_settings"] = {"max_concurrent_requests_per_instance": 32}
+    (project / "dev.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return work, project, {**os.environ, "RTSCTL_HOME": str(work / "home"), "NO_COLOR": "1", "PYTHONPATH": str(REPO)}

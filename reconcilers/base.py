@@ -98,6 +98,12 @@ class Backend(ABC):
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}
 
+    def preflight(self, resources: Sequence[Resource], observed: Mapping[str, Observed | None]) -> list[str]:
+        """Warnings a plan can give before anything changes: capacity, quota, an instance type the region
+        lacks. `observed` is what exists now (by address), so a check counts only what the plan adds.
+        Best effort: a check that cannot be made (no permission, API down) says nothing."""
+        return []
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False) -> dict[str, Iterator[str]]:
         """A deployment's log lines by source ("<deployment>/<instance>" or the deployment), oldest first:

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 
 from reconcilers.base import Reconciler
 
+from . import progress
 from .errors import RtsctlError
+from .interrupt import finish_or_abandon
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
+from .successor import roll
+from .rollout.gates import RolloutContext, run_traffic
 
 VERBS = {
     ActionKind.CREATE: ("Creating", "Creation complete"),
@@ -31,12 +35,24 @@ class ApplyResult:
     timings: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
+    #: the exception of each failed address (its code and reason, for rtsctl.forensics)
+    errors: dict[str, RtsctlError] = field(default_factory=dict)
+
+
+class ApplyFailed(RtsctlError):
+    """An apply that failed for some resources; `result` says what did succeed (and was recorded)."""
+
+    def __init__(self, message: str, result: ApplyResult):
+        super().__init__(message)
+        self.result = result
 
 
 Reporter = Callable[[str], None]
 
 
-def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8) -> ApplyResult:
+def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8,
+               rollout: RolloutContext | None = None) -> ApplyResult:
+    """`rollout`: traffic changes go through its steps and gates (rtsctl.rollout.gates); None writes them at once."""
     result = ApplyResult()
     started = time.monotonic()
     for reconciler in reconcilers.values():
@@ -70,18 +86,18 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
             return set()
         return {d for d in dependents[address] if d in deletes} | orphans
 
-    _run(forward, forward_waits, reconcilers, report, result, max_workers)
-    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers)
+    _run(forward, forward_waits, reconcilers, report, result, max_workers, rollout)
+    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers, rollout)
     result.wall = time.monotonic() - started
     if result.failed:
         lines = "\n".join(f"  {reason}" for reason in result.failed.values())
-        raise RtsctlError(f"apply failed for {len(result.failed)} resource(s):\n{lines}"
-                          if len(result.failed) > 1 else next(iter(result.failed.values())))
+        raise ApplyFailed(f"apply failed for {len(result.failed)} resource(s):\n{lines}"
+                          if len(result.failed) > 1 else next(iter(result.failed.values())), result)
     return result
 
 
 def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], reconcilers: dict[str, Reconciler],
-         report: Reporter, result: ApplyResult, max_workers: int) -> None:
+         report: Reporter, result: ApplyResult, max_workers: int, rollout: RolloutContext | None = None) -> None:
     waiting = {a: waits_for(a) for a in actions}
     running: dict[Future, str] = {}
     done: set[str] = set()
@@ -89,7 +105,7 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
         while waiting or running:
             for address in [a for a, w in waiting.items() if w <= done]:
                 del waiting[address]
-                running[pool.submit(_perform, actions[address], reconcilers, report)] = address
+                running[pool.submit(_perform, actions[address], reconcilers, report, rollout)] = address
             _skip_dependents_of_failures(waiting, result)
             if not running:
                 if waiting:  # only possible with a cycle the graph missed
@@ -100,18 +116,17 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
             except KeyboardInterrupt:
                 # Operations already sent cannot be recalled: let them finish so nothing is left half-made;
                 # the world is the state, so the next apply converges from wherever this stopped.
-                report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish "
-                       f"({', '.join(sorted(running.values()))}); nothing new is started. Run apply again to "
-                       "converge.[/yellow]")
-                pool.shutdown(wait=True, cancel_futures=True)
+                finish_or_abandon(pool, running, report)  # a second Ctrl-C exits 130 at once
                 raise
             for future in finished:
                 address = running.pop(future)
+                progress.finish(address)
                 try:
                     result.timings[address] = future.result()
                     done.add(address)
                 except RtsctlError as exc:
                     result.failed[address] = str(exc)
+                    result.errors[address] = exc
                     report(f"[red]{address}: failed[/red]")
 
 
@@ -129,16 +144,23 @@ def _skip_dependents_of_failures(waiting: dict[str, set[str]], result: ApplyResu
             changed = True
 
 
-def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter) -> float:
+def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter,
+             rollout: RolloutContext | None = None) -> float:
     res = action.resource
     reconciler = reconcilers[action.address.split(".", 1)[0]]  # addresses are kind.name
     doing, finished = VERBS[action.kind]
     report(f"{action.address}: {doing}...")
+    progress.start(action.address, doing)
     started = time.monotonic()
-    if action.kind is ActionKind.CREATE:
+    if rollout is not None and res is not None and res.kind == "traffic" and action.kind is not ActionKind.DELETE:
+        old = action.observed.spec.get("weights") or {} if action.observed else {}
+        run_traffic(rollout, res.name, old, res.spec["weights"])
+    elif action.kind is ActionKind.CREATE:
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.UPDATE:
         call_with_retry(reconciler.update, res, action.observed)
+    elif action.kind is ActionKind.REPLACE and action.successor is not None:
+        roll(action, reconcilers, report, call_with_retry, rollout)  # create before destroy: it keeps serving
     elif action.kind is ActionKind.REPLACE:
         call_with_retry(reconciler.delete, action.observed)
         call_with_retry(reconciler.create, res)

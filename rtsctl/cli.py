@@ -42,6 +42,11 @@ def add_manifest_args(p: argparse.ArgumentParser, positional: bool = True) -> No
                         "beats the environment)")
 
 
+def add_target_arg(p: argparse.ArgumentParser,
+                   text: str = "only this resource and what it needs (repeatable), e.g. deployment.rts-score/blue") -> None:
+    p.add_argument("--target", action="append", default=[], metavar="ADDRESS", help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rtsctl", description=__doc__.split("\n")[0], epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"rtsctl {__version__}")
@@ -57,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     p.add_argument("--destroy", action="store_true", help="plan a destroy instead")
     p.add_argument("--out", metavar="FILE", help="save the plan; `rtsctl apply FILE` carries out exactly it")
+    p.add_argument("--refresh-only", action="store_true",
+                   help="show only drift: what the world changed since the last apply, not what the manifest did")
+    add_target_arg(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("apply", help="make the world match the manifest (or a saved plan), smoke-test it, "
@@ -67,13 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text",
                    help="json: progress goes to stderr; stdout gets step timings, critical path and outputs")
+    p.add_argument("--allow-outage", action="store_true",
+                   help="accept replacing an endpoint (its scoring URI changes: an outage for its clients)")
     p.add_argument("--plan", metavar="FILE", help="with a MANIFEST: apply exactly this saved plan, refused if the "
                                                    "world or the manifest changed since")
+    add_target_arg(p)
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="delete what rtsctl created for this manifest, dependents first")
     add_manifest_args(p)
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
+    add_target_arg(p, "only this resource and what depends on it (repeatable)")
     p.set_defaults(func=cmd_destroy)
 
     p = sub.add_parser("output", help="print scoring URI, keys (masked) and deployments; or one value for scripts")
@@ -134,10 +146,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .render import plan_json, render_text
 
     with open_session(args.manifest, args.variables) as session:
-        plan = make_plan(session, destroy=args.destroy)
+        if args.refresh_only and args.destroy:
+            raise RtsctlError("--refresh-only shows drift to heal; --destroy plans deletes: give one")
+        if args.out and (args.target or args.refresh_only):
+            raise RtsctlError("--out saves a whole plan: drop --target/--refresh-only to save one")
+        plan = make_plan(session, destroy=args.destroy, targets=args.target, refresh_only=args.refresh_only)
     as_json = args.output == "json"
     if as_json:
         print(json.dumps(plan_json(plan), indent=2, default=str))
+    elif args.refresh_only and not plan.has_changes:
+        _console().print("[green]No drift.[/green] The world is as the last apply left it (manifest edits are not "
+                         "shown with --refresh-only).")
     else:
         _console().print(render_text(plan))
     if args.out:
@@ -176,7 +195,9 @@ def _summary(plan, timing: dict[str, Any]) -> str:
     added, changed, destroyed = counts["create"] + counts["replace"], counts["update"], counts["delete"] + counts["replace"]
     return (f"[green bold]Apply complete![/green bold] Resources: {added} added, {changed} changed, "
             f"{destroyed} destroyed. [dim](wall {timing['wall']:.1f}s; critical path {timing['critical_path']:.1f}s; "
-            f"steps in sequence {timing['sequential']:.1f}s)[/dim]")
+            f"steps in sequence {timing['sequential']:.1f}s)[/dim]"
+            + (f"\n[dim]Critical path: {' → '.join(timing['critical_path_steps'])}[/dim]"
+               if timing.get("critical_path_steps") else ""))
 
 
 def _saved_plan_target(args: argparse.Namespace):
@@ -196,7 +217,8 @@ def _saved_plan_target(args: argparse.Namespace):
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from .engine import apply, endpoint_outputs, make_plan, open_session, smoke_test
+    from .engine import endpoint_outputs, make_plan, open_session, smoke_test
+    from .watched import run_apply
     from .render import plan_json, render_text
 
     manifest_path, variables, saved = _saved_plan_target(args)
@@ -204,16 +226,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     out = _console(stderr=as_json)
     timing: dict[str, Any] = {}
     with open_session(manifest_path, variables) as session, session.backend.lock():
-        plan = make_plan(session)
+        plan = make_plan(session, targets=args.target)
         if saved is not None:
             from .saved import check_saved_plan
 
             check_saved_plan(plan, session.manifest, saved)
         if plan.has_changes:
             out.print(render_text(plan))
+            from .successor import refuse_outage
+
+            refuse_outage(plan, args.allow_outage)
             if saved is None:  # a saved plan was approved when it was reviewed
                 _confirm(args, "Do you want to perform these actions?")
-            result = apply(session, plan, lambda line: out.print(line))
+            result = run_apply(session, plan, out)
             timing = _timing(plan, result)
             from .history import record_apply
 
@@ -221,7 +246,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
             out.print("\n" + _summary(plan, timing))
         else:
             out.print("[green]No changes.[/green] The world matches the manifest.")
-        outputs = endpoint_outputs(session)
+        if args.target:  # endpoints left out of a targeted apply may not exist
+            from .trust import targeted_endpoints
+
+            outputs = [o for e in targeted_endpoints(plan, session.endpoints()) for o in endpoint_outputs(session, e)]
+        else:
+            outputs = endpoint_outputs(session)
         tested = smoke_test(session, outputs, lambda line: out.print(line))
     if tested:
         out.print(f"Smoke test passed: {', '.join(tested)}")
@@ -235,17 +265,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    from .engine import apply, make_plan, open_session
+    from .engine import make_plan, open_session
     from .render import render_text
+    from .watched import run_apply
 
     out = _console()
     with open_session(args.manifest, args.variables) as session, session.backend.lock():
-        plan = make_plan(session, destroy=True)
+        plan = make_plan(session, destroy=True, targets=args.target)
         out.print(render_text(plan))
         if not plan.has_changes:
             return 0
         _confirm(args, "Do you really want to destroy these resources?")
-        result = apply(session, plan, lambda line: out.print(line))
+        result = run_apply(session, plan, out)
     out.print(f"\n[green bold]Destroy complete![/green bold] Resources: {plan.counts()['delete']} destroyed "
               f"[dim](wall {result.wall:.1f}s)[/dim].")
     return 0

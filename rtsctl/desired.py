@@ -184,7 +184,8 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
     spec = {"auth_mode": endpoint.get("auth_mode", "key"), "compute": endpoint.get("compute"),
             **{k: plain(endpoint[k]) for k in ("description", "tags") if k in endpoint}}
     deps = (workspace,) + ((f"compute.{endpoint['compute']}",) if "compute" in endpoint else ())
-    out = [Resource("endpoint", ep, spec, inputs={"smoke_test": plain(endpoint.get("smoke_test"))},
+    out = [Resource("endpoint", ep, spec, inputs={"smoke_test": plain(endpoint.get("smoke_test")),
+                                                 "rollout": plain(endpoint.get("rollout"))},
                     depends_on=deps, source=source("endpoints", e))]
     dep_addresses = []
     for d, dep in enumerate(endpoint["deployments"]):
@@ -208,7 +209,11 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
         out.append(resource)
         dep_addresses.append(resource.address)
     weights = plain(endpoint.get("traffic")) if "traffic" in endpoint else {endpoint["deployments"][0]["name"]: 100}
-    out.append(Resource("traffic", ep, {"weights": weights}, depends_on=(f"endpoint.{ep}", *dep_addresses),
+    rollout = plain(endpoint.get("rollout"))
+    if rollout and "request" not in (rollout.get("gate") or {}) and endpoint.get("smoke_test"):
+        rollout["request"] = plain(endpoint["smoke_test"]["request"])  # the gate's default body
+    out.append(Resource("traffic", ep, {"weights": weights}, inputs={"rollout": rollout},
+                        depends_on=(f"endpoint.{ep}", *dep_addresses),
                         source=source("endpoints", e, "traffic") if "traffic" in endpoint else source("endpoints", e)))
     return out
 

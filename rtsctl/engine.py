@@ -7,21 +7,23 @@ which kinds it supports.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconcilers import load_backend
 from reconcilers.base import Backend, Reconciler
 
-from .apply import ApplyResult, Reporter, apply_plan
+from .applied import read_record, record_path, update_record
+from .apply import ApplyFailed, ApplyResult, Reporter, apply_plan
 from .desired import build_resources, settings_for
 from .errors import ManifestError, RtsctlError
 from .graph import Graph
 from .manifest import Manifest, load_manifest
 from .observe import discover_orphans, observe_all
-from .plan import Plan, build_destroy_plan, build_plan
+from .plan import ActionKind, Plan, build_destroy_plan, build_plan
 from .smoke import run_smoke_test
 
 
@@ -47,6 +49,9 @@ def open_session(manifest_path: str, variables: Mapping[str, str] | None = None)
 
     manifest = load_manifest(manifest_path, env=environment(variables))
     resources = build_resources(manifest)
+    from .trust import mark_prevent_destroy
+
+    mark_prevent_destroy(manifest, resources)
     graph = Graph(resources)
     backend = load_backend(settings_for(manifest))
     try:
@@ -61,18 +66,52 @@ def open_session(manifest_path: str, variables: Mapping[str, str] | None = None)
         backend.close()
 
 
-def make_plan(session: Session, destroy: bool = False) -> Plan:
+def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = (),
+              refresh_only: bool = False) -> Plan:
+    """The plan, each change labelled drift or edit, with preflight warnings, cut down to `targets`;
+    refused when it would destroy a resource marked prevent_destroy (rtsctl.trust)."""
+    from . import trust
+
     # Resources the manifest adopts (`existing: true`) are never destroyed, so destroy need not find them.
     skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
     observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
     orphans = discover_orphans(session.graph, session.reconcilers)
+    recorded = read_record(applied_record(session))
     if destroy:
-        return build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
-    return build_plan(session.graph, observed, orphans, session.reconcilers)
+        plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
+    else:
+        plan = build_plan(session.graph, observed, orphans, session.reconcilers)
+        trust.label_origins(plan, recorded)
+        plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
+    plan = trust.select_targets(plan, targets)
+    if refresh_only:
+        plan = trust.drift_only(plan, recorded)
+    trust.check_prevent_destroy(plan)
+    return plan
+
+
+def applied_record(session: Session) -> Path:
+    settings = session.backend.settings
+    return record_path(settings.provider, settings.resource_group, settings.workspace)
+
+
+def record_applied(session: Session, plan: Plan, result: ApplyResult) -> None:
+    """What succeeded is what the world now holds from the manifest (`rtsctl.applied`), failures or not."""
+    done = set(result.timings)
+    kept = {a.address: a.resource.spec for a in plan.actions if a.resource is not None
+            and a.kind is not ActionKind.DELETE and (a.address in done or not a.changes_world)}
+    deleted = [a.address for a in plan.actions if a.kind is ActionKind.DELETE and a.address in done]
+    update_record(applied_record(session), kept, deleted)
 
 
 def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
-    return apply_plan(plan, session.reconcilers, report, session.parallelism)
+    for action in plan.pending:
+        if action.successor is not None:  # its smoke test goes through the backend's TLS settings
+            action.successor.verify = session.backend.smoke_context().get("verify", True)
+    from .rollout.gates import RolloutContext
+
+    rollout = RolloutContext(session.reconcilers, session.backend, session.graph, report)
+    return apply_plan(plan, session.reconcilers, report, session.parallelism, rollout)
 
 
 def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict[str, Any]]:
@@ -146,5 +185,8 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
         out = require_scoring_uri(endpoint_outputs(session, endpoint)[0])
+        from .successor import live_deployments
+
+        out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
     out.pop("state", None)
     return out

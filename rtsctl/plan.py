@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from reconcilers.base import Reconciler
 
@@ -18,6 +19,7 @@ from .diff import Change, diff_specs
 from .errors import RtsctlError
 from .graph import Graph
 from .resources import Observed, Resource
+from .successor import mark_successors
 
 
 class ActionKind(str, Enum):
@@ -38,6 +40,10 @@ class Action:
     reasons: list[str] = field(default_factory=list)
     #: the reconciler's sensitive fields: masked wherever this action's values are shown
     sensitive: frozenset[str] = frozenset()
+    #: a replacement carried out create-before-destroy (rtsctl.successor.Successor), else None
+    successor: Any = None
+    #: "drift" (the world moved) or "edit" (the manifest moved), set by rtsctl.trust.label_origins
+    origin: str | None = None
 
     @property
     def changes_world(self) -> bool:
@@ -49,6 +55,8 @@ class Plan:
     actions: list[Action]
     graph: Graph
     destroy: bool = False
+    #: what preflight checks found before anything changes (capacity, quota, instance types): shown, not fatal
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def pending(self) -> list[Action]:
@@ -88,6 +96,7 @@ def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler
 def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list[Observed],
                reconcilers: dict[str, Reconciler]) -> Plan:
     actions = {a: decide(graph.nodes[a], observed.get(a), reconcilers[graph.nodes[a].kind]) for a in graph.order}
+    mark_successors(graph, actions, orphans, reconcilers)
     _reapply_dependents_of_replacements(graph, actions)
     deletes = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
                for o in orphans if o.owned]
@@ -98,7 +107,7 @@ def _reapply_dependents_of_replacements(graph: Graph, actions: dict[str, Action]
     """Deleting a resource to replace it takes what hangs on it along (an endpoint's deployments,
     a deployment's share of traffic): everything downstream is applied again."""
     dependents = graph.dependents()
-    cause = {a: a for a, action in actions.items() if action.kind is ActionKind.REPLACE}
+    cause = {a: a for a, action in actions.items() if action.kind is ActionKind.REPLACE and action.successor is None}
     for address in graph.order:  # dependencies first, so a cause reaches everything downstream
         if address not in cause:
             continue

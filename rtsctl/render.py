@@ -8,6 +8,8 @@ from typing import Any
 from rich.markup import escape
 
 from .diff import Change, matches
+from . import successor
+from .rollout import steps as rollout_steps
 from .plan import Action, ActionKind, Plan
 
 SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
@@ -16,6 +18,10 @@ SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
            ActionKind.DELETE: ("-", "red", "will be destroyed"),
            ActionKind.NOOP: (" ", "dim", "is unchanged")}
 MASK = "(sensitive value)"
+#: why an action is planned (rtsctl.trust): the world moved, or the manifest did
+ORIGINS = {"drift": " [magenta](drift: changed outside rtsctl)[/magenta]",
+           "edit": " [dim](edit: the manifest asks for it)[/dim]",
+           "drift+edit": " [magenta](drift and edit: changed outside rtsctl and in the manifest)[/magenta]"}
 
 
 def mask(value: str | None, show: bool = False) -> str | None:
@@ -47,7 +53,9 @@ def _flatten(spec: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def render_text(plan: Plan) -> str:
     """Plan as markup for rich (also readable with markup stripped)."""
-    lines: list[str] = []
+    lines: list[str] = [f"[yellow]Warning:[/yellow] {escape(w)}" for w in plan.warnings]
+    if lines:
+        lines.append("")
     shown = [a for a in plan.actions if a.changes_world or a.reasons]
     if not plan.has_changes:
         lines.append("[green]Nothing to destroy.[/green] No resource of this manifest that rtsctl created exists."
@@ -58,9 +66,9 @@ def render_text(plan: Plan) -> str:
     for action in shown:
         if action.kind is ActionKind.NOOP:
             continue
-        symbol, color, verb = SYMBOLS[action.kind]
-        lines.append(f"  [bold]# {action.address}[/bold] {verb}")
-        lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}")
+        symbol, color, verb, tail = successor.style(action, *SYMBOLS[action.kind])
+        lines.append(f"  [bold]# {action.address}[/bold] {verb}{ORIGINS.get(action.origin, '')}")
+        lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}{tail}")
         lines += _details(action)
         lines.append("")
     lines += _kept(plan)
@@ -80,7 +88,12 @@ def _details(action: Action) -> list[str]:
     if action.kind is ActionKind.CREATE and action.resource is not None:
         for path, value in _flatten(action.resource.spec):
             out.append(f"      [green]+[/green] {escape(path)} = {_value(value, matches(path, action.sensitive))}")
-    for change in action.changes:
+    changes = action.changes
+    traffic = rollout_steps.action_lines(action)
+    if traffic is not None:  # traffic as planned steps: the whole map per line, not one weight per line
+        out += [f"      [yellow]~[/yellow] {escape(line)}" for line in traffic]
+        changes = [c for c in changes if not c.path.startswith("weights")]
+    for change in changes:
         out.append(_change_line(change))
     for reason in action.reasons:
         out.append(f"      [yellow]![/yellow] {escape(reason)}")
@@ -108,6 +121,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "destroy": plan.destroy,
         "changes": plan.has_changes,
         "summary": plan.counts(),
+        "warnings": plan.warnings,
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
-                     "reasons": a.reasons} for a in plan.actions],
+                     "reasons": a.reasons, **({"origin": a.origin} if a.origin else {}),
+                     **successor.json_fields(a), **rollout_steps.json_fields(a)} for a in plan.actions],
     }

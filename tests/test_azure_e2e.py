@@ -80,8 +80,8 @@ def one_line_error(result) -> str:
 
 # ------------------------------------------------------------------------------------------------------------------
 def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory, azure_cli):
-    """apply -> smoke; plan 0; instance_count -> update in place; instance_type -> -/+ replace; destroy keeps the
-    resource group that existed before (only referenced), removes everything rtsctl created."""
+    """apply -> smoke; plan 0; instance_count -> update in place; instance_type -> +/- create before destroy; destroy
+    keeps the resource group that existed before (only referenced), removes everything rtsctl created."""
     emu = azure_emulator_factory(lro_mode="async")
     seed_rg(emu, RG)
     before = set(emu.resources())
@@ -114,17 +114,22 @@ def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory
     assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
     assert model_uploads(emu) == uploads
 
-    # an immutable field: shown as a replacement and performed; traffic comes back to the new deployment
+    # an immutable field: replaced create-before-destroy by a successor that takes blue's traffic
     edit_yaml(cli.workdir / "azure.yaml",
               lambda m: m["endpoints"][0]["deployments"][0].update(instance_type="largeinstancetype"))
     planned = cli("plan", "azure.yaml", "--detailed-exitcode")
     assert planned.code == 2, str(planned)
-    assert re.search(r"^-/\+ deployment\.rts-score/blue", planned.out, re.M), planned.out
+    step = re.search(r"^\+/- deployment\.rts-score/blue \(create before destroy: blue → (blue-[0-9a-f]{4}), "
+                     r"traffic 100 → 0 / 0 → 100\)", planned.out, re.M)
+    assert step, planned.out
     assert "forces replacement" in planned.out
     replaced = cli.ok("apply", "azure.yaml", "-y")
     assert "Smoke test passed" in replaced.out
-    assert find(emu, DEPLOYMENT)["properties"]["instanceType"] == "largeinstancetype"
-    assert find(emu, f"{W}/onlineEndpoints/rts-score")["properties"]["traffic"] == {"blue": 100}
+    successor = f"{W}/onlineEndpoints/rts-score/deployments/{step[1]}"
+    assert find(emu, successor)["properties"]["instanceType"] == "largeinstancetype"
+    assert find(emu, successor)["tags"]["rtsctl.name"] == "blue"
+    assert find(emu, DEPLOYMENT) is None
+    assert find(emu, f"{W}/onlineEndpoints/rts-score")["properties"]["traffic"] == {step[1]: 100}
     assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
     assert model_uploads(emu) == uploads
 

@@ -207,8 +207,9 @@ def test_output_while_the_endpoint_is_creating_says_so(azure_emulator_factory, a
 
 # ---------------------------------------------------------------------------------------------------- item 8 + 6
 def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azure_cli):
-    """Replacing blue (its traffic moves first: an endpoint write) while green is being updated (a deployment write):
-    the endpoint write waits, says so, and the service never sees overlapping writes (it would answer 409).
+    """Replacing blue (a successor is created, then blue's traffic moves to it: an endpoint write) while green is
+    being updated (a deployment write): the service never sees overlapping writes (it would answer 409); an
+    endpoint write that has to wait says so.
     Then destroy: App Insights' own smart-detection rule and action group (untagged) do not stop the group's
     deletion, and go with the workspace that brought them."""
     # the recorded durations (R01: deployment create ~10 min, update 5, endpoint 90 s, traffic 20 s) x 0.005
@@ -219,17 +220,17 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
 
     def change(m: dict) -> None:
         blue, green = m["endpoints"][0]["deployments"]
-        blue["instance_type"] = "Standard_F8s_v2"     # immutable: blue is replaced (its 90 % moves away first)
+        blue["instance_type"] = "Standard_F8s_v2"     # immutable: a successor takes over blue's 90 %
         green["instance_count"] = 2                   # updated in place, at the same time
 
     edit_yaml(cli.workdir / manifest, change)
     applied = cli("apply", manifest, "-y", timeout=300)
     assert applied.code == 0, str(applied)
-    assert re.search(r"deployment\.rts-bluegreen/blue: waiting for deployment\.rts-bluegreen/green to finish",
-                     applied.out), applied.out
+    successor = re.search(r"creating successor (blue-[0-9a-f]{4}) beside blue", applied.out)
+    assert successor, applied.out
     assert not [r for r in emu.request_log if r[2] == 409], [r for r in emu.request_log if r[2] == 409]
     assert find(emu, f"{W}/onlineEndpoints/rts-bluegreen", "rts-bg-rg")["properties"]["traffic"] == {
-        "blue": 90, "green": 10}
+        successor[1]: 90, "green": 10}
     assert cli("plan", manifest, "--detailed-exitcode", timeout=300).code == 0
 
     group = rg_id(emu, "rts-bg-rg")

@@ -118,7 +118,8 @@ def test_immutable_field_is_replaced(cli, project):
     edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_type="local-large"))
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert plan.code == 2
-    assert "-/+ deployment.rts-score/blue" in plan.out and "# forces replacement" in plan.out
+    assert "+/- deployment.rts-score/blue (create before destroy: blue → blue-" in plan.out, plan.out
+    assert "# forces replacement" in plan.out
     result = cli.ok("apply", "dev.yaml", "-y")
     assert "Replacement complete" in result.out and "Smoke test passed" in result.out
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
@@ -307,7 +308,8 @@ def test_removing_an_endpoints_compute_forces_replacement(cli, project):
     assert plan.code == 2 and "-/+ endpoint.rts-score" in plan.out
     assert '- compute = "local-cpu"  # forces replacement' in plan.out
     assert "re-applied because endpoint.rts-score is replaced" in plan.out  # its deployment goes with it
-    result = cli.ok("apply", "dev.yaml", "-y")
+    assert "outage: its scoring URI changes" in plan.out  # and apply needs --allow-outage
+    result = cli.ok("apply", "dev.yaml", "-y", "--allow-outage")
     assert "Smoke test passed" in result.out
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
 

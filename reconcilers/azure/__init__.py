@@ -63,6 +63,11 @@ class AzureBackend(Backend):
         return {"verify": os.environ.get("REQUESTS_CA_BUNDLE") or True}
 
 
+    def preflight(self, resources, observed):
+        from .preflight import quota_warnings
+
+        return quota_warnings(self.clients.ml, self.clients.location, resources, observed)
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):
         from .logs import deployment_logs

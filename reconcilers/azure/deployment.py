@@ -10,6 +10,10 @@
 * Deleting a deployment that still takes traffic: its share first moves to the endpoint's busiest other
   deployment (the service refuses to delete a deployment with traffic). When that delete is half of a
   replacement, the engine re-applies the endpoint's traffic once the new deployment is up.
+* An update takes minutes on Azure (the service rolls the instances), so a change of code, model,
+  environment or scoring script is rolled out like an instance_type change: as a successor beside the
+  deployment (`successor_fields`, rtsctl.successor). The live deployment serving manifest name `blue` is the
+  one tagged `rtsctl.name: blue` (untagged: the one named `blue`), chosen by `live_names`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from rtsctl.diff import project
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
+from rtsctl.successor import LABEL, choose
 
 from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
@@ -83,6 +88,24 @@ def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
     rest[leaving] = 0
     return rest
 
+def live_names(rec: AzureReconciler, address: str, endpoint: str) -> tuple[dict[str, str], list[Any]]:
+    """(manifest name -> live name serving it, the endpoint's deployments): a deployment claims a manifest
+    name in its `rtsctl.name` tag (untagged: its own name); the claimant with most traffic wins."""
+    with rec.errors(address):
+        try:
+            deployments = list(rec.ml.online_deployments.list(endpoint_name=endpoint))
+        except Exception as exc:  # noqa: BLE001 - endpoint (or workspace) not there yet
+            if not is_not_found(exc):
+                raise
+            deployments = []
+    if not deployments:
+        return {}, []
+    ep = rec.get_or_none(address, rec.ml.online_endpoints.get, endpoint)
+    traffic = {k.casefold(): int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
+    return choose((d.name, (d.tags or {}).get(LABEL) or d.name, traffic.get(d.name.casefold(), 0))
+                  for d in deployments), deployments
+
+
 class DeploymentReconciler(AzureReconciler):
     kind = "deployment"
     immutable = frozenset({"instance_type", "endpoint"})
@@ -90,6 +113,8 @@ class DeploymentReconciler(AzureReconciler):
     # model and environment are compared by name + content digest tag, never by the URI the service
     # rewrites (modelUri re-cased or moved under ServiceReplicated/, a conda file turned into a JSON string)
     normalize = {"instance_type": casefold, "endpoint": casefold}
+    #: changed in place these would restart every instance for minutes: a successor takes over instead
+    successor_fields = frozenset({"code", "model", "environment", "scoring_script"})
 
     @staticmethod
     def _names(address_or_name: str, spec: dict[str, Any]) -> tuple[str, str]:
@@ -143,12 +168,19 @@ class DeploymentReconciler(AzureReconciler):
             spec=drop_none(spec),
             owned=is_managed(tags),
             problems=problems,
-            outputs={"provisioning_state": d.provisioning_state},
+            outputs={"provisioning_state": d.provisioning_state, "name": d.name},
             handle=d,
         )
 
-    def observe(self, res: Resource) -> Observed | None:
+    def _live(self, res: Resource) -> tuple[str, str]:
+        """(endpoint, live name): a successor's own name, else the deployment claiming the manifest name."""
         endpoint, name = self._names(res.name, res.spec)
+        if res.inputs.get("live_name"):
+            return endpoint, res.inputs["live_name"]
+        return endpoint, live_names(self, res.address, endpoint)[0].get(name, name)
+
+    def observe(self, res: Resource) -> Observed | None:
+        endpoint, name = self._live(res)
         d = self.get_or_none(res.address, self.ml.online_deployments.get, name=name, endpoint_name=endpoint)
         return None if d is None else self._to_observed(res.address, d, res.spec)
 
@@ -156,21 +188,14 @@ class DeploymentReconciler(AzureReconciler):
         """Deployments rtsctl created on the manifest's endpoints that the manifest no longer declares."""
         endpoints = {r.name for r in desired if r.kind == "endpoint"}
         endpoints |= {r.spec.get("endpoint") for r in desired if r.kind == "deployment" and r.spec.get("endpoint")}
-        declared = {r.address for r in desired if r.kind == "deployment"}
+        declared = {r.name for r in desired if r.kind == "deployment"}
         found: list[Observed] = []
         for endpoint in sorted(e for e in endpoints if e):
-            address = f"endpoint.{endpoint}"
-            with self.errors(address):
-                try:
-                    deployments = list(self.ml.online_deployments.list(endpoint_name=endpoint))
-                except Exception as exc:  # noqa: BLE001 - endpoint (or workspace) not there yet
-                    if is_not_found(exc):
-                        continue
-                    raise
+            chosen, deployments = live_names(self, f"endpoint.{endpoint}", endpoint)
+            serving = {live for claim, live in chosen.items() if f"{endpoint}/{claim}" in declared}
             for d in deployments:
-                addr = f"deployment.{endpoint}/{d.name}"
-                if addr not in declared and is_managed(d.tags):
-                    found.append(self._to_observed(addr, d, {}))
+                if d.name not in serving and is_managed(d.tags):  # undeclared, or left by an interrupted rollout
+                    found.append(self._to_observed(f"deployment.{endpoint}/{d.name}", d, {}))
         return found
 
     # ------------------------------------------------------------------ create / update
@@ -204,8 +229,9 @@ class DeploymentReconciler(AzureReconciler):
         if spec.get("engine", "azmlinfsrv") != "azmlinfsrv":
             raise ResourceError(res.address, f"engine: {spec['engine']} is local only: Azure serves every deployment "
                                 "with azmlinfsrv (remove `engine`, or set it to azmlinfsrv)")
-        endpoint, name = self._names(res.name, spec)
-        tags = {MODEL_TAG: spec["model"]["digest"], CODE_TAG: spec["code"]["digest"]}
+        endpoint, name = self._live(res)
+        tags = {MODEL_TAG: spec["model"]["digest"], CODE_TAG: spec["code"]["digest"],
+                LABEL: res.inputs.get("manifest_name") or self._names(res.name, spec)[1]}
         environment = None
         if spec.get("environment"):
             tags[ENV_TAG] = spec["environment"]["digest"]
@@ -257,6 +283,7 @@ class DeploymentReconciler(AzureReconciler):
         if not observed.owned:
             return
         endpoint, name = self._names(observed.address, observed.spec)
+        name = observed.outputs.get("name") or name  # the live name (a successor's, after a rollout)
         gate = self.clients.gate(endpoint)
         ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
         if ep is None:

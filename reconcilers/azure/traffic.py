@@ -10,8 +10,10 @@ from __future__ import annotations
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
+from rtsctl.successor import LABEL, live_to_manifest, manifest_to_live
 
 from .common import AzureReconciler
+from .deployment import live_names
 
 
 class TrafficReconciler(AzureReconciler):
@@ -24,7 +26,18 @@ class TrafficReconciler(AzureReconciler):
         if ep is None:
             return None
         current = {k: int(v) for k, v in (ep.traffic or {}).items()}
-        return Observed(address=res.address, spec={"weights": current}, outputs={"traffic": current}, handle=ep)
+        chosen, claims = self._names(res.address, res.name)
+        # keyed by manifest names, as declared
+        weights = live_to_manifest({k.casefold(): v for k, v in current.items()}, chosen, claims)
+        return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep)
+
+    def _names(self, address: str, endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(manifest name -> live name serving it, live name -> claimed manifest name), see
+        DeploymentReconciler.live_names (the same choice: most traffic wins)."""
+        chosen, deployments = live_names(self, address, endpoint)
+        # azure-ai-ml lower-cases traffic keys: live names are compared case-insensitively
+        return ({k: v.casefold() for k, v in chosen.items()},
+                {d.name.casefold(): (d.tags or {}).get(LABEL) or d.name for d in deployments})
 
     def create(self, res: Resource) -> None:
         with self.clients.gate(res.name).exclusive(res.address, self.notify):
@@ -32,6 +45,8 @@ class TrafficReconciler(AzureReconciler):
             if ep is None:
                 raise ResourceError(res.address, f"endpoint {res.name} does not exist", "ResourceNotFound")
             desired = {k: int(v) for k, v in (res.spec.get("weights") or {}).items()}
+            if not res.inputs.get("live_names"):  # manifest names -> the live deployments serving them
+                desired = manifest_to_live(desired, self._names(res.address, res.name)[0])
             # the full map: every deployment the endpoint has at 0 unless named (names match case-insensitively,
             # as azure-ai-ml lower-cases traffic keys)
             traffic = {name: 0 for name in (ep.traffic or {})}
@@ -39,6 +54,8 @@ class TrafficReconciler(AzureReconciler):
             for name, weight in desired.items():
                 traffic[known.get(name.casefold(), name)] = weight
             ep.traffic = traffic
+            if "mirror" in res.spec:  # a rollout's mirror step (rtsctl.rollout.gates); else kept as it is
+                ep.mirror_traffic = {known.get(n.casefold(), n): int(v) for n, v in res.spec["mirror"].items()}
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)

@@ -39,6 +39,11 @@ class LocalBackend(Backend):
 
         return deployment_logs(self.layout.logs(endpoint, deployment), deployment, instance, tail, follow)
 
+    def preflight(self, resources, observed):
+        from .preflight import capacity_warnings
+
+        return capacity_warnings(resources)
+
     def lock(self):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
                          f"resource group {self.settings.resource_group}")

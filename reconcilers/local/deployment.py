@@ -8,6 +8,9 @@ generation: the front starts it beside the old one and moves traffic when all it
 instances are ready (Azure's rolling update); if it fails, the previous entry is put
 back. Other deployments of the endpoint (e.g. a successor created beside it) are
 independent entries. Crash loops and unready instances are drift.
+
+The manifest name maps to a live name (rtsctl.successor): a successor created beside `blue` lives in
+`deployments/blue-2f3a/`, its record saying `manifest_name: blue`; `live_names` resolves it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from rtsctl.digest import digest_path
 from rtsctl.errors import ResourceError, RtsctlError
 from rtsctl.resources import Observed, Resource
+from rtsctl.successor import choose
 from serving.logfile import tail
 from serving.runtime import isolated_path
 
@@ -51,26 +55,32 @@ class DeploymentReconciler(Reconciler):
     def __init__(self, layout: Layout):
         self.layout = layout
 
-    def folder(self, name: str) -> Path:
-        endpoint, deployment = name.split("/", 1)
-        return self.layout.deployment(endpoint, deployment)
+    def live(self, res: Resource) -> tuple[str, str]:
+        """(endpoint, live name) of a declared deployment: the successor named in its inputs, else the live
+        deployment claiming its manifest name, else the manifest name itself (not created yet)."""
+        endpoint, name = res.name.split("/", 1)
+        if res.inputs.get("live_name"):
+            return endpoint, res.inputs["live_name"]
+        return endpoint, live_names(self.layout.endpoint(endpoint))[0].get(name, name)
 
     def observe(self, res: Resource) -> Observed | None:
-        return self._observe(res.address, self.folder(res.name))
+        endpoint, name = self.live(res)
+        return self._observe(res.address, self.layout.deployment(endpoint, name))
 
     def _observe(self, address: str, folder: Path) -> Observed | None:
         record = read_json(folder / RECORD)
         if record is None:
             return None
         endpoint_dir = folder.parent.parent
-        return Observed(address, record["spec"], owned=True, handle=folder,
+        return Observed(address, record["spec"], owned=True, handle=folder, outputs={"name": folder.name},
                         problems=health_problems(endpoint_dir, folder.name, record))
 
     def create(self, res: Resource) -> None:
         """Create, roll out a changed spec, scale, or heal: one convergence for all four."""
-        folder = self.folder(res.name)
-        endpoint, name = res.name.split("/", 1)
+        endpoint, name = self.live(res)
+        folder = self.layout.deployment(endpoint, name)
         endpoint_dir = self.layout.endpoint(endpoint)
+        claim = res.inputs.get("manifest_name") or res.name.split("/", 1)[1]
         spec = res.spec
         self._check_capacity(res, endpoint_dir)
         launch = self._launch(res, folder)
@@ -79,7 +89,8 @@ class DeploymentReconciler(Reconciler):
                  **{k: spec[k] for k in ("request_settings", "liveness_probe", "readiness_probe") if k in spec}}
         previous_record = read_json(folder / RECORD)
         previous_entry = read_routes(endpoint_dir)["deployments"].get(name)
-        write_json(folder / RECORD, {"spec": spec, "generation": generation, "code_dir": launch["code_dir"]})
+        write_json(folder / RECORD, {"spec": spec, "generation": generation, "code_dir": launch["code_dir"],
+                                     "manifest_name": claim})
         revision = edit_routes(endpoint_dir, lambda routes: routes["deployments"].__setitem__(name, entry))
         try:
             self._wait_ready(res, endpoint_dir, name, generation, spec["instance_count"], revision)
@@ -144,7 +155,7 @@ class DeploymentReconciler(Reconciler):
                     return
             if time.monotonic() > deadline:
                 raise ResourceError(res.address, f"instances not ready after {READY_TIMEOUT_S:.0f}s; see "
-                                    f"{self.layout.logs(*res.name.split('/', 1))}")
+                                    f"{self.layout.logs(endpoint_dir.name, name)}")
             time.sleep(0.05)
 
     @staticmethod
@@ -184,15 +195,31 @@ class DeploymentReconciler(Reconciler):
         shutil.rmtree(folder, ignore_errors=True)
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
+        """Deployments no declared one resolves to: undeclared, or a leftover of an interrupted rollout."""
         declared = {r.name for r in desired if r.kind == self.kind}
         found: list[Observed] = []
         for endpoint in (r.name for r in desired if r.kind == "endpoint"):
+            chosen = live_names(self.layout.endpoint(endpoint))[0]
+            serving = {live for claim, live in chosen.items() if f"{endpoint}/{claim}" in declared}
             root = self.layout.endpoint(endpoint) / "deployments"
             for folder in sorted(root.glob("*")) if root.is_dir() else []:
                 name = f"{endpoint}/{folder.name}"
-                if name not in declared and (observed := self._observe(f"deployment.{name}", folder)):
+                if folder.name not in serving and (observed := self._observe(f"deployment.{name}", folder)):
                     found.append(observed)
         return found
+
+
+def live_names(endpoint_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(manifest name -> live name serving it, live name -> manifest name it claims) of an endpoint's
+    deployments, from their records and the endpoint's traffic (see rtsctl.successor.choose)."""
+    root = endpoint_dir / "deployments"
+    traffic = read_routes(endpoint_dir).get("traffic", {}) if endpoint_dir.is_dir() else {}
+    claims: dict[str, str] = {}
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        record = read_json(folder / RECORD)
+        if record is not None:
+            claims[folder.name] = record.get("manifest_name") or folder.name
+    return choose((live, claim, traffic.get(live, 0)) for live, claim in claims.items()), claims
 
 
 def _still_running(endpoint_dir: Path, name: str, revision: int) -> bool:

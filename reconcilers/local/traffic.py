@@ -10,8 +10,10 @@ from typing import Any
 
 from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
+from rtsctl.successor import live_to_manifest, manifest_to_live
 
 from ..base import Reconciler
+from .deployment import live_names
 from .routes import RECORD, edit_routes, read_routes
 from .state import Layout
 
@@ -29,10 +31,17 @@ class TrafficReconciler(Reconciler):
         if not (folder / RECORD).exists():
             return None
         traffic = read_routes(folder).get("traffic", {})
-        return Observed(res.address, {"weights": {k: v for k, v in traffic.items() if v}}, handle=folder)
+        chosen, claims = live_names(folder)
+        weights = live_to_manifest(traffic, chosen, claims)  # keyed by manifest names, as declared
+        return Observed(res.address, {"weights": {k: v for k, v in weights.items() if v}}, handle=folder,
+                        outputs={"traffic": dict(traffic)})
 
     def create(self, res: Resource) -> None:
+        """`res.spec["weights"]` by manifest names, or by live names when `inputs["live_names"]` (a successor
+        taking over): always written as the full map."""
         weights = res.spec["weights"]
+        if not res.inputs.get("live_names"):
+            weights = manifest_to_live(weights, live_names(self.layout.endpoint(res.name))[0])
 
         def shift(routes: dict[str, Any]) -> None:
             routes["traffic"] = {name: weights.get(name, 0) for name in {*routes["deployments"], *weights}}

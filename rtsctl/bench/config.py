@@ -218,7 +218,9 @@ def target(args, cfg: BenchConfig) -> None:
         if args.deployment and deployments and args.deployment not in deployments:
             raise RtsctlError(f"endpoint {cfg.endpoint} has no deployment {args.deployment!r} "
                               f"(it has: {', '.join(deployments)})")
+        live = out.get("live_deployments") or {}  # a successor serves the manifest name after a rollout
     else:
+        live = {}
         if not args.url:
             raise RtsctlError("nothing to load: give a MANIFEST, or -u URL [-k KEY]")
         if args.endpoint:
@@ -228,7 +230,7 @@ def target(args, cfg: BenchConfig) -> None:
         cfg.verify = False
     elif args.cacert:
         cfg.verify = args.cacert
-    cfg.deployment = args.deployment
+    cfg.deployment = live.get(args.deployment, args.deployment)
 
 
 def from_args(args) -> BenchConfig:

@@ -96,6 +96,12 @@ def emit(doc: dict, cfg_output: str, chart: bool, html_out: str | None, max_erro
 
 
 def execute(cfg: BenchConfig) -> int:
+    doc, writes = measure(cfg)
+    return emit(doc, cfg.output, cfg.chart, cfg.html_out, cfg.max_error_rate, cfg.max_p99_ms, writes)
+
+
+def measure(cfg: BenchConfig) -> tuple[dict, list]:
+    """One run -> (result document, pending file writes); also what a rollout gate runs (rtsctl.rollout.gates)."""
     spec = _spec(cfg)
     progress = Progress(cfg.progress, cfg.expected_requests)
     agg = Aggregator(cfg.workers, keep_log=bool(cfg.hdr_out), on_interval=progress)
@@ -120,4 +126,4 @@ def execute(cfg: BenchConfig) -> int:
         writes.append(lambda: H.write_log(cfg.hdr_out, start_epoch, agg.log, log_meta(doc, start_epoch)))
     if totals["connected"] == 0 and doc["requests"] == 0 and not totals["interrupted"]:
         raise RtsctlError(f"no connection to {cfg.url} could be opened")
-    return emit(doc, cfg.output, cfg.chart, cfg.html_out, cfg.max_error_rate, cfg.max_p99_ms, writes)
+    return doc, writes

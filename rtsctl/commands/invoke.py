@@ -43,11 +43,14 @@ def run(args: argparse.Namespace) -> int:
     body = read_request(args.request)
     with open_session(args.manifest, args.variables) as session:
         out = endpoint_output(session, args)
-    if args.deployment and args.deployment not in out["deployments"]:
-        raise RtsctlError(f"endpoint {out['endpoint']} has no deployment {args.deployment!r} "
-                          f"(it has: {', '.join(out['deployments'])})")
+        if args.deployment and args.deployment not in out["deployments"]:
+            raise RtsctlError(f"endpoint {out['endpoint']} has no deployment {args.deployment!r} "
+                              f"(it has: {', '.join(out['deployments'])})")
+        from rtsctl.successor import live_deployments
+
+        live = live_deployments(session, out["endpoint"]).get(args.deployment) if args.deployment else None
     try:
-        status, raw = post(out["scoring_uri"], out["primary_key"], body, args.deployment, out["verify"],
+        status, raw = post(out["scoring_uri"], out["primary_key"], body, live, out["verify"],
                            args.timeout, args.content_type)
     except (urllib.error.URLError, OSError) as exc:
         raise RtsctlError(f"endpoint {out['endpoint']}: cannot reach {out['scoring_uri']}: "

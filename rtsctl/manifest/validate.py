@@ -257,6 +257,7 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
                 key = compute_name if isinstance(compute, dict) else ""
                 demand.setdefault(key, []).append((f"{ep_name}/{dep.get('name')}", count))
         _check_traffic(report, endpoint, path, deployments)
+        _check_rollout(report, endpoint, path, local)
         _check_smoke(report, endpoint, path, deployments)
         _check_tags(report, endpoint.get("tags"), *path, "tags")
     workspace = data.get("workspace")
@@ -343,6 +344,19 @@ def _check_traffic(report: Report, endpoint: dict[str, Any], path: Path_, deploy
     values = [v for v in traffic.values() if isinstance(v, int) and not isinstance(v, bool)]
     if len(values) == len(traffic) and sum(values) not in (0, 100):
         report.add(f"traffic must total 100 (or 0), got {sum(values)}", *path, "traffic")
+
+
+def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local: bool) -> None:
+    """What the schema cannot say about `rollout:` (bounds and shapes are the schema's)."""
+    rollout = endpoint.get("rollout")
+    if not isinstance(rollout, dict):
+        return
+    steps = rollout.get("steps")
+    if isinstance(steps, list) and all(isinstance(s, int) for s in steps) and steps != sorted(set(steps)):
+        report.add(f"steps must rise, each once (e.g. [10, 50, 100]), got {steps}", *path, "rollout", "steps")
+    if local and "mirror" in rollout:
+        report.add("the local backend cannot mirror traffic (its front sends each request to one "
+                   "deployment); mirror traffic is an Azure endpoint feature: remove it here", *path, "rollout", "mirror")
 
 
 def _check_smoke(report: Report, endpoint: dict[str, Any], path: Path_, deployments: dict[str, Path_]) -> None:

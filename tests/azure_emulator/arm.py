@@ -57,6 +57,13 @@ class ArmApi:
             if len(low) == 2 and request.method == "GET":
                 return json_response({"id": path.path, "subscriptionId": path.segs[1], "displayName": "Emulated",
                                       "state": "Enabled", "tenantId": self.ctx.settings.tenant_id})
+            if (len(low) == 7 and low[2] == "providers" and low[3] == "microsoft.machinelearningservices"
+                    and low[4] == "locations" and low[6] in ("usages", "vmsizes") and request.method == "GET"):
+                from .aml import quota  # spec Usages_List / VirtualMachineSizes_List (see aml/quota.py)
+
+                if low[6] == "usages":
+                    return quota.usages(self.ctx, path.segs[1], path.segs[5])
+                return quota.vm_sizes(self.ctx, path.segs[5])
             if len(low) in (4, 5) and low[2] == "providers":
                 return self.provider(path)
             if request.method == "POST":

@@ -36,6 +36,7 @@ class Settings:
     timing: str = "fast"                   # "fast" or "realistic" (recorded durations x time_scale, see lro.py)
     time_scale: float = 1.0
     state_dir: Path | None = None
+    quota: dict = field(default_factory=dict)  # {VM family ("standardDSv2Family"): dedicated vCPU limit}, aml/quota.py
 
 
 @dataclass

@@ -1,0 +1,249 @@
+"""Progressive rollout: write the traffic steps one by one, hold each behind a gate, roll back by itself.
+
+A gate is a short load run with the bench engine against the new version ALONE (the `azureml-model-deployment`
+header, as `rtsctl bench --deployment` sends it), judged by the declared thresholds. A failed gate puts the
+traffic map back as it was before the rollout, keeps the new deployment at 0 % for inspection (or deletes it,
+as declared), and fails the apply with the gate's report and the deployment's last log lines.
+
+Backend-blind: traffic is written through the backend's own traffic reconciler (the full map each time), the
+target read from the endpoint reconciler's outputs, logs from `Backend.logs`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from itertools import islice
+from typing import Any
+
+from rich.markup import escape
+
+from reconcilers.base import Backend, Reconciler
+
+from ..errors import RtsctlError
+from ..graph import Graph
+from ..resources import Resource
+from ..retry import call_with_retry
+from .steps import Weights, full, render_shift, rising, traffic_steps
+
+LOG_LINES = 20  # of the failing deployment's log, in the error
+DEFAULT_GATE = {"duration": 2.0, "concurrency": 1}
+#: a gate with any of these runs a bench; a gate with only `watch` just holds the step and watches health
+BENCH_KEYS = frozenset({"duration", "rate", "concurrency", "timeout", "max_error_rate", "max_p99_ms", "request"})
+
+
+@dataclass
+class RolloutContext:
+    """What a rollout reads and writes beside the plan: one per apply."""
+
+    reconcilers: dict[str, Reconciler]
+    backend: Backend | None
+    graph: Graph
+    report: Callable[[str], None]
+    live_names: bool = False  # maps are keyed by live deployment names (a successor taking over), not manifest ones
+
+
+def rollout_of(graph: Graph, endpoint: str) -> dict[str, Any] | None:
+    res = graph.nodes.get(f"traffic.{endpoint}")
+    return res.inputs.get("rollout") if res is not None else None
+
+
+def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new: Mapping[str, int],
+                live_names: bool = False) -> None:
+    """Move the endpoint's traffic from `old` to `new`: in one write without `rollout:`, else step by step,
+    gated. Raises RtsctlError (after restoring `old`) when a gate fails. Maps are keyed by manifest names,
+    or by live deployment names with `live_names` (a successor taking over, rtsctl.successor)."""
+    ctx = replace(ctx, live_names=live_names)
+    rollout = rollout_of(ctx.graph, endpoint)
+    pairs = traffic_steps(old, new, (rollout or {}).get("steps") or (100,))
+    if not rollout or not any(full(old, new)[0].values()):
+        for _, to in pairs or [(None, full(old, new)[1])]:
+            _write(ctx, endpoint, to)
+        return
+    start = full(old, new)[0]
+    candidates = rising(old, new)
+    declared = rollout.get("gate") or {}
+    gate = {**DEFAULT_GATE, **declared, "bench": bool(BENCH_KEYS & declared.keys()) or "watch" not in declared}
+    if rollout.get("mirror") and len(candidates) != 1:
+        # mirror_traffic copies to a single deployment (reference-yaml-endpoint-online, REST OnlineEndpointProperties)
+        raise RtsctlError(f"traffic.{endpoint}: rollout.mirror copies live traffic to ONE deployment, but the traffic "
+                          f"rises for {', '.join(candidates)}; move one at a time or drop mirror")
+    if rollout.get("mirror") and start[candidates[0]]:
+        ctx.report(f"traffic.{endpoint}: no mirror step: {candidates[0]} already serves live traffic")
+    elif rollout.get("mirror"):
+        mirror = {name: int(rollout["mirror"]) for name in candidates}
+        ctx.report(f"traffic.{endpoint}: mirroring {rollout['mirror']} % of live traffic to {', '.join(candidates)}")
+        _write(ctx, endpoint, start, mirror=mirror)
+        _hold(ctx, endpoint, gate, candidates, start, rollout, "mirror", mirror_on=True)
+    for i, (before, after) in enumerate(pairs, 1):
+        label = f"step {i}/{len(pairs)} ({render_shift(before, after)})"
+        ctx.report(f"traffic.{endpoint}: {label}")
+        _write(ctx, endpoint, after, mirror={} if rollout.get("mirror") else None)
+        _hold(ctx, endpoint, gate, candidates, start, rollout, label)
+
+
+def _write(ctx: RolloutContext, endpoint: str, weights: Weights, mirror: dict[str, int] | None = None) -> None:
+    spec: dict[str, Any] = {"weights": dict(weights)}
+    if mirror is not None:
+        spec["mirror"] = mirror
+    inputs = {"live_names": True} if ctx.live_names else {}
+    call_with_retry(ctx.reconcilers["traffic"].create, Resource("traffic", endpoint, spec, inputs))
+
+
+def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: list[str], start: Weights,
+          rollout: dict[str, Any], label: str, mirror_on: bool = False) -> None:
+    """Run the gate against each new deployment; on a failure roll back and raise."""
+    for name in candidates:
+        verdict, report = None, []
+        if gate["bench"]:
+            doc = bench_gate(ctx, endpoint, name, gate, rollout)
+            verdict, report = gate_verdict(doc), report_lines(doc, gate)
+            ctx.report(f"traffic.{endpoint}: gate {label} on {name}: {summary_line(doc, gate)}")
+        if verdict is None and gate.get("watch"):
+            problems = watch_health(ctx, endpoint, name, float(gate["watch"]))
+            verdict = f"unhealthy while held {float(gate['watch']):g} s: {problems[0]}" if problems else None
+            report += [f"held {float(gate['watch']):g} s watching {name}'s health (instances up, not restarting)",
+                       *(f"problem: {p}" for p in problems)]
+            ctx.report(f"traffic.{endpoint}: gate {label} on {name}: held {float(gate['watch']):g} s: "
+                       f"{'healthy' if not problems else 'UNHEALTHY'}")
+        if verdict is None:
+            continue
+        ctx.report(f"[red]traffic.{endpoint}: gate failed ({escape(verdict)}): restoring {render_shift(start, start)}"
+                   "[/red]")
+        restored = f"traffic restored to {render_shift(start, start)}"
+        fate = "kept at 0 % for inspection"
+        try:  # the gate's report is said whatever happens to the rollback
+            _write(ctx, endpoint, start, mirror={} if mirror_on or rollout.get("mirror") else None)
+            if rollout.get("on_failure") == "delete":
+                fate = _delete_deployments(ctx, endpoint, candidates)
+        except RtsctlError as exc:
+            restored, fate = f"rollback FAILED ({exc}); run apply again", "left as they are"
+        lines = [f"traffic.{endpoint}: rollout gate failed at {label} on deployment {name}: {verdict}; "
+                 f"{restored}; {', '.join(candidates)} {fate}",
+                 "gate report:", *("  " + line for line in report)]
+        lines += _last_logs(ctx, endpoint, name)
+        raise RtsctlError("\n".join(lines))
+
+
+def watch_health(ctx: RolloutContext, endpoint: str, deployment: str, seconds: float,
+                 interval: float = 0.2) -> list[str]:
+    """Hold the step for `seconds`, observing the deployment as `plan` does (its health problems: an instance
+    down, restarting or crash-looping); the first problems seen, or [] when it stayed healthy throughout.
+    Not an error count of the live traffic: neither the local front nor the emulator exposes one."""
+    reconciler = ctx.reconcilers["deployment"]
+    res = _deployment_resource(ctx, endpoint, deployment)
+    deadline = time.monotonic() + seconds
+    while True:
+        observed = reconciler.observe(res)
+        if observed is None:
+            return [f"deployment {deployment} is gone"]
+        if observed.problems:
+            return list(observed.problems)
+        if time.monotonic() >= deadline:
+            return []
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.0)))
+
+
+def bench_gate(ctx: RolloutContext, endpoint: str, deployment: str, gate: dict[str, Any],
+               rollout: dict[str, Any]) -> dict[str, Any]:
+    """A short bench run against `deployment` alone -> the bench result document (thresholds judged)."""
+    from ..bench.config import BenchConfig
+    from ..bench.session import measure
+    from ..bench.summary import thresholds
+
+    ep_res = ctx.graph.nodes[f"endpoint.{endpoint}"]
+    observed = ctx.reconcilers["endpoint"].observe(ep_res)
+    uri = observed.outputs.get("scoring_uri") if observed else None
+    if not uri:
+        raise RtsctlError(f"traffic.{endpoint}: cannot run the rollout gate: the endpoint has no scoring URI")
+    verify = ctx.backend.smoke_context().get("verify", True) if ctx.backend else True
+    body = gate.get("request", rollout.get("request"))
+    cfg = BenchConfig(url=uri, key=observed.outputs.get("primary_key"), verify=verify, endpoint=endpoint,
+                      deployment=deployment, bodies=[json.dumps(body if body is not None else {})],
+                      duration=float(gate["duration"]), concurrency=int(gate.get("concurrency", 1)),
+                      rate=float(gate["rate"]) if gate.get("rate") else None,
+                      timeout=float(gate.get("timeout", 10)), progress=False, chart=False)
+    try:
+        doc, _ = measure(cfg)
+    except RtsctlError as exc:  # no connection at all: a failed gate, not a crash of the apply
+        doc = {"requests": 0, "ok": 0, "errors": {"rate": 1.0, "by_status": {}, "by_kind": {"connect": 1}},
+               "latency_ms": {}, "samples": {}, "duration_s": 0.0, "messages": [str(exc)]}
+    doc["thresholds"] = thresholds(doc, gate.get("max_error_rate"), gate.get("max_p99_ms"))
+    return doc
+
+
+def gate_verdict(doc: dict[str, Any]) -> str | None:
+    """None when the gate passes, else why not."""
+    crossed = [f"{name} {_num(t['value'])} > {_num(t['limit'])}" for name, t in doc.get("thresholds", {}).items()
+               if not t["ok"]]
+    if crossed:
+        return ", ".join(crossed)
+    if not doc.get("requests"):
+        return "no request was answered" + (f" ({doc['messages'][0]})" if doc.get("messages") else "")
+    if not doc.get("ok"):
+        return "no request succeeded"
+    return None
+
+
+def summary_line(doc: dict[str, Any], gate: dict[str, Any]) -> str:
+    lat = doc.get("latency_ms") or {}
+    p99 = lat.get("p99_ms")
+    return (f"{doc.get('requests', 0)} requests in {doc.get('duration_s', 0):.1f}s, error rate "
+            f"{doc['errors']['rate'] * 100:.1f} %, p99 {_num(p99) + ' ms' if p99 is not None else 'n/a'}: "
+            f"{'passed' if gate_verdict(doc) is None else 'FAILED'}")
+
+
+def report_lines(doc: dict[str, Any], gate: dict[str, Any]) -> list[str]:
+    """The gate's report: load, counts, latency, thresholds, and a sample of each failing status."""
+    load = (f"{gate['rate']:g} req/s" if gate.get("rate") else f"{gate.get('concurrency', 1)} connection(s)")
+    out = [f"load: {load} for {float(gate['duration']):g} s against the deployment alone "
+           "(azureml-model-deployment header)", summary_line(doc, gate)]
+    statuses = ", ".join(f"{k} x {v}" for k, v in (doc.get("status") or {}).items())
+    kinds = ", ".join(f"{k} x {v}" for k, v in doc["errors"].get("by_kind", {}).items())
+    if statuses or kinds:
+        out.append("answers: " + ", ".join(x for x in (statuses, kinds) if x))
+    for name, t in doc.get("thresholds", {}).items():
+        out.append(f"{name}: {_num(t['value'])} (limit {_num(t['limit'])}) {'ok' if t['ok'] else 'CROSSED'}")
+    for status, sample in islice((doc.get("samples") or {}).items(), 3):
+        text = sample.decode("utf-8", "replace") if isinstance(sample, bytes) else str(sample)
+        out.append(f"sample {status}: {text[:200]}")
+    return out
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _delete_deployments(ctx: RolloutContext, endpoint: str, names: list[str]) -> str:
+    reconciler = ctx.reconcilers["deployment"]
+    for name in names:
+        observed = reconciler.observe(_deployment_resource(ctx, endpoint, name))
+        if observed is not None:
+            ctx.report(f"deployment.{endpoint}/{name}: deleting (rollout on_failure: delete)")
+            reconciler.delete(observed)
+    return "deleted (on_failure: delete)"
+
+
+def _deployment_resource(ctx: RolloutContext, endpoint: str, name: str) -> Resource:
+    """The deployment as declared (by manifest name), or a bare one (a successor, by live name)."""
+    res = ctx.graph.nodes.get(f"deployment.{endpoint}/{name}")
+    if res is not None:
+        return res
+    return Resource("deployment", f"{endpoint}/{name}", {"endpoint": endpoint}, {"live_name": name})
+
+
+def _last_logs(ctx: RolloutContext, endpoint: str, deployment: str) -> list[str]:
+    """The deployment's last log lines (bounded), or a line saying why there are none."""
+    if ctx.backend is None:
+        return []
+    try:
+        sources = ctx.backend.logs(endpoint, deployment, tail=LOG_LINES)
+        out = []
+        for source, lines in sources.items():
+            got = [line.rstrip("\n")[:500] for line in islice(lines, LOG_LINES)]
+            out += [f"last log lines of {source}:", *("  " + line for line in got)]
+        return out
+    except (RtsctlError, OSError) as exc:
+        return [f"(no log lines of {deployment}: {exc})"]

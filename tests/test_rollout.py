@@ -1,0 +1,277 @@
+"""Progressive rollout with gates on the local backend: the CLI as a user runs it, real HTTP on 127.0.0.1.
+
+blue serves 100 %; the manifest adds green and moves the traffic to it through steps, each held behind a short
+bench run against green alone. A green whose run() fails some requests (or is slow) must end with blue's 100 %
+restored, a non-zero exit and the gate's report; a good green ends at 100 %.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import Counter
+
+import pytest
+
+from tests.helpers import edit_yaml, post
+from tests.test_azure_e2e import azure_cli  # noqa: F401  (fixture)
+
+pytest_plugins = ["tests.azure_emulator.fixtures"]
+
+FAILING_RUN = '''
+import itertools
+_count = itertools.count()
+
+
+def run(raw_data):
+    if next(_count) % 3 == 0:
+        raise ValueError("green breaks every third request")
+    return {"GoAway": "green"}
+'''
+
+SLOW_RUN = '''
+import time
+
+
+def run(raw_data):
+    time.sleep(0.3)
+    print("green answered slowly", flush=True)
+    return {"GoAway": f"{json.loads(raw_data).get('name', 'green')}'s not here."}
+'''
+
+DYING_INIT = '''
+import os
+import threading
+
+
+def run(raw_data):
+    return {"GoAway": "green"}
+
+
+def _die():
+    print("green dies on its own", flush=True)
+    os._exit(1)
+
+
+_timer = threading.Timer(1.5, _die)
+_timer.daemon = True
+_timer.start()
+'''
+
+
+def _green_code(project, code, run_source: str | None) -> None:
+    """A copy of the seed's code at `code` (kept if there), its run() replaced by `run_source` when given."""
+    if not code.exists():
+        shutil.copytree(project / "seed" / "src", code)
+    if run_source is not None:
+        script = code / "score.py"
+        text = script.read_text()
+        script.write_text(text[:text.index("def run(")] + run_source)
+
+
+def _add_green(project, run_source: str | None, gate: dict, on_failure: str = "keep") -> None:
+    """green beside blue, with its own code (the seed's init() plus `run_source`), traffic moved to it in steps."""
+    _green_code(project, project / "green-src", run_source)
+
+    def change(d: dict) -> None:
+        ep = d["endpoints"][0]
+        blue = ep["deployments"][0]
+        blue["instance_count"] = 1
+        green = {**blue, "name": "green", "code_configuration": {"code": "green-src", "scoring_script": "score.py"}}
+        ep["deployments"].append(green)
+        ep["traffic"] = {"green": 100}  # blue: 0 implied (the full map is always written)
+        ep["rollout"] = {"steps": [10, 50, 100], "gate": gate, "on_failure": on_failure}
+        ep.pop("smoke_test", None)  # green answers differently from blue's expected response
+
+    edit_yaml(project / "dev.yaml", change)
+
+
+def _served(out: dict, n: int = 20) -> Counter:
+    return Counter(post(out["scoring_uri"], {"name": "a"}, out["primary_key"])[1]["azureml-model-deployment"]
+                   for _ in range(n))
+
+
+def test_failing_gate_restores_the_old_traffic_map_and_keeps_the_new_deployment(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, FAILING_RUN, {"duration": 1, "concurrency": 1, "max_error_rate": 0.05})
+
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2, plan
+    assert "traffic: blue 100 → 0, green 0 → 100" in plan.out
+    assert "step 1/3: blue 100 → 90, green 0 → 10, then gate: 1 s at 1 connection(s) on green alone" in plan.out
+    assert "step 2/3: blue 90 → 50, green 10 → 50" in plan.out and "step 3/3: blue 50 → 0, green 50 → 100" in plan.out
+    assert "on a failed gate: back to blue 100, green 0, green kept at 0 %" in plan.out
+
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code != 0, result
+    assert "rollout gate failed at step 1/3 (blue 100 → 90, green 0 → 10) on deployment green" in result.err, result
+    assert "max_error_rate" in result.err and "CROSSED" in result.err
+    assert "gate report:" in result.err and "424 x" in result.err
+    assert "green breaks every third request" in result.err  # the deployment's last log lines
+    assert "green kept at 0 % for inspection" in result.err and "Traceback (most recent" not in result.err.split(
+        "last log lines")[0]
+    out = cli.outputs()
+    assert _served(out) == {"blue": 20}  # the old map is back
+    status, headers, _ = post(out["scoring_uri"], {"name": "a"}, out["primary_key"],
+                              {"azureml-model-deployment": "green"})
+    assert headers.get("azureml-model-deployment") == "green" and status in (200, 424)  # kept for inspection
+
+
+def test_slow_new_version_fails_its_p99_gate_and_is_deleted_as_declared(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, SLOW_RUN, {"duration": 1, "concurrency": 1, "max_p99_ms": 150}, on_failure="delete")
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code != 0, result
+    assert "max_p99_ms" in result.err and "CROSSED" in result.err, result
+    assert "green deleted (on_failure: delete)" in result.err
+    assert "green answered slowly" in result.err
+    out = cli.outputs()
+    assert _served(out) == {"blue": 20}
+    status, _, _ = post(out["scoring_uri"], {"name": "a"}, out["primary_key"], {"azureml-model-deployment": "green"})
+    assert status == 404  # gone
+    assert "+ deployment.rts-score/green" in cli("plan", "dev.yaml").out
+
+
+def test_passing_rollout_ends_at_100_percent(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, None, {"duration": 1, "rate": 20, "max_error_rate": 0, "max_p99_ms": 2000,
+                                       "request": {"name": "gate"}, "watch": 1})
+    planned = json.loads(cli.ok("plan", "dev.yaml", "-o", "json").out)
+    traffic = next(a for a in planned["actions"] if a["address"] == "traffic.rts-score")
+    assert [step["to"] for step in traffic["traffic_steps"]] == [{"blue": 90, "green": 10}, {"blue": 50, "green": 50},
+                                                                  {"blue": 0, "green": 100}]
+    result = cli.ok("apply", "dev.yaml", "-y")
+    for step in ("step 1/3 (blue 100 → 90, green 0 → 10)", "step 2/3 (blue 90 → 50, green 10 → 50)",
+                 "step 3/3 (blue 50 → 0, green 50 → 100)"):
+        assert f"traffic.rts-score: {step}" in result.out, result
+    assert result.out.count(": passed") == 3 and result.out.count("held 1 s: healthy") == 3
+    assert _served(cli.outputs()) == {"green": 20}
+    assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+
+def test_watch_gate_fails_when_the_new_deployment_turns_unhealthy_while_held(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, DYING_INIT, {"watch": 4})
+    plan = cli.ok("plan", "dev.yaml")
+    assert "step 1/3: blue 100 → 90, green 0 → 10, then gate: hold 4 s watching green's health" in plan.out, plan
+    result = cli("apply", "dev.yaml", "-y", timeout=120)
+    assert result.code != 0, result
+    assert "rollout gate failed at step" in result.err and "unhealthy while held 4 s: instance 0" in result.err, result
+    assert "green dies on its own" in result.err  # its last log lines
+    assert _served(cli.outputs()) == {"blue": 20}
+
+
+def test_successor_takes_over_through_the_rollout_gates_and_the_old_one_goes(cli, project):
+    """10A's create-before-destroy successor is the new version: its takeover is gated like any rollout."""
+    cli.ok("apply", "dev.yaml", "-y")
+
+    def change(d: dict) -> None:
+        ep = d["endpoints"][0]
+        ep["deployments"][0]["instance_type"] = "local-large"  # immutable: a successor blue-xxxx beside blue
+        ep["rollout"] = {"steps": [50], "gate": {"duration": 1, "concurrency": 1, "max_error_rate": 0}}
+
+    edit_yaml(project / "dev.yaml", change)
+    plan = cli.ok("plan", "dev.yaml")
+    assert re.search(r"step 1/2: blue 100 → 50, blue-[0-9a-f]{4} 0 → 50, then gate: 1 s at 1 connection\(s\) on "
+                     r"blue-[0-9a-f]{4} alone, max_error_rate 0", plan.out), plan
+    result = cli.ok("apply", "dev.yaml", "-y")
+    step = re.search(r"traffic\.rts-score: step 1/2 \(blue 100 → 50, (blue-[0-9a-f]{4}) 0 → 50\)", result.out)
+    assert step, result
+    successor = step[1]
+    assert f"traffic.rts-score: step 2/2 (blue 50 → 0, {successor} 50 → 100)" in result.out
+    assert result.out.count(f"on {successor}: ") == 2 and result.out.count(": passed") == 2
+    assert sorted(p.name for p in cli.home.rglob("endpoints/rts-score/deployments/*") if p.is_dir()) == [successor]
+    assert _served(cli.outputs()) == {successor: 20}
+
+
+def test_slow_successor_fails_its_gate_and_the_old_deployment_keeps_serving(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+
+    def change(d: dict) -> None:
+        ep = d["endpoints"][0]
+        ep["deployments"][0]["instance_type"] = "local-large"
+        ep["deployments"][0]["code_configuration"]["code"] = "green-src"
+        ep["rollout"] = {"steps": [10], "gate": {"duration": 1, "concurrency": 1, "max_p99_ms": 150}}
+
+    _green_code(project, project / "green-src", SLOW_RUN)
+    edit_yaml(project / "dev.yaml", change)
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code != 0, result
+    assert re.search(r"rollout gate failed at step 1/2 \(blue 100 → 90, blue-[0-9a-f]{4} 0 → 10\)", result.err), result
+    assert "max_p99_ms" in result.err and "CROSSED" in result.err
+    assert _served(cli.outputs()) == {"blue": 20}  # the old deployment still serves everything, and was not deleted
+
+
+@pytest.mark.parametrize("rollout, message", [
+    ({"steps": [10, 50, 100], "mirror": 10},
+     "endpoints[0].rollout.mirror: the local backend cannot mirror traffic"),
+    ({"steps": [50, 10]}, "endpoints[0].rollout.steps: steps must rise, each once (e.g. [10, 50, 100]), got [50, 10]"),
+    ({"steps": list(range(1, 12))}, "endpoints[0].rollout.steps"),
+    ({"steps": [10], "gate": {"duration": 3600}}, "endpoints[0].rollout.gate.duration"),
+])
+def test_rollout_is_checked_before_anything_changes(cli, project, rollout, message):
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0].update(rollout=rollout))
+    for verb in ("validate", "plan"):
+        result = cli(verb, "dev.yaml")
+        assert result.code == 1 and message in result.err, result
+        assert "Traceback" not in result.err
+
+
+# -- Azure, through the wire-level emulator and the real SDKs ----------------------------------------------------
+
+def _azure_green(project, run_source: str | None, traffic: dict, rollout: dict | None = None) -> str:
+    """examples/azure-blue-green.yaml with green on its own code and the given traffic (and rollout)."""
+    manifest = "examples/azure-blue-green.yaml"
+    _green_code(project, project / "examples" / "green-src", run_source)
+
+    def change(m: dict) -> None:
+        ep = m["endpoints"][0]
+        ep["deployments"][1]["code_configuration"] = {"code": "green-src", "scoring_script": "score.py"}
+        ep["traffic"] = traffic
+        ep.pop("smoke_test", None)
+        if rollout is not None:
+            ep["rollout"] = rollout
+
+    edit_yaml(project / manifest, change)
+    return manifest
+
+
+def _azure_traffic(emu, field: str = "traffic") -> dict:
+    sub = f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/rts-bg-rg"
+    ep = emu.resource(f"{sub}/providers/Microsoft.MachineLearningServices/workspaces/rts-ws/onlineEndpoints/rts-bluegreen")
+    return {k: v for k, v in ep["properties"][field].items() if v}  # a 0 entry may be left out
+
+
+def test_azure_failing_gate_restores_traffic(azure_emulator_factory, azure_cli, project):
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu, "rts-bluegreen")
+    manifest = _azure_green(project, FAILING_RUN, {"blue": 100, "green": 0})
+    cli.ok("apply", manifest, "-y")
+    assert _azure_traffic(emu) == {"blue": 100}
+    _azure_green(project, None, {"blue": 0, "green": 100},
+                 {"steps": [50, 100], "gate": {"duration": 1, "concurrency": 1, "max_error_rate": 0.05}})
+    plan = cli.ok("plan", manifest)
+    assert "step 1/2: blue 100 → 50, green 0 → 50" in plan.out, plan
+    result = cli("apply", manifest, "-y")
+    assert result.code != 0, result
+    assert "rollout gate failed at step 1/2 (blue 100 → 50, green 0 → 50) on deployment green" in result.err, result
+    assert "max_error_rate" in result.err and "CROSSED" in result.err and "gate report:" in result.err
+    assert "last log lines of green" in result.err and "green breaks every third request" in result.err  # getLogs
+    assert _azure_traffic(emu) == {"blue": 100}
+
+
+def test_azure_mirror_then_passing_steps_end_at_100(azure_emulator_factory, azure_cli, project):
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu, "rts-bluegreen")
+    manifest = _azure_green(project, None, {"blue": 100, "green": 0})
+    cli.ok("apply", manifest, "-y")
+    _azure_green(project, None, {"blue": 0, "green": 100},
+                 {"steps": [50], "mirror": 20, "gate": {"duration": 1, "rate": 10, "max_error_rate": 0,
+                                               "request": {"name": "gate"}}})
+    result = cli.ok("apply", manifest, "-y")
+    assert "mirroring 20 % of live traffic to green" in result.out, result
+    assert "gate mirror on green" in result.out and result.out.count(": passed") == 3
+    assert _azure_traffic(emu) == {"green": 100}
+    assert _azure_traffic(emu, "mirrorTraffic") == {}
+    assert cli("plan", manifest, "--detailed-exitcode").code == 0

@@ -1,0 +1,87 @@
+"""Issue 10 on the Azure backend, through the real SDKs against the emulator: forensics of a failed deployment
+(service code, container log via getLogs, what to do) and the heartbeat during a slow operation."""
+
+from __future__ import annotations
+
+from tests.test_azure_e2e import azure_cli  # noqa: F401
+
+pytest_plugins = ["tests.azure_emulator.fixtures"]
+
+MANIFEST = "examples/azure-managed-endpoint.yaml"
+
+
+def test_provisioning_failure_prints_code_container_log_and_what_to_do(azure_emulator_factory, azure_cli, project):
+    """init() crashes in the emulator's real scoring container: the deployment's operation ends Failed
+    (ResourceNotReady) and apply shows the container log's last lines from getLogs."""
+    emu = azure_emulator_factory(lro_mode="async")
+    cli = azure_cli(emu, "rts-managed")
+    (project / "seed" / "src" / "score.py").write_text(
+        "print('opening model.pkl from the mounted model dir', flush=True)\n\n"
+        "def init():\n    raise RuntimeError('model file is corrupt')\n\ndef run(raw):\n    return raw\n")
+    failed = cli("apply", MANIFEST, "-y", timeout=300)
+    assert failed.code == 1, str(failed)
+    assert "deployment.rts-managed/blue failed (ResourceNotReady)" in failed.out, str(failed)
+    assert "| opening model.pkl from the mounted model dir" in failed.out, failed.out
+    assert "what to do: the scoring container crashed" in failed.out
+
+
+def test_injected_out_of_quota_failure_names_the_code_and_the_fix(azure_emulator_factory, azure_cli):
+    emu = azure_emulator_factory(lro_mode="async")
+    cli = azure_cli(emu, "rts-managed")
+    emu.fail_next_lro("/deployments/blue", "OutOfQuota",
+                      "Not enough quota available for Standard_DS3_v2 in SubscriptionId. Current usage/limit: 4/4.")
+    failed = cli("apply", MANIFEST, "-y", timeout=300)
+    assert failed.code == 1, str(failed)
+    assert "deployment.rts-managed/blue failed (OutOfQuota)" in failed.out, str(failed)
+    assert "log" in failed.out.split("failed (OutOfQuota)", 1)[1]  # the log tail (or why there is none) follows
+    assert "what to do: the subscription has no cores left for this VM family" in failed.out
+
+
+def test_heartbeat_during_a_slow_emulator_operation(azure_emulator_factory, azure_cli):
+    """Realistic timing scaled down (deployment create 582 s x 0.01 ≈ 6 s) and a 1 s heartbeat."""
+    emu = azure_emulator_factory(lro_mode="async", timing="realistic", time_scale=0.01)
+    cli = azure_cli(emu, "rts-managed")
+    done = cli("apply", MANIFEST, "-y", timeout=300, env={"RTSCTL_HEARTBEAT_SECONDS": "1"})
+    assert done.code == 0, str(done)
+    beats = [line for line in done.out.splitlines() if line.startswith("deployment.rts-managed/blue: still creating… [")]
+    assert len(beats) >= 2, done.out
+    assert beats[-1].endswith("s elapsed]")
+    assert "Critical path: " in done.out and "deployment.rts-managed/blue" in done.out.split("Critical path: ")[1]
+
+
+def test_plan_warns_about_quota_and_instance_types_before_anything_changes(azure_emulator_factory, azure_cli,
+                                                                          project):
+    """DSv2 quota of 4 vCPUs: one Standard_DS3_v2 instance (4 vCPUs) needs ceil(1.2 x 1) x 4 = 8 with the upgrade
+    reserve; Standard_DS1_v2 is not offered to managed online endpoints (no "MIR" in its supportedComputeTypes)."""
+    from tests.azure_emulator.context import Settings
+
+    emu = azure_emulator_factory(lro_mode="sync", settings=Settings(quota={"standardDSv2Family": 4}))
+    cli = azure_cli(emu, "rts-managed")
+    plan = cli("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert ("Warning: quota: this plan needs 8 more standardDSv2Family vCPUs in westeurope" in plan.out
+            and "but 4 of 4 are left" in plan.out), plan.out
+    assert not emu.resources(), "preflight changed something"
+
+    text = (project / MANIFEST).read_text()
+    (project / MANIFEST).write_text(text.replace("instance_type: Standard_DS3_v2", "instance_type: Standard_DS1_v2"))
+    plan = cli("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert ("Warning: deployment.rts-managed/blue: instance_type Standard_DS1_v2 is not offered for managed online "
+            "endpoints in westeurope") in plan.out, plan.out
+
+
+def test_a_deployment_left_failed_outside_rtsctl_plans_as_drift(azure_emulator_factory, azure_cli):
+    """The world moves after an apply: the service leaves the deployment Failed (set in the emulator's store, as a
+    platform failure would). The plan heals it and calls it drift; --refresh-only shows it too."""
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu, "rts-managed")
+    assert cli("apply", MANIFEST, "-y", timeout=300).code == 0
+    deployment = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed/deployments/blue"))
+    emu.ctx.store.get(deployment).body["properties"]["provisioningState"] = "Failed"
+    plan = cli("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert "# deployment.rts-managed/blue will be updated in place (drift: changed outside rtsctl)" in plan.out, plan.out
+    assert "provisioning state is Failed" in plan.out
+    refresh = cli("plan", MANIFEST, "--refresh-only", timeout=300)
+    assert "~ deployment.rts-managed/blue" in refresh.out, str(refresh)
