@@ -17,7 +17,7 @@ from reconcilers import load_backend
 from reconcilers.base import Backend, Reconciler
 
 from .applied import read_record, record_path, update_record
-from .apply import ApplyFailed, ApplyResult, Reporter, apply_plan
+from .apply import ApplyResult, Reporter, apply_plan
 from .desired import build_resources, settings_for
 from .errors import ManifestError, RtsctlError
 from .graph import Graph

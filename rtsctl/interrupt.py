@@ -22,9 +22,9 @@ EXIT_INTERRUPTED = 130
 def finish_or_abandon(pool: ThreadPoolExecutor, running: Mapping[Future, str], report: Callable[[str], None]) -> None:
     """After a first KeyboardInterrupt: wait for `running` (address by future); on a second, abandon them."""
     names = ", ".join(sorted(running.values()))
-    report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish ({names}); nothing new "
-           "is started. Press Ctrl-C again to stop waiting. Run apply again to converge.[/yellow]")
-    try:
+    try:  # the second Ctrl-C may come while this line is still being written
+        report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish ({names}); nothing "
+               "new is started. Press Ctrl-C again to stop waiting. Run apply again to converge.[/yellow]")
         wait(list(running))
     except KeyboardInterrupt:
         still = sorted(address for future, address in running.items() if not future.done())

@@ -15,6 +15,7 @@ import time
 
 import pyte
 import pytest
+from helpers import drain_pty
 from test_bench_server import KEY, report, server  # noqa: F401 - fixtures
 
 from rtsctl.bench import histogram as H
@@ -120,18 +121,9 @@ def _run_on_terminal(args: list[str], env: dict[str, str], columns: int = 80, ro
     fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=side, env=env)
     os.close(side)
-    chunks = []
-    while True:
-        try:
-            data = os.read(main, 65536)
-        except OSError:                                       # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
+    seen = drain_pty(main)
     proc.stdout.read()
-    os.close(main)
-    return proc.wait(timeout=30), b"".join(chunks)
+    return proc.wait(timeout=30), seen
 
 
 @pytest.mark.parametrize("columns", [80, 40])

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import Cli
-from tests.helpers import edit_yaml, post
+from tests.helpers import drain_pty, edit_yaml, post
 from tests.test_azure_e2e import azure_cli  # noqa: F401 - the fixture, shared
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
@@ -55,18 +55,9 @@ def on_a_terminal(cli: Cli, *args: str) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", *args], cwd=cli.workdir, env=cli.env, stdout=sub,
                             stderr=subprocess.PIPE)
     os.close(sub)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:          # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(main)
+    seen = drain_pty(main)
     assert proc.wait(timeout=60) == 0, proc.stderr.read()
-    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return seen.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def test_logs_tail_and_instance(cli: Cli, project: Path):

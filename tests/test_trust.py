@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from helpers import edit_yaml
+from helpers import drain_pty, edit_yaml
 
 from conftest import kill_recorded
 
@@ -164,20 +164,11 @@ def test_a_terminal_gets_a_live_line_per_running_operation(cli, project):
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=project,
                             env={**cli.env, "RTSCTL_HEARTBEAT_SECONDS": "3600"}, stdout=sub, stderr=subprocess.PIPE)
     os.close(sub)
-    chunks = []
     try:
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        raw = drain_pty(main)
     finally:
-        os.close(main)
         code = proc.wait(timeout=120)
-    seen = b"".join(chunks).decode("utf-8", "replace")
+    seen = raw.decode("utf-8", "replace")
     assert code == 0, seen
     assert "deployment.rts-score/blue: still creating… [" in seen, seen
     assert "\x1b[" in seen  # drawn with cursor control, in place
