@@ -19,7 +19,7 @@ from .errors import RtsctlError
 from .interrupt import finish_or_abandon
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
-from .successor import roll
+from .rollout.successor import roll
 from .rollout.gates import RolloutContext, run_traffic
 
 VERBS = {

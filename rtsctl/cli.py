@@ -233,7 +233,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             check_saved_plan(plan, session.manifest, saved)
         if plan.has_changes:
             out.print(render_text(plan))
-            from .successor import refuse_outage
+            from .rollout.successor import refuse_outage
 
             refuse_outage(plan, args.allow_outage)
             if saved is None:  # a saved plan was approved when it was reviewed

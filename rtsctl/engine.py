@@ -185,7 +185,7 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
         out = require_scoring_uri(endpoint_outputs(session, endpoint)[0])
-        from .successor import live_deployments
+        from .rollout.successor import live_deployments
 
         out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
     out.pop("state", None)

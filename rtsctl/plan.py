@@ -19,7 +19,7 @@ from .diff import Change, diff_specs
 from .errors import RtsctlError
 from .graph import Graph
 from .resources import Observed, Resource
-from .successor import mark_successors
+from .rollout.successor import mark_successors
 
 
 class ActionKind(str, Enum):
@@ -40,7 +40,7 @@ class Action:
     reasons: list[str] = field(default_factory=list)
     #: the reconciler's sensitive fields: masked wherever this action's values are shown
     sensitive: frozenset[str] = frozenset()
-    #: a replacement carried out create-before-destroy (rtsctl.successor.Successor), else None
+    #: a replacement carried out create-before-destroy (rtsctl.rollout.successor.Successor), else None
     successor: Any = None
     #: "drift" (the world moved) or "edit" (the manifest moved), set by rtsctl.trust.label_origins
     origin: str | None = None

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 
 from .diff import Change, matches
-from . import successor
+from .rollout import successor
 from .rollout import steps as rollout_steps
 from .plan import Action, ActionKind, Plan
 

@@ -8,7 +8,7 @@ import re
 from helpers import edit_yaml
 from poller import Poller
 
-from rtsctl.successor import choose, live_to_manifest, manifest_to_live, successor_name
+from rtsctl.rollout.successor import choose, live_to_manifest, manifest_to_live, successor_name
 from tests.test_local_e2e import endpoint_dir, first_deployment
 
 BODY = {"name": "Daniel"}

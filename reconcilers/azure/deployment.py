@@ -12,7 +12,7 @@
   replacement, the engine re-applies the endpoint's traffic once the new deployment is up.
 * An update takes minutes on Azure (the service rolls the instances), so a change of code, model,
   environment or scoring script is rolled out like an instance_type change: as a successor beside the
-  deployment (`successor_fields`, rtsctl.successor). The live deployment serving manifest name `blue` is the
+  deployment (`successor_fields`, rtsctl.rollout.successor). The live deployment serving manifest name `blue` is the
   one tagged `rtsctl.name: blue` (untagged: the one named `blue`), chosen by `live_names`.
 """
 
@@ -25,7 +25,7 @@ from rtsctl.diff import project
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
-from rtsctl.successor import LABEL, choose
+from rtsctl.rollout.successor import LABEL, choose
 
 from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
-from rtsctl.successor import LABEL, live_to_manifest, manifest_to_live
+from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
 from .common import AzureReconciler
 from .deployment import live_names

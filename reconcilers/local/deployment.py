@@ -9,7 +9,7 @@ instances are ready (Azure's rolling update); if it fails, the previous entry is
 back. Other deployments of the endpoint (e.g. a successor created beside it) are
 independent entries. Crash loops and unready instances are drift.
 
-The manifest name maps to a live name (rtsctl.successor): a successor created beside `blue` lives in
+The manifest name maps to a live name (rtsctl.rollout.successor): a successor created beside `blue` lives in
 `deployments/blue-2f3a/`, its record saying `manifest_name: blue`; `live_names` resolves it.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 from rtsctl.digest import digest_path
 from rtsctl.errors import ResourceError, RtsctlError
 from rtsctl.resources import Observed, Resource
-from rtsctl.successor import choose
+from rtsctl.rollout.successor import choose
 from serving.logfile import tail
 from serving.runtime import isolated_path
 
@@ -211,7 +211,7 @@ class DeploymentReconciler(Reconciler):
 
 def live_names(endpoint_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """(manifest name -> live name serving it, live name -> manifest name it claims) of an endpoint's
-    deployments, from their records and the endpoint's traffic (see rtsctl.successor.choose)."""
+    deployments, from their records and the endpoint's traffic (see rtsctl.rollout.successor.choose)."""
     root = endpoint_dir / "deployments"
     traffic = read_routes(endpoint_dir).get("traffic", {}) if endpoint_dir.is_dir() else {}
     claims: dict[str, str] = {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
-from rtsctl.successor import live_to_manifest, manifest_to_live
+from rtsctl.rollout.successor import live_to_manifest, manifest_to_live
 
 from ..base import Reconciler
 from .deployment import live_names

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         if args.deployment and args.deployment not in out["deployments"]:
             raise RtsctlError(f"endpoint {out['endpoint']} has no deployment {args.deployment!r} "
                               f"(it has: {', '.join(out['deployments'])})")
-        from rtsctl.successor import live_deployments
+        from rtsctl.rollout.successor import live_deployments
 
         live = live_deployments(session, out["endpoint"]).get(args.deployment) if args.deployment else None
     try:

@@ -67,7 +67,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         pairs = select(names, args.endpoint, args.deployment, session.manifest.display)
         several_endpoints = len({e for e, _ in pairs}) > 1
         streams: dict[str, Iterator[str]] = {}
-        from ..successor import live_deployments
+        from ..rollout.successor import live_deployments
 
         for endpoint, deployment in pairs:
             deployment = live_deployments(session, endpoint).get(deployment, deployment)  # after a rollout

@@ -1,2 +1,3 @@
-"""Rollouts: traffic moved in planned steps, each step held behind a gate (a short load run against the
-new version alone), rolled back by itself when a gate fails."""
+"""Rollouts: a replaced deployment gets a successor beside it (successor.py), traffic moves in planned steps
+(steps.py), each step held behind a gate (gates.py: a short load run against the new version alone), rolled back
+by itself when a gate fails."""

@@ -54,7 +54,7 @@ def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new:
                 live_names: bool = False) -> None:
     """Move the endpoint's traffic from `old` to `new`: in one write without `rollout:`, else step by step,
     gated. Raises RtsctlError (after restoring `old`) when a gate fails. Maps are keyed by manifest names,
-    or by live deployment names with `live_names` (a successor taking over, rtsctl.successor)."""
+    or by live deployment names with `live_names` (a successor taking over, rtsctl.rollout.successor)."""
     ctx = replace(ctx, live_names=live_names)
     rollout = rollout_of(ctx.graph, endpoint)
     pairs = traffic_steps(old, new, (rollout or {}).get("steps") or (100,))
