@@ -130,6 +130,15 @@ def duel(ours, theirs, rounds: int, seconds: int, wrk_cpus: str | None) -> dict[
     return got
 
 
+def duel_rows(cores: str, who: str, result: dict, rps_target: str, p99_target: str) -> list[tuple[str, ...]]:
+    """Table rows (median req/s and p99, ours vs theirs, with ratios) of one duel."""
+    med = statistics.median
+    return [(f"{cores}: req/s, 64 conns ({who})", f"{med(result['rps']):.0f}", f"{med(result['their_rps']):.0f}",
+             f"{med(result['rps']) / med(result['their_rps']):.2f}x", rps_target),
+            (f"{cores}: p99 ms", f"{med(result['p99']):.1f}", f"{med(result['their_p99']):.1f}",
+             f"{med(result['p99']) / med(result['their_p99']):.2f}x", p99_target)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
@@ -151,10 +160,7 @@ def main() -> None:
     finally:
         ours.close()
         theirs.close()
-    rows += [("1 core: req/s, 64 conns (1 instance vs 1 worker)", f"{med(one['rps']):.0f}",
-              f"{med(one['their_rps']):.0f}", f"{med(one['rps']) / med(one['their_rps']):.2f}x", ">= 5x"),
-             ("1 core: p99 ms", f"{med(one['p99']):.1f}", f"{med(one['their_p99']):.1f}",
-              f"{med(one['p99']) / med(one['their_p99']):.2f}x", "<= 0.33x"),
+    rows += [*duel_rows("1 core", "1 instance vs 1 worker", one, ">= 5x", "<= 0.33x"),
              ("largest process RSS MB", f"{mem[0]:.0f}", f"{mem[1]:.0f}", f"{mem[0] / mem[1]:.2f}x", "<= 50 MB")]
     notes.append(f"1 core rounds: rtsctl {[round(x) for x in one['rps']]} req/s, p99 {one['p99']} ms; "
                  f"azmlinfsrv {[round(x) for x in one['their_rps']]} req/s, p99 {one['their_p99']} ms")
@@ -165,10 +171,7 @@ def main() -> None:
     finally:
         ours.close()
         theirs.close()
-    rows += [("2 cores: req/s, 64 conns (2 instances vs 2 workers)", f"{med(two['rps']):.0f}",
-              f"{med(two['their_rps']):.0f}", f"{med(two['rps']) / med(two['their_rps']):.2f}x", "(info)"),
-             ("2 cores: p99 ms", f"{med(two['p99']):.1f}", f"{med(two['their_p99']):.1f}",
-              f"{med(two['p99']) / med(two['their_p99']):.2f}x", "(info)")]
+    rows += duel_rows("2 cores", "2 instances vs 2 workers", two, "(info)", "(info)")
     notes.append(f"2 cores rounds: rtsctl {[round(x) for x in two['rps']]}, azmlinfsrv {[round(x) for x in two['their_rps']]}")
 
     single, double = Endpoint(1), Endpoint(2)

@@ -73,6 +73,26 @@ def finish(proc: subprocess.Popen) -> dict:
     return json.loads(out)
 
 
+def round_row(before: dict, during: dict, wall: float) -> dict:
+    """One round's figures from the bench reports of the load before and during the change."""
+    return {"non_2xx": during["errors"]["total"], "requests": during["requests"],
+            "p99_before_ms": before["latency_ms"]["p99_ms"], "p99_during_ms": during["latency_ms"]["p99_ms"],
+            "wall_s": round(wall, 3), "before_non_2xx": before["errors"]["total"]}
+
+
+def summarize(rows: list[dict], what: str, title: str) -> None:
+    """Non-2xx over all rounds (target 0), medians of p99 before / during and of the apply's wall time."""
+    med = lambda k: statistics.median(row[k] for row in rows)  # noqa: E731
+    lines = {f"non-2xx during the {what}": f"{sum(row['non_2xx'] for row in rows)} of "
+                                           f"{sum(row['requests'] for row in rows)} requests (target 0)",
+             "p99 before / during": f"{med('p99_before_ms'):.2f} ms / {med('p99_during_ms'):.2f} ms "
+                                    f"(ratio {med('p99_during_ms') / med('p99_before_ms'):.2f})",
+             f"{what} wall time (apply)": f"{med('wall_s'):.2f} s"}
+    width = max(map(len, lines))
+    print(title)
+    for label, value in lines.items():
+        print(f"  {label:<{width}} : {value}")
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=100.0)
@@ -106,21 +126,13 @@ def main() -> None:
             edit(project / "dev.yaml", blue_only)
             run(env, project, "apply", "dev.yaml", "-y")
             before = finish(load(env, project, args.rate, wall + 1.5))
-            rows.append({"non_2xx": during["errors"]["total"], "requests": during["requests"],
-                         "p99_before_ms": before["latency_ms"]["p99_ms"], "p99_during_ms": during["latency_ms"]["p99_ms"],
-                         "wall_s": wall, "before_non_2xx": before["errors"]["total"]})
+            rows.append(round_row(before, during, wall))
             print(f"round {r + 1}: {json.dumps(rows[-1])}", file=sys.stderr)
     finally:
         subprocess.run(RTSCTL + ["destroy", "dev.yaml", "-y"], cwd=project, env=env, capture_output=True, timeout=300)
         shutil.rmtree(work, ignore_errors=True)
-    med = lambda k: statistics.median(row[k] for row in rows)  # noqa: E731
-    print(f"rollout blue -> green, steps 10/50/100, gates 1 s at 20 req/s; constant load {args.rate:g} req/s; "
-          f"{args.rounds} rounds (medians)")
-    print(f"  non-2xx during the rollout : {sum(row['non_2xx'] for row in rows)} of "
-          f"{sum(row['requests'] for row in rows)} requests (target 0)")
-    print(f"  p99 before / during        : {med('p99_before_ms'):.2f} ms / {med('p99_during_ms'):.2f} ms "
-          f"(ratio {med('p99_during_ms') / med('p99_before_ms'):.2f})")
-    print(f"  rollout wall time (apply)  : {med('wall_s'):.2f} s")
+    summarize(rows, "rollout", f"rollout blue -> green, steps 10/50/100, gates 1 s at 20 req/s; constant load "
+                               f"{args.rate:g} req/s; {args.rounds} rounds (medians)")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 
 from _common import one_instance_project
-from rollout import RTSCTL, edit, finish, load, run
+from rollout import RTSCTL, edit, finish, load, round_row, run, summarize
 
 
 def main() -> None:
@@ -49,22 +48,13 @@ def main() -> None:
             time.sleep(0.5)
             bench.send_signal(2)  # Ctrl-C: the bench stops and reports what it measured
             during = finish(bench)
-            rows.append({"non_2xx": during["errors"]["total"], "requests": during["requests"],
-                         "p99_before_ms": before["latency_ms"]["p99_ms"],
-                         "p99_during_ms": during["latency_ms"]["p99_ms"],
-                         "wall_s": round(wall, 3), "before_non_2xx": before["errors"]["total"]})
+            rows.append(round_row(before, during, wall))
             print(f"round {r + 1}: {json.dumps(rows[-1])}", file=sys.stderr)
     finally:
         subprocess.run(RTSCTL + ["destroy", "dev.yaml", "-y"], cwd=project, env=env, capture_output=True, timeout=300)
         shutil.rmtree(work, ignore_errors=True)
-    med = lambda k: statistics.median(row[k] for row in rows)  # noqa: E731
-    print(f"instance_type replacement (create before destroy); constant load {args.rate:g} req/s; "
-          f"{args.rounds} rounds (medians)")
-    print(f"  non-2xx during the replacement : {sum(row['non_2xx'] for row in rows)} of "
-          f"{sum(row['requests'] for row in rows)} requests (target 0)")
-    print(f"  p99 before / during            : {med('p99_before_ms'):.2f} ms / {med('p99_during_ms'):.2f} ms "
-          f"(ratio {med('p99_during_ms') / med('p99_before_ms'):.2f})")
-    print(f"  replacement wall time (apply)  : {med('wall_s'):.2f} s")
+    summarize(rows, "replacement", f"instance_type replacement (create before destroy); constant load "
+                                   f"{args.rate:g} req/s; {args.rounds} rounds (medians)")
 
 
 if __name__ == "__main__":

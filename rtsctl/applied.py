@@ -11,13 +11,12 @@ same scope from this machine shares it. Losing it loses nothing but the labels (
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .digest import digest_text
+from .home import home, write_json
 
 MAX_BYTES = 4 * 1024 * 1024  # a record is ~100 bytes a resource; anything bigger is not ours
 
@@ -36,14 +35,10 @@ def entry_for(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"spec": spec_digest(spec), "fields": {str(k): field_digest(v) for k, v in spec.items()}}
 
 
-def _home() -> Path:
-    return Path(os.environ.get("RTSCTL_HOME") or Path.home() / ".rtsctl").expanduser()
-
-
 def record_path(provider: Mapping[str, Any], resource_group: str, workspace: str) -> Path:
     scope = digest_text(str(provider.get("kind", "local")), str(provider.get("subscription_id", "")),
                         resource_group, workspace)
-    return _home() / "applied" / f"{scope.split(':', 1)[1][:24]}.json"
+    return home() / "applied" / f"{scope.split(':', 1)[1][:24]}.json"
 
 
 def read_record(path: Path) -> dict[str, dict[str, Any]]:
@@ -67,8 +62,4 @@ def update_record(path: Path, applied: Mapping[str, Mapping[str, Any]], deleted:
     record.update({address: entry_for(spec) for address, spec in applied.items()})
     for address in deleted:
         record.pop(address, None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".applied-")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"format": 1, "resources": record}, f, sort_keys=True)
-    os.replace(tmp, path)
+    write_json(path, {"format": 1, "resources": record})

@@ -8,17 +8,13 @@ group and workspace). Losing it loses nothing but the timings on the graph.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from .digest import digest_text
+from .home import home, write_json
 from .manifest import Manifest
-
-
-def home() -> Path:
-    return Path(os.environ.get("RTSCTL_HOME") or Path.home() / ".rtsctl").expanduser()
 
 
 def _record_path(manifest: Manifest) -> Path:
@@ -32,10 +28,7 @@ def record_apply(manifest: Manifest, timing: dict[str, Any]) -> None:
     path = _record_path(manifest)
     doc = {"manifest": str(manifest.path), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **timing}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(path, doc)
     except OSError:
         pass  # timings are a convenience; an apply that worked is not failed by them
 

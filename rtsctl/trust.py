@@ -156,10 +156,6 @@ def _origin(action: Action, recorded: Mapping[str, Mapping[str, Any]]) -> str:
     return DRIFT if drifted or (unhealthy and not action.changes) else EDIT
 
 
-def plan_is_delete_of_undeclared(action: Action) -> bool:
-    return action.kind is ActionKind.DELETE and action.resource is None
-
-
 def drift_only(plan: Plan, recorded: Mapping[str, Mapping[str, Any]]) -> Plan:
     """`plan --refresh-only`: the actions that undo drift, with only their drifted changes; nothing the
     manifest asked for."""

@@ -36,11 +36,6 @@ def is_managed(tags: dict[str, Any] | None) -> bool:
     return (tags or {}).get(MANAGED_BY) == MANAGED_BY_VALUE
 
 
-def user_tags(tags: dict[str, Any] | None) -> dict[str, Any]:
-    """The tags a user declared: without rtsctl's own markers."""
-    return {k: v for k, v in (tags or {}).items() if k != MANAGED_BY and not k.startswith(TAG_PREFIX)}
-
-
 #: What Application Insights creates by itself, untagged, in its resource group (MicrosoftDocs azure-monitor
 #: app/proactive-failure-diagnostics.md): the "Failure Anomalies - <component>" smart-detector alert rule and,
 #: once per group, the "Application Insights Smart Detection" action group. API versions: azure-rest-api-specs

@@ -46,10 +46,6 @@ def _as_setting(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _true(value: Any) -> bool:
-    return _as_setting(value).strip().lower() == "true"
-
-
 def derived_settings(cluster_id: str, cluster_name: str, location: str, node_count: int,
                      declared: dict[str, Any]) -> dict[str, str]:
     """What `az k8s-extension create` adds for an AKS cluster (AzureMLKubernetes.Create), unless declared."""

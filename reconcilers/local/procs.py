@@ -175,12 +175,3 @@ def wait_until(check, timeout: float, interval: float = 0.02) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-def last_error(log_path: Path) -> str:
-    """The last non-empty line of a log (for a crash, the exception), to put in an error message."""
-    try:
-        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no log"
-    return lines[-1][:300] if lines else "empty log"

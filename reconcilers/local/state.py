@@ -22,14 +22,11 @@ import fcntl
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
-def home() -> Path:
-    return Path(os.environ.get("RTSCTL_HOME") or Path.home() / ".rtsctl").expanduser()
+from rtsctl.home import home, write_json  # noqa: F401 - the local backend's records go through them
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -37,16 +34,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-
-
-def write_json(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
-    """Write atomically (temp file + rename), so a reader never sees half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
