@@ -84,24 +84,31 @@ if not isinstance(sys.stderr, _DropColorReset):
     sys.stderr = _DropColorReset(sys.stderr)
 
 
-def warm_rest_models() -> None:
-    """Prepare every azure-ai-ml REST model class once, on one thread, before reconcilers share the client.
+def warm_rest_models(package: str = "azure.ai.ml._restclient.arm_ml_service") -> None:
+    """Prepare every REST model class of one generated SDK package once, on one thread, before reconcilers share
+    its client.
 
-    azure-ai-ml's generated models (`arm_ml_service._utils.model_base.Model.__new__`) work out each class's
-    field types lazily, on the class's first instantiation, without a lock. Two threads deserializing the
-    same class for the first time (two deployments of one endpoint applied in parallel) can race: one of them
-    gets a nested field as a plain dict, and the SDK then fails with `AttributeError: 'dict' object has no
-    attribute 'failure_threshold'` while converting the probe settings (seen once in two blue/green updates).
-    `Model.__new__` alone does the preparation; the instances are thrown away (~0.3 s, once per process).
+    The generated models of azure-ai-ml (`azure.ai.ml._restclient.arm_ml_service`) and of the newer azure-mgmt
+    packages (containerservice, kubernetesconfiguration.extensions) share one `_utils.model_base.Model`, which
+    works out each class's field types lazily, on the class's first instantiation, without a lock. Two threads
+    deserializing the same class for the first time can race: one gets a nested field as a plain dict, and the
+    SDK then fails with `AttributeError: 'dict' object has no attribute 'failure_threshold'` (probe settings,
+    seen once in two blue/green updates) or `... 'mode'` (AKS agent pools). `Model.__new__` alone does the
+    preparation; the instances are thrown away (~0.3 s for azure-ai-ml, once per process).
     """
+    import importlib
     import inspect
 
-    from azure.ai.ml._restclient.arm_ml_service import models
-    from azure.ai.ml._restclient.arm_ml_service._utils.model_base import Model
-
+    models = importlib.import_module(f"{package}.models")
+    base = importlib.import_module(f"{package}._utils.model_base").Model
     for cls in vars(models).values():
-        if inspect.isclass(cls) and issubclass(cls, Model):
+        if inspect.isclass(cls) and issubclass(cls, base):
             cls.__new__(cls)
+
+
+def _warmed(client: Any, package: str) -> Any:
+    warm_rest_models(package)
+    return client
 
 
 def _norm_url(url: str) -> str:
@@ -258,8 +265,7 @@ class Clients:
                 if self.cloud.is_custom:
                     kwargs["cloud_metadata"] = self.cloud.ml_cloud_metadata()
             client = MLClient(self.credential, self.subscription_id, self.resource_group, self.workspace, **kwargs)
-            warm_rest_models()
-            return client
+            return _warmed(client, "azure.ai.ml._restclient.arm_ml_service")
 
         return self._get("ml", build)
 
@@ -275,20 +281,17 @@ class Clients:
     def aks(self):
         from azure.mgmt.containerservice import ContainerServiceClient
 
-        return self._get(
-            "aks", lambda: ContainerServiceClient(self.credential, self.subscription_id, **self._mgmt_kwargs())
-        )
+        return self._get("aks", lambda: _warmed(
+            ContainerServiceClient(self.credential, self.subscription_id, **self._mgmt_kwargs()),
+            "azure.mgmt.containerservice"))
 
     @property
     def extensions(self):
         from azure.mgmt.kubernetesconfiguration.extensions import KubernetesConfigurationExtensionsMgmtClient
 
-        return self._get(
-            "extensions",
-            lambda: KubernetesConfigurationExtensionsMgmtClient(
-                self.credential, self.subscription_id, **self._mgmt_kwargs()
-            ),
-        )
+        return self._get("extensions", lambda: _warmed(
+            KubernetesConfigurationExtensionsMgmtClient(self.credential, self.subscription_id, **self._mgmt_kwargs()),
+            "azure.mgmt.kubernetesconfiguration.extensions"))
 
     def gate(self, endpoint: str):
         """The process-wide write gate of one endpoint (gate.py): the service refuses overlapping writes."""
