@@ -102,32 +102,40 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
     running: dict[Future, str] = {}
     done: set[str] = set()
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
-        while waiting or running:
-            for address in [a for a, w in waiting.items() if w <= done]:
-                del waiting[address]
-                running[pool.submit(_perform, actions[address], reconcilers, report, rollout)] = address
-            _skip_dependents_of_failures(waiting, result)
-            if not running:
-                if waiting:  # only possible with a cycle the graph missed
-                    raise RtsctlError(f"cannot order: {', '.join(sorted(waiting))}")
-                break
+        try:
+            _drive(pool, actions, waiting, running, done, reconcilers, report, result, rollout)
+        except KeyboardInterrupt:
+            # Wherever the Ctrl-C lands (in the wait or between two submissions), operations already sent cannot
+            # be recalled: let them finish so nothing is left half-made; the world is the state, so the next
+            # apply converges from wherever this stopped.
+            finish_or_abandon(pool, running, report)  # a second Ctrl-C exits 130 at once
+            raise
+
+
+def _drive(pool: ThreadPoolExecutor, actions: dict[str, Action], waiting: dict[str, set[str]],
+           running: dict[Future, str], done: set[str], reconcilers: dict[str, Reconciler], report: Reporter,
+           result: ApplyResult, rollout: RolloutContext | None) -> None:
+    """Start each action once what it waits for is done, until nothing waits or runs."""
+    while waiting or running:
+        for address in [a for a, w in waiting.items() if w <= done]:
+            del waiting[address]
+            running[pool.submit(_perform, actions[address], reconcilers, report, rollout)] = address
+        _skip_dependents_of_failures(waiting, result)
+        if not running:
+            if waiting:  # only possible with a cycle the graph missed
+                raise RtsctlError(f"cannot order: {', '.join(sorted(waiting))}")
+            break
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            address = running.pop(future)
+            progress.finish(address)
             try:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # Operations already sent cannot be recalled: let them finish so nothing is left half-made;
-                # the world is the state, so the next apply converges from wherever this stopped.
-                finish_or_abandon(pool, running, report)  # a second Ctrl-C exits 130 at once
-                raise
-            for future in finished:
-                address = running.pop(future)
-                progress.finish(address)
-                try:
-                    result.timings[address] = future.result()
-                    done.add(address)
-                except RtsctlError as exc:
-                    result.failed[address] = str(exc)
-                    result.errors[address] = exc
-                    report(f"[red]{address}: failed[/red]")
+                result.timings[address] = future.result()
+                done.add(address)
+            except RtsctlError as exc:
+                result.failed[address] = str(exc)
+                result.errors[address] = exc
+                report(f"[red]{address}: failed[/red]")
 
 
 def _skip_dependents_of_failures(waiting: dict[str, set[str]], result: ApplyResult) -> None:

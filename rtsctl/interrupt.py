@@ -26,6 +26,7 @@ def finish_or_abandon(pool: ThreadPoolExecutor, running: Mapping[Future, str], r
         report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish ({names}); nothing "
                "new is started. Press Ctrl-C again to stop waiting. Run apply again to converge.[/yellow]")
         wait(list(running))
+        pool.shutdown(wait=True, cancel_futures=True)  # also joins one submitted as the first Ctrl-C came
     except KeyboardInterrupt:
         still = sorted(address for future, address in running.items() if not future.done())
         progress.close()  # give the terminal its cursor back before the immediate exit
@@ -34,4 +35,3 @@ def finish_or_abandon(pool: ThreadPoolExecutor, running: Mapping[Future, str], r
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # worker threads are blocked in calls that cannot be cancelled
-    pool.shutdown(wait=True, cancel_futures=True)
