@@ -73,6 +73,20 @@ class Reconciler(ABC):
         return []
 
 
+class TrafficWatch(ABC):
+    """Counts the answers one deployment gives to live traffic, from when the watch began: what a rollout gate
+    that "watches the live traffic's errors" judges. Counts come from the service's own record (the local
+    front's tallies; Azure Monitor's RequestsPerMinute), never from traffic rtsctl sends itself."""
+
+    #: seconds after the fact before the service's counts are complete (Azure Monitor ingests late)
+    lag_s: float = 0.0
+
+    @abstractmethod
+    def answers(self) -> dict[int, int]:
+        """Answers since the watch began, by HTTP status as clients saw it. Raises RtsctlError when the
+        service cannot be read (no permission, API down): a gate must not pass on counts it could not read."""
+
+
 class Backend(ABC):
     """A set of reconcilers plus whatever clients they share."""
 
@@ -97,6 +111,11 @@ class Backend(ABC):
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}
+
+    def watch_traffic(self, endpoint: str, deployment: str) -> TrafficWatch | None:
+        """Start counting `deployment`'s answers to live traffic (by its live name); None when the backend
+        keeps no such record."""
+        return None
 
     def preflight(self, resources: Sequence[Resource], observed: Mapping[str, Observed | None]) -> list[str]:
         """Warnings a plan can give before anything changes: capacity, quota, an instance type the region

@@ -47,6 +47,7 @@ DROP_HEADERS = frozenset({b"authorization", b"connection", b"keep-alive", b"cont
                           b"transfer-encoding", b"te", b"upgrade", b"proxy-authorization"})
 JSON = b"Content-Type: application/json\r\n"
 HEALTHY = b"Healthy"
+ANSWERS_WRITE_S = 0.5             # while a deployment answers, status.json carries its counts at most this stale
 
 log = logging.getLogger("rtsctl.front")
 
@@ -78,11 +79,17 @@ class Exchange:
         self.client.ready(self)
 
     def fail(self, status: int, message: str, headers: bytes = b"") -> None:
-        extra = self.deployment.header if self.deployment is not None else b""
+        extra = b""
+        if self.deployment is not None and not self.answered:
+            extra = self.deployment.header
+            self.deployment.tally(status)
         self.finish(response(status, error_body(message), JSON + headers + extra, self.keep_alive))
 
     def from_instance(self, status: int, headers: bytes, body: bytes) -> None:
         deployment = self.deployment
+        if self.answered:  # too late: it was answered 408 already
+            return
+        deployment.tally(200 if status == 200 else 424)
         if status == 200:
             self.finish(response(200, body, headers + deployment.header, self.keep_alive))
         else:
@@ -217,6 +224,8 @@ class Deployment:
         self.retired: list[Instance] = []     # draining, then stopped
         self.queue: deque[Exchange] = deque()
         self.in_flight = 0
+        self.answers: dict[int, int] = {}     # what clients got from this deployment, by status (Azure's
+        #                                       RequestsPerMinute split by statusCode), read by rollout gates
         self.rr = 0
         self.stopping = False
         self.generation = ""
@@ -276,6 +285,7 @@ class Deployment:
     # ---- requests -------------------------------------------------------------------------
     def submit(self, exchange: Exchange) -> None:
         if self.in_flight >= self.capacity:
+            self.tally(429)
             exchange.fail(429, "Too many pending requests: more than 2 * max_concurrent_requests_per_instance "
                                f"* instance_count ({self.capacity}) in flight")
             return
@@ -286,6 +296,10 @@ class Deployment:
             self.queue.append(exchange)
         else:
             instance.send(exchange)
+
+    def tally(self, status: int) -> None:
+        self.answers[status] = self.answers.get(status, 0) + 1
+        self.front.counted = True
 
     def requeue(self, exchange: Exchange) -> None:
         if self.stopping:
@@ -354,6 +368,7 @@ class Deployment:
         return {"generation": self.generation, "target": target, "instance_count": self.count,
                 "ready": sum(1 for i in self.instances if i.accepting() or (i.state == "ready" and i.isolated)),
                 "in_flight": self.in_flight, "failed": failed, "crash_loop": crash,
+                "answers": {str(status): n for status, n in sorted(self.answers.items())},
                 "instances": [i.status() for i in self.all_instances()]}
 
 
@@ -369,6 +384,8 @@ class Front:
         self.keys: list[bytes] = []
         self.revision = 0
         self._status_pending = False
+        self.counted = False       # a deployment answered since status.json was last written
+        self._status_at = 0.0
 
     # ---- configuration --------------------------------------------------------------------
     def reload(self) -> None:
@@ -469,6 +486,8 @@ class Front:
             now = loop.time()
             for deployment in [*self.deployments.values(), *self.removed]:
                 deployment.sweep(now)
+            if self.counted and not self._status_pending and now - self._status_at >= ANSWERS_WRITE_S:
+                self.write_status()
             self.removed = [d for d in self.removed
                             if d.in_flight or any(i.state != "stopped" for i in d.all_instances())]
 
@@ -478,7 +497,8 @@ class Front:
             asyncio.get_running_loop().call_later(0.05, self.write_status)
 
     def write_status(self) -> None:
-        self._status_pending = False
+        self._status_pending = self.counted = False
+        self._status_at = asyncio.get_running_loop().time()
         data = {"pid": os.getpid(), "port": self.port, "updated": time.time(), "revision": self.revision,
                 "deployments": {n: d.status() for n, d in self.deployments.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".status.json.")

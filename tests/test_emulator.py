@@ -609,6 +609,25 @@ def test_data_plane_answers_424_429_and_408_as_the_troubleshooting_table_says(az
     late = requests.post(endpoint.scoring_uri, json={"sleep": 5}, headers=headers, verify=emu.ca_path, timeout=30)
     assert late.status_code == 408, late.text
 
+    # Azure Monitor counts each answer per deployment and status (RequestsPerMinute), read with azure-mgmt-monitor
+    from azure.core.exceptions import HttpResponseError
+
+    monitor = clients.monitor_client(emu)
+    since = time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(time.time() - 120))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+    answer = monitor.metrics.list(endpoint.id.lstrip("/"), timespan=f"{since}/{until}", interval="PT1M",
+                                  metricnames="RequestsPerMinute", aggregation="average",
+                                  filter="deployment eq 'blue' and statusCode eq '*'")
+    counted = {}
+    for series in answer.value[0].timeseries:
+        [dimension] = series.metadatavalues
+        assert dimension.name.value == "statuscode"  # dimension names come back lower-cased
+        counted[dimension.value] = round(sum(point.average or 0 for point in series.data))
+    assert counted == {"200": codes.count(200) + 1, "408": 1, "424": 1, "429": codes.count(429)}, counted
+    with pytest.raises(HttpResponseError) as unknown:
+        monitor.metrics.list(endpoint.id.lstrip("/"), metricnames="RequestCount", aggregation="average")
+    assert unknown.value.status_code == 400 and "Valid metrics: " in str(unknown.value), unknown.value
+
 
 @pytest.mark.parametrize("code", ["OperationCanceled", "ACRTokenExchangeFailed", "OutOfQuota"])
 def test_failed_operations_carry_the_code_and_leave_the_resource_failed(code, azure_emulator_factory, monkeypatch):

@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from tests.helpers import edit_yaml, post
+from tests.poller import Poller
 from tests.test_azure_e2e import azure_cli  # noqa: F401  (fixture)
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
@@ -145,7 +146,7 @@ def test_passing_rollout_ends_at_100_percent(cli, project):
     for step in ("step 1/3 (blue 100 → 90, green 0 → 10)", "step 2/3 (blue 90 → 50, green 10 → 50)",
                  "step 3/3 (blue 50 → 0, green 50 → 100)"):
         assert f"traffic.rts-score: {step}" in result.out, result
-    assert result.out.count(": passed") == 3 and result.out.count("held 1 s: healthy") == 3
+    assert result.out.count(": passed") == 3 and result.out.count("held 1 s: live answers: none reached green while held") == 3
     assert _served(cli.outputs()) == {"green": 20}
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
 
@@ -160,6 +161,49 @@ def test_watch_gate_fails_when_the_new_deployment_turns_unhealthy_while_held(cli
     assert "rollout gate failed at step" in result.err and "unhealthy while held 4 s: instance 0" in result.err, result
     assert "green dies on its own" in result.err  # its last log lines
     assert _served(cli.outputs()) == {"blue": 20}
+
+
+def test_watch_gate_fails_on_the_errors_live_clients_get_from_the_new_version(cli, project):
+    """No bench: the gate only holds each step while a client (not rtsctl) scores the endpoint, and judges the
+    answers the front gave that client from green. green fails every third request: the live error rate
+    crosses max_error_rate, blue's 100 % comes back."""
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, FAILING_RUN, {"watch": 3, "max_error_rate": 0.05})
+    ep_rollout = {"steps": [50, 100], "gate": {"watch": 3, "max_error_rate": 0.05}}
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0].update(rollout=ep_rollout))
+    plan = cli.ok("plan", "dev.yaml")
+    assert ("step 1/2: blue 100 → 50, green 0 → 50, then gate: hold 3 s watching green's health and live answers "
+            "(max_error_rate 0.05)") in plan.out, plan
+    out = cli.outputs()
+    with Poller(out["scoring_uri"], out["primary_key"], {"name": "live"}, pause=0.02) as live:
+        result = cli("apply", "dev.yaml", "-y", timeout=120)
+    assert result.code != 0, result
+    assert "rollout gate failed at step 1/2 (blue 100 → 50, green 0 → 50) on deployment green: live error rate" \
+        in result.err, result
+    answers = re.search(r"live answers: (\d+) \(200 x (\d+), 424 x (\d+)\)", result.err)
+    assert answers and int(answers[3]) > 0 and int(answers[1]) == int(answers[2]) + int(answers[3]), result.err
+    assert live.failures.get("424", 0) >= int(answers[3])  # the client saw (at least) the errors the gate counted
+    assert "green breaks every third request" in result.err  # its last log lines
+    assert _served(cli.outputs()) == {"blue": 20}
+
+
+def test_watch_gate_passes_on_clean_live_traffic_and_needs_enough_of_it(cli, project):
+    cli.ok("apply", "dev.yaml", "-y")
+    _add_green(project, None, {"watch": 2, "max_error_rate": 0, "min_requests": 5})
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["rollout"].update(steps=[50, 100]))
+    idle = cli("apply", "dev.yaml", "-y", timeout=120)  # nobody scores the endpoint: too little traffic to judge
+    assert idle.code != 0, idle
+    assert "only 0 live answer(s) from green while held 2 s (min_requests 5)" in idle.err, idle
+    assert _served(cli.outputs()) == {"blue": 20}
+    out = cli.outputs()
+    with Poller(out["scoring_uri"], out["primary_key"], {"name": "live"}, pause=0.02) as live:
+        result = cli("apply", "dev.yaml", "-y", timeout=120)
+    assert result.code == 0, result
+    assert not live.failures, live.statuses
+    counted = [int(n) for n in re.findall(r"held 2 s: live answers: (\d+) \(200 x \d+\), error rate 0.0 %",
+                                          result.out)]
+    assert len(counted) == 2 and all(n >= 5 for n in counted), result.out
+    assert _served(cli.outputs()) == {"green": 20}
 
 
 def test_successor_takes_over_through_the_rollout_gates_and_the_old_one_goes(cli, project):
@@ -275,3 +319,26 @@ def test_azure_mirror_then_passing_steps_end_at_100(azure_emulator_factory, azur
     assert _azure_traffic(emu) == {"green": 100}
     assert _azure_traffic(emu, "mirrorTraffic") == {}
     assert cli("plan", manifest, "--detailed-exitcode").code == 0
+
+
+def test_azure_watch_gate_judges_azure_monitor_counts_of_live_traffic(azure_emulator_factory, azure_cli, project):
+    """On Azure the live answers are Azure Monitor's RequestsPerMinute of the endpoint, split by deployment and
+    status, read through azure-mgmt-monitor after the ingestion delay (shortened here)."""
+    emu = azure_emulator_factory(lro_mode="sync")
+    cli = azure_cli(emu, "rts-bluegreen")
+    cli.env["RTSCTL_METRICS_LAG_SECONDS"] = "0.5"
+    manifest = _azure_green(project, FAILING_RUN, {"blue": 100, "green": 0})
+    cli.ok("apply", manifest, "-y")
+    _azure_green(project, None, {"blue": 0, "green": 100},
+                 {"steps": [50, 100], "gate": {"watch": 3, "max_error_rate": 0.05}})
+    out = cli.outputs(manifest)
+    with Poller(out["scoring_uri"], out["primary_key"], {"name": "live"}, cafile=emu.ca_path, pause=0.02):
+        result = cli("apply", manifest, "-y")
+    assert result.code != 0, result
+    assert "waiting 0.5 s for the service to count green's answers of the window" in result.out, result
+    assert "rollout gate failed at step 1/2 (blue 100 → 50, green 0 → 50) on deployment green: live error rate" \
+        in result.err, result
+    assert re.search(r"live answers: \d+ \(200 x \d+, 424 x \d+\)", result.err), result.err
+    assert _azure_traffic(emu) == {"blue": 100}
+    assert any(method == "GET" and path.endswith("/onlineEndpoints/rts-bluegreen/providers/Microsoft.Insights/metrics")
+               and version == "2024-02-01" for method, path, version in emu.api_versions)

@@ -63,6 +63,11 @@ class AzureBackend(Backend):
         return {"verify": os.environ.get("REQUESTS_CA_BUNDLE") or True}
 
 
+    def watch_traffic(self, endpoint: str, deployment: str):
+        from .metrics import MonitorAnswers
+
+        return MonitorAnswers(self.clients, endpoint, deployment)
+
     def preflight(self, resources, observed):
         from .preflight import quota_warnings
 

@@ -293,6 +293,18 @@ class Clients:
             KubernetesConfigurationExtensionsMgmtClient(self.credential, self.subscription_id, **self._mgmt_kwargs()),
             "azure.mgmt.kubernetesconfiguration.extensions"))
 
+    @property
+    def monitor(self):
+        from azure.mgmt.monitor import MonitorManagementClient
+
+        return self._get(
+            "monitor", lambda: MonitorManagementClient(self.credential, self.subscription_id, **self._mgmt_kwargs())
+        )
+
+    def endpoint_id(self, endpoint: str) -> str:
+        return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.MachineLearningServices/workspaces/{self.workspace}/onlineEndpoints/{endpoint}")
+
     def gate(self, endpoint: str):
         """The process-wide write gate of one endpoint (gate.py): the service refuses overlapping writes."""
         from .gate import EndpointGate

@@ -39,6 +39,11 @@ class LocalBackend(Backend):
 
         return deployment_logs(self.layout.logs(endpoint, deployment), deployment, instance, tail, follow)
 
+    def watch_traffic(self, endpoint: str, deployment: str):
+        from .answers import FrontAnswers
+
+        return FrontAnswers(self.layout.endpoint(endpoint), deployment)
+
     def preflight(self, resources, observed):
         from .preflight import capacity_warnings
 

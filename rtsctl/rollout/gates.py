@@ -1,7 +1,10 @@
 """Progressive rollout: write the traffic steps one by one, hold each behind a gate, roll back by itself.
 
 A gate is a short load run with the bench engine against the new version ALONE (the `azureml-model-deployment`
-header, as `rtsctl bench --deployment` sends it), judged by the declared thresholds. A failed gate puts the
+header, as `rtsctl bench --deployment` sends it), judged by the declared thresholds, and/or a `watch`: the step
+is held while the new version serves its share of the live traffic, failing if it turns unhealthy or if the
+answers it gave live clients (counted by the service: the local front's tallies, Azure Monitor's
+RequestsPerMinute) cross `max_error_rate` or fall short of `min_requests`. A failed gate puts the
 traffic map back as it was before the rollout, keeps the new deployment at 0 % for inspection (or deletes it,
 as declared), and fails the apply with the gate's report and the deployment's last log lines.
 
@@ -26,12 +29,10 @@ from ..errors import RtsctlError
 from ..graph import Graph
 from ..resources import Resource
 from ..retry import call_with_retry
-from .steps import Weights, full, render_shift, rising, traffic_steps
+from .steps import Weights, benches, full, render_shift, rising, traffic_steps
 
 LOG_LINES = 20  # of the failing deployment's log, in the error
 DEFAULT_GATE = {"duration": 2.0, "concurrency": 1}
-#: a gate with any of these runs a bench; a gate with only `watch` just holds the step and watches health
-BENCH_KEYS = frozenset({"duration", "rate", "concurrency", "timeout", "max_error_rate", "max_p99_ms", "request"})
 
 
 @dataclass
@@ -65,7 +66,7 @@ def run_traffic(ctx: RolloutContext, endpoint: str, old: Mapping[str, int], new:
     start = full(old, new)[0]
     candidates = rising(old, new)
     declared = rollout.get("gate") or {}
-    gate = {**DEFAULT_GATE, **declared, "bench": bool(BENCH_KEYS & declared.keys()) or "watch" not in declared}
+    gate = {**DEFAULT_GATE, **declared, "bench": benches(declared)}
     if rollout.get("mirror") and len(candidates) != 1:
         # mirror_traffic copies to a single deployment (reference-yaml-endpoint-online, REST OnlineEndpointProperties)
         raise RtsctlError(f"traffic.{endpoint}: rollout.mirror copies live traffic to ONE deployment, but the traffic "
@@ -102,12 +103,10 @@ def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: 
             verdict, report = gate_verdict(doc), report_lines(doc, gate)
             ctx.report(f"traffic.{endpoint}: gate {label} on {name}: {summary_line(doc, gate)}")
         if verdict is None and gate.get("watch"):
-            problems = watch_health(ctx, endpoint, name, float(gate["watch"]))
-            verdict = f"unhealthy while held {float(gate['watch']):g} s: {problems[0]}" if problems else None
-            report += [f"held {float(gate['watch']):g} s watching {name}'s health (instances up, not restarting)",
-                       *(f"problem: {p}" for p in problems)]
+            verdict, lines = watch_gate(ctx, endpoint, name, gate)
+            report += lines
             ctx.report(f"traffic.{endpoint}: gate {label} on {name}: held {float(gate['watch']):g} s: "
-                       f"{'healthy' if not problems else 'UNHEALTHY'}")
+                       f"{escape(lines[-1]) if verdict is None else 'FAILED'}")
         if verdict is None:
             continue
         ctx.report(f"[red]traffic.{endpoint}: gate failed ({escape(verdict)}): restoring {render_shift(start, start)}"
@@ -127,11 +126,56 @@ def _hold(ctx: RolloutContext, endpoint: str, gate: dict[str, Any], candidates: 
         raise RtsctlError("\n".join(lines))
 
 
+def watch_gate(ctx: RolloutContext, endpoint: str, deployment: str,
+               gate: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """Hold the step `gate["watch"]` seconds: the deployment must stay healthy, and the answers it gives live
+    clients meanwhile (as the service counted them) must not cross `max_error_rate` nor fall short of
+    `min_requests`. (verdict or None, report lines; the last line sums up the live answers)."""
+    seconds = float(gate["watch"])
+    limit, need = gate.get("max_error_rate"), int(gate.get("min_requests") or 0)
+    judged = limit is not None or need > 0
+    watch, why_not = None, ""
+    try:
+        watch = ctx.backend.watch_traffic(endpoint, deployment) if ctx.backend else None
+        why_not = "" if watch else "this backend keeps no count of live answers"
+    except RtsctlError as exc:
+        why_not = str(exc)
+    problems = watch_health(ctx, endpoint, deployment, seconds)
+    report = [f"held {seconds:g} s watching {deployment}'s health (instances up, not restarting) and its answers "
+              "to live traffic", *(f"problem: {p}" for p in problems)]
+    if problems:
+        return f"unhealthy while held {seconds:g} s: {problems[0]}", report
+    answers: dict[int, int] = {}
+    if watch is not None:
+        if watch.lag_s:
+            ctx.report(f"traffic.{endpoint}: waiting {watch.lag_s:g} s for the service to count {deployment}'s "
+                       "answers of the window")
+            time.sleep(watch.lag_s)
+        try:
+            answers = call_with_retry(watch.answers)
+        except RtsctlError as exc:
+            why_not = f"cannot read its answers: {exc}"
+    if why_not:
+        report.append(f"live answers: not judged ({why_not})")
+        return (f"live answers not judged: {why_not}" if judged else None), report
+    total = sum(answers.values())
+    errors = sum(n for code, n in answers.items() if not 200 <= code < 300)
+    by_status = ", ".join(f"{code} x {n}" for code, n in sorted(answers.items()))
+    rate = errors / total if total else 0.0
+    summary = (f"live answers: {total} ({by_status}), error rate {rate * 100:.1f} %" if total
+               else f"live answers: none reached {deployment} while held")
+    verdict = None
+    if total < need:
+        verdict = f"only {total} live answer(s) from {deployment} while held {seconds:g} s (min_requests {need})"
+    elif limit is not None and total and rate > float(limit):
+        verdict = f"live error rate {_num(round(rate, 4))} > {_num(float(limit))} ({errors} of {total} not 2xx)"
+    return verdict, [*report, summary]
+
+
 def watch_health(ctx: RolloutContext, endpoint: str, deployment: str, seconds: float,
                  interval: float = 0.2) -> list[str]:
     """Hold the step for `seconds`, observing the deployment as `plan` does (its health problems: an instance
-    down, restarting or crash-looping); the first problems seen, or [] when it stayed healthy throughout.
-    Not an error count of the live traffic: neither the local front nor the emulator exposes one."""
+    down, restarting or crash-looping); the first problems seen, or [] when it stayed healthy throughout."""
     reconciler = ctx.reconcilers["deployment"]
     res = _deployment_resource(ctx, endpoint, deployment)
     deadline = time.monotonic() + seconds

@@ -10,6 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 Weights = dict[str, int]
+#: a gate naming any of these runs a bench; a gate with `watch` and none of these only holds and watches
+#: (`max_error_rate` judges whichever runs)
+BENCH_KEYS = frozenset({"duration", "rate", "concurrency", "timeout", "max_p99_ms", "request"})
+
+
+def benches(gate: Mapping) -> bool:
+    return bool(BENCH_KEYS & gate.keys()) or "watch" not in gate
 
 
 def full(old: Mapping[str, int], new: Mapping[str, int]) -> tuple[Weights, Weights]:
@@ -80,11 +87,14 @@ def plan_lines(old: Mapping[str, int], new: Mapping[str, int], rollout: Mapping 
     limits = [f"{k} {gate[k]:g}" for k in ("max_error_rate", "max_p99_ms") if k in gate]
     names = ", ".join(rising(old, new))
     parts = []
-    if set(gate) - {"watch"} or "watch" not in gate:  # as rtsctl.rollout.gates decides whether to bench
+    if benches(gate):
         parts.append(f"{float(gate.get('duration', 2)):g} s at {load} on {names} alone"
                      + (f", {', '.join(limits)}" if limits else ""))
     if gate.get("watch"):
-        parts.append(f"hold {float(gate['watch']):g} s watching {names}'s health")
+        live = [f"max_error_rate {gate['max_error_rate']:g}"] if "max_error_rate" in gate else []
+        live += [f"min_requests {gate['min_requests']}"] if gate.get("min_requests") else []
+        parts.append(f"hold {float(gate['watch']):g} s watching {names}'s health and live answers"
+                     + (f" ({', '.join(live)})" if live else ""))
     gate_text = "gate: " + ", then ".join(parts)
     if rollout.get("mirror"):
         lines.append(f"mirror {rollout['mirror']} % to {', '.join(rising(old, new))}, then {gate_text}")

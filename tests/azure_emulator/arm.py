@@ -52,6 +52,10 @@ class ArmApi:
             del self.ctx.api_versions[:100_000]
         low = [s.lower() for s in path.segs]
         try:
+            if len(low) > 3 and low[-3:] == ["providers", "microsoft.insights", "metrics"] and request.method == "GET":
+                from .monitor import list_metrics  # Azure Monitor's metrics API on any resource (monitor.py)
+
+                return list_metrics(self.ctx, ArmPath(path.segs[:-3]), request.query)
             if len(low) >= 6 and low[2] == "providers" and low[3] == OPS_NAMESPACE:
                 return self.operation(path, base_url, request.method)
             if len(low) == 2 and request.method == "GET":

@@ -30,6 +30,12 @@ def resource_client(emu: "Emulator", cred=None):
     return ResourceManagementClient(cred or credential(emu), emu.settings.subscription_id, **_mgmt_kwargs(emu))
 
 
+def monitor_client(emu: "Emulator", cred=None):
+    from azure.mgmt.monitor import MonitorManagementClient
+
+    return MonitorManagementClient(cred or credential(emu), emu.settings.subscription_id, **_mgmt_kwargs(emu))
+
+
 def aks_client(emu: "Emulator", cred=None):
     from azure.mgmt.containerservice import ContainerServiceClient
 

@@ -45,6 +45,7 @@ HOST_START_TIMEOUT = 30.0
 #   408 "Request timeout": the model took longer than request_settings.request_timeout_ms.
 MAX_RESPONSE_BYTES = 1_500_000
 MODEL_ERROR_REASON = "model_error"      # guess: the header's value is not documented
+MAX_TALLIES = 100_000                   # (endpoint, deployment, status, minute) cells kept; the oldest go first
 
 
 @dataclass
@@ -80,6 +81,9 @@ class DataPlane:
         self._session: ClientSession | None = None
         self._counter = 0
         self.in_flight: dict[str, int] = {}       # deployment key -> scoring requests being served
+        #: answers by (endpoint id lower-cased, deployment, status, minute): what monitor.py serves as Azure
+        #: Monitor's RequestsPerMinute (the service counts every answer the endpoint gives, per deployment)
+        self.tallies: dict[tuple[str, str, int, int], int] = {}
 
     # -- routing -----------------------------------------------------------------------------------
     def find_endpoint(self, name: str):
@@ -112,6 +116,16 @@ class DataPlane:
         endpoint = self.find_endpoint(endpoint_name)
         if endpoint is None:
             return _error(404, f"Endpoint '{endpoint_name}' not found.")
+        answer = await self._answer(request, endpoint, endpoint_name)
+        deployment = answer.headers.get("azureml-model-deployment")
+        if deployment:  # answers given before a deployment was chosen (401, 404) have no deployment dimension
+            tally = (endpoint.id.lower(), deployment, answer.status, int(time.time() // 60))
+            self.tallies[tally] = self.tallies.get(tally, 0) + 1
+            if len(self.tallies) > MAX_TALLIES:
+                del self.tallies[min(self.tallies, key=lambda k: k[3])]
+        return answer
+
+    async def _answer(self, request: web.Request, endpoint, endpoint_name: str) -> web.Response:
         if not self.authorized(endpoint, request.headers.get("Authorization", "")):
             return _error(401, "Unauthorized: missing or invalid credentials for this endpoint.")
         if request.method != "POST":

@@ -1,0 +1,65 @@
+"""A deployment's answers to live traffic on Azure: Azure Monitor's `RequestsPerMinute` of its endpoint.
+
+The metric (MicrosoftDocs azure-monitor-docs, reference/supported-metrics/
+microsoft-machinelearningservices-workspaces-onlineendpoints-metrics.md) lives on the ENDPOINT resource, is
+sampled per minute (PT1M), aggregates as Average (the count of that minute) and splits by `deployment`,
+`statusCode`, `statusCodeClass` and `modelStatusCode`. It is read through azure-mgmt-monitor's
+`metrics.list` (REST: GET {resourceUri}/providers/Microsoft.Insights/metrics, api-version 2024-02-01;
+azure-rest-api-specs monitor/.../stable/2024-02-01/metrics_API.json, example GetMetric.json).
+
+Azure Monitor is eventually consistent: the last minute or two read as 0 until they are ingested
+(Azure/azure-libraries-for-net#499: "Azure Monitor has no values yet for the 2 most recent intervals"), so a
+gate waits `lag_s` after its window before it judges. 180 s is a guess from that report; set
+RTSCTL_METRICS_LAG_SECONDS to change it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from ..base import TrafficWatch
+from .errors import azure_errors
+
+METRIC = "RequestsPerMinute"
+DEFAULT_LAG_S = 180.0
+
+
+def metrics_lag() -> float:
+    raw = os.environ.get("RTSCTL_METRICS_LAG_SECONDS")
+    try:
+        value = float(raw) if raw else DEFAULT_LAG_S
+    except ValueError:
+        return DEFAULT_LAG_S
+    return min(max(value, 0.0), 3600.0) if value == value else DEFAULT_LAG_S
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class MonitorAnswers(TrafficWatch):
+    """Counts of the whole minutes the watch spans (the metric's grain), from the minute it began."""
+
+    def __init__(self, clients, endpoint: str, deployment: str):
+        self.clients, self.endpoint, self.deployment = clients, endpoint, deployment
+        self.lag_s = metrics_lag()
+        self.start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+
+    def answers(self) -> dict[int, int]:
+        end = datetime.now(timezone.utc) + timedelta(minutes=1)
+        name = self.deployment.replace("'", "''")  # OData string literal
+        with azure_errors(f"metrics of deployment.{self.endpoint}/{self.deployment}"):
+            result = self.clients.monitor.metrics.list(
+                self.clients.endpoint_id(self.endpoint).lstrip("/"), timespan=f"{_iso(self.start)}/{_iso(end)}",
+                interval="PT1M", metricnames=METRIC, aggregation="average",
+                filter=f"deployment eq '{name}' and statusCode eq '*'")
+        counts: dict[int, int] = {}
+        for metric in result.value or []:
+            for series in metric.timeseries or []:
+                code = next((m.value for m in series.metadatavalues or [] if (m.name.value or "").lower() ==
+                             "statuscode"), None)
+                total = round(sum(point.average or 0.0 for point in series.data or []))
+                if code and str(code).isdigit() and total > 0:
+                    counts[int(code)] = counts.get(int(code), 0) + total
+        return counts
