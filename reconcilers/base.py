@@ -91,6 +91,8 @@ class Backend(ABC):
     """A set of reconcilers plus whatever clients they share."""
 
     name: ClassVar[str]
+    #: seconds between reads when rtsctl watches a resource itself (a rollout gate's health watch)
+    poll_interval: float = 0.2
 
     def __init__(self, settings: BackendSettings):
         self.settings = settings

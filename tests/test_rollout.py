@@ -326,19 +326,24 @@ def test_azure_watch_gate_judges_azure_monitor_counts_of_live_traffic(azure_emul
     status, read through azure-mgmt-monitor after the ingestion delay (shortened here)."""
     emu = azure_emulator_factory(lro_mode="sync")
     cli = azure_cli(emu, "rts-bluegreen")
-    cli.env["RTSCTL_METRICS_LAG_SECONDS"] = "0.5"
+    cli.env["RTSCTL_METRICS_LAG_SECONDS"] = "1"
     manifest = _azure_green(project, FAILING_RUN, {"blue": 100, "green": 0})
     cli.ok("apply", manifest, "-y")
     _azure_green(project, None, {"blue": 0, "green": 100},
-                 {"steps": [50, 100], "gate": {"watch": 3, "max_error_rate": 0.05}})
+                 {"steps": [50, 100], "gate": {"watch": 3, "max_error_rate": 0.05}, "on_failure": "delete"})
     out = cli.outputs(manifest)
     with Poller(out["scoring_uri"], out["primary_key"], {"name": "live"}, cafile=emu.ca_path, pause=0.02):
         result = cli("apply", manifest, "-y")
     assert result.code != 0, result
-    assert "waiting 0.5 s for the service to count green's answers of the window" in result.out, result
+    assert "waiting 1 s for the service to count green's answers of the window" in result.out, result
     assert "rollout gate failed at step 1/2 (blue 100 → 50, green 0 → 50) on deployment green: live error rate" \
         in result.err, result
     assert re.search(r"live answers: \d+ \(200 x \d+, 424 x \d+\)", result.err), result.err
     assert _azure_traffic(emu) == {"blue": 100}
+    assert "green deleted (on_failure: delete)" in result.err
+    endpoint_id = (f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/rts-bg-rg/providers/"
+                   "Microsoft.MachineLearningServices/workspaces/rts-ws/onlineEndpoints/rts-bluegreen")
+    assert emu.resource(f"{endpoint_id}/deployments/blue") is not None
+    assert emu.resource(f"{endpoint_id}/deployments/green") is None
     assert any(method == "GET" and path.endswith("/onlineEndpoints/rts-bluegreen/providers/Microsoft.Insights/metrics")
                and version == "2024-02-01" for method, path, version in emu.api_versions)

@@ -54,6 +54,10 @@ class AzureBackend(Backend):
     def reconcilers(self) -> dict[str, Reconciler]:
         return dict(self._reconcilers)
 
+    @property
+    def poll_interval(self) -> float:  # type: ignore[override]
+        return self.clients.poll_interval  # ARM read limits: 5 s on public Azure
+
     def close(self) -> None:
         self.clients.close()
 
