@@ -7,6 +7,8 @@ Scenarios, each as interleaved rounds (A, B, A, B, ...; medians reported):
            1 worker pinned to CPU 0; wrk (1 thread, 64 connections) pinned to CPU 1.
   2 cores: rtsctl endpoint with 2 instances vs azmlinfsrv with 2 workers, servers and wrk unpinned.
   scaling: the rtsctl endpoint with 1 and then 2 instances on CPUs 0-1, wrk on CPU 1 too (2 cores only).
+  scaling, CPU-bound: the same with a run() that spends ~1 ms of CPU per request (as a real model does), where
+           the instances, not the front, are the limit: what a second instance is for.
 Memory is the largest RSS of one process of each server after the runs.
 The endpoint's manifest is manifests/dev.yaml with max_concurrent_requests_per_instance: 32 (Azure's
 default of 1 would answer 429 beyond 2 × 1 × instance_count requests in flight, as Azure does).
@@ -30,6 +32,12 @@ from _common import POST_LUA, REPO, ensure_wrk, table
 from spine import ensure_azmlinfsrv, start_azmlinfsrv, stop
 
 RTSCTL = [sys.executable, "-m", "rtsctl"]
+CPU_RUN = """def run(raw_data):
+    import time
+    end = time.thread_time() + %r
+    while time.thread_time() < end:
+        pass
+"""
 
 
 def wrk(url: str, key: str, seconds: int, cpus: str | None) -> tuple[float, float]:
@@ -77,9 +85,12 @@ def max_rss_mb(pid: int) -> float:
 class Endpoint:
     """rtsctl's local endpoint for dev.yaml with `instances` instances, in a throwaway RTSCTL_HOME."""
 
-    def __init__(self, instances: int):
+    def __init__(self, instances: int, cpu_ms: float = 0.0):
         self.root = Path(tempfile.mkdtemp(prefix="rtsctl-serving-bench-"))
         shutil.copytree(REPO / "manifests", self.root / "project")
+        if cpu_ms:
+            script = self.root / "project" / "seed" / "src" / "score.py"
+            script.write_text(script.read_text().replace("def run(raw_data):\n", CPU_RUN % (cpu_ms / 1000)))
         manifest = self.root / "project" / "dev.yaml"
         data = yaml.safe_load(manifest.read_text())
         deployment = data["endpoints"][0]["deployments"][0]
@@ -184,6 +195,16 @@ def main() -> None:
                  f"{med(scaling['their_rps']):.0f}", f"{med(scaling['rps']) / med(scaling['their_rps']):.2f}x", "> 1x"))
     notes.append(f"scaling rounds: 2 instances {[round(x) for x in scaling['rps']]}, "
                  f"1 instance {[round(x) for x in scaling['their_rps']]}")
+    single, double = Endpoint(1, cpu_ms=1.0), Endpoint(2, cpu_ms=1.0)
+    try:
+        busy = duel(double, single, args.rounds, args.seconds, None)
+    finally:
+        single.close()
+        double.close()
+    rows.append(("scaling, ~1 ms CPU per request: 2 instances vs 1", f"{med(busy['rps']):.0f}",
+                 f"{med(busy['their_rps']):.0f}", f"{med(busy['rps']) / med(busy['their_rps']):.2f}x", "> 1.5x"))
+    notes.append(f"CPU-bound scaling rounds: 2 instances {[round(x) for x in busy['rps']]}, "
+                 f"1 instance {[round(x) for x in busy['their_rps']]}")
     print(table(rows))
     print()
     print("\n".join(notes))
