@@ -150,6 +150,21 @@ def duel_rows(cores: str, who: str, result: dict, rps_target: str, p99_target: s
              f"{med(result['p99']) / med(result['their_p99']):.2f}x", p99_target)]
 
 
+def scaling(label: str, cpu_ms: float, target: str, rounds: int, seconds: int) -> tuple[tuple[str, ...], str]:
+    """The endpoint with 2 instances vs 1 (2 cores, wrk on them too): a table row and the rounds."""
+    single, double = Endpoint(1, cpu_ms), Endpoint(2, cpu_ms)
+    try:
+        got = duel(double, single, rounds, seconds, None)
+    finally:
+        single.close()
+        double.close()
+    med = statistics.median
+    row = (label, f"{med(got['rps']):.0f}", f"{med(got['their_rps']):.0f}",
+           f"{med(got['rps']) / med(got['their_rps']):.2f}x", target)
+    return row, (f"{label} rounds: 2 instances {[round(x) for x in got['rps']]}, "
+                 f"1 instance {[round(x) for x in got['their_rps']]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
@@ -159,7 +174,6 @@ def main() -> None:
         sys.exit("needs 2 CPUs (server and load generator on different cores)")
     ensure_wrk()
     gunicorn = ensure_azmlinfsrv()
-    med = statistics.median
     rows, notes = [], []
 
     ours, theirs = Endpoint(1), Azmlinfsrv(gunicorn, 1)
@@ -185,26 +199,11 @@ def main() -> None:
     rows += duel_rows("2 cores", "2 instances vs 2 workers", two, "(info)", "(info)")
     notes.append(f"2 cores rounds: rtsctl {[round(x) for x in two['rps']]}, azmlinfsrv {[round(x) for x in two['their_rps']]}")
 
-    single, double = Endpoint(1), Endpoint(2)
-    try:
-        scaling = duel(double, single, args.rounds, args.seconds, None)
-    finally:
-        single.close()
-        double.close()
-    rows.append(("scaling: req/s 2 instances vs 1 (2 cores)", f"{med(scaling['rps']):.0f}",
-                 f"{med(scaling['their_rps']):.0f}", f"{med(scaling['rps']) / med(scaling['their_rps']):.2f}x", "> 1x"))
-    notes.append(f"scaling rounds: 2 instances {[round(x) for x in scaling['rps']]}, "
-                 f"1 instance {[round(x) for x in scaling['their_rps']]}")
-    single, double = Endpoint(1, cpu_ms=1.0), Endpoint(2, cpu_ms=1.0)
-    try:
-        busy = duel(double, single, args.rounds, args.seconds, None)
-    finally:
-        single.close()
-        double.close()
-    rows.append(("scaling, ~1 ms CPU per request: 2 instances vs 1", f"{med(busy['rps']):.0f}",
-                 f"{med(busy['their_rps']):.0f}", f"{med(busy['rps']) / med(busy['their_rps']):.2f}x", "> 1.5x"))
-    notes.append(f"CPU-bound scaling rounds: 2 instances {[round(x) for x in busy['rps']]}, "
-                 f"1 instance {[round(x) for x in busy['their_rps']]}")
+    for label, cpu_ms, target in (("scaling: req/s 2 instances vs 1 (2 cores)", 0.0, "> 1x"),
+                                  ("scaling, ~1 ms CPU per request: 2 instances vs 1", 1.0, "> 1.5x")):
+        row, note = scaling(label, cpu_ms, target, args.rounds, args.seconds)
+        rows.append(row)
+        notes.append(note)
     print(table(rows))
     print()
     print("\n".join(notes))
