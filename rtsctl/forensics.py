@@ -4,8 +4,9 @@ When an apply fails on a deployment, the error line alone ("ResourceNotReady: Us
 sends users hunting for logs. This prints, per failed deployment: the service's error code, the last lines
 of its container (Azure: `online_deployments.get_logs`) or instance log (local), and for the codes the
 troubleshooting guide names (MicrosoftDocs azureml-docs, how-to-troubleshoot-online-endpoints.md: "ERROR:
-OutOfQuota", "ERROR: ImageBuildFailure", "ERROR: ResourceNotReady" with its liveness-probe and crash causes)
-one line saying what to do. The local backend has no service codes; its failures are named after what
+OutOfQuota", "ERROR: ImageBuildFailure", "ERROR: ResourceNotReady" with its liveness-probe and crash causes,
+and the Kubernetes codes such as DeploymentCrashLoopBackOff, UserScriptImportError, PodOutOfMemory) one line
+saying what to do. The local backend has no service codes; its failures are named after what
 its supervisor saw (init() failed, crash loop, liveness probe failure).
 """
 
@@ -39,6 +40,21 @@ HINTS = {
     "instanceexited": "the instance process exited before it was ready (Azure would say ResourceNotReady): the "
                       "log lines above show why; fix the script or its environment and apply again",
     "outofcapacity": "the region has no capacity for this instance_type now: try another instance_type or retry later",
+    # Kubernetes deployments (the same guide, "Common errors specific to Kubernetes deployments")
+    "deploymentcrashloopbackoff": "the container keeps crashing while it initializes: the log lines above show "
+                                  "score.py's exception (a syntax or import error); if there is none, the pod needs "
+                                  "more memory than its instance type's limit",
+    "kubernetescrashloopbackoff": "one or more pods are stuck crash-looping: the log lines above show why (an error "
+                                  "in score.py's init(), or more memory needed than the instance type allows)",
+    "userscriptinitfailed": "init() in score.py raised: the log lines above show the exception; fix it and apply again",
+    "userscriptimporterror": "score.py imports a package the environment lacks: add it to the conda file and "
+                             "apply again (the local backend shows the same error in seconds)",
+    "userscriptfunctionnotfound": "score.py has no init() or no run(): add both and apply again",
+    "podoutofmemory": "the pod needs more memory than the instance type gives it: pick a larger instance_type",
+    "podunschedulable": "no node can take the pod: the cluster lacks the resources of the instance type, or no node "
+                        "matches its node selector; scale the node pool, or use a smaller instance_type",
+    "imagepullloopbackoff": "the cluster cannot pull the image from the workspace's container registry: check the "
+                            "cluster's network policy and its access to the registry",
 }
 
 

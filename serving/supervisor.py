@@ -121,6 +121,7 @@ class Instance:
         self.ready_since = 0.0
         self.tasks: list[asyncio.Task] = []
         self.incarnation = 0        # events of a previous process (late EOF, reaping) must not touch the next one
+        self.kill_reason = ""       # why the supervisor killed it (a failed liveness probe), for its exit reason
         self.restart_handle: asyncio.TimerHandle | None = None
 
     # ---- rotation -------------------------------------------------------------------------
@@ -159,6 +160,7 @@ class Instance:
         self.state = "starting"
         self.incarnation += 1
         self.hung = self.unready = False
+        self.kill_reason = ""
         self._unlink_socket()
         launch = self.launch
         argv = [launch["python"], "-m", "serving.host", "--socket", self.socket_name, "--code", launch["code_dir"],
@@ -185,7 +187,7 @@ class Instance:
         loop.add_reader(read_end, self._copy_output, read_end)
         pidfd = os.pidfd_open(self.proc.pid)
         loop.add_reader(pidfd, self._reap, pidfd, self.proc, self.incarnation)
-        self.tasks = [loop.create_task(self._become_ready())]
+        self.tasks = [loop.create_task(self._become_ready()), loop.create_task(self._liveness_while_starting())]
         self.deployment.changed()
 
     def _copy_output(self, fd: int) -> None:
@@ -205,7 +207,9 @@ class Instance:
         asyncio.get_running_loop().remove_reader(pidfd)
         os.close(pidfd)
         code = proc.wait()
-        if code is not None and code < 0:
+        if self.kill_reason and incarnation == self.incarnation:
+            reason = self.kill_reason
+        elif code is not None and code < 0:
             reason = f"killed by signal {signal.Signals(-code).name}"
         else:
             reason = f"exited with code {code}" + (" (init() failed)" if code == 3 and not self.ever_ready else "")
@@ -243,8 +247,7 @@ class Instance:
             ok = await self.probe(conf["timeout"])
             failures, successes = (0, successes + 1) if ok else (failures + 1, 0)
             if kind == "liveness" and failures >= conf["failure_threshold"]:
-                self.log.write(f"--- liveness probe failed {failures} times: restarting\n".encode())
-                self.kill()
+                self._fail_liveness(f"liveness probe failed {failures} times")
                 return
             if kind == "readiness":
                 if failures >= conf["failure_threshold"] and not self.unready:
@@ -255,6 +258,28 @@ class Instance:
                     self.unready = False
                     self.deployment.changed()
             await asyncio.sleep(conf["period"])
+
+    async def _liveness_while_starting(self) -> None:
+        """The liveness probe runs from `initial_delay` after the process starts, as Kubernetes runs it from the
+        container's start (ProbeSettings.initial_delay: "seconds after the container has started before the probe
+        is initiated", reference-yaml-deployment-managed-online): azmlinfsrv binds its port before init() ends, so
+        a probe connects and waits unanswered (shared/reference/aml-inference-server-notes.md, startup 4.), and an
+        init() slower than initial_delay + failure_threshold x period gets the instance killed. Here nothing
+        listens until init() returns, so each period while starting is one failed probe."""
+        conf = probe_settings(self.deployment.conf.get("liveness_probe"))
+        await asyncio.sleep(conf["initial_delay"])
+        failures = 0
+        while self.state == "starting":
+            failures += 1
+            if failures >= conf["failure_threshold"]:
+                self._fail_liveness(f"liveness probe failed {failures} times while init() ran")
+                return
+            await asyncio.sleep(conf["period"])
+
+    def _fail_liveness(self, why: str) -> None:
+        self.log.write(f"--- {why}: restarting\n".encode())
+        self.kill_reason = f"killed: {why}"
+        self.kill()
 
     async def probe(self, timeout: float) -> bool:
         """GET / on a connection of its own; it waits behind a running request, as a kubelet's would."""

@@ -182,3 +182,19 @@ def test_an_instance_that_exits_before_it_is_ready_is_explained(cli, project):
     assert "deployment.rts-score/blue failed (InstanceExited)" in result.out, str(result)
     assert "| about to give up" in result.out
     assert "what to do: the instance process exited before it was ready" in result.out
+
+
+def test_an_init_slower_than_its_liveness_probe_allows_is_killed_and_explained(cli, project):
+    """As on Azure, the liveness probe starts initial_delay after the process does, not after init(): an init()
+    that outlasts initial_delay + failure_threshold x period gets the instance killed, and apply says so."""
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(script.read_text().replace(
+        "def init():", "def init():\n    print('loading a large model', flush=True)\n    __import__('time').sleep(60)"))
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(
+        liveness_probe={"initial_delay": 1, "period": 1, "failure_threshold": 2}))
+    result = cli("apply", "dev.yaml", "-y", timeout=60)
+    assert result.code == 1, str(result)
+    assert "deployment.rts-score/blue failed (LivenessProbeFailed)" in result.out, str(result)
+    assert "killed: liveness probe failed 2 times while init() ran" in result.out
+    assert "| loading a large model" in result.out
+    assert "what to do: the container did not answer its liveness probe in time" in result.out

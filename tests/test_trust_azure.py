@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from tests.test_azure_e2e import azure_cli  # noqa: F401
+import pytest
+
+from tests.test_azure_e2e import azure_cli, seed_aks, seed_rg  # noqa: F401
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
 
@@ -35,6 +37,29 @@ def test_injected_out_of_quota_failure_names_the_code_and_the_fix(azure_emulator
     assert "deployment.rts-managed/blue failed (OutOfQuota)" in failed.out, str(failed)
     assert "log" in failed.out.split("failed (OutOfQuota)", 1)[1]  # the log tail (or why there is none) follows
     assert "what to do: the subscription has no cores left for this VM family" in failed.out
+
+
+@pytest.mark.parametrize("code, message, hint", [
+    ("ImageBuildFailure", "Image build failed: conda env create exited with 1.",
+     "the environment's image failed to build"),
+    ("DeploymentCrashLoopBackOff", "The user container crashed when initializing.",
+     "the container keeps crashing while it initializes"),
+    ("UserScriptImportError", "score.py imports unavailable packages.",
+     "score.py imports a package the environment lacks"),
+])
+def test_known_failure_codes_say_what_to_do(code, message, hint, azure_emulator_factory, azure_cli):
+    """The troubleshooting guide's codes, on an attached AKS cluster (where the Kubernetes-only codes happen): each
+    names itself, shows the log tail and one line saying what to do."""
+    emu = azure_emulator_factory(lro_mode="async")
+    seed_rg(emu, "shared-infra")
+    seed_aks(emu, "shared-infra", "shared-aks")
+    cli = azure_cli(emu, "rts-attached")
+    env = {"AKS_CLUSTER": "shared-aks", "AKS_RESOURCE_GROUP": "shared-infra", "RTSCTL_RESOURCE_GROUP": "rts-attach"}
+    emu.fail_next_lro("/deployments/blue", code, message)
+    failed = cli("apply", "examples/azure-attach-existing-aks.yaml", "-y", timeout=300, env=env)
+    assert failed.code == 1, str(failed)
+    assert f"deployment.rts-attached/blue failed ({code}): {message}" in failed.out, str(failed)
+    assert f"what to do: {hint}" in failed.out, failed.out
 
 
 def test_heartbeat_during_a_slow_emulator_operation(azure_emulator_factory, azure_cli):
