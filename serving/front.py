@@ -361,7 +361,8 @@ class Deployment:
     def status(self) -> dict[str, Any]:
         target = self.conf["generation"]
         starting = [i for i in (self.next or self.instances) if i.generation == target]
-        failed = next(({"index": i.index, "reason": i.last_exit, "log": str(i.log.path)} for i in starting
+        failed = next(({"index": i.index, "reason": i.last_exit, "log": str(i.log.path), "state": i.status()["state"],
+                        "restarts": i.restarts} for i in starting
                        if (not i.ever_ready and i.exits) or i.status()["state"] == "crash-loop"), None)
         crash = next(({"index": i.index, "reason": i.last_exit, "log": str(i.log.path)}
                       for i in self.instances if i.status()["state"] == "crash-loop"), None)

@@ -175,6 +175,11 @@ def test_crash_loop_is_drift_with_its_last_log_lines(cli, project):
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert plan.code == 2, str(plan)
     assert "crash-looping" in plan.out and "RuntimeError: model file corrupted" in plan.out
+    still = cli("apply", "dev.yaml", "-y")   # restarts it at once; it keeps dying: a crash loop, explained
+    assert still.code == 1, str(still)
+    assert "deployment.rts-score/blue failed (CrashLoop)" in still.out, str(still)
+    assert "is crash-looping (" in still.out and "RuntimeError: model file corrupted" in still.out
+    assert "what to do: the instance keeps exiting after it starts" in still.out
     (project / "broken.flag").unlink()
     cli.ok("apply", "dev.yaml", "-y")   # heals: restarts at once
     assert post(uri, {"name": "x"}, key)[0] == 200

@@ -148,7 +148,10 @@ class DeploymentReconciler(Reconciler):
                     lines = tail(Path(failed["log"]), LOG_LINES)
                     cause = crash_summary(Path(failed["log"])) or next(
                         (line for line in reversed(lines) if not line.startswith("---")), failed["reason"])
-                    raise ResourceError(res.address, f"instance {failed['index']} {failed['reason']}: {cause.strip()} "
+                    what = failed["reason"]
+                    if failed.get("state") == "crash-loop":  # it had served, and now dies at every restart
+                        what = f"is crash-looping ({failed.get('restarts', 0)} restarts; last: {what})"
+                    raise ResourceError(res.address, f"instance {failed['index']} {what}: {cause.strip()} "
                                         f"(log: {failed['log']})")
                 if mine.get("generation") == generation and mine.get("ready", 0) >= count and \
                         sum(1 for i in mine["instances"] if i["generation"] == generation) == count:
