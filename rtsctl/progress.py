@@ -9,12 +9,13 @@ per running operation every RTSCTL_HEARTBEAT_SECONDS (default 10 s), like Terraf
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+
+from .envvars import env_seconds
 
 DEFAULT_HEARTBEAT_S = 10.0
 #: the doing-verb a progress line uses for each apply verb ("Creating" -> "still creating…")
@@ -43,12 +44,7 @@ def close() -> None:
 
 def heartbeat_seconds() -> float:
     """RTSCTL_HEARTBEAT_SECONDS (tests shorten it), bounded to [0.2 s, 1 h]; 10 s otherwise."""
-    raw = os.environ.get("RTSCTL_HEARTBEAT_SECONDS")
-    try:
-        value = float(raw) if raw else DEFAULT_HEARTBEAT_S
-    except ValueError:
-        value = DEFAULT_HEARTBEAT_S
-    return min(max(value, 0.2), 3600.0) if value == value else DEFAULT_HEARTBEAT_S
+    return env_seconds("RTSCTL_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_S, 0.2, 3600.0)
 
 
 def elapsed(seconds: float) -> str:

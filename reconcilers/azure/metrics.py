@@ -15,8 +15,9 @@ RTSCTL_METRICS_LAG_SECONDS to change it.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
+
+from rtsctl.envvars import env_seconds
 
 from ..base import TrafficWatch
 from .errors import azure_errors
@@ -26,12 +27,7 @@ DEFAULT_LAG_S = 180.0
 
 
 def metrics_lag() -> float:
-    raw = os.environ.get("RTSCTL_METRICS_LAG_SECONDS")
-    try:
-        value = float(raw) if raw else DEFAULT_LAG_S
-    except ValueError:
-        return DEFAULT_LAG_S
-    return min(max(value, 0.0), 3600.0) if value == value else DEFAULT_LAG_S
+    return env_seconds("RTSCTL_METRICS_LAG_SECONDS", DEFAULT_LAG_S, 0.0, 3600.0)
 
 
 def _iso(moment: datetime) -> str:
