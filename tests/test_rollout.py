@@ -262,6 +262,8 @@ def test_slow_successor_fails_its_gate_and_the_old_deployment_keeps_serving(cli,
     ({"steps": [50, 10]}, "endpoints[0].rollout.steps: steps must rise, each once (e.g. [10, 50, 100]), got [50, 10]"),
     ({"steps": list(range(1, 12))}, "endpoints[0].rollout.steps"),
     ({"steps": [10], "gate": {"duration": 3600}}, "endpoints[0].rollout.gate.duration"),
+    ({"steps": [10], "gate": {"min_requests": 5}},
+     "endpoints[0].rollout.gate.min_requests: min_requests counts the live answers a watch sees"),
 ])
 def test_rollout_is_checked_before_anything_changes(cli, project, rollout, message):
     edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0].update(rollout=rollout))

@@ -357,6 +357,10 @@ def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local:
     if local and "mirror" in rollout:
         report.add("the local backend cannot mirror traffic (its front sends each request to one "
                    "deployment); mirror traffic is an Azure endpoint feature: remove it here", *path, "rollout", "mirror")
+    gate = rollout.get("gate")
+    if isinstance(gate, dict) and "min_requests" in gate and "watch" not in gate:
+        report.add("min_requests counts the live answers a watch sees while it holds a step: add watch (seconds) "
+                   "or remove min_requests", *path, "rollout", "gate", "min_requests")
 
 
 def _check_smoke(report: Report, endpoint: dict[str, Any], path: Path_, deployments: dict[str, Path_]) -> None:
