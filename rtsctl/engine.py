@@ -16,7 +16,7 @@ from typing import Any
 from reconcilers import load_backend
 from reconcilers.base import Backend, Reconciler
 
-from .applied import read_record, record_path, update_record
+from .applied import carried, read_record, record_path, update_record
 from .apply import ApplyResult, Reporter, apply_plan
 from .desired import build_resources, settings_for
 from .errors import ManifestError, RtsctlError
@@ -76,7 +76,8 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
     skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
     observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
     orphans = discover_orphans(session.graph, session.reconcilers)
-    recorded = read_record(applied_record(session))
+    # this machine's record, overridden by what the resources carry themselves (newer, and shared)
+    recorded = {**read_record(applied_record(session)), **carried(observed, session.graph.nodes)}
     if destroy:
         plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
     else:

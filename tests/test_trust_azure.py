@@ -110,3 +110,35 @@ def test_a_deployment_left_failed_outside_rtsctl_plans_as_drift(azure_emulator_f
     assert "provisioning state is Failed" in plan.out
     refresh = cli("plan", MANIFEST, "--refresh-only", timeout=300)
     assert "~ deployment.rts-managed/blue" in refresh.out, str(refresh)
+
+
+def test_another_machine_tells_drift_from_edit_by_what_the_resources_carry(azure_emulator_factory, azure_cli,
+                                                                            tmp_path):
+    """Each resource carries what rtsctl last applied to it (an `rtsctl.applied` tag; traffic's on the endpoint), so
+    a machine that never applied -- a CI runner after a laptop's apply -- still calls a portal change drift, and its
+    own manifest change an edit."""
+    from tests.conftest import Cli
+    from tests.helpers import edit_yaml
+
+    emu = azure_emulator_factory(lro_mode="sync")
+    laptop = azure_cli(emu, "rts-managed")
+    assert laptop("apply", MANIFEST, "-y", timeout=300).code == 0
+    ci = Cli(tmp_path / "ci-home", laptop.workdir, {k: v for k, v in laptop.env.items() if k != "RTSCTL_HOME"})
+    assert not (tmp_path / "ci-home").exists() or not any((tmp_path / "ci-home").rglob("applied/*.json"))
+    assert ci("plan", MANIFEST, "--detailed-exitcode", timeout=300).code == 0  # converged, as seen from CI
+
+    # the portal: blue scaled out, its traffic taken away
+    endpoint = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed"))
+    assert emu.resource(endpoint)["tags"]["rtsctl.applied-traffic"].startswith("1.")
+    emu.ctx.store.get(f"{endpoint}/deployments/blue").body["sku"]["capacity"] = 2
+    emu.ctx.store.get(endpoint).body["properties"]["traffic"] = {"blue": 0}
+    drifted = ci("plan", MANIFEST, timeout=300)
+    assert drifted.code == 0, str(drifted)
+    assert "# deployment.rts-managed/blue will be updated in place (drift: changed outside rtsctl)" in drifted.out, \
+        drifted.out
+    assert "# traffic.rts-managed will be updated in place (drift: changed outside rtsctl)" in drifted.out
+
+    # CI's own manifest asks for 3 instances: that change is an edit, whatever the portal did
+    edit_yaml(laptop.workdir / MANIFEST, lambda m: m["endpoints"][0]["deployments"][0].update(instance_count=3))
+    edited = ci("plan", MANIFEST, timeout=300)
+    assert "# deployment.rts-managed/blue will be updated in place (edit: the manifest" in edited.out, edited.out

@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from reconcilers.base import BackendSettings, Reconciler
 
+from rtsctl.applied import compact
 from rtsctl.errors import ResourceError
+from rtsctl.resources import Resource
 
 from .clients import Clients
 from .errors import azure_errors, is_not_found
@@ -18,6 +20,10 @@ MANAGED_BY_VALUE = "rtsctl"
 #: Prefix of rtsctl's bookkeeping tags (content digests, experiment name); hidden from diffs.
 TAG_PREFIX = "rtsctl."
 DIGEST_TAG = "rtsctl.digest"
+#: What rtsctl last applied to the resource (rtsctl.applied.compact): shared by every machine that plans it.
+#: Azure tag values hold up to 256 characters (azure-resource-manager/management/tag-resources.md).
+APPLIED_TAG = "rtsctl.applied"
+TRAFFIC_APPLIED_TAG = "rtsctl.applied-traffic"   # on the endpoint: its traffic is a resource of its own here
 
 
 #: provisioning states in which the service refuses another write to an endpoint
@@ -30,6 +36,10 @@ def managed_tags(*extra: dict[str, Any] | None) -> dict[str, str]:
         tags.update({str(k): str(v) for k, v in (more or {}).items()})
     tags[MANAGED_BY] = MANAGED_BY_VALUE
     return tags
+
+
+def applied_tag(res: Resource, tag: str = APPLIED_TAG) -> dict[str, str]:
+    return {tag: compact(res.spec)}
 
 
 def is_managed(tags: dict[str, Any] | None) -> bool:

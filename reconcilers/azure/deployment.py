@@ -27,7 +27,7 @@ from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
-from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags
+from .common import APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 
@@ -170,6 +170,7 @@ class DeploymentReconciler(AzureReconciler):
             problems=problems,
             outputs={"provisioning_state": d.provisioning_state, "name": d.name},
             handle=d,
+            applied=tags.get(APPLIED_TAG),
         )
 
     def _live(self, res: Resource) -> tuple[str, str]:
@@ -245,7 +246,7 @@ class DeploymentReconciler(AzureReconciler):
             "instance_type": spec["instance_type"],
             "instance_count": int(spec.get("instance_count") or 1),
             "environment_variables": {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()},
-            "tags": managed_tags(self.settings.tags, tags),
+            "tags": managed_tags(self.settings.tags, tags, applied_tag(res)),
             "app_insights_enabled": bool(spec.get("app_insights_enabled", False)),
             "description": spec.get("description"),
         }

@@ -15,7 +15,8 @@ from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold, identifier
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, drop_none, failed_problem, is_managed, managed_tags, state_name
+from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
+                     state_name)
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -71,6 +72,7 @@ class EndpointReconciler(AzureReconciler):
             problems=problems,
             outputs=outputs,
             handle=ep,
+            applied=(ep.tags or {}).get(APPLIED_TAG),
         )
 
     def _entity(self, res: Resource, tags: dict[str, Any], traffic: dict[str, int] | None = None):
@@ -89,7 +91,7 @@ class EndpointReconciler(AzureReconciler):
 
     def create(self, res: Resource) -> None:
         # traffic cannot be set at creation: it follows once deployments are healthy
-        entity = self._entity(res, managed_tags(self.settings.tags, res.spec.get("tags")))
+        entity = self._entity(res, managed_tags(self.settings.tags, res.spec.get("tags"), applied_tag(res)))
         with self.clients.gate(res.name).exclusive(res.address, self.notify), self.errors(res.address):
             poller = self.ml.online_endpoints.begin_create_or_update(entity)
             self.wait(res.address, poller)
@@ -101,6 +103,7 @@ class EndpointReconciler(AzureReconciler):
                 raise ResourceError(res.address, f"endpoint {res.name} vanished during the apply", "ResourceNotFound")
             tags = dict(current.tags or {})
             tags.update({str(k): str(v) for k, v in (res.spec.get("tags") or {}).items()})
+            tags.update(applied_tag(res))
             # the full current traffic map travels with the PUT: leaving it out would reset it
             entity = self._entity(res, tags, traffic=dict(current.traffic or {}))
             if getattr(current, "mirror_traffic", None):

@@ -12,7 +12,7 @@ from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
-from .common import AzureReconciler
+from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag
 from .deployment import live_names
 
 
@@ -29,7 +29,8 @@ class TrafficReconciler(AzureReconciler):
         chosen, claims = self._names(res.address, res.name)
         # keyed by manifest names, as declared
         weights = live_to_manifest({k.casefold(): v for k, v in current.items()}, chosen, claims)
-        return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep)
+        return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep,
+                        applied=(ep.tags or {}).get(TRAFFIC_APPLIED_TAG))
 
     def _names(self, address: str, endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
         """(manifest name -> live name serving it, live name -> claimed manifest name), see
@@ -54,6 +55,7 @@ class TrafficReconciler(AzureReconciler):
             for name, weight in desired.items():
                 traffic[known.get(name.casefold(), name)] = weight
             ep.traffic = traffic
+            ep.tags = {**(ep.tags or {}), **applied_tag(res, TRAFFIC_APPLIED_TAG)}
             if "mirror" in res.spec:  # a rollout's mirror step (rtsctl.rollout.gates); else kept as it is
                 ep.mirror_traffic = {known.get(n.casefold(), n): int(v) for n, v in res.spec["mirror"].items()}
             with self.errors(res.address):
