@@ -1,4 +1,5 @@
-"""Durations rtsctl reads from its environment (RTSCTL_*_SECONDS): bounded, and a bad value is the default."""
+"""Numbers rtsctl reads from its environment (RTSCTL_*_SECONDS, RTSCTL_ENV_KEEP_DAYS): bounded, and a bad value
+is the default."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import math
 import os
 
 
-def env_seconds(name: str, default: float, low: float, high: float) -> float:
-    """`$name` as seconds within [low, high]; unset, unparsable or NaN gives `default`."""
+def env_number(name: str, default: float, low: float, high: float) -> float:
+    """`$name` as a number within [low, high]; unset, unparsable or NaN gives `default`."""
     raw = os.environ.get(name)
     try:
         value = float(raw) if raw else default

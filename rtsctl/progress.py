@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from .envvars import env_seconds
+from .envvars import env_number
 
 DEFAULT_HEARTBEAT_S = 10.0
 #: the doing-verb a progress line uses for each apply verb ("Creating" -> "still creating…")
@@ -44,7 +44,7 @@ def close() -> None:
 
 def heartbeat_seconds() -> float:
     """RTSCTL_HEARTBEAT_SECONDS (tests shorten it), bounded to [0.2 s, 1 h]; 10 s otherwise."""
-    return env_seconds("RTSCTL_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_S, 0.2, 3600.0)
+    return env_number("RTSCTL_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_S, 0.2, 3600.0)
 
 
 def elapsed(seconds: float) -> str:

@@ -231,3 +231,33 @@ def test_engine_azmlinfsrv_serves_rawhttp_and_schema_scripts_behind_the_key(cli:
                                                  'raise ValueError("model file is corrupt")'))
     failed = cli("apply", manifest, "-y")
     assert failed.code == 1 and "ValueError: model file is corrupt" in failed.err, str(failed)
+
+
+def test_a_new_build_prunes_environments_unused_for_long_but_never_one_a_process_runs_from(cli: Cli, project: Path,
+                                                                                           tmp_path: Path):
+    """Iterating on conda files must not fill the disk: after a build, environments whose last use is older than
+    RTSCTL_ENV_KEEP_DAYS go, except one a running process was started from, and recent ones stay."""
+    import os
+    import time
+
+    cache = tmp_path / "envs"
+    old = time.time() - 40 * 86400
+
+    def fake(key: str, age: float | None) -> Path:
+        env = cache / key
+        (env / "bin").mkdir(parents=True)
+        (env / "bin" / "python").symlink_to(sys.executable)
+        (env / "rtsctl-env.json").write_text("{}")
+        if age is not None:
+            os.utime(env / "rtsctl-env.json", (age, age))
+        return env
+
+    unused, running, recent = fake("0ld0unused", old), fake("0ld0running", old), fake("recent0", None)
+    holder = subprocess.Popen([str(running / "bin" / "python"), "-c", "import time; time.sleep(120)"])
+    try:
+        result = cli.ok("apply", make_service(project), "-y", env={"RTSCTL_ENV_CACHE": str(cache)})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "removed 1 environment(s) unused for 30 days: 0ld0unused" in result.err, result.err
+    assert not unused.exists() and running.is_dir() and recent.is_dir()

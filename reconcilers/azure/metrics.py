@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from rtsctl.envvars import env_seconds
+from rtsctl.envvars import env_number
 
 from ..base import TrafficWatch
 from .errors import azure_errors
@@ -27,7 +27,7 @@ DEFAULT_LAG_S = 180.0
 
 
 def metrics_lag() -> float:
-    return env_seconds("RTSCTL_METRICS_LAG_SECONDS", DEFAULT_LAG_S, 0.0, 3600.0)
+    return env_number("RTSCTL_METRICS_LAG_SECONDS", DEFAULT_LAG_S, 0.0, 3600.0)
 
 
 def _iso(moment: datetime) -> str:

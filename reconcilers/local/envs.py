@@ -21,6 +21,9 @@ A build happens in `.build-<key>` under a per-key lock and is renamed into place
 killed build leaves nothing that looks finished and two applies never build the same key twice.
 Destroying a workspace leaves the cache alone (another workspace may use the same environment);
 `rm -rf $RTSCTL_HOME/envs` is safe while no deployment runs: the next apply rebuilds what it needs.
+Each apply that uses an environment marks it used; after each new build, environments unused for
+RTSCTL_ENV_KEEP_DAYS (default 30) that no running process runs from are removed (`prune`), so iterating on
+conda files does not fill the disk. One pruned but still declared is health drift that the next apply rebuilds.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from rtsctl.envvars import env_number
 from rtsctl.errors import RtsctlError
 
 from .state import home, write_json
@@ -215,7 +219,8 @@ def _pip_entries(entries: Any, where: str) -> list[str]:
 # -- materialization ---------------------------------------------------------------------------------
 
 def cache_root() -> Path:
-    return Path(os.environ.get("RTSCTL_ENV_CACHE") or home() / "envs").expanduser()
+    # absolute: an instance's argv[0] is its environment's python, which is how prune() sees it is in use
+    return Path(os.environ.get("RTSCTL_ENV_CACHE") or home() / "envs").expanduser().absolute()
 
 
 def _python(env: Path) -> Path:
@@ -267,7 +272,58 @@ def ensure(spec: EnvSpec, progress: Progress | None = None) -> Path:
         staging.rename(target)
         say(f"environment ready in {time.monotonic() - started:.1f}s: {len(installed)} package(s)"
             + (f" ({', '.join(installed[:6])}{', …' if len(installed) > 6 else ''})" if installed else ""))
-        return target
+    removed = prune(keep=target)
+    if removed:
+        say(f"removed {len(removed)} environment(s) unused for {keep_days():g} days: {', '.join(removed)[:200]}")
+    return target
+
+
+def keep_days() -> float:
+    return env_number("RTSCTL_ENV_KEEP_DAYS", 30.0, 0.0, 36500.0)
+
+
+def prune(keep: Path | None = None, now: float | None = None) -> list[str]:
+    """Remove complete environments whose last use is older than keep_days() and that no running process
+    runs from (an instance's argv[0] is its environment's python); each under its build lock, skipped if
+    busy. Returns the removed keys."""
+    root, limit = cache_root(), keep_days() * 86400.0
+    now = time.time() if now is None else now
+    in_use = _running_envs(root)
+    removed = []
+    for env in sorted(root.iterdir()) if root.is_dir() else []:
+        marker = env / MARKER
+        if env == keep or env.name.startswith(".") or env.name in in_use or not marker.is_file():
+            continue
+        try:
+            if now - marker.stat().st_mtime < limit:
+                continue
+        except OSError:
+            continue
+        with open(root / f"{env.name}.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # being built or used by another rtsctl right now
+            shutil.rmtree(env, ignore_errors=True)
+            removed.append(env.name)
+    return removed
+
+
+def _running_envs(root: Path) -> set[str]:
+    """Keys of the environments a running process was started from (its absolute argv[0] under the cache)."""
+    prefixes = {str(root) + os.sep, str(root.resolve()) + os.sep}
+    found: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode("utf-8", "replace")
+        except OSError:
+            continue
+        for prefix in prefixes:
+            if argv0.startswith(prefix):
+                found.add(argv0[len(prefix):].split(os.sep, 1)[0])
+    return found
 
 
 @contextlib.contextmanager
