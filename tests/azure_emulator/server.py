@@ -200,6 +200,13 @@ class Emulator:
             return
         self._ready.set()
         loop.run_forever()
+        # requests still in flight when the emulator stops (a client polling to the end): cancelled and awaited,
+        # so closing the loop leaves no "Task was destroyed but it is pending!" behind
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
 
     async def _startup(self) -> None:
