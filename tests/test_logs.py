@@ -229,3 +229,17 @@ def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_
     edit_yaml(project / manifest, lambda m: m["endpoints"][0]["deployments"][0].update(engine="native"))
     native = cli("apply", manifest, "-y")
     assert native.code == 1 and "engine: native is local only" in native.err, str(native)
+
+
+def test_logs_follow_picks_up_instances_started_after_it_began(cli: Cli, project: Path):
+    """A scale-out while following: the new instance's log joins the stream from its first line."""
+    printing_seed(project)
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=1))
+    cli.ok("apply", "dev.yaml", "-y")
+
+    def scale_out() -> None:
+        edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=2))
+        cli.ok("apply", "dev.yaml", "-y")
+
+    seen = follow_until(cli, "dev.yaml", opened_logs(1), scale_out, ("starting instance 1",))
+    assert any(s.startswith("[blue/1] ") and "starting instance 1" in s for s in seen), seen

@@ -4,7 +4,7 @@ Backend-blind like the engine: it picks the deployments from the manifest and as
 their log streams (local: the rotated instance logs under the workspace, which outlive `destroy` of
 the endpoint; Azure: the inference server container's log through getLogs). With several sources,
 plain reading prints them one after the other under `==> source <==` headers (as `tail` does) and
-following interleaves them line by line with a `[source]` prefix.
+following interleaves them line by line with a `[source]` prefix, picking up instances started meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import queue
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from ..errors import RtsctlError
@@ -61,24 +62,30 @@ def select(deployments: list[str], endpoint: str | None, deployment: str | None,
 
 def cmd_logs(args: argparse.Namespace) -> int:
     from ..engine import open_session
+    from ..rollout.successor import live_deployments
 
     with open_session(args.manifest, args.variables) as session:
         names = [r.name for r in session.graph.nodes.values() if r.kind == "deployment"]
         pairs = select(names, args.endpoint, args.deployment, session.manifest.display)
         several_endpoints = len({e for e, _ in pairs}) > 1
-        streams: dict[str, Iterator[str]] = {}
-        from ..rollout.successor import live_deployments
 
-        for endpoint, deployment in pairs:
-            deployment = live_deployments(session, endpoint).get(deployment, deployment)  # after a rollout
-            found = session.backend.logs(endpoint, deployment, instance=args.instance, tail=args.tail,
-                                         follow=args.follow)
-            for label, lines in found.items():
-                streams[f"{endpoint}/{label}" if several_endpoints else label] = lines
+        def sources(tail: int | None) -> dict[str, Iterator[str]]:
+            streams: dict[str, Iterator[str]] = {}
+            for endpoint, deployment in pairs:
+                deployment = live_deployments(session, endpoint).get(deployment, deployment)  # after a rollout
+                found = session.backend.logs(endpoint, deployment, instance=args.instance, tail=tail,
+                                             follow=args.follow)
+                for label, lines in found.items():
+                    streams[f"{endpoint}/{label}" if several_endpoints else label] = lines
+            return streams
+
+        streams = sources(args.tail)
         show = _without_controls if sys.stdout.isatty() else str
         try:
             if args.follow:
-                _follow(streams, show)
+                # instances started later (a scale-out, a restart into a new generation, a successor) are
+                # found by looking again, at the backend's own pace, and read from their first line
+                _follow(streams, show, lambda: sources(None), max(session.backend.poll_interval, 1.0))
             else:
                 _print_all(streams, show)
         except BrokenPipeError:            # `rtsctl logs M | head`: the reader has what it wanted
@@ -105,17 +112,14 @@ def _print_all(streams: dict[str, Iterator[str]], show: Callable[[str], str]) ->
     out.flush()
 
 
-def _follow(streams: dict[str, Iterator[str]], show: Callable[[str], str]) -> None:
-    """Print each source's lines as they come, one reader thread per source, flushing every line
-    (a pipe would otherwise hold them back)."""
+def _follow(streams: dict[str, Iterator[str]], show: Callable[[str], str],
+            discover: Callable[[], dict[str, Iterator[str]]] | None = None, every: float = 1.0) -> None:
+    """Print each source's lines as they come, one reader thread per source, flushing every line (a pipe
+    would otherwise hold them back); every `every` seconds `discover` may name new sources, which join.
+    Lines carry a `[source]` prefix once there is more than one source."""
     out = sys.stdout
-    prefix = len(streams) > 1
-    if len(streams) == 1:
-        for line in next(iter(streams.values())):
-            out.write(show(line) + "\n")
-            out.flush()
-        return
     lines: queue.Queue = queue.Queue(maxsize=10_000)
+    started: set[str] = set()
 
     def read(label: str, source: Iterator[str]) -> None:
         try:
@@ -124,14 +128,26 @@ def _follow(streams: dict[str, Iterator[str]], show: Callable[[str], str]) -> No
         except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             lines.put((label, None, exc))
 
-    for label, source in streams.items():
-        threading.Thread(target=read, args=(label, source), name=f"logs-{label}", daemon=True).start()
+    def start(found: dict[str, Iterator[str]]) -> None:
+        for label, source in found.items():
+            if label not in started:
+                started.add(label)
+                threading.Thread(target=read, args=(label, source), name=f"logs-{label}", daemon=True).start()
+
+    start(streams)
+    look_again = time.monotonic() + every
     while True:
+        if discover is not None and time.monotonic() >= look_again:
+            try:
+                start(discover())
+            except RtsctlError:
+                pass  # nothing new to follow now (a deployment being replaced): the known sources go on
+            look_again = time.monotonic() + every
         try:
-            label, line, error = lines.get(timeout=0.5)
+            label, line, error = lines.get(timeout=0.2)
         except queue.Empty:
             continue
         if error is not None:
             raise error
-        out.write((f"[{label}] " if prefix else "") + show(line) + "\n")
+        out.write((f"[{label}] " if len(started) > 1 else "") + show(line) + "\n")
         out.flush()
