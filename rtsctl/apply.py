@@ -101,15 +101,21 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
     waiting = {a: waits_for(a) for a in actions}
     running: dict[Future, str] = {}
     done: set[str] = set()
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
-        try:
-            _drive(pool, actions, waiting, running, done, reconcilers, report, result, rollout)
-        except KeyboardInterrupt:
-            # Wherever the Ctrl-C lands (in the wait or between two submissions), operations already sent cannot
-            # be recalled: let them finish so nothing is left half-made; the world is the state, so the next
-            # apply converges from wherever this stopped.
-            finish_or_abandon(pool, running, report)  # a second Ctrl-C exits 130 at once
-            raise
+    # not a `with`: its exit joins the workers, and after a Ctrl-C nothing may wait on calls that cannot be
+    # cancelled (a second Ctrl-C that lands before the handler below ends in cli.main, which exits 130 past them)
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply")
+    try:
+        _drive(pool, actions, waiting, running, done, reconcilers, report, result, rollout)
+    except KeyboardInterrupt:
+        # Wherever the Ctrl-C lands (in the wait or between two submissions), operations already sent cannot
+        # be recalled: let them finish so nothing is left half-made; the world is the state, so the next
+        # apply converges from wherever this stopped.
+        finish_or_abandon(pool, running, report)  # a second Ctrl-C exits 130 at once
+        raise
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _drive(pool: ThreadPoolExecutor, actions: dict[str, Action], waiting: dict[str, set[str]],

@@ -358,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             args.variables = collect(args.var_file, args.var)
         return args.func(args)
     except KeyboardInterrupt:
+        from .interrupt import exit_now_if_busy
+
         print("rtsctl: interrupted", file=sys.stderr)
+        exit_now_if_busy()
         return 130
     except RtsctlError as exc:
         if debug:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -21,8 +22,8 @@ EXIT_INTERRUPTED = 130
 
 def finish_or_abandon(pool: ThreadPoolExecutor, running: Mapping[Future, str], report: Callable[[str], None]) -> None:
     """After a first KeyboardInterrupt: wait for `running` (address by future); on a second, abandon them."""
-    names = ", ".join(sorted(running.values()))
-    try:  # the second Ctrl-C may come while this line is still being written
+    try:  # the second Ctrl-C may come at once, even while this line is still being written
+        names = ", ".join(sorted(running.values()))
         report(f"[yellow]Interrupted: waiting for {len(running)} running operation(s) to finish ({names}); nothing "
                "new is started. Press Ctrl-C again to stop waiting. Run apply again to converge.[/yellow]")
         wait(list(running))
@@ -35,3 +36,14 @@ def finish_or_abandon(pool: ThreadPoolExecutor, running: Mapping[Future, str], r
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # worker threads are blocked in calls that cannot be cancelled
+
+
+def exit_now_if_busy() -> None:
+    """The last guard, for a Ctrl-C that escaped the handling above (one pressed twice in a row can land before
+    it starts): with worker threads still blocked in calls, a normal exit would join them and hang, so exit 130
+    at once instead."""
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        progress.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)

@@ -137,13 +137,15 @@ def test_heartbeat_while_waiting_then_second_ctrl_c_exits_130_naming_what_still_
                             stderr=subprocess.PIPE, text=True)
     try:
         seen = ""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded machine may take long to build the environment first
         while "deployment.rts-score/blue: still creating…" not in seen and time.monotonic() < deadline:
             seen += proc.stdout.readline()
         assert "deployment.rts-score/blue: still creating… [" in seen, seen
         proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
         while "Press Ctrl-C again" not in seen and time.monotonic() < deadline:
             seen += proc.stdout.readline()
+        assert "Press Ctrl-C again" in seen, seen
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
