@@ -73,6 +73,19 @@ def finish(proc: subprocess.Popen) -> dict:
     return json.loads(out)
 
 
+def apply_under_load(env: dict[str, str], cwd: Path, rate: float) -> tuple[subprocess.CompletedProcess, float, dict]:
+    """`apply` while a bench holds `rate` req/s on the endpoint (started 1 s before, stopped 0.5 s after):
+    (the apply's result, its wall time, the bench report of the load during it)."""
+    bench = load(env, cwd, rate, 600)
+    time.sleep(1.0)  # the load is running before the change starts
+    started = time.perf_counter()
+    applied = run(env, cwd, "apply", "dev.yaml", "-y")
+    wall = time.perf_counter() - started
+    time.sleep(0.5)
+    bench.send_signal(2)  # Ctrl-C: the bench stops and reports what it measured
+    return applied, wall, finish(bench)
+
+
 def round_row(before: dict, during: dict, wall: float) -> dict:
     """One round's figures from the bench reports of the load before and during the change."""
     return {"non_2xx": during["errors"]["total"], "requests": during["requests"],
@@ -115,14 +128,7 @@ def main() -> None:
         for r in range(args.rounds):
             # the rollout's length, measured once without load, sizes the "before" window the same
             edit(project / "dev.yaml", with_green)
-            bench = load(env, project, args.rate, 600)
-            time.sleep(1.0)  # the load is running before the rollout starts
-            started = time.perf_counter()
-            run(env, project, "apply", "dev.yaml", "-y")
-            wall = time.perf_counter() - started
-            time.sleep(0.5)
-            bench.send_signal(2)  # Ctrl-C: the bench stops and reports what it measured
-            during = finish(bench)
+            _, wall, during = apply_under_load(env, project, args.rate)
             edit(project / "dev.yaml", blue_only)
             run(env, project, "apply", "dev.yaml", "-y")
             before = finish(load(env, project, args.rate, wall + 1.5))

@@ -18,10 +18,9 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 
 from _common import one_instance_project
-from rollout import RTSCTL, edit, finish, load, round_row, run, summarize
+from rollout import RTSCTL, apply_under_load, edit, finish, load, round_row, run, summarize
 
 
 def main() -> None:
@@ -38,16 +37,9 @@ def main() -> None:
             before = finish(load(env, project, args.rate, wall + 1.5))
             kind = "local-large" if r % 2 == 0 else "local"
             edit(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_type=kind))
-            bench = load(env, project, args.rate, 600)
-            time.sleep(1.0)  # the load is running before the replacement starts
-            started = time.perf_counter()
-            applied = run(env, project, "apply", "dev.yaml", "-y")
-            wall = time.perf_counter() - started
+            applied, wall, during = apply_under_load(env, project, args.rate)
             if "create before destroy" not in applied.stdout:
                 sys.exit(f"expected a create-before-destroy step:\n{applied.stdout}")
-            time.sleep(0.5)
-            bench.send_signal(2)  # Ctrl-C: the bench stops and reports what it measured
-            during = finish(bench)
             rows.append(round_row(before, during, wall))
             print(f"round {r + 1}: {json.dumps(rows[-1])}", file=sys.stderr)
     finally:

@@ -47,12 +47,16 @@ def _hex(digest: str) -> str:
     return digest.split(":", 1)[-1]
 
 
+def _name_mark(name: Any) -> str:
+    return _hex(digest_text(str(name)))[:_COMPACT_NAME]
+
+
 def compact(spec: Mapping[str, Any]) -> str:
     """What `entry_for(spec)` says, short enough for a resource tag, so the resource itself can carry what was
     last applied to it and every machine reads the same record. Prefixes of the digests: a collision costs a
     mislabelled change (drift for edit), never a wrong plan."""
     head = f"1.{_hex(spec_digest(spec))[:_COMPACT_SPEC]}"
-    fields = [_hex(digest_text(str(name)))[:_COMPACT_NAME] + _hex(field_digest(value))[:_COMPACT_VALUE]
+    fields = [_name_mark(name) + _hex(field_digest(value))[:_COMPACT_VALUE]
               for name, value in sorted(spec.items(), key=lambda item: str(item[0]))]
     full = ".".join([head, *fields])
     return full if len(full) <= _COMPACT_MAX else head  # too many fields: the whole spec's digest alone
@@ -68,7 +72,7 @@ def expand(text: str, spec: Mapping[str, Any]) -> dict[str, Any] | None:
     stored = {p[:_COMPACT_NAME]: p[_COMPACT_NAME:] for p in parts[2:] if len(p) == _COMPACT_NAME + _COMPACT_VALUE}
     fields = {}
     for name, value in spec.items():
-        mark = stored.get(_hex(digest_text(str(name)))[:_COMPACT_NAME])
+        mark = stored.get(_name_mark(name))
         if mark is not None:
             digest = field_digest(value)
             fields[str(name)] = digest if _hex(digest).startswith(mark) else f"other:{mark}"

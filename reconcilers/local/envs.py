@@ -50,6 +50,7 @@ import yaml
 from rtsctl.envvars import env_number
 from rtsctl.errors import RtsctlError
 
+from .procs import command_lines
 from .state import home, write_json
 
 FORMAT = 1                      # bump when the layout of a built environment changes
@@ -313,13 +314,8 @@ def _running_envs(root: Path) -> set[str]:
     """Keys of the environments a running process was started from (its absolute argv[0] under the cache)."""
     prefixes = {str(root) + os.sep, str(root.resolve()) + os.sep}
     found: set[str] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv0 = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode("utf-8", "replace")
-        except OSError:
-            continue
+    for _, argv in command_lines():
+        argv0 = argv[0].decode("utf-8", "replace")
         for prefix in prefixes:
             if argv0.startswith(prefix):
                 found.add(argv0[len(prefix):].split(os.sep, 1)[0])

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -66,23 +67,28 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def owned_by(folder: Path) -> list[int]:
-    """PIDs of the front and scoring hosts serving the endpoint in `folder` (fronts first)."""
-    marker = str(folder).encode()
-    fronts, hosts = [], []
+def command_lines() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, argv) of every process this user can see (one gone meanwhile is skipped)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            yield int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if marker not in argv or start_time(int(entry.name)) is None:
+
+
+def owned_by(folder: Path) -> list[int]:
+    """PIDs of the front and scoring hosts serving the endpoint in `folder` (fronts first)."""
+    marker = str(folder).encode()
+    fronts, hosts = [], []
+    for pid, argv in command_lines():
+        if marker not in argv or start_time(pid) is None:
             continue
         if b"serving.front" in argv:
-            fronts.append(int(entry.name))
+            fronts.append(pid)
         elif b"serving.host" in argv:
-            hosts.append(int(entry.name))
+            hosts.append(pid)
     return fronts + hosts
 
 
