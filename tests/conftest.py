@@ -7,22 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.prefork import Prefork, Result
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
 class Cli:
@@ -35,8 +26,11 @@ class Cli:
 
     def __call__(self, *args: str, timeout: float = 180, stdin: str | None = None,
                  env: dict[str, str] | None = None) -> Result:
+        call_env = {**self.env, **(env or {})}
+        if Prefork.serves(call_env):
+            return Prefork.instance().run(list(args), self.workdir, call_env, stdin, timeout)
         proc = subprocess.run([sys.executable, "-m", "rtsctl", *args], cwd=self.workdir, capture_output=True,
-                              text=True, timeout=timeout, input=stdin, env={**self.env, **(env or {})})
+                              text=True, timeout=timeout, input=stdin, env=call_env)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def ok(self, *args: str, **kw) -> Result:
@@ -60,6 +54,17 @@ class Cli:
                 pids += [data["pid"]] if isinstance(data.get("pid"), int) else []
                 pids += [i["pid"] for i in data.get("instances", []) if isinstance(i, dict) and "pid" in i]
         return pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefork_server():
+    """Start this worker's pre-forked CLI early, so its imports overlap the first tests; stopped at the end."""
+    if os.environ.get("RTSCTL_TEST_EXEC") != "1":
+        Prefork.instance()
+    yield
+    if Prefork._instance is not None:
+        Prefork._instance.stop()
+        Prefork._instance = None
 
 
 def kill_recorded(cli: Cli) -> None:

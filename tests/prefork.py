@@ -1,0 +1,222 @@
+"""A pre-forked `python -m rtsctl` for the test suite: the same CLI in a real child process, minus the import.
+
+Every CLI call of an Azure test pays ~2 s of azure-ai-ml / azure-mgmt import before rtsctl does anything, and the
+suite makes hundreds of them. This server (one per pytest worker) imports those third-party libraries once, then
+forks one child per call. The child is a fresh process as far as rtsctl can tell: it gets its own pid, working
+folder, environment, argv and standard streams, imports rtsctl itself from scratch (no rtsctl module is loaded in
+the server, so nothing of rtsctl is computed before the call's environment is set), runs `rtsctl/__main__.py`
+with runpy exactly as `python -m rtsctl` does, and exits through the interpreter's normal shutdown (atexit, thread
+joins). What it cannot give is a different interpreter start-up, so `tests.conftest.Cli` falls back to a real
+`exec` when a call changes a `PYTHON*` variable, and tests about start-up itself (signals on a terminal, import
+laziness) run their own subprocesses. `RTSCTL_TEST_EXEC=1` runs every call with a real exec.
+
+Wire protocol on a Unix SOCK_SEQPACKET socket (0600, in the worker's private temp folder): the client sends one
+JSON message {"argv", "cwd", "env"} with three file descriptors attached (stdin, stdout, stderr); the server
+answers "<pid>" once forked and "<wait status>" when the child has ended, then closes the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: third-party modules worth importing once; only ever libraries, never rtsctl's own code
+WARM = (
+    "yaml", "jsonschema", "deepdiff", "tenacity", "rich.console", "rich.table", "aiohttp", "hdrhistogram",
+    "azure.identity", "azure.ai.ml", "azure.ai.ml.entities", "azure.mgmt.resource",
+    "azure.mgmt.containerservice", "azure.mgmt.kubernetesconfiguration.extensions", "azure.mgmt.monitor",
+    "azure.storage.blob",
+)
+
+
+def _warm() -> None:
+    import importlib
+
+    for name in WARM:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _run_child(request: dict, fds: list[int]) -> None:
+    """In the forked child: become `python -m rtsctl ARGS` and never return to the server loop."""
+    import io
+    import runpy
+
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    # what the interpreter sets up at start: default signal handlers, SIGPIPE ignored, fresh text streams
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    encoding = os.environ.get("PYTHONIOENCODING", "utf-8")
+    sys.stdin = io.TextIOWrapper(io.open(0, "rb", closefd=False), encoding=encoding)
+    sys.stdout = io.TextIOWrapper(io.open(1, "wb", closefd=False), encoding=encoding, write_through=False)
+    sys.stderr = io.TextIOWrapper(io.open(2, "wb", closefd=False), encoding=encoding, errors="backslashreplace",
+                                  line_buffering=True)
+    sys.argv = ["rtsctl", *request["argv"]]
+    sys.path[0] = os.getcwd()
+    runpy.run_module("rtsctl", run_name="__main__", alter_sys=True)
+    sys.exit(0)
+
+
+def _die_with_parent() -> None:
+    """A killed pytest worker must not leave this server behind (prctl PR_SET_PDEATHSIG = 1, SIGKILL)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above ran
+        sys.exit(0)
+
+
+def serve(path: str) -> None:
+    _die_with_parent()
+    _warm()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(path)
+    os.chmod(path, 0o600)
+    listener.listen(64)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    waiting: dict[int, socket.socket] = {}
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is listener:
+                conn, _ = listener.accept()
+                message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+                pid = os.fork()
+                if pid == 0:
+                    selector.close()
+                    listener.close()
+                    conn.close()
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    _run_child(json.loads(message), fds)
+                for fd in fds:
+                    os.close(fd)
+                conn.sendall(f"{pid}\n".encode())
+                waiting[pid] = conn
+            else:
+                os.read(wake_r, 4096)
+        while waiting:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            conn = waiting.pop(pid, None)
+            if conn is not None:
+                try:
+                    conn.sendall(f"{status}\n".encode())
+                except OSError:
+                    pass
+                conn.close()
+
+
+
+# --- the client, used by tests.conftest.Cli -------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+class Prefork:
+    """The client of this worker's pre-forked CLI server (tests/prefork.py: why it exists and what it keeps)."""
+
+    _instance: Prefork | None = None
+    _environ = dict(os.environ)  # as the worker started, before any test's monkeypatching
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="rtsctl-prefork-"))
+        self.path = str(self.folder / "cli.sock")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.prefork", self.path], cwd=REPO,
+                                     env=self._environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        self.ready = False
+
+    @classmethod
+    def instance(cls) -> Prefork:
+        if cls._instance is None:
+            cls._instance = Prefork()
+        return cls._instance
+
+    @classmethod
+    def serves(cls, env: dict[str, str]) -> bool:
+        """False where only a real exec is faithful: asked for, or an interpreter start-up setting differs."""
+        if os.environ.get("RTSCTL_TEST_EXEC") == "1":
+            return False
+        names = {n for n in (*env, *cls._environ) if n.startswith("PYTHON")}
+        return all(env.get(n) == cls._environ.get(n) for n in names)
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], stdin: str | None, timeout: float) -> Result:
+        if not self.ready:
+            line = self.proc.stdout.readline()
+            assert line == b"ready\n", f"the pre-forked CLI server did not start: {line!r}"
+            self.ready = True
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+                (tempfile.TemporaryFile() if stdin is not None else open(os.devnull, "rb")) as source, \
+                socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+            if stdin is not None:
+                source.write(stdin.encode())
+                source.seek(0)
+            conn.connect(self.path)
+            request = json.dumps({"argv": argv, "cwd": str(cwd), "env": env}).encode()
+            socket.send_fds(conn, [request], [source.fileno(), out.fileno(), err.fileno()])
+            conn.settimeout(60)
+            pid = int(conn.recv(64))
+            conn.settimeout(timeout)
+            try:
+                status = int(conn.recv(64))
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                conn.settimeout(10)
+                conn.recv(64)
+                raise subprocess.TimeoutExpired(["rtsctl", *argv], timeout) from None
+            return Result(os.waitstatus_to_exitcode(status), _text(out), _text(err))
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _text(stream) -> str:
+    """What `subprocess.run(text=True)` would have read: decoded, universal newlines."""
+    stream.seek(0)
+    return stream.read().decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])
