@@ -58,10 +58,11 @@ class Azurite:
     port: int
     ca_path: Path
     pid: int
+    account: str = ACCOUNT
 
     @property
     def host(self) -> str:
-        return f"{ACCOUNT}.blob.core.windows.net"
+        return f"{self.account}.blob.core.windows.net"
 
 
 def _tls(directory: Path) -> tuple[Path, Path, Path]:
