@@ -97,18 +97,27 @@ class BlobLock:
                     pass  # made meanwhile by another machine (or leased already: the next acquire says so)
         return None
 
-    def holder(self) -> str:
+    def holder(self) -> str | None:
+        """Who holds the lease now, or None when nobody does."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         with self._calls(f"cannot read who holds {self.what}"):
-            props = self.blob.get_blob_properties()
+            try:
+                props = self.blob.get_blob_properties()
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) != "BlobNotFound":
+                    raise
+                return None
         if props.lease.state != "leased":
-            return "a run that has just finished"
+            return None
         return Holder.from_metadata(dict(props.metadata or {})).describe()
 
     @contextmanager
     def held(self, operation: str, timeout: float = 0.0) -> Iterator[None]:
         """Take the lease (waiting up to `timeout` s), keep it renewed while the body runs, release it after."""
         lock_id = str(uuid.uuid4())
-        lease = wait_for(lambda: self._try_acquire(lock_id), self.what, self.holder, timeout,
+        lease = wait_for(lambda: self._try_acquire(lock_id), self.what,
+                         lambda: self.holder() or "a run that has just finished", timeout,
                          hint=f", or if its holder is gone, wait {LEASE_SECONDS}s for its lease to lapse",
                          interval=1.0)
         stop = threading.Event()
@@ -145,21 +154,24 @@ class BlobLock:
         from azure.core.exceptions import HttpResponseError
         from azure.storage.blob import BlobLeaseClient
 
-        who = self.holder()
         try:
-            with self._calls(f"cannot unlock {self.what}"):
-                try:
-                    BlobLeaseClient(self.blob, lease_id=lock_id).release()
-                except HttpResponseError as exc:
-                    code = getattr(exc, "error_code", None)
-                    if code == "LeaseIdMismatchWithLeaseOperation":
-                        raise RtsctlError(f"{self.what} is not held under lock id {lock_id} (it is held by "
-                                          f"{who}); nothing was unlocked") from None
-                    if code in ("LeaseNotPresentWithLeaseOperation", "BlobNotFound"):
-                        raise RtsctlError(f"{self.what} is not locked; nothing to unlock") from None
-                    raise
-        except ValueError:  # not a lease id at all (azure-storage-blob checks it is a GUID)
-            raise RtsctlError(f"{lock_id!r} is not a lock id (rtsctl prints it with the holder)") from None
+            lock_id = str(uuid.UUID(lock_id))
+        except ValueError:
+            raise RtsctlError(f"{lock_id!r} is not a lock id (a GUID; rtsctl prints it with the holder)") from None
+        who = self.holder()
+        if who is None:
+            raise RtsctlError(f"{self.what} is not locked; nothing to unlock")
+        with self._calls(f"cannot unlock {self.what}"):
+            try:
+                BlobLeaseClient(self.blob, lease_id=lock_id).release()
+            except HttpResponseError as exc:
+                code = getattr(exc, "error_code", None)
+                if code == "LeaseIdMismatchWithLeaseOperation":
+                    raise RtsctlError(f"{self.what} is not held under lock id {lock_id} (it is held by "
+                                      f"{who}); nothing was unlocked") from None
+                if code in ("LeaseNotPresentWithLeaseOperation", "BlobNotFound"):
+                    raise RtsctlError(f"{self.what} is not locked; nothing to unlock") from None
+                raise
         return who
 
 
