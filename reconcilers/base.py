@@ -105,7 +105,7 @@ class Backend(ABC):
         """Release clients and connections."""
 
     @contextmanager
-    def lock(self, operation: str, timeout: float = 0.0) -> Iterator[None]:
+    def lock(self, operation: str = "a change", timeout: float = 0.0) -> Iterator[None]:
         """Held while a plan is made and applied (`operation`, e.g. "apply m.yaml", says why), so two rtsctl runs
         never change one scope at once: refused at once naming the holder, or after waiting `timeout` seconds
         (rtsctl.lock.LockHeld)."""

@@ -77,7 +77,7 @@ class AzureBackend(Backend):
         return BlobLock(self.clients, block["account"], block["container"]) if block else None
 
     @contextmanager
-    def lock(self, operation: str, timeout: float = 0.0):
+    def lock(self, operation: str = "a change", timeout: float = 0.0):
         """This machine's file lock, then (with `provider.lock`) the blob lease that excludes other machines."""
         from rtsctl.home import home
         from rtsctl.lock import exclusive

@@ -51,7 +51,7 @@ class LocalBackend(Backend):
 
         return capacity_warnings(resources)
 
-    def lock(self, operation: str, timeout: float = 0.0):
+    def lock(self, operation: str = "a change", timeout: float = 0.0):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
                          f"resource group {self.settings.resource_group}", operation, timeout)
 
