@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from . import __version__
@@ -47,18 +48,27 @@ def add_target_arg(p: argparse.ArgumentParser,
     p.add_argument("--target", action="append", default=[], metavar="ADDRESS", help=text)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text}: give 0 to 3600 seconds")
-    return value
+def bounded(cast: Callable[[str], Any], low: float, high: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: `cast(text)` within [low, high], else a usage error saying which."""
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {_num(low)} and {_num(high)}, got {_num(value)}")
+        return value
+
+    return parse
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def add_lock_timeout_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lock-timeout", type=_seconds, default=0.0, metavar="SECONDS",
+    p.add_argument("--lock-timeout", type=bounded(float, 0, 3600, "a number of seconds"), default=0.0,
+                   metavar="SECONDS",
                    help="wait up to this long for another run's lock (default 0: refuse at once, naming the holder)")
 
 
