@@ -117,3 +117,13 @@ def test_two_machines_one_runs_the_other_is_refused_and_a_killed_holder_stops_bl
     assert plan.code == 0, str(plan)
     assert plan.out.count("other machines (CI runners, laptops) applying this workspace at the same time are not "
                           "excluded") == 1
+
+
+def test_provider_lock_is_checked_at_validate(cli, project):
+    edit_yaml(project / MANIFEST, lambda m: m["provider"].update(lock={"account": "Bad_Acct", "container": "a--b"}))
+    bad = cli("validate", MANIFEST, env={"AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000"})
+    assert bad.code == 1 and "provider.lock.account: 'Bad_Acct' is not a valid name" in bad.err, str(bad)
+    assert "provider.lock.container: 'a--b' is not a valid name" in bad.err
+    edit_yaml(project / "dev.yaml", lambda m: m["provider"].update(lock={"account": "acct", "container": "locks"}))
+    local = cli("validate", "dev.yaml")
+    assert local.code == 1 and "provider.lock: lock is for the azure backend" in local.err, str(local)
