@@ -111,12 +111,16 @@ def test_two_machines_one_runs_the_other_is_refused_and_a_killed_holder_stops_bl
     assert "instance_count: 1 -> 2" in runner.ok("apply", MANIFEST, "-y").out
     stuck.kill()
 
-    # without provider.lock: a local lock only, and the plan says so, once
-    manifest.write_text(unlocked.replace("instance_count: 1", "instance_count: 2"))
-    plan = laptop("plan", MANIFEST, "--detailed-exitcode")
-    assert plan.code == 0, str(plan)
-    assert plan.out.count("other machines (CI runners, laptops) applying this workspace at the same time are not "
-                          "excluded") == 1
+    # without provider.lock: the plan says once that other machines are not excluded; this machine still locks
+    manifest.write_text(unlocked)                                      # instance_count 1 again: a change to prompt
+    alone = Holder(laptop)
+    alone.wait_prompt()
+    assert "".join(alone.out).count("other machines (CI runners, laptops) applying this workspace at the same time "
+                                    "are not excluded") == 1
+    same_machine = laptop("apply", MANIFEST, "-y")
+    assert same_machine.code == 1 and "(on this machine) is locked by" in same_machine.err, str(same_machine)
+    assert f"(pid {alone.proc.pid})" in same_machine.err
+    alone.kill()
 
 
 def test_provider_lock_is_checked_at_validate(cli, project):
