@@ -118,7 +118,8 @@ class BlobLock:
         lock_id = str(uuid.uuid4())
         lease = wait_for(lambda: self._try_acquire(lock_id), self.what,
                          lambda: self.holder() or "a run that has just finished", timeout,
-                         hint=f", or if its holder is gone, wait {LEASE_SECONDS}s for its lease to lapse",
+                         hint=f". A holder that was killed stops blocking within {LEASE_SECONDS}s (its lease "
+                              "lapses); one that is stuck: rtsctl force-unlock MANIFEST LOCK_ID",
                          interval=1.0)
         stop = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(lease, stop), name="rtsctl-lock-renew", daemon=True)
