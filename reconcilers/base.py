@@ -105,10 +105,17 @@ class Backend(ABC):
         """Release clients and connections."""
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Held while a plan is made and applied, so two rtsctl runs never change one scope at once.
-        A backend whose service serializes writes itself (Azure's ARM) needs none."""
+    def lock(self, operation: str = "a change", timeout: float = 0.0) -> Iterator[None]:
+        """Held while a plan is made and applied (`operation`, e.g. "apply m.yaml", says why), so two rtsctl runs
+        never change one scope at once: refused at once naming the holder, or after waiting `timeout` seconds
+        (rtsctl.lock.LockHeld)."""
         yield
+
+    def force_unlock(self, lock_id: str) -> str:
+        """Break the lock `lock_id` that a crashed or stuck run left; returns what was broken."""
+        from rtsctl.errors import RtsctlError
+
+        raise RtsctlError(f"the {self.name} backend keeps no lock that outlives its holder: nothing to unlock")
 
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""

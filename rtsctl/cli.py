@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from . import __version__
@@ -47,6 +48,30 @@ def add_target_arg(p: argparse.ArgumentParser,
     p.add_argument("--target", action="append", default=[], metavar="ADDRESS", help=text)
 
 
+def bounded(cast: Callable[[str], Any], low: float, high: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: `cast(text)` within [low, high], else a usage error saying which."""
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {_num(low)} and {_num(high)}, got {_num(value)}")
+        return value
+
+    return parse
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def add_lock_timeout_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-timeout", type=bounded(float, 0, 3600, "a number of seconds"), default=0.0,
+                   metavar="SECONDS",
+                   help="wait up to this long for another run's lock (default 0: refuse at once, naming the holder)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rtsctl", description=__doc__.split("\n")[0], epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"rtsctl {__version__}")
@@ -79,14 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept replacing an endpoint (its scoring URI changes: an outage for its clients)")
     p.add_argument("--plan", metavar="FILE", help="with a MANIFEST: apply exactly this saved plan, refused if the "
                                                    "world or the manifest changed since")
+    add_lock_timeout_arg(p)
     add_target_arg(p)
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("destroy", help="delete what rtsctl created for this manifest, dependents first")
     add_manifest_args(p)
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
+    add_lock_timeout_arg(p)
     add_target_arg(p, "only this resource and what depends on it (repeatable)")
     p.set_defaults(func=cmd_destroy)
+
+    p = sub.add_parser("force-unlock", help="release the lock a killed or stuck run left (the id its holder "
+                                            "is named with)")
+    add_manifest_args(p)
+    p.add_argument("lock_id", metavar="LOCK_ID")
+    p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_force_unlock)
 
     p = sub.add_parser("output", help="print scoring URI, keys (masked) and deployments; or one value for scripts")
     add_manifest_args(p)
@@ -162,7 +196,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.out:
         from .saved import save_plan
 
-        save_plan(plan, session.manifest, args.out, args.variables)
+        save_plan(plan, session.manifest, session.graph.nodes.values(), args.out, args.variables)
         _console(stderr=as_json).print(f"\nSaved the plan to: {args.out}\n\nTo perform exactly these actions, run:\n"
                                        f"  rtsctl apply {args.out}", markup=False)
     return 2 if args.detailed_exitcode and plan.has_changes else 0
@@ -202,7 +236,7 @@ def _summary(plan, timing: dict[str, Any]) -> str:
 
 def _saved_plan_target(args: argparse.Namespace):
     """`apply PLANFILE` / `apply MANIFEST --plan FILE` -> (manifest path, variables, saved plan or None)."""
-    from .saved import check_manifest_present, is_saved_plan, read_saved_plan
+    from .saved import check_inputs, is_saved_plan, read_saved_plan
 
     if args.plan is None and not is_saved_plan(args.manifest):
         return args.manifest, args.variables, None
@@ -212,7 +246,7 @@ def _saved_plan_target(args: argparse.Namespace):
     if args.var or args.var_file:
         raise RtsctlError("a saved plan carries the variables it was planned with: drop --var/--var-file, or plan "
                           "again with them")
-    check_manifest_present(saved)
+    check_inputs(saved)  # before anything is observed or locked: a moved file is named at once
     return (saved.manifest if args.plan is None else args.manifest), saved.variables, saved
 
 
@@ -225,12 +259,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     as_json = args.output == "json"
     out = _console(stderr=as_json)
     timing: dict[str, Any] = {}
-    with open_session(manifest_path, variables) as session, session.backend.lock():
+    with open_session(manifest_path, variables) as session, \
+            session.backend.lock(f"apply {args.manifest}", args.lock_timeout):
         plan = make_plan(session, targets=args.target)
         if saved is not None:
             from .saved import check_saved_plan
 
-            check_saved_plan(plan, session.manifest, saved)
+            check_saved_plan(plan, session.manifest, session.graph.nodes.values(), saved)
         if plan.has_changes:
             out.print(render_text(plan))
             from .rollout.successor import refuse_outage
@@ -270,7 +305,8 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     from .watched import run_apply
 
     out = _console()
-    with open_session(args.manifest, args.variables) as session, session.backend.lock():
+    with open_session(args.manifest, args.variables) as session, \
+            session.backend.lock(f"destroy {args.manifest}", args.lock_timeout):
         plan = make_plan(session, destroy=True, targets=args.target)
         out.print(render_text(plan))
         if not plan.has_changes:
@@ -279,6 +315,17 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         result = run_apply(session, plan, out)
     out.print(f"\n[green bold]Destroy complete![/green bold] Resources: {plan.counts()['delete']} destroyed "
               f"[dim](wall {result.wall:.1f}s)[/dim].")
+    return 0
+
+
+def cmd_force_unlock(args: argparse.Namespace) -> int:
+    """Terraform's force-unlock: only the lock with this id is released, never whichever lock is there now."""
+    from .engine import open_session
+
+    with open_session(args.manifest, args.variables) as session:
+        _confirm(args, f"Release lock {args.lock_id}? Only do this when its holder is no longer running.")
+        who = session.backend.force_unlock(args.lock_id)
+    _console().print(f"Released lock {args.lock_id} (held by {who}).", markup=False)
     return 0
 
 

@@ -16,12 +16,35 @@ _SKIP_SUFFIXES = {".pyc", ".pyo"}
 def digest_path(path: Path) -> str:
     """`sha256:<hex>` over relative names and contents (a file digests as its own name + bytes)."""
     h = hashlib.sha256()
+    for rel, digest in file_digests(path).items():
+        h.update(rel.encode() + b"\0")
+        h.update(bytes.fromhex(digest))
+    return "sha256:" + h.hexdigest()
+
+
+def file_digests(path: Path) -> dict[str, str]:
+    """Each file under `path` (or `path` itself) by relative name -> hex sha256 of its bytes, in name order.
+
+    What a saved plan pins, file by file, so a refusal can name the one file that changed. Memoized per
+    process on the file's identity (inode, size, mtime, ctime): a plan and the digests it records read a
+    gigabyte model once, not twice."""
+    out: dict[str, str] = {}
     for file in _files(path):
         rel = file.name if file == path else file.relative_to(path).as_posix()
-        h.update(rel.encode() + b"\0")
+        out[rel] = _file_sha256(file)
+    return out
+
+
+_memo: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def _file_sha256(file: Path) -> str:
+    st = file.stat()
+    key = (str(file), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _memo:
         with open(file, "rb") as f:  # in chunks: a model file may be gigabytes
-            h.update(hashlib.file_digest(f, "sha256").digest())
-    return "sha256:" + h.hexdigest()
+            _memo[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _memo[key]
 
 
 def digest_text(*parts: str) -> str:

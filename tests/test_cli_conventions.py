@@ -148,7 +148,7 @@ def test_apply_planfile_needs_no_manifest_and_refuses_a_stale_plan(cli, project)
     assert gone.code == 1 and "which is gone; nothing was changed" in gone.err
     (project / "fake.plan").write_text('{"format": "rtsctl-plan/1"}')
     old = cli("apply", "fake.plan")
-    assert old.code == 1 and "format rtsctl-plan/1, expected rtsctl-plan/2" in old.err
+    assert old.code == 1 and "format rtsctl-plan/1, expected rtsctl-plan/3" in old.err
     os.mkfifo(project / "plan.fifo")                   # never opened for reading: that would block forever
     fifo = cli("apply", "plan.fifo", timeout=20)
     assert fifo.code == 1 and "not a regular file" in fifo.err

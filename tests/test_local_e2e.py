@@ -285,11 +285,11 @@ def test_concurrent_apply_is_refused_while_one_runs(cli, project):
     first = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=cli.workdir,
                              env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = cli.home / "local" / ".rts-dev.lock"
-    assert procs.wait_until(lambda: lock.exists() and lock.read_text().startswith("pid"), 30)
+    assert procs.wait_until(lambda: lock.exists() and "(pid " in lock.read_text(), 30)
     second = cli("apply", "dev.yaml", "-y")
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
-    assert second.code == 1 and "is being changed by another rtsctl (pid" in second.err
+    assert second.code == 1 and "resource group rts-dev is locked by " in second.err and ", for apply dev.yaml" in second.err
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
 
 
@@ -345,5 +345,5 @@ def test_saved_plan_is_applied_exactly_or_refused_when_stale(cli, project):
     edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=1))
     stale = cli("apply", "dev.yaml", "--plan", "scale.plan")
     assert stale.code == 1
-    assert "saved plan scale.plan is stale: the changes planned for deployment.rts-score/blue differ now" in stale.err
+    assert "saved plan scale.plan is stale: dev.yaml changed since it was planned" in stale.err
     assert "instance_count: 2 -> 1" in cli("plan", "dev.yaml").out  # nothing was changed

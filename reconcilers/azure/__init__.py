@@ -10,7 +10,9 @@ azure.ai.ml costs ~2 s), through `reconcilers.load_backend`.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from contextlib import contextmanager
 from typing import Any
 
 from reconcilers.base import Backend, BackendSettings, Reconciler
@@ -67,6 +69,35 @@ class AzureBackend(Backend):
         return {"verify": os.environ.get("REQUESTS_CA_BUNDLE") or True}
 
 
+    def _blob_lock(self):
+        """The lease lock `provider.lock` names, or None when the manifest names none."""
+        from .lock import BlobLock
+
+        block = self.settings.provider.get("lock")
+        return BlobLock(self.clients, block["account"], block["container"]) if block else None
+
+    @contextmanager
+    def lock(self, operation: str = "a change", timeout: float = 0.0):
+        """This machine's file lock, then (with `provider.lock`) the blob lease that excludes other machines."""
+        from rtsctl.home import home
+        from rtsctl.lock import exclusive
+
+        scope = f"{self.clients.subscription_id}/{self.settings.resource_group}/{self.settings.workspace}".lower()
+        local = home() / "locks" / f"azure-{hashlib.sha256(scope.encode()).hexdigest()[:20]}.lock"
+        with exclusive(local, f"workspace {self.settings.workspace} (on this machine)", operation, timeout):
+            blob_lock = self._blob_lock()
+            if blob_lock is None:
+                yield
+                return
+            with blob_lock.held(operation, timeout):
+                yield
+
+    def force_unlock(self, lock_id: str) -> str:
+        blob_lock = self._blob_lock()
+        if blob_lock is None:
+            return super().force_unlock(lock_id)
+        return blob_lock.force_unlock(lock_id)
+
     def watch_traffic(self, endpoint: str, deployment: str):
         from .metrics import MonitorAnswers
 
@@ -75,7 +106,11 @@ class AzureBackend(Backend):
     def preflight(self, resources, observed):
         from .preflight import quota_warnings
 
-        return quota_warnings(self.clients.ml, self.clients.location, resources, observed)
+        notes = [] if self.settings.provider.get("lock") else [
+            "provider.lock is not set: this machine takes a local lock, but other machines (CI runners, "
+            "laptops) applying this workspace at the same time are not excluded; name a storage account "
+            "container in provider.lock: {account: NAME, container: NAME} to lock across machines"]
+        return notes + quota_warnings(self.clients.ml, self.clients.location, resources, observed)
 
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):

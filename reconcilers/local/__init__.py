@@ -13,7 +13,9 @@ from .deployment import DeploymentReconciler
 from .endpoint import BIND, EndpointReconciler
 from .environment import EnvironmentReconciler
 from .registry import ModelReconciler
-from .state import Layout, exclusive
+from rtsctl.lock import exclusive
+
+from .state import Layout
 from .traffic import TrafficReconciler
 from .workspace import ResourceGroupReconciler, WorkspaceReconciler
 
@@ -49,9 +51,9 @@ class LocalBackend(Backend):
 
         return capacity_warnings(resources)
 
-    def lock(self):
+    def lock(self, operation: str = "a change", timeout: float = 0.0):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
-                         f"resource group {self.settings.resource_group}")
+                         f"resource group {self.settings.resource_group}", operation, timeout)
 
 
 def create_backend(settings: BackendSettings) -> LocalBackend:

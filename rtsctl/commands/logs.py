@@ -18,7 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from ..cli import bounded
 from ..errors import RtsctlError
+
+WHOLE = bounded(int, 0, 10_000_000, "a whole number")
 
 
 def add_parser(sub, add_manifest_args) -> None:
@@ -26,21 +29,13 @@ def add_parser(sub, add_manifest_args) -> None:
     add_manifest_args(p)
     p.add_argument("--endpoint", help="one endpoint (default: all in the manifest)")
     p.add_argument("--deployment", help="one deployment (default: all of the endpoint)")
-    p.add_argument("--instance", type=_non_negative, metavar="N", help="one instance, counted from 0 (local only)")
+    p.add_argument("--instance", type=WHOLE, metavar="N", help="one instance, counted from 0 (local only)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
-    p.add_argument("--tail", type=_non_negative, metavar="N",
+    p.add_argument("--tail", type=WHOLE, metavar="N",
                    help="only the last N lines of each source (default: all locally, 1000 on Azure)")
     p.set_defaults(func=cmd_logs)
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 10_000_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 10000000, got {value}")
-    return value
 
 
 def select(deployments: list[str], endpoint: str | None, deployment: str | None, manifest: str) -> list[tuple[str, str]]:

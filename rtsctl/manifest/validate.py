@@ -225,6 +225,9 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
     declared("endpoints")
     provider = data.get("provider") if isinstance(data.get("provider"), dict) else {}
     local = provider.get("kind", "local") == "local"
+    if local and "lock" in provider:
+        fail("lock is for the azure backend (a blob lease other machines see); the local backend locks its own "
+             "home and needs none", "provider", "lock")
 
     for path, model in _entries(data, "models"):
         _path_check(manifest, report, model.get("path"), "model path", files.file_or_folder, *path, "path")

@@ -2,7 +2,8 @@
 
 Blob URLs are hard-coded as `https://{account}.blob.core.windows.net`, so with
 `HTTPS_PROXY=http://127.0.0.1:{proxy}` every tunnel to an emulated host lands on the emulator,
-which routes by the `Host` header (its certificate carries those names).
+which routes by the `Host` header (its certificate carries those names). `routes` sends one host's tunnels to
+another listener instead (a storage account served by Azurite, say), so a client reaches it by its real name.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def emulated(host: str) -> bool:
 class ConnectProxy:
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
+        #: host name (lowercase) -> (host, port) its tunnels go to instead of the emulator
+        self.routes: dict[str, tuple[str, int]] = {}
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -50,7 +53,7 @@ class ConnectProxy:
                 message = f"host {host} is not emulated".encode()
                 writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s" % (len(message), message))
                 return
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await asyncio.open_connection(*self.routes.get(host.lower(), self.target))
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await writer.drain()
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))

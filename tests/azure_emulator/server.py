@@ -98,6 +98,11 @@ class Emulator:
             "RTSCTL_AZURE_RESOURCE_MANAGER": self.url + "/", "RTSCTL_AZURE_AUTHORITY": self.url + "/",
         }
 
+    def route(self, host: str, port: int) -> None:
+        """Send the proxy's tunnels for `host` (e.g. `acct.blob.core.windows.net`) to 127.0.0.1:`port`: a real
+        service (Azurite) answers under the name the client uses, through the same HTTPS_PROXY."""
+        self._proxy.routes[host.lower()] = ("127.0.0.1", port)
+
     def cloud_metadata(self) -> dict[str, str]:
         """The `cloud_metadata=` dict for `MLClient(..., cloud=emu.cloud_name, cloud_metadata=...)`."""
         return {"azure_portal": self.url + "/", "resource_manager": self.url + "/",
