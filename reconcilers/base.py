@@ -29,6 +29,8 @@ class BackendSettings:
     workspace: str
     manifest_path: Path
     tags: dict[str, str] = field(default_factory=dict)
+    #: the manifest's identity (`name:`): every resource the backend creates carries it
+    owner: str = ""
 
 
 class Reconciler(ABC):
@@ -40,8 +42,9 @@ class Reconciler(ABC):
     #: how the service rewrites a field it stores (`rtsctl.normalize`): both sides of the diff pass through
     #: it, so a value the service only re-spelled never plans a change (or, if immutable, a replacement).
     normalize: ClassVar[Mapping[str, Normalizer]] = {}
-    #: False for kinds that vanish with their parent (traffic goes with its endpoint).
-    destroyable: ClassVar[bool] = True
+    #: a parent several manifests may declare (resource group, workspace): one that does not own it only
+    #: references it (never changes or deletes it), and its owner's destroy keeps it while it `holds` others'.
+    shared: ClassVar[bool] = False
 
     def notify(self, line: str) -> None:
         """A progress line while an operation waits (the engine routes it to its report during an apply)."""
@@ -61,6 +64,17 @@ class Reconciler(ABC):
     @abstractmethod
     def delete(self, observed: Observed) -> None:
         """Delete it; deleting something already gone is not an error."""
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Mark an existing resource as owned by this manifest (`settings.owner`) and by rtsctl, changing
+        nothing else (`rtsctl import`, and the claim of a resource made by rtsctl before owners existed).
+        Refuse (ResourceError) when what exists is not what `res` declares in a way the plan cannot see."""
+        self.update(res, observed)
+
+    def holds(self, observed: Observed, owner: str) -> list[str]:
+        """For a `shared` parent: what inside it belongs to another manifest or to nobody ("endpoint.x
+        (manifest b)"), so its owner's destroy keeps it. Nothing for other kinds."""
+        return []
 
     def guard(self, res: Resource, observed: Observed, changes: Sequence[Change]) -> str | None:
         """A reason to refuse these planned changes at plan time (e.g. they would take live endpoints down),

@@ -19,6 +19,8 @@ from .manifest.files import FileProblem, read_text
 from .manifest.marks import field_path, line_of
 from .resources import Resource, Source
 
+#: the tag (Azure) or record field (local) naming the manifest that owns a resource (rtsctl.ownership)
+OWNER_TAG = "rtsctl.owner"
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
 MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt
 DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",
@@ -36,10 +38,10 @@ def plain(value: Any) -> Any:
 
 def settings_for(manifest: Manifest) -> BackendSettings:
     data = manifest.data
-    tags = {"managed-by": "rtsctl"}
+    tags = {"managed-by": "rtsctl", OWNER_TAG: manifest.name}
     return BackendSettings(provider=plain(data.get("provider") or {"kind": "local"}),
                            resource_group=data["resource_group"], workspace=data["workspace"]["name"],
-                           manifest_path=manifest.path, tags=tags)
+                           manifest_path=manifest.path, tags=tags, owner=manifest.name)
 
 
 def build_resources(manifest: Manifest) -> list[Resource]:

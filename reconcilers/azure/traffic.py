@@ -1,8 +1,8 @@
 """traffic.<endpoint>: the endpoint's traffic split, its own step once the deployments are up.
 
 Always written as the FULL map (every deployment of the endpoint, 0 where the manifest gives none) in
-an endpoint PUT that keeps the endpoint's other fields as they are. Traffic is not destroyable: it goes
-with its endpoint.
+an endpoint PUT that keeps the endpoint's other fields as they are. Destroying traffic deletes nothing: it goes
+with its endpoint (the plan lists it, so destroy's count matches apply's).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from .deployment import live_names
 
 class TrafficReconciler(AzureReconciler):
     kind = "traffic"
-    destroyable = False
     normalize = {"weights": traffic_weights}
 
     def observe(self, res: Resource) -> Observed | None:

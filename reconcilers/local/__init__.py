@@ -26,7 +26,7 @@ class LocalBackend(Backend):
 
     def __init__(self, settings: BackendSettings):
         super().__init__(settings)
-        self.layout = Layout(settings.resource_group, settings.workspace)
+        self.layout = Layout(settings.resource_group, settings.workspace, settings.owner)
 
     def reconcilers(self) -> dict[str, Reconciler]:
         made = {cls.kind: cls(self.layout) for cls in KINDS}
