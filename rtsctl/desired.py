@@ -17,10 +17,9 @@ from .errors import ManifestError
 from .manifest import Manifest
 from .manifest.files import FileProblem, read_text
 from .manifest.marks import field_path, line_of
+from .ownership import OWNER_TAG
 from .resources import Resource, Source
 
-#: the tag (Azure) or record field (local) naming the manifest that owns a resource (rtsctl.ownership)
-OWNER_TAG = "rtsctl.owner"
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
 MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt
 DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",

@@ -19,6 +19,8 @@ from __future__ import annotations
 from .resources import Observed
 
 MINE, LEGACY, OTHER, NOBODY = "mine", "legacy", "other", "nobody"
+#: the tag (Azure) or record field (local) naming the manifest that owns a resource
+OWNER_TAG = "rtsctl.owner"
 
 
 def whose(observed: Observed, me: str) -> str:

@@ -15,7 +15,7 @@ from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold, location
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, failed_problem, is_managed, managed_tags
+from .common import AzureReconciler, failed_problem, is_managed, owner_of, managed_tags
 
 DEFAULT_VM_SIZE = "Standard_DS3_v2"
 SIZING = ("node_count", "vm_size", "location", "kubernetes_version")
@@ -64,6 +64,7 @@ class AksClusterReconciler(AzureReconciler):
             address=res.address,
             spec=spec,
             owned=owned,
+            owner=owner_of(mc.tags),
             problems=problems,
             outputs={"id": mc.id, "provisioning_state": mc.provisioning_state},
             handle=mc,

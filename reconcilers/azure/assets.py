@@ -13,7 +13,7 @@ from typing import Any
 
 from rtsctl.resources import Observed, Resource
 
-from .common import DIGEST_TAG, AzureReconciler, drop_none, is_managed
+from .common import DIGEST_TAG, managed_tags, AzureReconciler, drop_none, is_managed, owner_of
 from .errors import is_not_found
 
 
@@ -69,6 +69,7 @@ class AssetReconciler(AzureReconciler):
             address=res.address,
             spec=drop_none(spec),
             owned=is_managed(tags),
+            owner=owner_of(tags),
             outputs={"version": str(asset.version), "id": asset.id},
             handle=asset,
         )
@@ -93,7 +94,7 @@ class AssetReconciler(AzureReconciler):
                 self.operations.restore(name=res.name, version=str(archived.version))
                 return
             version = str(max([0, *(_version_key(a.version)[0] for a in every)]) + 1)
-            tags = {"managed-by": "rtsctl", DIGEST_TAG: digest}
+            tags = managed_tags(self.settings.tags, {DIGEST_TAG: digest})
             self.operations.create_or_update(self.build(res, version, tags))
 
     def update(self, res: Resource, observed: Observed) -> None:

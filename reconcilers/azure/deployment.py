@@ -27,7 +27,7 @@ from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
-from .common import APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags
+from .common import APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, owner_of, managed_tags
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 
@@ -167,6 +167,7 @@ class DeploymentReconciler(AzureReconciler):
             address=address,
             spec=drop_none(spec),
             owned=is_managed(tags),
+            owner=owner_of(tags),
             problems=problems,
             outputs={"provisioning_state": d.provisioning_state, "name": d.name},
             handle=d,

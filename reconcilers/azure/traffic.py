@@ -12,7 +12,7 @@ from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
-from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag
+from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, is_managed, owner_of
 from .deployment import live_names
 
 
@@ -29,7 +29,8 @@ class TrafficReconciler(AzureReconciler):
         # keyed by manifest names, as declared
         weights = live_to_manifest({k.casefold(): v for k, v in current.items()}, chosen, claims)
         return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep,
-                        applied=(ep.tags or {}).get(TRAFFIC_APPLIED_TAG))
+                        applied=(ep.tags or {}).get(TRAFFIC_APPLIED_TAG), owned=is_managed(ep.tags),
+                        owner=owner_of(ep.tags))  # part of its endpoint: its owner's
 
     def _names(self, address: str, endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
         """(manifest name -> live name serving it, live name -> claimed manifest name), see
@@ -60,6 +61,9 @@ class TrafficReconciler(AzureReconciler):
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        return None  # owned with its endpoint (claimed there)
 
     def delete(self, observed: Observed) -> None:
         return None  # goes with its endpoint
