@@ -33,6 +33,20 @@ class BackendSettings:
     owner: str = ""
 
 
+@dataclass
+class Found:
+    """One resource `Backend.export` found in the workspace, shaped as the engine's desired spec would be.
+
+    `files` are the local copies it needs (a model's "path", a deployment's "code", an environment's
+    "conda_file"), already written under the export's folder."""
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    owner: str | None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
 class Reconciler(ABC):
     kind: ClassVar[str]
     #: spec fields (top-level names or dotted paths) whose change forces delete + create.
@@ -138,6 +152,15 @@ class Backend(ABC):
         lacks. `observed` is what exists now (by address), so a check counts only what the plan adds.
         Best effort: a check that cannot be made (no permission, API down) says nothing."""
         return []
+
+    def export(self, dest: Path, owner: str, endpoints: Sequence[str] = ()) -> list[Found]:
+        """What exists in the workspace that `owner` owns or nobody owns (only `endpoints`, and what they use,
+        when named), never another manifest's: endpoints, their deployments and traffic, the models,
+        environments and computes they use (all of `owner`'s and nobody's when no endpoint is named), each
+        deployment's code, model files and conda file copied under `dest`."""
+        from rtsctl.errors import RtsctlError
+
+        raise RtsctlError(f"the {self.name} backend cannot export")
 
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False) -> dict[str, Iterator[str]]:

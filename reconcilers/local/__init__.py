@@ -49,6 +49,11 @@ class LocalBackend(Backend):
 
         return capacity_warnings(resources)
 
+    def export(self, dest, owner, endpoints=()):
+        from .export import export
+
+        return export(self.layout, dest, owner, endpoints)
+
     def lock(self):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
                          f"resource group {self.settings.resource_group}")
