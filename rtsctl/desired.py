@@ -12,7 +12,7 @@ from typing import Any
 
 from reconcilers.base import BackendSettings
 
-from .digest import digest_path, digest_text
+from .digest import conda_part, digest_path, digest_text
 from .errors import ManifestError
 from .manifest import Manifest
 from .manifest.files import FileProblem, read_text
@@ -80,7 +80,7 @@ def build_resources(manifest: Manifest) -> list[Resource]:
         parts = [env.get("image", "")]
         if "conda_file" in env:
             inputs["conda_file"] = manifest.resolve_path(env["conda_file"])
-            parts.append(read_text(inputs["conda_file"]))  # checked by validate: regular, bounded, UTF-8
+            parts.append(conda_part(read_text(inputs["conda_file"])))  # validate checked it: regular, bounded, UTF-8
         if "build" in env:
             inputs["build_path"] = manifest.resolve_path(env["build"]["path"])
             inputs["dockerfile_path"] = env["build"].get("dockerfile_path", "Dockerfile")

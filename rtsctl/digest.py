@@ -31,6 +31,20 @@ def digest_text(*parts: str) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def conda_part(text: str) -> str:
+    """A conda file as its digest reads it: the parsed YAML, canonically. The bytes are not kept by Azure (the
+    SDK sends its own YAML dump of the parsed file: azure-ai-ml entities/_assets/environment.py
+    `_translated_conda_file`), so only the content can be compared with what an export reads back."""
+    import json
+
+    import yaml
+
+    try:
+        return json.dumps(yaml.safe_load(text), sort_keys=True, default=str)
+    except yaml.YAMLError:
+        return text  # validate reports it; the digest of bad YAML is its bytes
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]

@@ -105,6 +105,7 @@ class AksClusterReconciler(AzureReconciler):
         rg = self._rg(res)
         with self.errors(res.address):
             mc = self.clients.aks.managed_clusters.get(rg, res.name)
+            mc.tags = {**(mc.tags or {}), **self.settings.tags}  # only its owner updates it (or claims it)
             if res.spec.get("kubernetes_version"):
                 mc.kubernetes_version = res.spec["kubernetes_version"]  # an in-place upgrade
             for pool in mc.agent_pool_profiles or []:

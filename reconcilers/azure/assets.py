@@ -100,6 +100,23 @@ class AssetReconciler(AzureReconciler):
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a new version: versions are immutable
 
+    def content_digest(self, asset: Any) -> str:
+        """The digest the manifest's files would have if they held this version's content (fetched)."""
+        raise NotImplementedError
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Tag the version the plan observed as this manifest's; its content digest tag is written only when the
+        fetched content matches the manifest's (else the plan goes on showing the difference)."""
+        asset = observed.handle
+        tags = dict(asset.tags or {})
+        if tags.get(DIGEST_TAG) != res.spec["digest"]:
+            with self.errors(res.address):
+                if self.content_digest(asset) == res.spec["digest"]:
+                    tags[DIGEST_TAG] = res.spec["digest"]
+        asset.tags = managed_tags(tags, self.settings.tags)
+        with self.errors(res.address):  # a version's tags may change (`az ml model update --set tags...`)
+            self.operations.create_or_update(asset)
+
     def delete(self, observed: Observed) -> None:
         """Archive the versions rtsctl registered (the SDK has no delete for workspace assets)."""
         name = observed.address.split(".", 1)[1]

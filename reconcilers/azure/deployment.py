@@ -273,6 +273,34 @@ class DeploymentReconciler(AzureReconciler):
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
 
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """The deployment as it is, PUT back with this manifest's ownership tags. Its content digest tags are
+        written only for what matches the manifest: the model and environment versions it runs by their own
+        (claimed) digest tags, the code by fetching and digesting it; anything else the plan goes on showing."""
+        from .export import asset_version, code_digest
+
+        d = observed.handle
+        endpoint, _ = self._names(res.name, res.spec)
+        tags = dict(d.tags or {})
+        refs = ((MODEL_TAG, self.ml.models, d.model, res.spec["model"]),
+                (ENV_TAG, self.ml.environments, d.environment, res.spec.get("environment")))
+        with self.errors(res.address):
+            for tag, operations, ref, declared in refs:
+                pair = asset_version(ref)
+                if declared and pair and tags.get(tag) != declared["digest"]:
+                    asset = operations.get(name=pair[0], version=pair[1])
+                    if (asset.tags or {}).get(ASSET_DIGEST_TAG) == declared["digest"]:
+                        tags[tag] = declared["digest"]
+            if tags.get(CODE_TAG) != res.spec["code"]["digest"] and \
+                    code_digest(self.ml, d.code_configuration.code) == res.spec["code"]["digest"]:
+                tags[CODE_TAG] = res.spec["code"]["digest"]
+        tags[LABEL] = res.inputs.get("manifest_name") or self._names(res.name, res.spec)[1]
+        d.tags = managed_tags(tags, self.settings.tags)
+        with self.clients.gate(endpoint).shared(res.address, self.notify):
+            with self.errors(res.address):
+                poller = self.ml.online_deployments.begin_create_or_update(d)
+            self.wait(res.address, poller)
+
     # ------------------------------------------------------------------ delete
     def _put_traffic(self, address: str, endpoint: str, traffic: dict[str, int]) -> None:
         with self.errors(address):

@@ -202,6 +202,9 @@ class K8sExtensionReconciler(AzureReconciler):
         return sorted(e.name for e in endpoints
                       if (str(getattr(e, "compute", "") or "").rstrip("/").rsplit("/", 1)[-1].lower() in names))
 
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Extensions carry no tags: owned with their cluster (claimed there)."""
+
     def delete(self, observed: Observed) -> None:
         if not observed.owned:
             return
