@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from tests.azure_emulator.fixtures import azure_emulator, azure_emulator_factory, azure_env  # noqa: F401
 from tests.helpers import edit_yaml, post
+from tests.test_azure_e2e import azure_cli  # noqa: F401 (fixture)
 
 REQUEST = {"name": "Daniel"}
 ANSWER = {"GoAway": "Daniel's not here."}
@@ -123,3 +125,73 @@ def test_two_manifests_share_a_workspace_then_export_and_import_locally(cli, pro
     assert "Import complete! 3 resource(s) now owned by 'c'" in taken.out, str(taken)  # the traffic came along
     assert "rtsctl import b.yaml endpoint.b-score --from c" in cli.ok("plan", "b.yaml").out
     assert answers(cli, "x/c.yaml")
+
+
+def test_two_manifests_share_a_workspace_then_export_and_import_on_azure(azure_env, azure_cli):
+    """The same on the emulator through the real SDKs; plus an endpoint made with azure-ai-ml alone (no rtsctl):
+    exported, imported, then planned as No changes."""
+    from tests.azure_emulator import clients
+    from tests.test_emulator import managed_deployment
+
+    emu = azure_env  # its variables in this process too: the test makes one endpoint itself with azure-ai-ml
+    cli = azure_cli(emu)
+    project = cli.workdir
+    second_manifest(project, "azure.yaml", "b.yaml", "b-score", managed=True)
+    (project / "request.json").write_text(json.dumps(REQUEST))
+    added = count(r"Resources: (\d+) added", cli.ok("apply", "azure.yaml", "-y").out)
+    ml = clients.ml_client(emu, "rts-rg", "rts-ws")
+    assert ml.online_endpoints.get("rts-score").tags["rtsctl.owner"] == "azure"
+    assert ml.workspaces.get("rts-ws").tags["rtsctl.owner.compute.k8s"] == "azure"  # computes keep no tags
+    cli.ok("apply", "b.yaml", "-y")
+
+    plan = cli("plan", "azure.yaml", "--detailed-exitcode")
+    assert plan.code == 0 and "b-score" not in plan.out, str(plan)
+    assert "No changes" in cli.ok("apply", "azure.yaml", "-y").out
+    cli.ok("invoke", "b.yaml", "--request", "request.json")
+
+    # export a's world; under a's name it plans as No changes
+    cli.ok("export", "azure.yaml", "--out", "x/a.yaml")
+    plan = cli("plan", "x/a.yaml", "--detailed-exitcode")
+    assert plan.code == 0, str(plan)
+
+    gone = cli.ok("destroy", "b.yaml", "-y")
+    assert count(r"Resources: (\d+) destroyed", gone.out) == 5, str(gone)  # model, env, endpoint, deployment, traffic
+    assert "Kept workspace.rts-ws: owned by manifest 'azure'" in gone.out
+    cli.ok("invoke", "azure.yaml", "--request", "request.json")
+    assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
+    assert cli("plan", "b.yaml", "--refresh-only", "--detailed-exitcode").code == 0
+
+    cli.ok("apply", "b.yaml", "-y")
+    gone = cli.ok("destroy", "azure.yaml", "-y")
+    assert "Kept workspace.rts-ws: it still holds endpoint.b-score (manifest 'b')" in gone.out, str(gone)
+    assert "Kept resource_group.rts-rg: it still holds" in gone.out, str(gone)
+    assert count(r"Resources: (\d+) destroyed", gone.out) == added - 2
+    cli.ok("invoke", "b.yaml", "--request", "request.json")
+    assert cli("plan", "azure.yaml", "--refresh-only", "--detailed-exitcode").code == 0
+    assert cli("plan", "b.yaml", "--detailed-exitcode").code == 0
+
+    # an endpoint made with azure-ai-ml alone: exported with b's, imported, then No changes
+    from azure.ai.ml.entities import Environment, ManagedOnlineEndpoint, Model
+
+    seed = project / "seed"
+    model = ml.models.create_or_update(Model(name="hand-model", path=str(seed / "model"), type="custom_model"))
+    env = ml.environments.create_or_update(Environment(
+        name="hand-env", image="mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest",
+        conda_file=str(seed / "conda.yaml")))
+    ml.online_endpoints.begin_create_or_update(ManagedOnlineEndpoint(name="hand-ep", auth_mode="key")).result()
+    ml.online_deployments.begin_create_or_update(managed_deployment("green", "hand-ep", model, env)).result()
+    ep = ml.online_endpoints.get("hand-ep")
+    ep.traffic = {"green": 100}
+    ml.online_endpoints.begin_create_or_update(ep).result()
+
+    written = cli.ok("export", "b.yaml", "--out", "y/b.yaml")
+    hint = next(line.strip() for line in written.out.splitlines() if line.strip().startswith("rtsctl import"))
+    assert "endpoint.hand-ep" in hint and "deployment.hand-ep/green" in hint and "endpoint.b-score" not in hint
+    plan = cli("plan", "y/b.yaml")
+    assert "exists, not owned: rtsctl import y/b.yaml endpoint.hand-ep" in plan.out, str(plan)
+    refused = cli("apply", "y/b.yaml", "-y")
+    assert refused.code == 1 and "nothing was changed" in refused.err, str(refused)
+    cli.ok(*hint.split()[1:], "-y")
+    plan = cli("plan", "y/b.yaml", "--detailed-exitcode")
+    assert plan.code == 0 and "No changes" in plan.out, str(plan)
+    assert ml.online_endpoints.get("hand-ep").tags["rtsctl.owner"] == "b"

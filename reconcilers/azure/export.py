@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rtsctl.errors import RtsctlError
 from rtsctl.digest import conda_part, digest_path, digest_text
 from rtsctl.export import user_tags
 from rtsctl.normalize import identifier
@@ -42,21 +43,30 @@ def asset_version(ref: Any) -> tuple[str, str] | None:
 
 
 def _single(folder: Path) -> Path:
-    """The downloaded artifact: the one entry a download folder holds, else the folder itself."""
+    """The one entry a download folder holds (`models.download` puts the registered file or folder in a folder
+    named after the model), else the folder itself."""
     entries = list(folder.iterdir()) if folder.is_dir() else []
     return entries[0] if len(entries) == 1 else folder
 
 
 def fetch_code(ml: Any, ref: str, dest: Path) -> Path:
-    """A deployment's code asset, downloaded into `dest`. azure-ai-ml has no public code download; this is the
-    artifact helper its own `models.download` is built on, with the workspace's datastore credentials."""
-    from azure.ai.ml._artifacts._artifact_utilities import download_artifact_from_storage_url
+    """A deployment's code asset, downloaded into `dest`. azure-ai-ml has no public code download: this uses the
+    artifact helpers its own `models.download` is built on, with the workspace's default datastore credentials,
+    on the container the asset's blob URL names (code snapshots need not sit in the datastore's own container)."""
+    from urllib.parse import urlsplit
+
+    from azure.ai.ml._artifacts._artifact_utilities import get_datastore_info, get_storage_client
 
     name, version = asset_version(ref) or (None, None)
     code = ml._code.get(name=name, version=version)
-    with tempfile.TemporaryDirectory() as tmp:
-        download_artifact_from_storage_url(str(code.path), tmp, ml.datastores, None)
-        _move(_single(Path(tmp)), dest)
+    url = urlsplit(str(code.path))
+    container, _, prefix = url.path.lstrip("/").partition("/")
+    info = {**get_datastore_info(ml.datastores, ml.datastores.get_default().name), "container_name": container}
+    with tempfile.TemporaryDirectory() as tmp:  # blobs land under tmp by their names below the asset's prefix
+        get_storage_client(**info).download(starts_with=prefix, destination=str(Path(tmp) / "code"))
+        if not (Path(tmp) / "code").is_dir():
+            raise RtsctlError(f"code asset {name}:{version}: nothing could be downloaded from {code.path}")
+        _move(Path(tmp) / "code", dest)
     return dest
 
 
