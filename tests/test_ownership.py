@@ -128,8 +128,10 @@ def test_two_manifests_share_a_workspace_then_export_and_import_locally(cli, pro
 
 
 def test_two_manifests_share_a_workspace_then_export_and_import_on_azure(azure_env, azure_cli):
-    """The same on the emulator through the real SDKs; plus an endpoint made with azure-ai-ml alone (no rtsctl):
-    exported, imported, then planned as No changes."""
+    """The same on the emulator through the real SDKs (each call kept: every CLI run imports azure-ai-ml), plus an
+    endpoint made with azure-ai-ml alone (no rtsctl): exported, imported, then planned as No changes."""
+    from azure.ai.ml.entities import Environment, ManagedOnlineEndpoint, Model
+
     from tests.azure_emulator import clients
     from tests.test_emulator import managed_deployment
 
@@ -144,10 +146,8 @@ def test_two_manifests_share_a_workspace_then_export_and_import_on_azure(azure_e
     assert ml.workspaces.get("rts-ws").tags["rtsctl.owner.compute.k8s"] == "azure"  # computes keep no tags
     cli.ok("apply", "b.yaml", "-y")
 
-    plan = cli("plan", "azure.yaml", "--detailed-exitcode")
-    assert plan.code == 0 and "b-score" not in plan.out, str(plan)
-    assert "No changes" in cli.ok("apply", "azure.yaml", "-y").out
-    cli.ok("invoke", "b.yaml", "--request", "request.json")
+    again = cli.ok("apply", "azure.yaml", "-y")  # its plan never lists b's, and a still answers (smoke test)
+    assert "No changes" in again.out and "b-score" not in again.out and "Smoke test passed" in again.out, str(again)
 
     # export a's world; under a's name it plans as No changes
     cli.ok("export", "azure.yaml", "--out", "x/a.yaml")
@@ -158,21 +158,16 @@ def test_two_manifests_share_a_workspace_then_export_and_import_on_azure(azure_e
     assert count(r"Resources: (\d+) destroyed", gone.out) == 5, str(gone)  # model, env, endpoint, deployment, traffic
     assert "Kept workspace.rts-ws: owned by manifest 'azure'" in gone.out
     cli.ok("invoke", "azure.yaml", "--request", "request.json")
-    assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
-    assert cli("plan", "b.yaml", "--refresh-only", "--detailed-exitcode").code == 0
 
     cli.ok("apply", "b.yaml", "-y")
     gone = cli.ok("destroy", "azure.yaml", "-y")
     assert "Kept workspace.rts-ws: it still holds endpoint.b-score (manifest 'b')" in gone.out, str(gone)
-    assert "Kept resource_group.rts-rg: it still holds" in gone.out, str(gone)
+    assert "Kept resource_group.rts-rg: it still holds workspace.rts-ws (kept)" in gone.out, str(gone)
     assert count(r"Resources: (\d+) destroyed", gone.out) == added - 2
     cli.ok("invoke", "b.yaml", "--request", "request.json")
     assert cli("plan", "azure.yaml", "--refresh-only", "--detailed-exitcode").code == 0
-    assert cli("plan", "b.yaml", "--detailed-exitcode").code == 0
 
-    # an endpoint made with azure-ai-ml alone: exported with b's, imported, then No changes
-    from azure.ai.ml.entities import Environment, ManagedOnlineEndpoint, Model
-
+    # an endpoint made with azure-ai-ml alone: exported with b's, imported, then No changes (b's untouched too)
     seed = project / "seed"
     model = ml.models.create_or_update(Model(name="hand-model", path=str(seed / "model"), type="custom_model"))
     env = ml.environments.create_or_update(Environment(
@@ -187,11 +182,8 @@ def test_two_manifests_share_a_workspace_then_export_and_import_on_azure(azure_e
     written = cli.ok("export", "b.yaml", "--out", "y/b.yaml")
     hint = next(line.strip() for line in written.out.splitlines() if line.strip().startswith("rtsctl import"))
     assert "endpoint.hand-ep" in hint and "deployment.hand-ep/green" in hint and "endpoint.b-score" not in hint
-    plan = cli("plan", "y/b.yaml")
-    assert "exists, not owned: rtsctl import y/b.yaml endpoint.hand-ep" in plan.out, str(plan)
-    refused = cli("apply", "y/b.yaml", "-y")
-    assert refused.code == 1 and "nothing was changed" in refused.err, str(refused)
-    cli.ok(*hint.split()[1:], "-y")
+    taken = cli.ok(*hint.split()[1:], "-y")
+    assert "they match the manifest" in taken.out, str(taken)
     plan = cli("plan", "y/b.yaml", "--detailed-exitcode")
     assert plan.code == 0 and "No changes" in plan.out, str(plan)
     assert ml.online_endpoints.get("hand-ep").tags["rtsctl.owner"] == "b"

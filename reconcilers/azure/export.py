@@ -161,12 +161,13 @@ def export(backend: Any, dest: Path, owner: str, endpoints: Sequence[str] = ()) 
     return found
 
 
-def _latest(versions: list[Any]) -> Any:
-    return max(versions, key=lambda a: (str(a.version).isdigit(), int(a.version) if str(a.version).isdigit() else 0))
-
-
 def _chosen(operations: Any, name: str, version: str | None) -> Any:
-    return operations.get(name=name, version=version) if version else _latest(list(operations.list(name=name)))
+    """The version a deployment uses, else the newest active one (None when all are archived: destroyed)."""
+    if version:
+        return operations.get(name=name, version=version)
+    versions = list(operations.list(name=name))
+    numeric = lambda a: (str(a.version).isdigit(), int(a.version) if str(a.version).isdigit() else 0)  # noqa: E731
+    return max(versions, key=numeric) if versions else None
 
 
 def _models(ml: Any, dest: Path, used: dict[str, str], takeable, everything: bool) -> list[Found]:
@@ -174,7 +175,7 @@ def _models(ml: Any, dest: Path, used: dict[str, str], takeable, everything: boo
     names = sorted({c.name for c in ml.models.list()} | set(used) if everything else used)
     for name in names:
         asset = _chosen(ml.models, name, used.get(name))
-        if not takeable(asset.tags):
+        if asset is None or not takeable(asset.tags):
             continue
         path = fetch_model(ml, name, str(asset.version), dest / "models" / name)
         spec = drop_none({"type": asset.type, "digest": digest_path(path), "description": asset.description})
@@ -187,7 +188,7 @@ def _environments(ml: Any, dest: Path, used: dict[str, str], takeable, everythin
     names = sorted({c.name for c in ml.environments.list()} | set(used) if everything else used)
     for name in names:
         env = _chosen(ml.environments, name, used.get(name))
-        if not takeable(env.tags) or getattr(env, "build", None) is not None:
+        if env is None or not takeable(env.tags) or getattr(env, "build", None) is not None:
             continue  # a Docker build context is not read back: such an environment stays out of the export
         files = {}
         text = conda_text(env)

@@ -14,6 +14,10 @@ from rtsctl.resources import Observed, Resource
 from .common import AzureReconciler, is_managed, owner_of, is_smart_detection, managed_tags
 
 
+#: ARM deployment records (history, not resources): the workspace's own go with it (workspace.py)
+DEPLOYMENT_RECORD_TYPE = "microsoft.resources/deployments"
+
+
 class ResourceGroupReconciler(AzureReconciler):
     kind = "resource_group"
     immutable = frozenset({"location"})
@@ -57,7 +61,8 @@ class ResourceGroupReconciler(AzureReconciler):
         with self.errors(observed.address):
             found = list(self.clients.resources.resources.list_by_resource_group(name))
         return [held(str(r.type).rsplit("/", 1)[-1], r.name, owner_of(r.tags)) for r in found
-                if owner_of(r.tags) != owner and not is_smart_detection(r.type, r.name)]
+                if owner_of(r.tags) != owner and not is_smart_detection(r.type, r.name)
+                and str(r.type).lower() != DEPLOYMENT_RECORD_TYPE]
 
     def delete(self, observed: Observed) -> None:
         name = observed.handle or observed.address.split(".", 1)[1]
