@@ -79,10 +79,16 @@ class Reconciler(ABC):
     def delete(self, observed: Observed) -> None:
         """Delete it; deleting something already gone is not an error."""
 
+    def adopt(self, res: Resource, observed: Observed) -> Observed:
+        """`observed` as it will read once claimed: what rtsctl records about a resource it made (content digest
+        tags) filled in where the content was fetched and found equal to `res`'s, so `rtsctl import` can show
+        what would still differ. Nothing is written."""
+        return observed
+
     def claim(self, res: Resource, observed: Observed) -> None:
         """Mark an existing resource as owned by this manifest (`settings.owner`) and by rtsctl, changing
-        nothing else (`rtsctl import`, and the claim of a resource made by rtsctl before owners existed).
-        Refuse (ResourceError) when what exists is not what `res` declares in a way the plan cannot see."""
+        nothing else (`rtsctl import`, and the claim of a resource made by rtsctl before owners existed);
+        `observed` comes from `adopt`, whose verified digests are recorded with it."""
         self.update(res, observed)
 
     def holds(self, observed: Observed, owner: str) -> list[str]:

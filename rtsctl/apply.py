@@ -182,7 +182,7 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
     elif action.kind is ActionKind.DELETE:
         call_with_retry(reconciler.delete, action.observed)
     elif action.kind is ActionKind.CLAIM:
-        call_with_retry(reconciler.claim, res, action.observed)
+        call_with_retry(reconciler.claim, res, reconciler.adopt(res, action.observed))
     else:  # not-owned: apply refuses such a plan before it starts (cli), so this is a bug, not a user error
         raise RtsctlError(f"{action.address}: {action.kind.value} cannot be applied")
     elapsed = time.monotonic() - started

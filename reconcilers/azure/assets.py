@@ -8,6 +8,7 @@ the plan's update registers the next integer version.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from typing import Any
 
@@ -104,15 +105,21 @@ class AssetReconciler(AzureReconciler):
         """The digest the manifest's files would have if they held this version's content (fetched)."""
         raise NotImplementedError
 
+    def adopt(self, res: Resource, observed: Observed) -> Observed:
+        asset = observed.handle
+        if (asset.tags or {}).get(DIGEST_TAG) == res.spec["digest"]:
+            return observed
+        with self.errors(res.address):
+            same = self.content_digest(asset) == res.spec["digest"]
+        return dataclasses.replace(observed, spec={**observed.spec, "digest": res.spec["digest"]}) if same else observed
+
     def claim(self, res: Resource, observed: Observed) -> None:
-        """Tag the version the plan observed as this manifest's; its content digest tag is written only when the
-        fetched content matches the manifest's (else the plan goes on showing the difference)."""
+        """Tag the version the plan observed as this manifest's; its content digest tag only when `adopt` found
+        the fetched content equal to the manifest's (else the plan goes on showing the difference)."""
         asset = observed.handle
         tags = dict(asset.tags or {})
-        if tags.get(DIGEST_TAG) != res.spec["digest"]:
-            with self.errors(res.address):
-                if self.content_digest(asset) == res.spec["digest"]:
-                    tags[DIGEST_TAG] = res.spec["digest"]
+        if observed.spec.get("digest") == res.spec["digest"]:
+            tags[DIGEST_TAG] = res.spec["digest"]
         asset.tags = managed_tags(tags, self.settings.tags)
         with self.errors(res.address):  # a version's tags may change (`az ml model update --set tags...`)
             self.operations.create_or_update(asset)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -273,27 +274,40 @@ class DeploymentReconciler(AzureReconciler):
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
 
-    def claim(self, res: Resource, observed: Observed) -> None:
-        """The deployment as it is, PUT back with this manifest's ownership tags. Its content digest tags are
-        written only for what matches the manifest: the model and environment versions it runs by their own
-        (claimed) digest tags, the code by fetching and digesting it; anything else the plan goes on showing."""
-        from .export import asset_version, code_digest
+    def adopt(self, res: Resource, observed: Observed) -> Observed:
+        """The digests of what the deployment runs, where they equal the manifest's: its model version's (by its
+        digest tag, else its fetched files), its environment version's, and its code's (fetched)."""
+        from .export import asset_version, code_digest, environment_digest, model_digest
 
+        d, spec = observed.handle, dict(observed.spec)
+        with self.errors(res.address):
+            pair = asset_version(d.model)
+            if pair and spec.get("model", {}).get("digest") != res.spec["model"]["digest"]:
+                tag = (self.ml.models.get(name=pair[0], version=pair[1]).tags or {}).get(ASSET_DIGEST_TAG)
+                if (tag or model_digest(self.ml, *pair)) == res.spec["model"]["digest"]:
+                    spec["model"] = {**spec["model"], "digest": res.spec["model"]["digest"]}
+            pair = asset_version(d.environment)
+            if pair and res.spec.get("environment") and \
+                    spec.get("environment", {}).get("digest") != res.spec["environment"]["digest"]:
+                env = self.ml.environments.get(name=pair[0], version=pair[1])
+                if ((env.tags or {}).get(ASSET_DIGEST_TAG) or environment_digest(env)) == \
+                        res.spec["environment"]["digest"]:
+                    spec["environment"] = {**spec["environment"], "digest": res.spec["environment"]["digest"]}
+            if spec.get("code", {}).get("digest") != res.spec["code"]["digest"] and \
+                    code_digest(self.ml, d.code_configuration.code) == res.spec["code"]["digest"]:
+                spec["code"] = {"digest": res.spec["code"]["digest"]}
+        return dataclasses.replace(observed, spec=spec)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """The deployment as it is, PUT back with this manifest's ownership tags and the digests `adopt`
+        verified (anything else the plan goes on showing)."""
         d = observed.handle
         endpoint, _ = self._names(res.name, res.spec)
         tags = dict(d.tags or {})
-        refs = ((MODEL_TAG, self.ml.models, d.model, res.spec["model"]),
-                (ENV_TAG, self.ml.environments, d.environment, res.spec.get("environment")))
-        with self.errors(res.address):
-            for tag, operations, ref, declared in refs:
-                pair = asset_version(ref)
-                if declared and pair and tags.get(tag) != declared["digest"]:
-                    asset = operations.get(name=pair[0], version=pair[1])
-                    if (asset.tags or {}).get(ASSET_DIGEST_TAG) == declared["digest"]:
-                        tags[tag] = declared["digest"]
-            if tags.get(CODE_TAG) != res.spec["code"]["digest"] and \
-                    code_digest(self.ml, d.code_configuration.code) == res.spec["code"]["digest"]:
-                tags[CODE_TAG] = res.spec["code"]["digest"]
+        for tag, key in ((MODEL_TAG, "model"), (ENV_TAG, "environment"), (CODE_TAG, "code")):
+            digest = (observed.spec.get(key) or {}).get("digest")
+            if digest and digest == (res.spec.get(key) or {}).get("digest"):
+                tags[tag] = digest
         tags[LABEL] = res.inputs.get("manifest_name") or self._names(res.name, res.spec)[1]
         d.tags = managed_tags(tags, self.settings.tags)
         with self.clients.gate(endpoint).shared(res.address, self.notify):

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         if not taking:
             out.print("Nothing to import.")
             return 0
-        after = [decide(a.resource, a.observed, session.reconcilers[a.resource.kind]) for a in taking]
+        adopted = {a.address: session.reconcilers[a.resource.kind].adopt(a.resource, a.observed) for a in taking}
+        after = [decide(a.resource, adopted[a.address], session.reconcilers[a.resource.kind]) for a in taking]
         out.print(f"rtsctl import will make {owner!r} the owner of: " + ", ".join(a.address for a in taking))
         preview = Plan(after, graph, owner=owner, manifest=session.manifest.display)
         if preview.has_changes:
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         _confirm(args, "Do you want to take ownership of these resources?")
         for action in taking:
             reconciler = session.reconcilers[action.resource.kind]
-            reconciler.claim(action.resource, action.observed)
+            reconciler.claim(action.resource, adopted[action.address])
             out.print(f"{action.address}: now owned by {owner!r}")
         # what already matches is recorded as applied (drift is told from edits from now on); the rest is not
         matching = Plan([a for a in after if a.kind is ActionKind.NOOP], graph)

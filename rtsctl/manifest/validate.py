@@ -182,7 +182,7 @@ def _check_identity(manifest: Manifest, report: Report) -> None:
         problem = names.name_problem("manifest", manifest.path.stem)
         if problem:
             report.add(f"the file name gives this manifest no valid identity ({problem}): add a top-level "
-                       "`name:`", "resource_group")
+                       "`name:`")
 
 
 def _check_names(data: dict[str, Any], report: Report) -> None:
