@@ -18,6 +18,20 @@ from .common import AzureReconciler, is_managed, owner_of, is_smart_detection, m
 DEPLOYMENT_RECORD_TYPE = "microsoft.resources/deployments"
 
 
+#: what a workspace's creation template makes beside it (azure-ai-ml's workspace ARM template: storage, key vault,
+#: Application Insights with its Log Analytics workspace, container registry), deleted with it (workspace.py)
+WORKSPACE_PARTS = frozenset({"microsoft.storage/storageaccounts", "microsoft.keyvault/vaults",
+                             "microsoft.insights/components", "microsoft.operationalinsights/workspaces",
+                             "microsoft.containerregistry/registries"})
+
+
+def _legacy_workspace_part(resource) -> bool:
+    """Made by rtsctl with a workspace before owners existed (managed-by, no owner): it goes with that workspace,
+    whoever claimed it, so it never makes the group look shared."""
+    return is_managed(resource.tags) and owner_of(resource.tags) is None and \
+        str(resource.type).lower() in WORKSPACE_PARTS
+
+
 class ResourceGroupReconciler(AzureReconciler):
     kind = "resource_group"
     immutable = frozenset({"location"})
@@ -62,7 +76,7 @@ class ResourceGroupReconciler(AzureReconciler):
             found = list(self.clients.resources.resources.list_by_resource_group(name))
         return [held(str(r.type).rsplit("/", 1)[-1], r.name, owner_of(r.tags)) for r in found
                 if owner_of(r.tags) != owner and not is_smart_detection(r.type, r.name)
-                and str(r.type).lower() != DEPLOYMENT_RECORD_TYPE]
+                and str(r.type).lower() != DEPLOYMENT_RECORD_TYPE and not _legacy_workspace_part(r)]
 
     def delete(self, observed: Observed) -> None:
         name = observed.handle or observed.address.split(".", 1)[1]
