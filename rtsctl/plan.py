@@ -131,8 +131,9 @@ def decide_owned(resource: Resource, observed: Observed | None, reconciler: Reco
         return Action(ActionKind.NOOP, resource.address, resource, observed,
                       reasons=[f"shared, owned by {owner_words(observed)}: referenced, not changed{note}"])
     target = f"endpoint.{resource.name}" if resource.kind == "traffic" else resource.address
-    hint = import_hint(manifest, target) if status == NOBODY else \
-        f"exists, not owned: {owner_words(observed)} owns it (rtsctl import {manifest} {target} --from {observed.owner})"
+    hint = import_hint(manifest, target) if status == NOBODY else (
+        f"exists, not owned: {owner_words(observed)} owns it "
+        f"(rtsctl import {manifest} {target} --from {observed.owner})")
     return Action(ActionKind.NOT_OWNED, resource.address, resource, observed, reasons=[hint],
                   sensitive=reconciler.sensitive)
 

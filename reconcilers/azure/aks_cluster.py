@@ -15,7 +15,7 @@ from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold, location
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, failed_problem, is_managed, owner_of, managed_tags
+from .common import AzureReconciler, failed_problem, is_managed, managed_tags, owner_of
 
 DEFAULT_VM_SIZE = "Standard_DS3_v2"
 SIZING = ("node_count", "vm_size", "location", "kubernetes_version")

@@ -14,7 +14,7 @@ from typing import Any
 
 from rtsctl.resources import Observed, Resource
 
-from .common import DIGEST_TAG, managed_tags, AzureReconciler, drop_none, is_managed, owner_of
+from .common import DIGEST_TAG, AzureReconciler, drop_none, is_managed, managed_tags, owner_of
 from .errors import is_not_found
 
 

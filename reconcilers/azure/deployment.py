@@ -28,7 +28,8 @@ from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
-from .common import APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, owner_of, managed_tags
+from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
+                     owner_of)
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 

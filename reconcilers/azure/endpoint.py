@@ -15,8 +15,8 @@ from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold, identifier
 from rtsctl.resources import Observed, Resource
 
-from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, owner_of, managed_tags,
-                     state_name)
+from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
+                     owner_of, state_name)
 
 
 def last_segment(ref: str | None) -> str | None:

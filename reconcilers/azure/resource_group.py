@@ -11,7 +11,7 @@ from rtsctl.normalize import location
 from rtsctl.ownership import held
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, is_managed, owner_of, is_smart_detection, managed_tags
+from .common import AzureReconciler, is_managed, is_smart_detection, managed_tags, owner_of
 
 
 #: ARM deployment records (history, not resources): the workspace's own go with it (workspace.py)
