@@ -12,6 +12,7 @@ import dataclasses
 from abc import abstractmethod
 from typing import Any
 
+from rtsctl.digest import current
 from rtsctl.resources import Observed, Resource
 
 from .common import DIGEST_TAG, AzureReconciler, drop_none, is_managed, managed_tags, owner_of
@@ -79,8 +80,12 @@ class AssetReconciler(AzureReconciler):
         versions = self.versions(res.address, res.name)
         if not versions:
             return None
-        asset = self.matching(versions, res.spec["digest"]) or versions[-1]
-        return self.to_observed(res, asset)
+        aliases = res.inputs.get("digest_aliases") or []
+        asset = next((found for digest in [res.spec["digest"], *aliases]
+                      if (found := self.matching(versions, digest)) is not None), versions[-1])
+        observed = self.to_observed(res, asset)
+        observed.spec["digest"] = current(observed.spec["digest"], res.spec["digest"], aliases)
+        return observed
 
     def create(self, res: Resource) -> None:
         digest = res.spec["digest"]

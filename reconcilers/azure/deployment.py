@@ -22,6 +22,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from rtsctl.desired import with_current_environment
 from rtsctl.diff import project
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold
@@ -186,7 +187,7 @@ class DeploymentReconciler(AzureReconciler):
     def observe(self, res: Resource) -> Observed | None:
         endpoint, name = self._live(res)
         d = self.get_or_none(res.address, self.ml.online_deployments.get, name=name, endpoint_name=endpoint)
-        return None if d is None else self._to_observed(res.address, d, res.spec)
+        return None if d is None else with_current_environment(self._to_observed(res.address, d, res.spec), res)
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
         """Deployments rtsctl created on the manifest's endpoints that the manifest no longer declares."""

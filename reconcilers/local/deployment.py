@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rtsctl.desired import with_current_environment
 from rtsctl.digest import digest_path
 from rtsctl.errors import ResourceError, RtsctlError
 from rtsctl.resources import Observed, Resource
@@ -65,7 +66,7 @@ class DeploymentReconciler(Reconciler):
 
     def observe(self, res: Resource) -> Observed | None:
         endpoint, name = self.live(res)
-        return self._observe(res.address, self.layout.deployment(endpoint, name))
+        return with_current_environment(self._observe(res.address, self.layout.deployment(endpoint, name)), res)
 
     def _observe(self, address: str, folder: Path) -> Observed | None:
         record = read_json(folder / RECORD)

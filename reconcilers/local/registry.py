@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rtsctl.digest import current
 from rtsctl.resources import Observed, Resource
 
 from ..base import Reconciler
@@ -41,8 +42,11 @@ class _RegistryReconciler(Reconciler):
         versions = _versions(folder)
         if not versions:
             return None
-        number, record = find_version(folder, res.spec["digest"]) or versions[-1]
-        return Observed(res.address, record["spec"], owned=record.get("managed_by") == "rtsctl",
+        aliases = res.inputs.get("digest_aliases") or []
+        number, record = next((found for digest in [res.spec["digest"], *aliases]
+                               if (found := find_version(folder, digest))), versions[-1])
+        spec = {**record["spec"], "digest": current(record["spec"].get("digest"), res.spec["digest"], aliases)}
+        return Observed(res.address, spec, owned=record.get("managed_by") == "rtsctl",
                         outputs={"version": str(number)}, handle=folder, owner=record.get("owner"))
 
     def create(self, res: Resource) -> None:
