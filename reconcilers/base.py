@@ -29,6 +29,22 @@ class BackendSettings:
     workspace: str
     manifest_path: Path
     tags: dict[str, str] = field(default_factory=dict)
+    #: the manifest's identity (`name:`): every resource the backend creates carries it
+    owner: str = ""
+
+
+@dataclass
+class Found:
+    """One resource `Backend.export` found in the workspace, shaped as the engine's desired spec would be.
+
+    `files` are the local copies it needs (a model's "path", a deployment's "code", an environment's
+    "conda_file"), already written under the export's folder."""
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    owner: str | None
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 class Reconciler(ABC):
@@ -40,8 +56,9 @@ class Reconciler(ABC):
     #: how the service rewrites a field it stores (`rtsctl.normalize`): both sides of the diff pass through
     #: it, so a value the service only re-spelled never plans a change (or, if immutable, a replacement).
     normalize: ClassVar[Mapping[str, Normalizer]] = {}
-    #: False for kinds that vanish with their parent (traffic goes with its endpoint).
-    destroyable: ClassVar[bool] = True
+    #: a parent several manifests may declare (resource group, workspace): one that does not own it only
+    #: references it (never changes or deletes it), and its owner's destroy keeps it while it `holds` others'.
+    shared: ClassVar[bool] = False
 
     def notify(self, line: str) -> None:
         """A progress line while an operation waits (the engine routes it to its report during an apply)."""
@@ -61,6 +78,23 @@ class Reconciler(ABC):
     @abstractmethod
     def delete(self, observed: Observed) -> None:
         """Delete it; deleting something already gone is not an error."""
+
+    def adopt(self, res: Resource, observed: Observed) -> Observed:
+        """`observed` as it will read once claimed: what rtsctl records about a resource it made (content digest
+        tags) filled in where the content was fetched and found equal to `res`'s, so `rtsctl import` can show
+        what would still differ. Nothing is written."""
+        return observed
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Mark an existing resource as owned by this manifest (`settings.owner`) and by rtsctl, changing
+        nothing else (`rtsctl import`, and the claim of a resource made by rtsctl before owners existed);
+        `observed` comes from `adopt`, whose verified digests are recorded with it."""
+        self.update(res, observed)
+
+    def holds(self, observed: Observed, owner: str) -> list[str]:
+        """For a `shared` parent: what inside it belongs to another manifest or to nobody ("endpoint.x
+        (manifest b)"), so its owner's destroy keeps it. Nothing for other kinds."""
+        return []
 
     def guard(self, res: Resource, observed: Observed, changes: Sequence[Change]) -> str | None:
         """A reason to refuse these planned changes at plan time (e.g. they would take live endpoints down),
@@ -131,6 +165,15 @@ class Backend(ABC):
         lacks. `observed` is what exists now (by address), so a check counts only what the plan adds.
         Best effort: a check that cannot be made (no permission, API down) says nothing."""
         return []
+
+    def export(self, dest: Path, owner: str, endpoints: Sequence[str] = ()) -> list[Found]:
+        """What exists in the workspace that `owner` owns or nobody owns (only `endpoints`, and what they use,
+        when named), never another manifest's: endpoints, their deployments and traffic, the models,
+        environments and computes they use (all of `owner`'s and nobody's when no endpoint is named), each
+        deployment's code, model files and conda file copied under `dest`."""
+        from rtsctl.errors import RtsctlError
+
+        raise RtsctlError(f"the {self.name} backend cannot export")
 
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False) -> dict[str, Iterator[str]]:

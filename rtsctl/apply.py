@@ -27,6 +27,7 @@ VERBS = {
     ActionKind.UPDATE: ("Modifying", "Modifications complete"),
     ActionKind.REPLACE: ("Replacing", "Replacement complete"),
     ActionKind.DELETE: ("Destroying", "Destruction complete"),
+    ActionKind.CLAIM: ("Claiming", "Claim complete"),
 }
 
 
@@ -180,6 +181,10 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.DELETE:
         call_with_retry(reconciler.delete, action.observed)
+    elif action.kind is ActionKind.CLAIM:
+        call_with_retry(reconciler.claim, res, reconciler.adopt(res, action.observed))
+    else:  # not-owned: apply refuses such a plan before it starts (cli), so this is a bug, not a user error
+        raise RtsctlError(f"{action.address}: {action.kind.value} cannot be applied")
     elapsed = time.monotonic() - started
     report(f"{action.address}: {finished} after {elapsed:.1f}s")
     return elapsed

@@ -227,8 +227,9 @@ def _timing(plan, result) -> dict[str, Any]:
 def _summary(plan, timing: dict[str, Any]) -> str:
     counts = plan.counts()
     added, changed, destroyed = counts["create"] + counts["replace"], counts["update"], counts["delete"] + counts["replace"]
+    claimed = f", {counts['claim']} claimed" if counts["claim"] else ""
     return (f"[green bold]Apply complete![/green bold] Resources: {added} added, {changed} changed, "
-            f"{destroyed} destroyed. [dim](wall {timing['wall']:.1f}s; critical path {timing['critical_path']:.1f}s; "
+            f"{destroyed} destroyed{claimed}. [dim](wall {timing['wall']:.1f}s; critical path {timing['critical_path']:.1f}s; "
             f"steps in sequence {timing['sequential']:.1f}s)[/dim]"
             + (f"\n[dim]Critical path: {' → '.join(timing['critical_path_steps'])}[/dim]"
                if timing.get("critical_path_steps") else ""))
@@ -250,6 +251,14 @@ def _saved_plan_target(args: argparse.Namespace):
     return (saved.manifest if args.plan is None else args.manifest), saved.variables, saved
 
 
+def _refuse_not_owned(plan) -> None:
+    """Nothing changes while the manifest declares what it does not own: taking it is `rtsctl import`'s job."""
+    if plan.not_owned:
+        lines = "\n".join(f"  {a.address}: {a.reasons[0]}" for a in plan.not_owned)
+        raise RtsctlError(f"{plan.manifest} declares {len(plan.not_owned)} resource(s) it does not own; nothing "
+                          f"was changed:\n{lines}")
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from .engine import endpoint_outputs, make_plan, open_session, smoke_test
     from .watched import run_apply
@@ -268,6 +277,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             check_saved_plan(plan, session.manifest, session.graph.nodes.values(), saved)
         if plan.has_changes:
             out.print(render_text(plan))
+            _refuse_not_owned(plan)
             from .rollout.successor import refuse_outage
 
             refuse_outage(plan, args.allow_outage)
@@ -315,6 +325,12 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         result = run_apply(session, plan, out)
     out.print(f"\n[green bold]Destroy complete![/green bold] Resources: {plan.counts()['delete']} destroyed "
               f"[dim](wall {result.wall:.1f}s)[/dim].")
+    from rich.markup import escape
+
+    for action in plan.actions:  # what was kept, and why: shared parents still holding others' resources
+        if action.kind.value == "no-op" and action.reasons:
+            why = "; ".join(action.reasons).removeprefix("kept: ").removesuffix(": kept")
+            out.print(f"Kept {action.address}: {escape(why)}")
     return 0
 
 

@@ -12,12 +12,13 @@ from typing import Any
 
 from reconcilers.base import BackendSettings
 
-from .digest import digest_path, digest_text
+from .digest import conda_part, current, digest_path, digest_text
 from .errors import ManifestError
 from .manifest import Manifest
 from .manifest.files import FileProblem, read_text
 from .manifest.marks import field_path, line_of
-from .resources import Resource, Source
+from .ownership import OWNER_TAG
+from .resources import Observed, Resource, Source
 
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
 MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt
@@ -36,10 +37,19 @@ def plain(value: Any) -> Any:
 
 def settings_for(manifest: Manifest) -> BackendSettings:
     data = manifest.data
-    tags = {"managed-by": "rtsctl"}
+    tags = {"managed-by": "rtsctl", OWNER_TAG: manifest.name}
     return BackendSettings(provider=plain(data.get("provider") or {"kind": "local"}),
                            resource_group=data["resource_group"], workspace=data["workspace"]["name"],
-                           manifest_path=manifest.path, tags=tags)
+                           manifest_path=manifest.path, tags=tags, owner=manifest.name)
+
+
+def with_current_environment(observed: Observed | None, res: Resource) -> Observed | None:
+    """A deployment as observed, its environment digest read as the manifest's when it is an alias of it (the
+    same files as an earlier rtsctl digested them): an upgrade never rolls a deployment out for nothing."""
+    env, wanted = (observed.spec.get("environment") if observed else None), res.spec.get("environment")
+    if isinstance(env, dict) and wanted:
+        env["digest"] = current(env.get("digest"), wanted["digest"], res.inputs.get("environment_aliases") or ())
+    return observed
 
 
 def build_resources(manifest: Manifest) -> list[Resource]:
@@ -74,17 +84,23 @@ def build_resources(manifest: Manifest) -> list[Resource]:
                             inputs={"path": path}, depends_on=(workspace.address,), source=source("models", i)))
 
     env_digests: dict[str, str] = {}
+    env_aliases: dict[str, list[str]] = {}  # the digest earlier rtsctl versions gave the same files (conda bytes)
     for i, env in enumerate(data.get("environments", [])):
         inputs: dict[str, Any] = {}
-        parts = [env.get("image", "")]
+        parts, legacy = [env.get("image", "")], [env.get("image", "")]
         if "conda_file" in env:
             inputs["conda_file"] = manifest.resolve_path(env["conda_file"])
-            parts.append(read_text(inputs["conda_file"]))  # checked by validate: regular, bounded, UTF-8
+            text = read_text(inputs["conda_file"])  # validate checked it: regular, bounded, UTF-8
+            parts.append(conda_part(text))
+            legacy.append(text)
         if "build" in env:
             inputs["build_path"] = manifest.resolve_path(env["build"]["path"])
             inputs["dockerfile_path"] = env["build"].get("dockerfile_path", "Dockerfile")
             parts += [inputs["dockerfile_path"], digest_path(inputs["build_path"])]
+            legacy += parts[-2:]
         env_digests[env["name"]] = digest_text(*parts)
+        if legacy != parts:
+            inputs["digest_aliases"] = env_aliases[env["name"]] = [digest_text(*legacy)]
         out.append(Resource("environment", env["name"],
                             {**pick(env, "image", "description"), "digest": env_digests[env["name"]]},
                             inputs=inputs, depends_on=(workspace.address,), source=source("environments", i)))
@@ -93,7 +109,8 @@ def build_resources(manifest: Manifest) -> list[Resource]:
         out.extend(_compute_resources(manifest, compute, i, rg, location, workspace.address, source("computes", i)))
 
     for e, endpoint in enumerate(data["endpoints"]):
-        out.extend(_endpoint_resources(manifest, endpoint, e, workspace.address, model_digests, env_digests, source))
+        out.extend(_endpoint_resources(manifest, endpoint, e, workspace.address, model_digests, env_digests, source,
+                                       env_aliases))
     return out
 
 
@@ -178,7 +195,8 @@ def _extension_resource(manifest: Manifest, compute: dict[str, Any], index: int,
 
 
 def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, workspace: str,
-                        model_digests: dict[str, str], env_digests: dict[str, str], source) -> list[Resource]:
+                        model_digests: dict[str, str], env_digests: dict[str, str], source,
+                        env_aliases: dict[str, list[str]]) -> list[Resource]:
     ep = endpoint["name"]
     # compute is always in the spec (None: managed), so switching managed <-> kubernetes is a replacement
     spec = {"auth_mode": endpoint.get("auth_mode", "key"), "compute": endpoint.get("compute"),
@@ -204,7 +222,8 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
             ddeps.append(f"environment.{dep['environment']}")
         if "environment_variables" in dspec:
             dspec["environment_variables"] = {k: str(v) for k, v in dspec["environment_variables"].items()}
-        resource = Resource("deployment", f"{ep}/{dep['name']}", dspec, inputs={"code_path": code_path},
+        inputs = {"code_path": code_path, "environment_aliases": env_aliases.get(dep.get("environment"), [])}
+        resource = Resource("deployment", f"{ep}/{dep['name']}", dspec, inputs=inputs,
                             depends_on=tuple(ddeps), source=source("endpoints", e, "deployments", d))
         out.append(resource)
         dep_addresses.append(resource.address)

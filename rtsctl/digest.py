@@ -7,6 +7,7 @@ nothing, while editing one byte makes a new model version or redeploys the code.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
 _SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
@@ -52,6 +53,26 @@ def digest_text(*parts: str) -> str:
     for part in parts:
         h.update(part.encode() + b"\0")
     return "sha256:" + h.hexdigest()
+
+
+def conda_part(text: str) -> str:
+    """A conda file as its digest reads it: the parsed YAML, canonically. The bytes are not kept by Azure (the
+    SDK sends its own YAML dump of the parsed file: azure-ai-ml entities/_assets/environment.py
+    `_translated_conda_file`), so only the content can be compared with what an export reads back."""
+    import json
+
+    import yaml
+
+    try:
+        return json.dumps(yaml.safe_load(text), sort_keys=True, default=str)
+    except yaml.YAMLError:
+        return text  # validate reports it; the digest of bad YAML is its bytes
+
+
+def current(found: str | None, wanted: str, aliases: Sequence[str] = ()) -> str | None:
+    """`wanted` when `found` is one of its `aliases` (the same content as an earlier rtsctl digested it: a conda
+    file's bytes, before `conda_part`), else `found`: an upgrade never re-registers or re-deploys what is unchanged."""
+    return wanted if found is not None and found in aliases else found
 
 
 def _files(path: Path) -> list[Path]:

@@ -78,10 +78,11 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
     orphans = discover_orphans(session.graph, session.reconcilers)
     # this machine's record, overridden by what the resources carry themselves (newer, and shared)
     recorded = {**read_record(applied_record(session)), **carried(observed, session.graph.nodes)}
+    owner, display = session.manifest.name, session.manifest.display
     if destroy:
-        plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
+        plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans, owner, display)
     else:
-        plan = build_plan(session.graph, observed, orphans, session.reconcilers)
+        plan = build_plan(session.graph, observed, orphans, session.reconcilers, owner, display)
         trust.label_origins(plan, recorded)
         plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
     plan = trust.select_targets(plan, targets)

@@ -3,8 +3,13 @@
 create     +   absent, will be created
 update     ~   exists, declared fields differ or it is unhealthy (healed in place)
 replace   -/+  an immutable field differs (declared by the reconciler as data)
-delete     -   owned by rtsctl, no longer declared (or `destroy`)
-noop           converged
+delete     -   owned by this manifest, no longer declared (or `destroy`)
+claim      &   exists, made by rtsctl before owners: this manifest takes it, nothing else changes
+not-owned  !   declared, exists, owned by another manifest or by nobody: apply refuses (`rtsctl import`)
+noop           converged (or a shared parent another manifest owns: referenced, kept)
+
+Ownership (rtsctl.ownership) is decided first: nothing here plans a change to what another manifest, or
+nobody, owns.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from reconcilers.base import Reconciler
 from .diff import Change, diff_specs
 from .errors import RtsctlError
 from .graph import Graph
+from .ownership import LEGACY, MINE, NOBODY, import_hint, owner_words, whose
 from .resources import Observed, Resource
 from .rollout.successor import mark_successors
 
@@ -27,6 +33,8 @@ class ActionKind(str, Enum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+    CLAIM = "claim"
+    NOT_OWNED = "not-owned"
     NOOP = "no-op"
 
 
@@ -55,6 +63,9 @@ class Plan:
     actions: list[Action]
     graph: Graph
     destroy: bool = False
+    #: the manifest's identity and how to name it in a command line (for `rtsctl import` hints)
+    owner: str = ""
+    manifest: str = ""
     #: what preflight checks found before anything changes (capacity, quota, instance types): shown, not fatal
     warnings: list[str] = field(default_factory=list)
 
@@ -65,6 +76,11 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.pending)
+
+    @property
+    def not_owned(self) -> list[Action]:
+        """Declared resources this manifest does not own: apply refuses while there are any."""
+        return [a for a in self.actions if a.kind is ActionKind.NOT_OWNED]
 
     def counts(self) -> dict[str, int]:
         out = {k.value: 0 for k in ActionKind}
@@ -93,14 +109,45 @@ def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler
     return Action(ActionKind.NOOP, resource.address, resource, observed)
 
 
+def decide_owned(resource: Resource, observed: Observed | None, reconciler: Reconciler, owner: str,
+                 manifest: str) -> Action:
+    """`decide`, for what this manifest owns; another manifest's or nobody's is never changed: a shared parent
+    (or an adopted `existing` one) is referenced as it is, anything else is `not-owned` until imported."""
+    if observed is None or resource.inputs.get("existing"):
+        return decide(resource, observed, reconciler)
+    status = whose(observed, owner)
+    if status in (MINE, LEGACY):
+        action = decide(resource, observed, reconciler)
+        if status == LEGACY and action.kind is ActionKind.NOOP:
+            return Action(ActionKind.CLAIM, resource.address, resource, observed, sensitive=reconciler.sensitive,
+                          reasons=[f"made by rtsctl before manifests had owners: {owner!r} claims it"])
+        if status == LEGACY and action.kind is not ActionKind.REPLACE:
+            action.reasons.append(f"made by rtsctl before manifests had owners: {owner!r} claims it")
+        return action
+    if reconciler.shared:
+        differs = [c.path for c in diff_specs(resource.spec, observed.spec, reconciler.immutable,
+                                              reconciler.sensitive, reconciler.normalize)]
+        note = f"; differs here ({', '.join(differs)}), which only its owner changes" if differs else ""
+        return Action(ActionKind.NOOP, resource.address, resource, observed,
+                      reasons=[f"shared, owned by {owner_words(observed)}: referenced, not changed{note}"])
+    target = f"endpoint.{resource.name}" if resource.kind == "traffic" else resource.address
+    hint = import_hint(manifest, target) if status == NOBODY else (
+        f"exists, not owned: {owner_words(observed)} owns it "
+        f"(rtsctl import {manifest} {target} --from {observed.owner})")
+    return Action(ActionKind.NOT_OWNED, resource.address, resource, observed, reasons=[hint],
+                  sensitive=reconciler.sensitive)
+
+
 def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list[Observed],
-               reconcilers: dict[str, Reconciler]) -> Plan:
-    actions = {a: decide(graph.nodes[a], observed.get(a), reconcilers[graph.nodes[a].kind]) for a in graph.order}
-    mark_successors(graph, actions, orphans, reconcilers)
+               reconcilers: dict[str, Reconciler], owner: str = "", manifest: str = "") -> Plan:
+    actions = {a: decide_owned(graph.nodes[a], observed.get(a), reconcilers[graph.nodes[a].kind], owner, manifest)
+               for a in graph.order}
+    mine = [o for o in orphans if whose(o, owner) == MINE]  # another manifest's, or nobody's, is not listed
+    mark_successors(graph, actions, mine, reconcilers)
     _reapply_dependents_of_replacements(graph, actions)
     deletes = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
-               for o in orphans if o.owned]
-    return Plan(list(actions.values()) + deletes, graph)
+               for o in mine]
+    return Plan(list(actions.values()) + deletes, graph, owner=owner, manifest=manifest)
 
 
 def _reapply_dependents_of_replacements(graph: Graph, actions: dict[str, Action]) -> None:
@@ -119,16 +166,32 @@ def _reapply_dependents_of_replacements(graph: Graph, actions: dict[str, Action]
 
 
 def build_destroy_plan(graph: Graph, observed: dict[str, Observed | None],
-                       reconcilers: dict[str, Reconciler], orphans: list[Observed] = ()) -> Plan:
-    """Delete what exists and rtsctl owns, dependents first; report the rest as kept."""
+                       reconcilers: dict[str, Reconciler], orphans: list[Observed] = (), owner: str = "",
+                       manifest: str = "") -> Plan:
+    """Delete what exists and this manifest owns (traffic records included), dependents first; keep the rest,
+    and keep a shared parent that still holds what another manifest or nobody owns, saying why."""
     actions = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
-               for o in orphans if o.owned]
-    for address in reversed(graph.order):
+               for o in orphans if whose(o, owner) == MINE]
+    kept: set[str] = set()
+    dependents = graph.dependents()
+    for address in reversed(graph.order):  # dependents first: a kept child keeps its parent
         res, obs = graph.nodes[address], observed.get(address)
-        if obs is None or not reconcilers[res.kind].destroyable:
+        if obs is None:
             continue
-        if obs.owned:
-            actions.append(Action(ActionKind.DELETE, address, res, obs))
-        else:
-            actions.append(Action(ActionKind.NOOP, address, res, obs, reasons=["not created by rtsctl: kept"]))
-    return Plan(actions, graph, destroy=True)
+        status = whose(obs, owner)
+        if status not in (MINE, LEGACY) or (status == LEGACY and res.inputs.get("existing")):
+            kept.add(address)
+            reason = "not created by rtsctl: kept" if not obs.owned and not obs.owner else \
+                f"owned by {owner_words(obs)}: kept"
+            actions.append(Action(ActionKind.NOOP, address, res, obs, reasons=[reason]))
+            continue
+        holds = reconcilers[res.kind].holds(obs, owner) if reconcilers[res.kind].shared else []
+        holds += sorted(f"{d} (kept)" for d in dependents[address]
+                        if d in kept and reconcilers[graph.nodes[d].kind].shared)
+        if holds:
+            kept.add(address)
+            shown = ", ".join(holds[:5]) + (f" and {len(holds) - 5} more" if len(holds) > 5 else "")
+            actions.append(Action(ActionKind.NOOP, address, res, obs, reasons=[f"kept: it still holds {shown}"]))
+            continue
+        actions.append(Action(ActionKind.DELETE, address, res, obs))
+    return Plan(actions, graph, destroy=True, owner=owner, manifest=manifest)

@@ -16,6 +16,8 @@ SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
            ActionKind.UPDATE: ("~", "yellow", "will be updated in place"),
            ActionKind.REPLACE: ("-/+", "red", "must be replaced"),
            ActionKind.DELETE: ("-", "red", "will be destroyed"),
+           ActionKind.CLAIM: ("&", "cyan", "will be claimed by this manifest (nothing else changes)"),
+           ActionKind.NOT_OWNED: ("!", "red", "exists, not owned by this manifest: apply refuses"),
            ActionKind.NOOP: (" ", "dim", "is unchanged")}
 MASK = "(sensitive value)"
 #: why an action is planned (rtsctl.trust): the world moved, or the manifest did
@@ -73,8 +75,11 @@ def render_text(plan: Plan) -> str:
         lines.append("")
     lines += _kept(plan)
     counts = plan.counts()
+    extra = "".join(f", {counts[k.value]} {words}" for k, words in ((ActionKind.CLAIM, "to claim"),
+                                                                    (ActionKind.NOT_OWNED, "not owned"))
+                    if counts[k.value])
     lines.append(f"[bold]Plan:[/bold] {counts['create']} to add, {counts['update']} to change, "
-                 f"{counts['replace']} to replace, {counts['delete']} to destroy.")
+                 f"{counts['replace']} to replace, {counts['delete']} to destroy{extra}.")
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ class Observed:
     `outputs` are what users and later steps read (scoring URI, keys); keys are secrets.
     `applied` is what the resource itself says rtsctl last applied to it (rtsctl.applied.compact), when the
     backend keeps that on the resource: it lets every machine tell drift from edit alike.
+    `owner` is the identity (`name:`) of the manifest that owns it (rtsctl.ownership), None when none does.
     """
 
     address: str
@@ -58,3 +59,4 @@ class Observed:
     outputs: dict[str, Any] = field(default_factory=dict)
     handle: Any = None
     applied: str | None = None
+    owner: str | None = None

@@ -27,7 +27,7 @@ DRIFT, EDIT, BOTH = "drift", "edit", "drift+edit"
 MAX_LISTED = 20  # addresses named in one error line
 #: what leaves a resource in place; every other kind (delete, replace, and any later kind that removes
 #: the old resource, such as a successor rollout) is what prevent_destroy refuses
-KEEPS = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.NOOP})
+KEEPS = frozenset({ActionKind.CREATE, ActionKind.UPDATE, ActionKind.NOOP, ActionKind.CLAIM, ActionKind.NOT_OWNED})
 
 
 def mark_prevent_destroy(manifest: Manifest, resources: Sequence[Resource]) -> None:
@@ -127,8 +127,8 @@ def label_origins(plan: Plan, recorded: Mapping[str, Mapping[str, Any]]) -> None
     """Set `action.origin` on each pending action: drift when the fields that differ are still what the last
     apply applied (so the world moved), edit when the manifest moved them (or nothing was recorded),
     drift+edit when both."""
-    for action in plan.actions:
-        if action.changes_world:
+    for action in plan.actions:  # a claim or a not-owned resource is about ownership, neither drift nor edit
+        if action.changes_world and action.kind not in (ActionKind.CLAIM, ActionKind.NOT_OWNED):
             action.origin = _origin(action, recorded)
 
 

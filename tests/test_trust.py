@@ -64,10 +64,11 @@ def test_target_pulls_in_dependencies_and_unknown_addresses_are_one_line_errors(
     assert pending == {"compute.local-cpu", "endpoint.rts-score", "deployment.rts-score/blue", "model.dummy-model",
                        "traffic.rts-score"}
 
-    # destroy --target takes what depends on the target along (traffic goes with its endpoint), nothing else
+    # destroy --target takes what depends on the target along (its traffic record too: issue 13), nothing else
     cli.ok("apply", "dev.yaml", "-y")
     doomed = json.loads(cli.ok("plan", "dev.yaml", "--destroy", "--target", "endpoint.rts-score", "-o", "json").out)
-    assert {a["address"] for a in doomed["actions"]} == {"endpoint.rts-score", "deployment.rts-score/blue"}
+    assert {a["address"] for a in doomed["actions"]} == {"endpoint.rts-score", "deployment.rts-score/blue",
+                                                         "traffic.rts-score"}
     assert all(a["action"] == "delete" for a in doomed["actions"])
 
 

@@ -112,6 +112,11 @@ class AzureBackend(Backend):
             "container in provider.lock: {account: NAME, container: NAME} to lock across machines"]
         return notes + quota_warnings(self.clients.ml, self.clients.location, resources, observed)
 
+    def export(self, dest, owner, endpoints=()):
+        from .export import export
+
+        return export(self, dest, owner, endpoints)
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):
         from .logs import deployment_logs

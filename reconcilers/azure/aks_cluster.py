@@ -15,7 +15,7 @@ from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold, location
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, failed_problem, is_managed, managed_tags
+from .common import AzureReconciler, failed_problem, is_managed, managed_tags, owner_of
 
 DEFAULT_VM_SIZE = "Standard_DS3_v2"
 SIZING = ("node_count", "vm_size", "location", "kubernetes_version")
@@ -64,6 +64,7 @@ class AksClusterReconciler(AzureReconciler):
             address=res.address,
             spec=spec,
             owned=owned,
+            owner=owner_of(mc.tags),
             problems=problems,
             outputs={"id": mc.id, "provisioning_state": mc.provisioning_state},
             handle=mc,
@@ -104,6 +105,7 @@ class AksClusterReconciler(AzureReconciler):
         rg = self._rg(res)
         with self.errors(res.address):
             mc = self.clients.aks.managed_clusters.get(rg, res.name)
+            mc.tags = {**(mc.tags or {}), **self.settings.tags}  # only its owner updates it (or claims it)
             if res.spec.get("kubernetes_version"):
                 mc.kubernetes_version = res.spec["kubernetes_version"]  # an in-place upgrade
             for pool in mc.agent_pool_profiles or []:

@@ -8,12 +8,14 @@ the plan's update registers the next integer version.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from typing import Any
 
+from rtsctl.digest import current
 from rtsctl.resources import Observed, Resource
 
-from .common import DIGEST_TAG, AzureReconciler, drop_none, is_managed
+from .common import DIGEST_TAG, AzureReconciler, drop_none, is_managed, managed_tags, owner_of
 from .errors import is_not_found
 
 
@@ -69,6 +71,7 @@ class AssetReconciler(AzureReconciler):
             address=res.address,
             spec=drop_none(spec),
             owned=is_managed(tags),
+            owner=owner_of(tags),
             outputs={"version": str(asset.version), "id": asset.id},
             handle=asset,
         )
@@ -77,8 +80,12 @@ class AssetReconciler(AzureReconciler):
         versions = self.versions(res.address, res.name)
         if not versions:
             return None
-        asset = self.matching(versions, res.spec["digest"]) or versions[-1]
-        return self.to_observed(res, asset)
+        aliases = res.inputs.get("digest_aliases") or []
+        asset = next((found for digest in [res.spec["digest"], *aliases]
+                      if (found := self.matching(versions, digest)) is not None), versions[-1])
+        observed = self.to_observed(res, asset)
+        observed.spec["digest"] = current(observed.spec["digest"], res.spec["digest"], aliases)
+        return observed
 
     def create(self, res: Resource) -> None:
         digest = res.spec["digest"]
@@ -93,11 +100,34 @@ class AssetReconciler(AzureReconciler):
                 self.operations.restore(name=res.name, version=str(archived.version))
                 return
             version = str(max([0, *(_version_key(a.version)[0] for a in every)]) + 1)
-            tags = {"managed-by": "rtsctl", DIGEST_TAG: digest}
+            tags = managed_tags(self.settings.tags, {DIGEST_TAG: digest})
             self.operations.create_or_update(self.build(res, version, tags))
 
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a new version: versions are immutable
+
+    def content_digest(self, asset: Any) -> str:
+        """The digest the manifest's files would have if they held this version's content (fetched)."""
+        raise NotImplementedError
+
+    def adopt(self, res: Resource, observed: Observed) -> Observed:
+        asset = observed.handle
+        if (asset.tags or {}).get(DIGEST_TAG) == res.spec["digest"]:
+            return observed
+        with self.errors(res.address):
+            same = self.content_digest(asset) == res.spec["digest"]
+        return dataclasses.replace(observed, spec={**observed.spec, "digest": res.spec["digest"]}) if same else observed
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Tag the version the plan observed as this manifest's; its content digest tag only when `adopt` found
+        the fetched content equal to the manifest's (else the plan goes on showing the difference)."""
+        asset = observed.handle
+        tags = dict(asset.tags or {})
+        if observed.spec.get("digest") == res.spec["digest"]:
+            tags[DIGEST_TAG] = res.spec["digest"]
+        asset.tags = managed_tags(tags, self.settings.tags)
+        with self.errors(res.address):  # a version's tags may change (`az ml model update --set tags...`)
+            self.operations.create_or_update(asset)
 
     def delete(self, observed: Observed) -> None:
         """Archive the versions rtsctl registered (the SDK has no delete for workspace assets)."""

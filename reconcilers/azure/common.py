@@ -9,6 +9,7 @@ from reconcilers.base import BackendSettings, Reconciler
 
 from rtsctl.applied import compact
 from rtsctl.errors import ResourceError
+from rtsctl.ownership import OWNER_TAG
 from rtsctl.resources import Resource
 
 from .clients import Clients
@@ -44,6 +45,11 @@ def applied_tag(res: Resource, tag: str = APPLIED_TAG) -> dict[str, str]:
 
 def is_managed(tags: dict[str, Any] | None) -> bool:
     return (tags or {}).get(MANAGED_BY) == MANAGED_BY_VALUE
+
+
+def owner_of(tags: dict[str, Any] | None) -> str | None:
+    """The manifest identity a resource's tags name as its owner (rtsctl.ownership), None when none."""
+    return (tags or {}).get(OWNER_TAG) or None
 
 
 #: What Application Insights creates by itself, untagged, in its resource group (MicrosoftDocs azure-monitor

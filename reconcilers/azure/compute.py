@@ -14,6 +14,12 @@ from rtsctl.resources import Observed, Resource
 
 from .common import AzureReconciler, failed_problem, is_managed, managed_tags
 
+#: Computes keep no tags of their own (azure-docs azure-resource-manager/management/tag-support.md,
+#: Microsoft.MachineLearningServices: "workspaces / computes | No"), so the workspace carries each compute's
+#: owner as a tag of its own: `rtsctl.owner.compute.<name>: <manifest>` (compute names have no character a
+#: tag name refuses, rtsctl/manifest/names.py).
+COMPUTE_OWNER_TAG = "rtsctl.owner.compute."
+
 
 def aks_id(subscription: str, rg: str, cluster: str) -> str:
     return f"/subscriptions/{subscription}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{cluster}"
@@ -56,6 +62,7 @@ class ComputeReconciler(AzureReconciler):
         if compute is None:
             return None
         rg, cluster = _parse_aks_id(getattr(compute, "resource_id", None))
+        owner = self._owners().get(COMPUTE_OWNER_TAG + res.name)
         return Observed(
             address=res.address,
             spec={
@@ -64,7 +71,8 @@ class ComputeReconciler(AzureReconciler):
                 "cluster": cluster,
                 "cluster_resource_group": rg,
             },
-            owned=is_managed(compute.tags),
+            owned=is_managed(compute.tags) or owner is not None,
+            owner=owner,
             problems=_problems(compute),
             outputs={"id": compute.id, "provisioning_state": getattr(compute, "provisioning_state", None)},
             handle=compute,
@@ -84,6 +92,25 @@ class ComputeReconciler(AzureReconciler):
         with self.errors(res.address):
             poller = self.ml.compute.begin_attach(compute)
         self.wait(res.address, poller)
+        self._set_owner(res.address, res.name, self.settings.owner)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        self._set_owner(res.address, res.name, self.settings.owner)
+
+    def _owners(self) -> dict[str, str]:
+        ws = self.get_or_none(f"workspace.{self.settings.workspace}", self.ml.workspaces.get, self.settings.workspace)
+        return dict((ws.tags if ws is not None else None) or {})
+
+    def _set_owner(self, address: str, name: str, owner: str | None) -> None:
+        """Write (or, with None, remove) the compute's owner tag on the workspace, keeping every other tag."""
+        with self.errors(address):
+            ws = self.ml.workspaces.get(self.settings.workspace)
+            tags = {k: v for k, v in (ws.tags or {}).items() if k != COMPUTE_OWNER_TAG + name}
+            if tags == (ws.tags or {}) and owner is None:
+                return
+            ws.tags = {**tags, **({COMPUTE_OWNER_TAG + name: owner} if owner else {})}
+            poller = self.ml.workspaces.begin_update(ws)
+        self.wait(address, poller)
 
     def update(self, res: Resource, observed: Observed) -> None:
         # every declared field is immutable (changes are replacements): an update only repairs a Failed attach,
@@ -96,3 +123,5 @@ class ComputeReconciler(AzureReconciler):
             return
         name = observed.address.split(".", 1)[1]
         self.wait_delete(observed.address, self.ml.compute.begin_delete, name, action="Detach")
+        if self.get_or_none(observed.address, self.ml.workspaces.get, self.settings.workspace) is not None:
+            self._set_owner(observed.address, name, None)

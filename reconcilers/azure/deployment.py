@@ -18,16 +18,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from rtsctl.desired import with_current_environment
 from rtsctl.diff import project
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
-from .common import APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags
+from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
+                     owner_of)
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 
@@ -167,6 +170,7 @@ class DeploymentReconciler(AzureReconciler):
             address=address,
             spec=drop_none(spec),
             owned=is_managed(tags),
+            owner=owner_of(tags),
             problems=problems,
             outputs={"provisioning_state": d.provisioning_state, "name": d.name},
             handle=d,
@@ -183,7 +187,7 @@ class DeploymentReconciler(AzureReconciler):
     def observe(self, res: Resource) -> Observed | None:
         endpoint, name = self._live(res)
         d = self.get_or_none(res.address, self.ml.online_deployments.get, name=name, endpoint_name=endpoint)
-        return None if d is None else self._to_observed(res.address, d, res.spec)
+        return None if d is None else with_current_environment(self._to_observed(res.address, d, res.spec), res)
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
         """Deployments rtsctl created on the manifest's endpoints that the manifest no longer declares."""
@@ -271,6 +275,47 @@ class DeploymentReconciler(AzureReconciler):
 
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
+
+    def adopt(self, res: Resource, observed: Observed) -> Observed:
+        """The digests of what the deployment runs, where they equal the manifest's: its model version's (by its
+        digest tag, else its fetched files), its environment version's, and its code's (fetched)."""
+        from .export import asset_version, code_digest, environment_digest, model_digest
+
+        d, spec = observed.handle, dict(observed.spec)
+        with self.errors(res.address):
+            pair = asset_version(d.model)
+            if pair and spec.get("model", {}).get("digest") != res.spec["model"]["digest"]:
+                tag = (self.ml.models.get(name=pair[0], version=pair[1]).tags or {}).get(ASSET_DIGEST_TAG)
+                if (tag or model_digest(self.ml, *pair)) == res.spec["model"]["digest"]:
+                    spec["model"] = {**spec["model"], "digest": res.spec["model"]["digest"]}
+            pair = asset_version(d.environment)
+            if pair and res.spec.get("environment") and \
+                    spec.get("environment", {}).get("digest") != res.spec["environment"]["digest"]:
+                env = self.ml.environments.get(name=pair[0], version=pair[1])
+                if ((env.tags or {}).get(ASSET_DIGEST_TAG) or environment_digest(env)) == \
+                        res.spec["environment"]["digest"]:
+                    spec["environment"] = {**spec["environment"], "digest": res.spec["environment"]["digest"]}
+            if spec.get("code", {}).get("digest") != res.spec["code"]["digest"] and \
+                    code_digest(self.ml, d.code_configuration.code) == res.spec["code"]["digest"]:
+                spec["code"] = {"digest": res.spec["code"]["digest"]}
+        return dataclasses.replace(observed, spec=spec)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """The deployment as it is, PUT back with this manifest's ownership tags and the digests `adopt`
+        verified (anything else the plan goes on showing)."""
+        d = observed.handle
+        endpoint, _ = self._names(res.name, res.spec)
+        tags = dict(d.tags or {})
+        for tag, key in ((MODEL_TAG, "model"), (ENV_TAG, "environment"), (CODE_TAG, "code")):
+            digest = (observed.spec.get(key) or {}).get("digest")
+            if digest and digest == (res.spec.get(key) or {}).get("digest"):
+                tags[tag] = digest
+        tags[LABEL] = res.inputs.get("manifest_name") or self._names(res.name, res.spec)[1]
+        d.tags = managed_tags(tags, self.settings.tags)
+        with self.clients.gate(endpoint).shared(res.address, self.notify):
+            with self.errors(res.address):
+                poller = self.ml.online_deployments.begin_create_or_update(d)
+            self.wait(res.address, poller)
 
     # ------------------------------------------------------------------ delete
     def _put_traffic(self, address: str, endpoint: str, traffic: dict[str, int]) -> None:

@@ -16,7 +16,7 @@ from rtsctl.normalize import casefold, identifier
 from rtsctl.resources import Observed, Resource
 
 from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
-                     state_name)
+                     owner_of, state_name)
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -69,6 +69,7 @@ class EndpointReconciler(AzureReconciler):
             # compute stays even when None (managed): a managed <-> kubernetes change is a replacement
             spec={**drop_none(spec), "compute": spec["compute"]},
             owned=is_managed(ep.tags),
+            owner=owner_of(ep.tags),
             problems=problems,
             outputs=outputs,
             handle=ep,
@@ -104,6 +105,7 @@ class EndpointReconciler(AzureReconciler):
             tags = dict(current.tags or {})
             tags.update({str(k): str(v) for k, v in (res.spec.get("tags") or {}).items()})
             tags.update(applied_tag(res))
+            tags.update(self.settings.tags)  # only what this manifest owns is updated: it stays (or becomes) its
             # the full current traffic map travels with the PUT: leaving it out would reset it
             entity = self._entity(res, tags, traffic=dict(current.traffic or {}))
             if getattr(current, "mirror_traffic", None):

@@ -36,5 +36,10 @@ class EnvironmentReconciler(AssetReconciler):
             tags=tags,
         )
 
+    def content_digest(self, asset: Any) -> str:
+        from .export import environment_digest
+
+        return environment_digest(asset)
+
     def observed_spec(self, asset: Any) -> dict[str, Any]:
         return {"image": asset.image} if asset.image else {}

@@ -30,7 +30,7 @@ from rtsctl.diff import Change
 from rtsctl.normalize import casefold, setting_strings
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, failed_problem, is_managed
+from .common import AzureReconciler, failed_problem, is_managed, owner_of
 
 DEFAULT_NAME = "azureml"
 AZUREML_TYPE = "microsoft.azureml.kubernetes"
@@ -117,6 +117,7 @@ class K8sExtensionReconciler(AzureReconciler):
             address=res.address,
             spec=spec,
             owned=mc is not None and is_managed(mc.tags) and not res.inputs.get("existing"),
+            owner=owner_of(mc.tags) if mc is not None else None,  # extensions carry no tags: the cluster's
             problems=problems,
             outputs={"id": ext.id, "name": ext.name, "provisioning_state": ext.provisioning_state},
             handle=ext,
@@ -200,6 +201,9 @@ class K8sExtensionReconciler(AzureReconciler):
         endpoints = self.get_or_none(res.address, lambda: list(self.ml.online_endpoints.list())) or []
         return sorted(e.name for e in endpoints
                       if (str(getattr(e, "compute", "") or "").rstrip("/").rsplit("/", 1)[-1].lower() in names))
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Extensions carry no tags: owned with their cluster (claimed there)."""
 
     def delete(self, observed: Observed) -> None:
         if not observed.owned:

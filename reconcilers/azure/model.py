@@ -34,5 +34,10 @@ class ModelReconciler(AssetReconciler):
             tags=tags,
         )
 
+    def content_digest(self, asset: Any) -> str:
+        from .export import model_digest
+
+        return model_digest(self.ml, asset.name, str(asset.version))
+
     def observed_spec(self, asset: Any) -> dict[str, Any]:
         return {"type": asset.type}

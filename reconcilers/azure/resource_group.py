@@ -8,15 +8,35 @@ from __future__ import annotations
 
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import location
+from rtsctl.ownership import held
 from rtsctl.resources import Observed, Resource
 
-from .common import AzureReconciler, is_managed, is_smart_detection, managed_tags
+from .common import AzureReconciler, is_managed, is_smart_detection, managed_tags, owner_of
+
+
+#: ARM deployment records (history, not resources): the workspace's own go with it (workspace.py)
+DEPLOYMENT_RECORD_TYPE = "microsoft.resources/deployments"
+
+
+#: what a workspace's creation template makes beside it (azure-ai-ml's workspace ARM template: storage, key vault,
+#: Application Insights with its Log Analytics workspace, container registry), deleted with it (workspace.py)
+WORKSPACE_PARTS = frozenset({"microsoft.storage/storageaccounts", "microsoft.keyvault/vaults",
+                             "microsoft.insights/components", "microsoft.operationalinsights/workspaces",
+                             "microsoft.containerregistry/registries"})
+
+
+def _legacy_workspace_part(resource) -> bool:
+    """Made by rtsctl with a workspace before owners existed (managed-by, no owner): it goes with that workspace,
+    whoever claimed it, so it never makes the group look shared."""
+    return is_managed(resource.tags) and owner_of(resource.tags) is None and \
+        str(resource.type).lower() in WORKSPACE_PARTS
 
 
 class ResourceGroupReconciler(AzureReconciler):
     kind = "resource_group"
     immutable = frozenset({"location"})
     normalize = {"location": location}
+    shared = True
 
     def observe(self, res: Resource) -> Observed | None:
         rg = self.get_or_none(res.address, self.clients.resources.resource_groups.get, res.name)
@@ -26,6 +46,7 @@ class ResourceGroupReconciler(AzureReconciler):
             address=res.address,
             spec={"location": rg.location},
             owned=is_managed(rg.tags),
+            owner=owner_of(rg.tags),
             outputs={"id": rg.id},
             handle=rg.name,
         )
@@ -40,6 +61,22 @@ class ResourceGroupReconciler(AzureReconciler):
     def update(self, res: Resource, observed: Observed) -> None:
         # only the location could differ, and that forces a replacement: nothing to do in place
         return None
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        with self.errors(res.address):  # a PATCH of the tags alone (the resource-groups Update operation)
+            rg = self.clients.resources.resource_groups.get(res.name)
+            self.clients.resources.resource_groups.update(res.name, {"tags": {**(rg.tags or {}),
+                                                                              **self.settings.tags}})
+
+    def holds(self, observed: Observed, owner: str) -> list[str]:
+        """Resources in the group another manifest or nobody owns (Application Insights' own smart-detection
+        rule and action group aside: they go with the component that made them)."""
+        name = observed.handle or observed.address.split(".", 1)[1]
+        with self.errors(observed.address):
+            found = list(self.clients.resources.resources.list_by_resource_group(name))
+        return [held(str(r.type).rsplit("/", 1)[-1], r.name, owner_of(r.tags)) for r in found
+                if owner_of(r.tags) != owner and not is_smart_detection(r.type, r.name)
+                and str(r.type).lower() != DEPLOYMENT_RECORD_TYPE and not _legacy_workspace_part(r)]
 
     def delete(self, observed: Observed) -> None:
         name = observed.handle or observed.address.split(".", 1)[1]

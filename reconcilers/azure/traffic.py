@@ -1,8 +1,8 @@
 """traffic.<endpoint>: the endpoint's traffic split, its own step once the deployments are up.
 
 Always written as the FULL map (every deployment of the endpoint, 0 where the manifest gives none) in
-an endpoint PUT that keeps the endpoint's other fields as they are. Traffic is not destroyable: it goes
-with its endpoint.
+an endpoint PUT that keeps the endpoint's other fields as they are. Destroying traffic deletes nothing: it goes
+with its endpoint (the plan lists it, so destroy's count matches apply's).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
-from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag
+from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, is_managed, owner_of
 from .deployment import live_names
 
 
 class TrafficReconciler(AzureReconciler):
     kind = "traffic"
-    destroyable = False
     normalize = {"weights": traffic_weights}
 
     def observe(self, res: Resource) -> Observed | None:
@@ -30,7 +29,8 @@ class TrafficReconciler(AzureReconciler):
         # keyed by manifest names, as declared
         weights = live_to_manifest({k.casefold(): v for k, v in current.items()}, chosen, claims)
         return Observed(address=res.address, spec={"weights": weights}, outputs={"traffic": current}, handle=ep,
-                        applied=(ep.tags or {}).get(TRAFFIC_APPLIED_TAG))
+                        applied=(ep.tags or {}).get(TRAFFIC_APPLIED_TAG), owned=is_managed(ep.tags),
+                        owner=owner_of(ep.tags))  # part of its endpoint: its owner's
 
     def _names(self, address: str, endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
         """(manifest name -> live name serving it, live name -> claimed manifest name), see
@@ -61,6 +61,9 @@ class TrafficReconciler(AzureReconciler):
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        return None  # owned with its endpoint (claimed there)
 
     def delete(self, observed: Observed) -> None:
         return None  # goes with its endpoint

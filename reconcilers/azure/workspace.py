@@ -14,6 +14,7 @@ from typing import Any
 
 from rtsctl.diff import project
 from rtsctl.normalize import location
+from rtsctl.ownership import held
 from rtsctl.resources import Observed, Resource
 
 from .common import (
@@ -27,6 +28,7 @@ from .common import (
     is_managed,
     is_smart_detection,
     managed_tags,
+    owner_of,
 )
 
 EXPERIMENT_TAG = "rtsctl.experiment"
@@ -42,6 +44,7 @@ class WorkspaceReconciler(AzureReconciler):
     kind = "workspace"
     immutable = frozenset({"location"})
     normalize = {"location": location}
+    shared = True
 
     def observe(self, res: Resource) -> Observed | None:
         ws = self.get_or_none(res.address, self.ml.workspaces.get, res.name)
@@ -56,6 +59,7 @@ class WorkspaceReconciler(AzureReconciler):
             address=res.address,
             spec=drop_none(spec),
             owned=is_managed(tags),
+            owner=owner_of(tags),
             outputs={"id": ws.id, "location": ws.location},
             handle=ws,
         )
@@ -83,9 +87,28 @@ class WorkspaceReconciler(AzureReconciler):
             ws = self.ml.workspaces.get(res.name)
         if "description" in res.spec:
             ws.description = res.spec["description"]
-        # keep every tag already there (ownership marker included); set the declared ones
-        ws.tags = self._tags(res, ws.tags)
+        # keep every tag already there; set the declared ones and this manifest's ownership (only the owner updates)
+        ws.tags = {**self._tags(res, ws.tags), **self.settings.tags}
         self.wait(res.address, self.ml.workspaces.begin_update(ws))
+
+    def holds(self, observed: Observed, owner: str) -> list[str]:
+        """Endpoints, computes and model/environment versions in the workspace another manifest or nobody owns."""
+        from .compute import COMPUTE_OWNER_TAG
+
+        found: list[str] = []
+        with self.errors(observed.address):
+            for ep in self.ml.online_endpoints.list():
+                if owner_of(ep.tags) != owner:
+                    found.append(held("endpoint", ep.name, owner_of(ep.tags)))
+            for compute in self.ml.compute.list():
+                who = (observed.handle.tags or {}).get(COMPUTE_OWNER_TAG + compute.name)
+                if who != owner:
+                    found.append(held("compute", compute.name, who))
+            for kind, operations in (("model", self.ml.models), ("environment", self.ml.environments)):
+                for container in operations.list():
+                    owners = {owner_of(v.tags) for v in operations.list(name=container.name)}
+                    found += [held(kind, container.name, who) for who in sorted(owners - {owner}, key=str)]
+        return found
 
     def delete(self, observed: Observed) -> None:
         if not observed.owned:

@@ -28,7 +28,7 @@ class LocalBackend(Backend):
 
     def __init__(self, settings: BackendSettings):
         super().__init__(settings)
-        self.layout = Layout(settings.resource_group, settings.workspace)
+        self.layout = Layout(settings.resource_group, settings.workspace, settings.owner)
 
     def reconcilers(self) -> dict[str, Reconciler]:
         made = {cls.kind: cls(self.layout) for cls in KINDS}
@@ -50,6 +50,11 @@ class LocalBackend(Backend):
         from .preflight import capacity_warnings
 
         return capacity_warnings(resources)
+
+    def export(self, dest, owner, endpoints=()):
+        from .export import export
+
+        return export(self.layout, dest, owner, endpoints)
 
     def lock(self, operation: str = "a change", timeout: float = 0.0):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",

@@ -20,10 +20,10 @@ class ComputeReconciler(Reconciler):
         if record is None:
             return None
         return Observed(res.address, record["spec"], owned=record.get("managed_by") == "rtsctl",
-                        handle=self.layout.compute(res.name))
+                        handle=self.layout.compute(res.name), owner=record.get("owner"))
 
     def create(self, res: Resource) -> None:
-        write_json(self.layout.compute(res.name), {"spec": res.spec, "managed_by": "rtsctl"})
+        write_json(self.layout.compute(res.name), self.layout.mark({"spec": res.spec}))
 
     def delete(self, observed: Observed) -> None:
         observed.handle.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rtsctl.desired import with_current_environment
 from rtsctl.digest import digest_path
 from rtsctl.errors import ResourceError, RtsctlError
 from rtsctl.resources import Observed, Resource
@@ -65,7 +66,7 @@ class DeploymentReconciler(Reconciler):
 
     def observe(self, res: Resource) -> Observed | None:
         endpoint, name = self.live(res)
-        return self._observe(res.address, self.layout.deployment(endpoint, name))
+        return with_current_environment(self._observe(res.address, self.layout.deployment(endpoint, name)), res)
 
     def _observe(self, address: str, folder: Path) -> Observed | None:
         record = read_json(folder / RECORD)
@@ -73,6 +74,7 @@ class DeploymentReconciler(Reconciler):
             return None
         endpoint_dir = folder.parent.parent
         return Observed(address, record["spec"], owned=True, handle=folder, outputs={"name": folder.name},
+                        owner=record.get("owner"),
                         problems=health_problems(endpoint_dir, folder.name, record))
 
     def create(self, res: Resource) -> None:
@@ -89,8 +91,8 @@ class DeploymentReconciler(Reconciler):
                  **{k: spec[k] for k in ("request_settings", "liveness_probe", "readiness_probe") if k in spec}}
         previous_record = read_json(folder / RECORD)
         previous_entry = read_routes(endpoint_dir)["deployments"].get(name)
-        write_json(folder / RECORD, {"spec": spec, "generation": generation, "code_dir": launch["code_dir"],
-                                     "manifest_name": claim})
+        write_json(folder / RECORD, self.layout.mark({"spec": spec, "generation": generation,
+                                                      "code_dir": launch["code_dir"], "manifest_name": claim}))
         revision = edit_routes(endpoint_dir, lambda routes: routes["deployments"].__setitem__(name, entry))
         try:
             self._wait_ready(res, endpoint_dir, name, generation, spec["instance_count"], revision)
@@ -180,6 +182,10 @@ class DeploymentReconciler(Reconciler):
         for old in folder.glob("code-*"):
             if old != current:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        folder: Path = observed.handle
+        write_json(folder / RECORD, self.layout.mark(read_json(folder / RECORD) or {}))
 
     def delete(self, observed: Observed) -> None:
         folder: Path = observed.handle

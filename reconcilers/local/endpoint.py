@@ -57,7 +57,7 @@ class EndpointReconciler(Reconciler):
         if record.get("host", BIND) != self.bind:
             problems.append(f"listens on {record.get('host', BIND)}; provider.bind asks for {self.bind}")
         keys = {f"{name}_key": _read_key(folder, name) for name in KEY_FILES}
-        return Observed(address, record["spec"], owned=True, problems=problems,
+        return Observed(address, record["spec"], owned=True, problems=problems, owner=record.get("owner"),
                         outputs={"scoring_uri": f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/score", **keys}, handle=folder)
 
     def create(self, res: Resource) -> None:
@@ -67,7 +67,7 @@ class EndpointReconciler(Reconciler):
         for name in KEY_FILES:
             if _read_key(folder, name) is None:
                 write_secret(folder / "keys" / name, new_key())
-        record["spec"] = res.spec
+        record.update(self.layout.mark({"spec": res.spec}))
         record.setdefault("port", procs.free_port())
         moved = record.get("host", self.bind) != self.bind
         record["host"] = self.bind
@@ -94,6 +94,10 @@ class EndpointReconciler(Reconciler):
         procs.stop_owned(folder)
         (folder / RECORD).unlink(missing_ok=True)     # gone for observe() even if the rest is interrupted
         shutil.rmtree(folder, ignore_errors=True)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        folder = self.layout.endpoint(res.name)
+        write_json(folder / RECORD, self.layout.mark(read_json(folder / RECORD) or {}))
 
     def regenerate_key(self, res: Resource, which: str) -> None:
         """Replace one key (`primary` or `secondary`); the other is never touched, so clients on it see no 401.

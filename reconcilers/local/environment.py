@@ -71,4 +71,7 @@ class EnvironmentReconciler(_RegistryReconciler):
     def store(self, res: Resource, folder: Path, number: int, record: dict) -> None:
         conda = res.inputs.get("conda_file")
         record["conda_file"] = conda.read_text(encoding="utf-8") if conda else None
-        write_json(folder / f"{number}.json", record)
+        write_json(self.record_file(folder, number), record)
+
+    def record_file(self, folder: Path, number: int) -> Path:
+        return folder / f"{number}.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rtsctl.digest import current
 from rtsctl.resources import Observed, Resource
 
 from ..base import Reconciler
@@ -41,18 +42,29 @@ class _RegistryReconciler(Reconciler):
         versions = _versions(folder)
         if not versions:
             return None
-        number, record = find_version(folder, res.spec["digest"]) or versions[-1]
-        return Observed(res.address, record["spec"], owned=record.get("managed_by") == "rtsctl",
-                        outputs={"version": str(number)}, handle=folder)
+        aliases = res.inputs.get("digest_aliases") or []
+        number, record = next((found for digest in [res.spec["digest"], *aliases]
+                               if (found := find_version(folder, digest))), versions[-1])
+        spec = {**record["spec"], "digest": current(record["spec"].get("digest"), res.spec["digest"], aliases)}
+        return Observed(res.address, spec, owned=record.get("managed_by") == "rtsctl",
+                        outputs={"version": str(number)}, handle=folder, owner=record.get("owner"))
 
     def create(self, res: Resource) -> None:
         folder = self.folder(res)
         if find_version(folder, res.spec["digest"]):
             return
         number = (_versions(folder)[-1][0] + 1) if _versions(folder) else 1
-        self.store(res, folder, number, {"spec": res.spec, "managed_by": "rtsctl"})
+        self.store(res, folder, number, self.layout.mark({"spec": res.spec}))
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Every version of the name becomes this manifest's (destroy removes the name with all of them)."""
+        for number, record in _versions(self.folder(res)):
+            write_json(self.record_file(self.folder(res), number), self.layout.mark(record))
 
     def store(self, res: Resource, folder: Path, number: int, record: dict) -> None:
+        raise NotImplementedError
+
+    def record_file(self, folder: Path, number: int) -> Path:
         raise NotImplementedError
 
     def delete(self, observed: Observed) -> None:
@@ -78,6 +90,9 @@ class ModelReconciler(_RegistryReconciler):
             shutil.copy2(source, staging / source.name)
         write_json(staging / "version.json", record)
         staging.rename(target)
+
+    def record_file(self, folder: Path, number: int) -> Path:
+        return folder / str(number) / "version.json"
 
 
 def model_dir(layout: Layout, name: str, digest: str) -> Path | None:

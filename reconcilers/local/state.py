@@ -63,9 +63,33 @@ def new_key() -> str:
 class Layout:
     """Paths of one manifest's scope (resource group + workspace)."""
 
-    def __init__(self, resource_group: str, workspace: str):
+    def __init__(self, resource_group: str, workspace: str, owner: str = ""):
         self.group = home() / "local" / resource_group
         self.workspace = self.group / "workspaces" / workspace
+        #: the manifest identity every record written through this layout carries (rtsctl.ownership)
+        self.owner = owner
+
+    def mark(self, record: dict[str, Any]) -> dict[str, Any]:
+        """`record` as rtsctl writes it for this manifest: made by rtsctl, owned by the layout's owner."""
+        return {**record, "managed_by": "rtsctl", "owner": self.owner}
+
+    def holdings(self, workspace: Path) -> list[str]:
+        """What a workspace folder holds that another manifest or nobody owns (`Reconciler.holds`)."""
+        from rtsctl.ownership import held
+
+        found: list[str] = []
+        records = [("endpoint", p.parent.name, p) for p in workspace.glob("endpoints/*/endpoint.json")]
+        records += [("deployment", f"{p.parent.parent.parent.name}/{p.parent.name}", p)
+                    for p in workspace.glob("endpoints/*/deployments/*/deployment.json")]
+        records += [("model", p.parent.parent.name, p) for p in workspace.glob("models/*/*/version.json")]
+        records += [("environment", p.parent.name, p) for p in workspace.glob("environments/*/*.json")]
+        records += [("compute", p.stem, p) for p in workspace.glob("computes/*.json")]
+        for kind, name, path in records:
+            owner = (read_json(path) or {}).get("owner")
+            entry = held(kind, name, owner)
+            if owner != self.owner and entry not in found:
+                found.append(entry)
+        return found
 
     def model(self, name: str) -> Path:
         return self.workspace / "models" / name

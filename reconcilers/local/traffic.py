@@ -15,12 +15,11 @@ from rtsctl.rollout.successor import live_to_manifest, manifest_to_live
 from ..base import Reconciler
 from .deployment import live_names
 from .routes import RECORD, edit_routes, read_routes
-from .state import Layout
+from .state import Layout, read_json
 
 
 class TrafficReconciler(Reconciler):
     kind = "traffic"
-    destroyable = False
     normalize = {"weights": traffic_weights}  # a deployment at 0 is one the manifest may name or leave out
 
     def __init__(self, layout: Layout):
@@ -33,8 +32,9 @@ class TrafficReconciler(Reconciler):
         traffic = read_routes(folder).get("traffic", {})
         chosen, claims = live_names(folder)
         weights = live_to_manifest(traffic, chosen, claims)  # keyed by manifest names, as declared
+        owner = (read_json(folder / RECORD) or {}).get("owner")  # traffic is part of its endpoint: its owner's
         return Observed(res.address, {"weights": {k: v for k, v in weights.items() if v}}, handle=folder,
-                        outputs={"traffic": dict(traffic)})
+                        outputs={"traffic": dict(traffic)}, owner=owner)
 
     def create(self, res: Resource) -> None:
         """`res.spec["weights"]` by manifest names, or by live names when `inputs["live_names"]` (a successor
@@ -47,6 +47,9 @@ class TrafficReconciler(Reconciler):
             routes["traffic"] = {name: weights.get(name, 0) for name in {*routes["deployments"], *weights}}
 
         edit_routes(self.layout.endpoint(res.name), shift)
+
+    def claim(self, res: Resource, observed: Observed) -> None:
+        """Owned with its endpoint (claimed there)."""
 
     def delete(self, observed: Observed) -> None:
         """Traffic goes with its endpoint."""

@@ -33,10 +33,10 @@ class _FolderReconciler(Reconciler):
         if record is None:
             return None
         return Observed(res.address, record["spec"], owned=record.get("managed_by") == "rtsctl",
-                        handle=self.folder(res))
+                        handle=self.folder(res), owner=record.get("owner"))
 
     def create(self, res: Resource) -> None:
-        write_json(self.folder(res) / self.record_name, {"spec": res.spec, "managed_by": "rtsctl"})
+        write_json(self.folder(res) / self.record_name, self.layout.mark({"spec": res.spec}))
 
     def delete(self, observed: Observed) -> None:
         shutil.rmtree(observed.handle, ignore_errors=True)
@@ -45,16 +45,31 @@ class _FolderReconciler(Reconciler):
 class ResourceGroupReconciler(_FolderReconciler):
     kind = "resource_group"
     immutable = frozenset({"location"})
+    shared = True
     record_name = "group.json"
 
     def folder(self, res: Resource) -> Path:
         return self.layout.group
 
+    def holds(self, observed: Observed, owner: str) -> list[str]:
+        from rtsctl.ownership import held
+
+        found: list[str] = []
+        for record in sorted(Path(observed.handle).glob("workspaces/*/workspace.json")):
+            ws_owner = (read_json(record) or {}).get("owner")
+            if ws_owner != owner:  # one it owns is kept by the engine if it holds others' (then named so)
+                found.append(held("workspace", record.parent.name, ws_owner))
+        return found
+
 
 class WorkspaceReconciler(_FolderReconciler):
     kind = "workspace"
     immutable = frozenset({"location"})
+    shared = True
     record_name = "workspace.json"
 
     def folder(self, res: Resource) -> Path:
         return self.layout.workspace
+
+    def holds(self, observed: Observed, owner: str) -> list[str]:
+        return self.layout.holdings(Path(observed.handle))

@@ -50,6 +50,32 @@ def register(sub, add_manifest_args: Callable[..., None]) -> None:
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     p.set_defaults(func=_lazy("graph"))
 
+    p = sub.add_parser("import", help="take ownership of existing resources the manifest declares (made with az ml, "
+                                      "the studio, or another manifest)",
+                       description="Shows what `apply` would change once the manifest owns them, then marks each as "
+                                   "owned by the manifest's identity (name:). Nothing else is changed.")
+    add_manifest_args(p)
+    p.add_argument("addresses", nargs="+", metavar="ADDRESS", help="e.g. endpoint.rts-score deployment.rts-score/blue "
+                   "(an endpoint brings its traffic along)")
+    p.add_argument("--from", dest="take_from", metavar="NAME",
+                   help="take them from the manifest named NAME (by default only what nobody owns is taken)")
+    p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
+    from rtsctl.cli import add_lock_timeout_arg
+
+    add_lock_timeout_arg(p)
+    p.set_defaults(func=_lazy("importing"))
+
+    p = sub.add_parser("export", help="write a manifest (with its code, model and conda files) for what exists in "
+                                      "the manifest's workspace",
+                       description="Writes what MANIFEST's identity owns plus what nobody owns (or only the named "
+                                   "endpoints and what they use), never another manifest's, under MANIFEST's name: "
+                                   "`rtsctl plan FILE` then says No changes, or names what to `rtsctl import`.")
+    add_manifest_args(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="the manifest to write (refused if it exists); "
+                   "its files go in code/, models/ and environments/ beside it")
+    p.add_argument("--endpoint", action="append", default=[], metavar="NAME", help="only this endpoint (repeatable)")
+    p.set_defaults(func=_lazy("export"))
+
     p = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)",
                        description="bash: source <(rtsctl completion bash)   zsh: source <(rtsctl completion zsh)   "
                                    "fish: rtsctl completion fish > ~/.config/fish/completions/rtsctl.fish")

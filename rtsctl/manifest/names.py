@@ -36,6 +36,12 @@ _ONLINE = NameRule(
     "(endpoint and deployment names)")
 
 RULES: dict[str, NameRule] = {
+    "manifest": NameRule(
+        1, 63, r"[A-Za-z0-9]([-_.A-Za-z0-9]*[A-Za-z0-9])?",
+        "1-63 characters: letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+        "rtsctl: a manifest's identity travels in an Azure tag value (256 characters, azure-docs "
+        "tag-resources.md) and in workspace tag names (no < > % & \\ ? /); 63 and the characters: guess, to "
+        "stay a file stem and a DNS-label-sized word"),
     "endpoint": _ONLINE,
     "deployment": _ONLINE,
     "workspace": NameRule(

@@ -50,6 +50,7 @@ class Report:
 
 def check(manifest: Manifest, file: str) -> list[ManifestError]:
     report = Report(manifest.data, file)
+    _check_identity(manifest, report)
     _check_names(manifest.data, report)   # first: a name's own rule says more than a pattern or a character
     _check_values(manifest.data, report, [])
     _check_schema(manifest.data, report)
@@ -170,6 +171,18 @@ def _name(report: Report, kind: str, value: Any, *path: str | int) -> None:
         problem = names.name_problem(kind, value)
         if problem:
             report.add(problem, *path)
+
+
+def _check_identity(manifest: Manifest, report: Report) -> None:
+    """`name:` (or, absent, the file's stem) is the manifest's identity: what owns the resources it creates."""
+    declared = manifest.data.get("name") if isinstance(manifest.data, dict) else None
+    if isinstance(declared, str):
+        _name(report, "manifest", declared, "name")
+    elif declared is None:
+        problem = names.name_problem("manifest", manifest.path.stem)
+        if problem:
+            report.add(f"the file name gives this manifest no valid identity ({problem}): add a top-level "
+                       "`name:`")
 
 
 def _check_names(data: dict[str, Any], report: Report) -> None:
