@@ -23,8 +23,7 @@ from .errors import ManifestError, RtsctlError
 from .graph import Graph
 from .manifest import Manifest, load_manifest
 from .observe import discover_orphans, observe_all
-from .plan import ActionKind, Plan, build_destroy_plan, build_plan
-from .smoke import run_smoke_test
+from .plan import ActionKind, Plan, build_destroy_plan, build_plan, mark_smoke_failures
 
 
 @dataclass
@@ -84,6 +83,7 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
         plan = build_plan(session.graph, observed, orphans, session.reconcilers)
         trust.label_origins(plan, recorded)
         plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
+        mark_smoke_failures(plan, smoke_record(session).read())
     plan = trust.select_targets(plan, targets)
     if refresh_only:
         plan = trust.drift_only(plan, recorded)
@@ -103,6 +103,8 @@ def record_applied(session: Session, plan: Plan, result: ApplyResult) -> None:
             and a.kind is not ActionKind.DELETE and (a.address in done or not a.changes_world)}
     deleted = [a.address for a in plan.actions if a.kind is ActionKind.DELETE and a.address in done]
     update_record(applied_record(session), kept, deleted)
+    if deleted:
+        smoke_record(session).update({}, deleted)
 
 
 def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
@@ -159,15 +161,48 @@ def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, rep
     return out
 
 
+def smoke_record(session: Session):
+    from .smoke import SmokeRecord
+
+    path = applied_record(session)
+    return SmokeRecord(path.with_name(path.stem + ".smoke.json"))
+
+
 def smoke_test(session: Session, outputs: list[dict[str, Any]], report: Reporter | None = None) -> list[str]:
-    """Run each endpoint's smoke test; returns the names of the endpoints tested."""
-    tested = []
+    """Send each deployment that takes traffic its smoke test, addressed to it alone (rtsctl.smoke); remember
+    which failed so the next plan shows them. Returns the `endpoint/deployment` names that passed; raises
+    SmokeTestError naming every deployment that failed."""
+    from .errors import SmokeTestError
+    from .rollout.successor import live_deployments
+    from .smoke import run_targets, targets
+
+    record = smoke_record(session)
+    failing = record.read()
+    tested: list[str] = []
+    failures: dict[str, str] = {}
+    forgotten: list[str] = []
     for i, out in enumerate(outputs):
-        test = session.graph.nodes[f"endpoint.{out['endpoint']}"].inputs.get("smoke_test")
-        if test:
-            out = outputs[i] = await_scoring_uri(session, out, float(test.get("timeout", 30)), report)
-            run_smoke_test(out["endpoint"], out["scoring_uri"], out["primary_key"], test, out["verify"])
-            tested.append(out["endpoint"])
+        name = out["endpoint"]
+        deployments = {r.name.split("/", 1)[1]: r for r in session.graph.nodes.values()
+                       if r.kind == "deployment" and r.spec["endpoint"] == name}
+        traffic = session.graph.nodes.get(f"traffic.{name}")
+        seen = session.reconcilers["traffic"].observe(traffic) if traffic is not None else None
+        chosen = targets(name, session.graph.nodes[f"endpoint.{name}"].inputs.get("smoke_test"),
+                         {d: r.inputs.get("smoke_test") for d, r in deployments.items()},
+                         live_deployments(session, name), (seen.spec.get("weights") if seen else None) or {}, failing)
+        forgotten += [f"deployment.{name}/{d}" for d in deployments]  # not tested now: no longer failing either
+        if not chosen:
+            continue
+        timeout = max(float(t.test.get("timeout", 30)) for t in chosen)
+        out = outputs[i] = await_scoring_uri(session, out, timeout, report)
+        failed = run_targets(out["scoring_uri"], out["primary_key"], chosen, out["verify"])
+        failures.update(failed)
+        tested += [f"{t.endpoint}/{t.name}" for t in chosen if t.address not in failed]
+    record.update(failures, forgotten)
+    if failures:
+        lines = list(failures.values())
+        raise SmokeTestError(lines[0] if len(lines) == 1 else
+                             f"{len(lines)} deployments failed their smoke test:\n" + "\n".join(f"  {l}" for l in lines))
     return tested
 
 

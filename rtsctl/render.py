@@ -67,6 +67,8 @@ def render_text(plan: Plan) -> str:
         if action.kind is ActionKind.NOOP:
             continue
         symbol, color, verb, tail = successor.style(action, *SYMBOLS[action.kind])
+        if action.retest:
+            verb = "failed its smoke test: apply sends it again"
         lines.append(f"  [bold]# {action.address}[/bold] {verb}{ORIGINS.get(action.origin, '')}")
         lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}{tail}")
         lines += _details(action)
@@ -74,7 +76,8 @@ def render_text(plan: Plan) -> str:
     lines += _kept(plan)
     counts = plan.counts()
     lines.append(f"[bold]Plan:[/bold] {counts['create']} to add, {counts['update']} to change, "
-                 f"{counts['replace']} to replace, {counts['delete']} to destroy.")
+                 f"{counts['replace']} to replace, {counts['delete']} to destroy"
+                 + (f", {counts['retest']} to smoke-test again." if counts["retest"] else "."))
     return "\n".join(lines)
 
 
@@ -124,5 +127,6 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "warnings": plan.warnings,
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
                      "reasons": a.reasons, **({"origin": a.origin} if a.origin else {}),
+                     **({"smoke_failed": a.smoke_failed} if a.smoke_failed else {}),
                      **successor.json_fields(a), **rollout_steps.json_fields(a)} for a in plan.actions],
     }

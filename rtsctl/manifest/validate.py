@@ -251,6 +251,7 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
         kubernetes = isinstance(compute, dict) and compute.get("type") == "kubernetes"
         for dpath, dep in _entries(endpoint, "deployments", path):
             _check_deployment(manifest, report, dep, dpath, models, environments, ep_name, kubernetes)
+            _check_smoke_bodies(report, dep.get("smoke_test"), dpath)
             count = dep.get("instance_count", 1)
             # a count outside the schema's bounds is reported there; capacity is judged on sane counts only
             if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 1000 and local:
@@ -370,6 +371,13 @@ def _check_smoke(report: Report, endpoint: dict[str, Any], path: Path_, deployme
     target = smoke.get("deployment")
     if isinstance(target, str) and target not in deployments:
         report.add(f"unknown deployment {target!r}", *path, "smoke_test", "deployment")
+    _check_smoke_bodies(report, smoke, path)
+
+
+def _check_smoke_bodies(report: Report, smoke: Any, path: Path_) -> None:
+    """An endpoint's or a deployment's own smoke test: its bodies must be sendable JSON."""
+    if not isinstance(smoke, dict):
+        return
     for key in ("request", "expected_response"):
         if key in smoke:
             problem = _json_problem(smoke[key])
