@@ -216,6 +216,26 @@ def require_scoring_uri(out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def smoke_requests(session: Session, endpoint: str) -> dict[str, Any]:
+    """The smoke request of an endpoint ("" key) and of each deployment that declares its own (by manifest name):
+    the body a load test sends when given none, as the rollout gate does."""
+    out: dict[str, Any] = {}
+    test = session.graph.nodes[f"endpoint.{endpoint}"].inputs.get("smoke_test")
+    if test:
+        out[""] = test["request"]
+    for res in session.graph.nodes.values():
+        if res.kind == "deployment" and res.spec["endpoint"] == endpoint and res.inputs.get("smoke_test"):
+            out[res.name.split("/", 1)[1]] = res.inputs["smoke_test"]["request"]
+    return out
+
+
+def _at_once(spec: Mapping[str, Any]) -> int:
+    """Requests a deployment serves at once: max_concurrent_requests_per_instance (Azure's default 1, per the az ml
+    deployment YAML reference) times its instances."""
+    per = (spec.get("request_settings") or {}).get("max_concurrent_requests_per_instance", 1)
+    return int(per) * int(spec.get("instance_count", 1))
+
+
 def read_outputs(manifest_path: str, endpoint: str | None = None,
                  variables: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
@@ -224,5 +244,8 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
         from .rollout.successor import live_deployments
 
         out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
+        out["smoke_requests"] = smoke_requests(session, out["endpoint"])
+        out["serves_at_once"] = {r.name.split("/", 1)[1]: _at_once(r.spec) for r in session.graph.nodes.values()
+                                 if r.kind == "deployment" and r.spec["endpoint"] == out["endpoint"]}
     out.pop("state", None)
     return out

@@ -53,7 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g = p.add_argument_group("load")
     g.add_argument("-t", "--threads", type=int, metavar="N",
                    help="concurrent workers (the seed's flag; same as -c)")
-    g.add_argument("-c", "--concurrency", type=int, metavar="N", help="connections kept busy (default 16)")
+    g.add_argument("-c", "--concurrency", type=int, metavar="N", help="connections kept busy (default 16; against a MANIFEST at most what its deployments "
+                        "serve at once: max_concurrent_requests_per_instance x instance_count, beyond which they "
+                        "answer 429)")
     g.add_argument("-i", "--iterations", type=int, metavar="N", help="requests per worker (the seed's flag)")
     g.add_argument("-n", "--requests", type=int, metavar="N", help="total requests")
     g.add_argument("-d", "--duration", metavar="D", help="run for D (10, 10s, 2m; default 10s if no count)")
@@ -70,7 +72,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--payload", metavar="FILE", help="JSON body from FILE (JSON Lines: one per line, cycled)")
     r.add_argument("--template", metavar="TEXT",
                    help="body with {i} replaced by the request number, e.g. '{\"name\": \"user-{i}\"}'")
-    r.add_argument("--body", metavar="TEXT", help='literal body (default {"name": "rtsctl"})')
+    r.add_argument("--body", metavar="TEXT", help='literal body (default: the manifest\'s smoke_test.request (a deployment\'s own with '
+                        '--deployment), else {"name": "rtsctl"})')
     r.add_argument("-m", "--method", default="POST", help="HTTP method (default POST)")
     r.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'", help="extra header (repeatable)")
     r.add_argument("--content-type", default="application/json", metavar="TYPE",
