@@ -44,11 +44,6 @@ class LocalBackend(Backend):
 
         return FrontAnswers(self.layout.endpoint(endpoint), deployment)
 
-    def preflight(self, resources, observed):
-        from .preflight import capacity_warnings
-
-        return capacity_warnings(resources)
-
     def lock(self):
         return exclusive(self.layout.group.parent / f".{self.settings.resource_group}.lock",
                          f"resource group {self.settings.resource_group}")

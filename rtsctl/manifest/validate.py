@@ -274,11 +274,12 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
             if isinstance(limit, int) and total > limit:
                 fail(f"deployments ask for {total} instances ({listing}) but the compute allows {limit}",
                      *cpath, "max_instances")
-        elif total > limits.LOCAL_DEFAULT_INSTANCES:
+        elif total > (cores := limits.local_default_instances()):
             first = next(p for p, e in _entries(data, "endpoints")
                          if not (isinstance(e.get("compute"), str) and e["compute"] in computes))
             fail(f"deployments ask for {total} local instances ({listing}); without a compute the local backend runs "
-                 f"at most {limits.LOCAL_DEFAULT_INSTANCES} (declare a `type: local` compute with max_instances)",
+                 f"at most {cores}, one per CPU core rtsctl may use on this machine (os.sched_getaffinity): lower "
+                 "instance_count, or give the endpoint a `type: local` compute with max_instances",
                  *first, "deployments")
 
 
