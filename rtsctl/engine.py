@@ -81,6 +81,10 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
         plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans)
     else:
         plan = build_plan(session.graph, observed, orphans, session.reconcilers)
+        from .contents import explain, snapshot_all
+
+        snapshot_all(session.graph.nodes.values())  # what this plan sees, so a later one can say what changed
+        explain(plan.actions)
         trust.label_origins(plan, recorded)
         plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
         mark_smoke_failures(plan, smoke_record(session).read())
@@ -136,9 +140,19 @@ def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict
         out.append({"endpoint": name, "scoring_uri": observed.outputs.get("scoring_uri"),
                     "primary_key": observed.outputs.get("primary_key"),
                     "secondary_key": observed.outputs.get("secondary_key"),
-                    "deployments": deployments, "verify": verify,
+                    "deployments": deployments, "traffic": _traffic(session, name), "verify": verify,
                     "state": observed.outputs.get("provisioning_state")})
     return out
+
+
+def _traffic(session: Session, endpoint: str) -> dict[str, int]:
+    """The endpoint's live traffic share per deployment (manifest names; 0 for a declared one that gets none)."""
+    res = session.graph.nodes.get(f"traffic.{endpoint}")
+    seen = session.reconcilers["traffic"].observe(res) if res is not None else None
+    weights = (seen.spec.get("weights") if seen else None) or {}
+    names = [r.name.split("/", 1)[1] for r in session.graph.nodes.values()
+             if r.kind == "deployment" and r.spec["endpoint"] == endpoint]
+    return {n: int(weights.get(n) or 0) for n in dict.fromkeys([*names, *weights])}
 
 
 def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, report: Reporter | None = None,

@@ -148,9 +148,16 @@ def build_destroy_plan(graph: Graph, observed: dict[str, Observed | None],
     """Delete what exists and rtsctl owns, dependents first; report the rest as kept."""
     actions = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
                for o in orphans if o.owned]
+    deleted = {a for a in graph.order if observed.get(a) is not None and observed[a].owned
+               and reconcilers[graph.nodes[a].kind].destroyable}
     for address in reversed(graph.order):
         res, obs = graph.nodes[address], observed.get(address)
-        if obs is None or not reconcilers[res.kind].destroyable:
+        if obs is None:
+            continue
+        if not reconcilers[res.kind].destroyable:  # traffic: gone with its endpoint, and counted with it
+            with_ = sorted(d for d in graph.deps.get(address, ()) if d in deleted and d.startswith("endpoint."))
+            if with_:
+                actions.append(Action(ActionKind.DELETE, address, res, obs, reasons=[f"goes with {with_[0]}"]))
             continue
         if obs.owned:
             actions.append(Action(ActionKind.DELETE, address, res, obs))

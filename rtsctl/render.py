@@ -106,6 +106,11 @@ def _details(action: Action) -> list[str]:
 def _change_line(change: Change) -> str:
     note = "  [red]# forces replacement[/red]" if change.forces_replacement else ""
     path = escape(change.path)
+    if change.detail:  # what changed inside a digest (rtsctl.contents), not the two digests
+        head = {"code.digest": "code", "digest": "packages", "environment.digest": "environment packages"}.get(
+            change.path, path)
+        return "\n".join([f"      [yellow]~[/yellow] {head}:{note}"]
+                         + [f"          {escape(line)}" for line in change.detail])
     if change.old is None:
         return f"      [green]+[/green] {path} = {_value(change.new, change.sensitive)}{note}"
     if change.new is None:
@@ -117,7 +122,7 @@ def _change_line(change: Change) -> str:
 def plan_json(plan: Plan) -> dict[str, Any]:
     def change(c: Change) -> dict[str, Any]:
         return {"path": c.path, "old": MASK if c.sensitive else c.old, "new": MASK if c.sensitive else c.new,
-                "forces_replacement": c.forces_replacement}
+                "forces_replacement": c.forces_replacement, **({"detail": list(c.detail)} if c.detail else {})}
 
     return {
         "format_version": "1",

@@ -39,7 +39,14 @@ def post_json(uri: str, key: str | None, body: Any, deployment: str | None = Non
 
 def post(uri: str, key: str | None, data: bytes, deployment: str | None = None, verify: Any = True,
          timeout: float = 10.0, content_type: str = "application/json") -> tuple[int, bytes]:
-    """One POST with the bearer key; any HTTP status is returned, not raised (also for `rtsctl invoke`)."""
+    """One POST with the bearer key; any HTTP status is returned, not raised."""
+    status, raw, _ = exchange(uri, key, data, deployment, verify, timeout, content_type)
+    return status, raw
+
+
+def exchange(uri: str, key: str | None, data: bytes, deployment: str | None = None, verify: Any = True,
+             timeout: float = 10.0, content_type: str = "application/json") -> tuple[int, bytes, dict[str, str]]:
+    """`post`, with the answer's headers (for `rtsctl invoke`: which deployment answered)."""
     headers = {"Content-Type": content_type}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -53,9 +60,9 @@ def post(uri: str, key: str | None, data: bytes, deployment: str | None = None, 
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as resp:
-            return resp.status, resp.read()
+            return resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as err:
-        return err.code, err.read()
+        return err.code, err.read(), {k.lower(): v for k, v in (err.headers or {}).items()}
 
 
 def run_smoke_test(endpoint: str, uri: str, key: str | None, test: dict[str, Any], verify: Any = True) -> None:

@@ -1,0 +1,94 @@
+"""What a newcomer trips on (issue 16, item 7), through the CLI: did-you-mean, NO_COLOR / --no-color, a closed
+pipe, per-command help, and one end-to-end run of the rollout example: output and destroy count traffic, invoke
+names who answered, the plan says what changed in code and environments, the rollout runs its gated steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+from tests.helpers import drain_pty, edit_yaml
+
+ROLLOUT = "examples/local-rollout.yaml"
+
+
+def test_usage_errors_say_what_was_meant_and_help_is_per_command(cli):
+    flag = cli("apply", "dev.yaml", "--auto-aprove")
+    assert flag.code == 1 and "did you mean --auto-approve?" in flag.err, str(flag)
+    assert flag.err.startswith("usage: rtsctl apply")  # the subcommand's usage, not the top level's
+    verb = cli("aply", "dev.yaml")
+    assert verb.code == 1 and "did you mean 'apply'?" in verb.err, str(verb)
+    for command in ("plan", "apply", "logs", "bench"):
+        shown = cli.ok(command, "--help").out
+        assert "--debug" in shown and "--no-color" in shown, command
+    merge = cli.ok("bench", "merge", "--help").out
+    assert merge.startswith("usage: rtsctl bench merge") and "--html-out" in merge
+    assert "--rate" not in merge and "--deployment" not in merge  # only merge's own options
+    assert "global flags" in cli.ok("bench", "--help").out and "--rate" in cli.ok("bench", "--help").out
+
+
+def _run_on_pty(cli, *args: str, env: dict[str, str]) -> bytes:
+    main, child = pty.openpty()
+    full = {**cli.env, **env}
+    full.pop("NO_COLOR", None) if "NO_COLOR" not in env else None
+    proc = subprocess.Popen([sys.executable, "-m", "rtsctl", *args], cwd=cli.workdir, stdin=subprocess.DEVNULL,
+                            stdout=child, stderr=child, env=full)
+    os.close(child)
+    out = drain_pty(main)
+    assert proc.wait(timeout=60) == 0, out
+    return out
+
+
+def test_no_color_and_a_closed_pipe(cli):
+    colored = _run_on_pty(cli, "plan", "dev.yaml", env={})
+    assert b"\x1b[" in colored  # on a terminal the plan is styled, so the checks below can fail
+    assert b"\x1b[" not in _run_on_pty(cli, "plan", "dev.yaml", env={"NO_COLOR": "1"})
+    assert b"\x1b[" not in _run_on_pty(cli, "plan", "dev.yaml", "--no-color", env={})
+
+    # `rtsctl graph M | head -1`: the reader is gone before rtsctl writes; nothing on stderr, exit 0
+    for args in (("graph", "dev.yaml"), ("plan", "-o", "json", "dev.yaml")):
+        read, write = os.pipe()
+        os.close(read)
+        proc = subprocess.run([sys.executable, "-m", "rtsctl", *args], cwd=cli.workdir, env=cli.env, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+        os.close(write)
+        assert proc.returncode == 0 and proc.stderr == "", (args, proc.returncode, proc.stderr)
+
+
+def test_rollout_example_end_to_end(cli, project):
+    cli.ok("apply", ROLLOUT, "-y")
+    out = cli.ok("output", ROLLOUT).out
+    assert "deployments   = blue (100%), green (0%)" in out, out
+    assert cli.ok("output", ROLLOUT, "traffic", "--raw").out == "blue 100\ngreen 0\n"
+    (project / "req.json").write_text('{"name": "Daniel"}')
+    invoked = cli.ok("invoke", ROLLOUT, "--request", "req.json")
+    assert "HTTP 200 from endpoint rts-rollout, deployment blue" in invoked.err  # who answered, unasked
+
+    # the plan says what changed inside code and environments, not two sha256 digests
+    score = project / "seed" / "src" / "score.py"
+    score.write_text(score.read_text().replace("return {", "return  {"))
+    conda = project / "seed" / "conda.yaml"
+    conda.write_text(conda.read_text().replace("      - azureml-inference-server-http",
+                                               "      - azureml-inference-server-http\n      - numpy==2.1.0"))
+    plan = cli.ok("plan", ROLLOUT).out
+    assert "~ score.py (+1 -1 lines)" in plan and "+ pip numpy==2.1.0" in plan, plan
+    assert "sha256:" not in plan
+    detail = [c.get("detail") for a in json.loads(cli.ok("plan", ROLLOUT, "-o", "json").out)["actions"]
+              for c in a["changes"] if c.get("detail")]
+    assert ["~ score.py (+1 -1 lines)"] in detail and ["+ pip numpy==2.1.0"] in detail
+    conda.write_text(conda.read_text().replace("\n      - numpy==2.1.0", ""))
+    score.write_text(score.read_text().replace("return  {", "return {"))
+
+    # the example's rollout: green takes over in gated steps
+    edit_yaml(project / ROLLOUT, lambda d: d["endpoints"][0].update(traffic={"blue": 0, "green": 100}))
+    rolled = cli.ok("apply", ROLLOUT, "-y")
+    assert "blue 100 → 90, green 0 → 10" in rolled.out + rolled.err, str(rolled)
+    assert "deployments   = blue (0%), green (100%)" in rolled.out
+    assert "Smoke test passed: rts-rollout/green" in rolled.out
+
+    destroyed = cli.ok("destroy", ROLLOUT, "-y")
+    assert "- traffic.rts-rollout" in destroyed.out and "goes with endpoint.rts-rollout" in destroyed.out
+    assert "Resources: 9 destroyed" in destroyed.out  # as many as apply added: traffic counts
