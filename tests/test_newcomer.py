@@ -89,6 +89,19 @@ def test_rollout_example_end_to_end(cli, project):
     assert "deployments   = blue (0%), green (100%)" in rolled.out
     assert "Smoke test passed: rts-rollout/green" in rolled.out
 
+    # bench: more connections than green admits (8 x 1 instance, 429 beyond 16 in flight)
+    run = cli("bench", ROLLOUT, "--deployment", "green", "-c", "48", "-d", "2s", "--progress", "-o", "json",
+              "--html-out", "run.html")
+    doc = json.loads(run.out)
+    throttled = doc["status"].get("429", 0)
+    assert throttled and doc["throttled"]["count"] == throttled, doc["status"]
+    assert doc["latency_ms"]["count"] == doc["requests"] - throttled  # the percentiles are the real answers'
+    assert f"wrote the HTML report to {project / 'run.html'}" in run.err and (project / "run.html").is_file()
+    lines = [line.split() for line in run.err.splitlines() if " req/s" in line]
+    last = lines[-1]  # "t  N req  M err  R req/s ...": both counted from the start, err next to req
+    assert last[2] == "req" and last[4] == "err", lines
+    assert int(last[1].replace(",", "")) == doc["requests"] and int(last[3].replace(",", "")) == doc["errors"]["total"]
+
     destroyed = cli.ok("destroy", ROLLOUT, "-y")
     assert "- traffic.rts-rollout" in destroyed.out and "goes with endpoint.rts-rollout" in destroyed.out
     assert "Resources: 9 destroyed" in destroyed.out  # as many as apply added: traffic counts

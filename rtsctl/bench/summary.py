@@ -16,7 +16,7 @@ STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidd
 def merge_results(results) -> dict:
     """Add up the workers' PhaseResults."""
     out = {"status": {}, "errors": {}, "samples": {}, "elapsed": 0.0, "unsent": 0, "cancelled": 0,
-           "interrupted": False, "connected": 0}
+           "interrupted": False, "connected": 0, "throttled": {}}
     for r in results:
         if r is None:
             continue
@@ -31,6 +31,7 @@ def merge_results(results) -> dict:
         out["cancelled"] += r.cancelled
         out["interrupted"] = out["interrupted"] or r.interrupted
         out["connected"] += r.connected
+        H.add_counts(out["throttled"], getattr(r, "throttled", None) or {})
     return out
 
 
@@ -63,6 +64,8 @@ def build(target: dict, load: dict, totals: dict, hist, svc_hist, timeline: list
         "timeline": timeline,
         "histogram": H.encode(hist),
     }
+    if totals.get("throttled"):  # 429s answer at once: in the percentiles they would hide the service's latency
+        doc["throttled"] = {"count": status.get(429, 0), "latency_ms": H.summarize(H.to_hist(totals["throttled"]))}
     if svc_hist is not None:
         doc["service_time_ms"] = H.summarize(svc_hist)
         doc["service_histogram"] = H.encode(svc_hist)
