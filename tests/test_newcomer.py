@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 
+from reconcilers.local.procs import wait_until
 from tests.helpers import drain_pty, edit_yaml
 
 ROLLOUT = "examples/local-rollout.yaml"
@@ -80,7 +82,13 @@ def test_rollout_example_end_to_end(cli, project):
               for c in a["changes"] if c.get("detail")]
     assert ["~ score.py (+1 -1 lines)"] in detail and ["+ pip numpy==2.1.0"] in detail
     conda.write_text(conda.read_text().replace("\n      - numpy==2.1.0", ""))
-    score.write_text(score.read_text().replace("return  {", "return {"))
+
+    # the new code goes live beside the old; the old process's last line says when, which deployment and version
+    cli.ok("apply", ROLLOUT, "-y")
+    retired = re.compile(r"--- \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d deployment blue version [0-9a-f]{10} instance 0 "
+                         r"stopped with SIGTERM: retired, version [0-9a-f]{10} took over")
+    assert wait_until(lambda: retired.search(cli.ok("logs", ROLLOUT, "--deployment", "blue").out), 10), \
+        cli.ok("logs", ROLLOUT, "--deployment", "blue").out
 
     # the example's rollout: green takes over in gated steps
     edit_yaml(project / ROLLOUT, lambda d: d["endpoints"][0].update(traffic={"blue": 0, "green": 100}))
