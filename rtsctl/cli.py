@@ -171,7 +171,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for note in unset:
         print(f"note: {note} (validate goes on without it)", file=sys.stderr)
     if not errors and manifest is not None and unset:  # values built from unset variables cannot be judged
-        print(f"{args.manifest}: valid, except what reads {len(unset)} unset variable(s)")
+        names = sorted({e.reason.split()[1] for e in unset if e.reason.startswith("variable ")})
+        print(f"{args.manifest}: valid, except what reads unset variables ({', '.join(names)})")
         return 0
     if not errors and manifest is not None:
         from .desired import build_resources

@@ -113,3 +113,39 @@ def test_rollout_example_end_to_end(cli, project):
     destroyed = cli.ok("destroy", ROLLOUT, "-y")
     assert "- traffic.rts-rollout" in destroyed.out and "goes with endpoint.rts-rollout" in destroyed.out
     assert "Resources: 9 destroyed" in destroyed.out  # as many as apply added: traffic counts
+
+
+def test_azure_without_a_subscription(cli, project, tmp_path):
+    """validate needs no subscription and asks for nothing rtsctl derives; a credential that yields no token says
+    what to do; the emulator's variables serve one command (`env $(cat F) rtsctl ...`), not the user's shell."""
+    env = {k: "" for k in ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")}
+    clean = {k: v for k, v in cli.env.items() if k not in env and not k.lower().endswith("_proxy")}
+    run = lambda *args, **kw: subprocess.run([sys.executable, "-m", "rtsctl", *args], cwd=project, env={**clean, **kw},
+                                             capture_output=True, text=True, timeout=120)
+    checked = run("validate", "azure.yaml")
+    assert checked.returncode == 0 and "valid, except what reads unset variables (AZURE_SUBSCRIPTION_ID)" in checked.stdout
+    assert "RTSCTL_UNIQUE_SUFFIX is not set" not in checked.stderr and "rtsctl derives" in checked.stderr, checked
+
+    edit_yaml(project / "azure.yaml", lambda d: d["provider"].update(credential={"type": "environment"}))
+    planned = run("plan", "azure.yaml", AZURE_SUBSCRIPTION_ID="00000000-0000-0000-0000-000000000000")
+    assert planned.returncode == 1 and "Traceback" not in planned.stderr, planned
+    for hint in ("az login", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "python -m tests.azure_emulator --env-file"):
+        assert hint in planned.stderr, (hint, planned.stderr)
+
+    env_file = tmp_path / "emu.env"
+    from tests.conftest import REPO
+
+    emulator = subprocess.Popen([sys.executable, "-m", "tests.azure_emulator", "--env-file", str(env_file)], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean)
+    try:
+        for line in emulator.stdout:  # the file is written before "ready"
+            if "ready" in line:
+                break
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        emu = dict(line.split("=", 1) for line in env_file.read_text().split())
+        assert emu["HTTPS_PROXY"].startswith("http://127.0.0.1:")  # for the one command below, not for this shell
+        planned = run("plan", "azure.yaml", "--detailed-exitcode", **emu)
+        assert planned.returncode == 2 and "will be created" in planned.stdout, planned
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
