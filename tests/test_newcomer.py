@@ -110,6 +110,15 @@ def test_rollout_example_end_to_end(cli, project):
     assert last[2] == "req" and last[4] == "err", lines
     assert int(last[1].replace(",", "")) == doc["requests"] and int(last[3].replace(",", "")) == doc["errors"]["total"]
 
+    # the access log: every answer accounted for, one line each up to 20 a second, the rest summed up per second
+    def access_log() -> str:
+        return cli.ok("logs", ROLLOUT, "--deployment", "green").out
+    assert wait_until(lambda: "more answers in this second not logged one by one" in access_log(), 10), access_log()
+    shown = access_log()
+    assert "==> green/access <==" in shown and re.search(r"Z POST /score 200 \d+\.\dms version [0-9a-f]{10}", shown)
+    assert re.search(r"at most 20 a second\): (200×\d+ )?429×\d+", shown), shown
+    assert "POST /score" not in cli.ok("logs", ROLLOUT, "--deployment", "green", "--instance", "0").out
+
     destroyed = cli.ok("destroy", ROLLOUT, "-y")
     assert "- traffic.rts-rollout" in destroyed.out and "goes with endpoint.rts-rollout" in destroyed.out
     assert "Resources: 9 destroyed" in destroyed.out  # as many as apply added: traffic counts
