@@ -334,7 +334,7 @@ def test_instance_logs_are_size_capped_and_rotated(cli, project):
     logs = cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "logs" / "rts-score" / "blue"
     assert procs.wait_until(lambda: (logs / "instance-0.log.2").exists(), 10)
     names = sorted(p.name for p in logs.iterdir())
-    assert names == ["instance-0.log", "instance-0.log.1", "instance-0.log.2"]
+    assert names == ["access.log", "instance-0.log", "instance-0.log.1", "instance-0.log.2"]  # access: the front's
     assert all(p.stat().st_size <= 5 * 1024 * 1024 for p in logs.iterdir())
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in logs.iterdir())
 
