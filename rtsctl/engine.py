@@ -135,8 +135,7 @@ def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict
         observed = session.reconcilers["endpoint"].observe(res)
         if observed is None:
             raise RtsctlError(f"endpoint {name} does not exist yet: run rtsctl apply {session.manifest.display}")
-        deployments = [r.name.split("/", 1)[1] for r in session.graph.nodes.values()
-                       if r.kind == "deployment" and r.spec["endpoint"] == name]
+        deployments = list(deployments_of(session, name))
         out.append({"endpoint": name, "scoring_uri": observed.outputs.get("scoring_uri"),
                     "primary_key": observed.outputs.get("primary_key"),
                     "secondary_key": observed.outputs.get("secondary_key"),
@@ -145,14 +144,18 @@ def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict
     return out
 
 
+def deployments_of(session: Session, endpoint: str) -> dict[str, Any]:
+    """An endpoint's declared deployments by manifest name, in manifest order."""
+    return {r.name.split("/", 1)[1]: r for r in session.graph.nodes.values()
+            if r.kind == "deployment" and r.spec["endpoint"] == endpoint}
+
+
 def _traffic(session: Session, endpoint: str) -> dict[str, int]:
     """The endpoint's live traffic share per deployment (manifest names; 0 for a declared one that gets none)."""
     res = session.graph.nodes.get(f"traffic.{endpoint}")
     seen = session.reconcilers["traffic"].observe(res) if res is not None else None
     weights = (seen.spec.get("weights") if seen else None) or {}
-    names = [r.name.split("/", 1)[1] for r in session.graph.nodes.values()
-             if r.kind == "deployment" and r.spec["endpoint"] == endpoint]
-    return {n: int(weights.get(n) or 0) for n in dict.fromkeys([*names, *weights])}
+    return {n: int(weights.get(n) or 0) for n in dict.fromkeys([*deployments_of(session, endpoint), *weights])}
 
 
 def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, report: Reporter | None = None,
@@ -197,13 +200,10 @@ def smoke_test(session: Session, outputs: list[dict[str, Any]], report: Reporter
     forgotten: list[str] = []
     for i, out in enumerate(outputs):
         name = out["endpoint"]
-        deployments = {r.name.split("/", 1)[1]: r for r in session.graph.nodes.values()
-                       if r.kind == "deployment" and r.spec["endpoint"] == name}
-        traffic = session.graph.nodes.get(f"traffic.{name}")
-        seen = session.reconcilers["traffic"].observe(traffic) if traffic is not None else None
+        deployments = deployments_of(session, name)
         chosen = targets(name, session.graph.nodes[f"endpoint.{name}"].inputs.get("smoke_test"),
                          {d: r.inputs.get("smoke_test") for d, r in deployments.items()},
-                         live_deployments(session, name), (seen.spec.get("weights") if seen else None) or {}, failing)
+                         live_deployments(session, name), out.get("traffic") or {}, failing)
         forgotten += [f"deployment.{name}/{d}" for d in deployments]  # not tested now: no longer failing either
         if not chosen:
             continue
@@ -237,9 +237,9 @@ def smoke_requests(session: Session, endpoint: str) -> dict[str, Any]:
     test = session.graph.nodes[f"endpoint.{endpoint}"].inputs.get("smoke_test")
     if test:
         out[""] = test["request"]
-    for res in session.graph.nodes.values():
-        if res.kind == "deployment" and res.spec["endpoint"] == endpoint and res.inputs.get("smoke_test"):
-            out[res.name.split("/", 1)[1]] = res.inputs["smoke_test"]["request"]
+    for name, res in deployments_of(session, endpoint).items():
+        if res.inputs.get("smoke_test"):
+            out[name] = res.inputs["smoke_test"]["request"]
     return out
 
 
@@ -259,7 +259,6 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
 
         out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
         out["smoke_requests"] = smoke_requests(session, out["endpoint"])
-        out["serves_at_once"] = {r.name.split("/", 1)[1]: _at_once(r.spec) for r in session.graph.nodes.values()
-                                 if r.kind == "deployment" and r.spec["endpoint"] == out["endpoint"]}
+        out["serves_at_once"] = {n: _at_once(r.spec) for n, r in deployments_of(session, out["endpoint"]).items()}
     out.pop("state", None)
     return out
