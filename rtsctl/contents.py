@@ -49,6 +49,7 @@ def _read(digest: str) -> dict[str, Any] | None:
 def _store(digest: str, doc: dict[str, Any]) -> None:
     if _path(digest).exists():
         return
+    _folder().mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the text of scoring scripts
     write_json(_path(digest), {**doc, "digest": digest})
     snapshots = sorted(_folder().glob("*.json"), key=lambda p: p.stat().st_mtime)
     for old in snapshots[:-KEEP]:

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import re
+import shutil
 import subprocess
 import sys
 
@@ -83,8 +84,11 @@ def test_rollout_example_end_to_end(cli, project):
     assert ["~ score.py (+1 -1 lines)"] in detail and ["+ pip numpy==2.1.0"] in detail
     conda.write_text(conda.read_text().replace("\n      - numpy==2.1.0", ""))
 
+    # a saved plan applies on a machine that never saw the old files (here: their snapshots removed)
+    assert "~ score.py (+1 -1 lines)" in cli.ok("plan", ROLLOUT, "--out", "code.plan").out
+    shutil.rmtree(cli.home / "contents")
     # the new code goes live beside the old; the old process's last line says when, which deployment and version
-    cli.ok("apply", ROLLOUT, "-y")
+    cli.ok("apply", "code.plan")
     retired = re.compile(r"--- \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d deployment blue version [0-9a-f]{10} instance 0 "
                          r"stopped with SIGTERM: retired, version [0-9a-f]{10} took over")
     assert wait_until(lambda: retired.search(cli.ok("logs", ROLLOUT, "--deployment", "blue").out), 10), \

@@ -67,7 +67,8 @@ def test_target_pulls_in_dependencies_and_unknown_addresses_are_one_line_errors(
     # destroy --target takes what depends on the target along (traffic goes with its endpoint), nothing else
     cli.ok("apply", "dev.yaml", "-y")
     doomed = json.loads(cli.ok("plan", "dev.yaml", "--destroy", "--target", "endpoint.rts-score", "-o", "json").out)
-    assert {a["address"] for a in doomed["actions"]} == {"endpoint.rts-score", "deployment.rts-score/blue"}
+    assert {a["address"] for a in doomed["actions"]} == {"endpoint.rts-score", "deployment.rts-score/blue",
+                                                        "traffic.rts-score"}  # shown and counted with its endpoint
     assert all(a["action"] == "delete" for a in doomed["actions"])
 
 
