@@ -167,6 +167,9 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
     report(f"{action.address}: {doing}...")
     progress.start(action.address, doing)
     started = time.monotonic()
+    if action.retest:  # nothing of it changed: the smoke test after apply judges it again
+        report(f"{action.address}: failed its last smoke test; tested again after apply")
+        return 0.0
     if rollout is not None and res is not None and res.kind == "traffic" and action.kind is not ActionKind.DELETE:
         old = action.observed.spec.get("weights") or {} if action.observed else {}
         run_traffic(rollout, res.name, old, res.spec["weights"])

@@ -18,9 +18,23 @@ from .errors import RtsctlError
 
 EPILOG = """exit codes: 0 ok | 1 error (also a usage error) | 2 plan --detailed-exitcode: changes present |
 3 bench threshold crossed | 130 interrupted.
-RTSCTL_HOME (default ~/.rtsctl) holds the local backend's state. Add --debug anywhere for tracebacks."""
+RTSCTL_HOME (default ~/.rtsctl) holds the local backend's state. Add --debug anywhere for tracebacks,
+--no-color (or NO_COLOR=1) for output without colors or styles."""
+#: flags every subcommand takes anywhere on the line (read in main, before argparse): shown in each one's help
+GLOBAL_FLAGS = "global flags (anywhere on the line):\n  --debug     show the traceback of an error\n  " \
+               "--no-color  no colors or styles (also NO_COLOR=1)"
 
-OUTPUT_NAMES = ("scoring_uri", "primary_key", "secondary_key", "deployments", "endpoint")
+OUTPUT_NAMES = ("scoring_uri", "primary_key", "secondary_key", "deployments", "traffic", "endpoint")
+
+
+class LineFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but a description's or epilog's own line breaks are kept (each line still wrapped)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        return "\n".join(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                         if line.strip() else "" for line in text.splitlines())
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,7 +43,32 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(1, f"{self.prog}: error: {message}\n")
+        self.exit(1, f"{self.prog}: error: {message}{self.did_you_mean(message)}\n")
+
+    def did_you_mean(self, message: str) -> str:
+        """argparse names a misspelt command or choice but offers nothing close (before Python 3.14): say it."""
+        import difflib
+        import re
+
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if not found:
+            return ""
+        close = difflib.get_close_matches(found.group(1), re.findall(r"'?([\w-]+)'?", found.group(2)), n=1)
+        return f"; did you mean {close[0]!r}?" if close else ""
+
+    def add_subparsers(self, **kwargs):  # type: ignore[override]
+        """Each subcommand's help ends with the global flags, which main() reads anywhere on the line."""
+        action = super().add_subparsers(**kwargs)
+        add = action.add_parser
+
+        def add_parser(name, **kw):
+            epilog = kw.get("epilog")
+            kw["epilog"] = f"{epilog}\n\n{GLOBAL_FLAGS}" if epilog else GLOBAL_FLAGS
+            kw.setdefault("formatter_class", LineFormatter)
+            return add(name, **kw)
+
+        action.add_parser = add_parser  # type: ignore[method-assign]
+        return action
 
 
 def add_manifest_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
@@ -148,7 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, **plain_style())
+
+
+def plain_style() -> dict[str, Any]:
+    """NO_COLOR (no-color.org; also --no-color): no escape codes at all. rich alone would drop colors but keep
+    bold and dim."""
+    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -160,7 +205,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for note in unset:
         print(f"note: {note} (validate goes on without it)", file=sys.stderr)
     if not errors and manifest is not None and unset:  # values built from unset variables cannot be judged
-        print(f"{args.manifest}: valid, except what reads {len(unset)} unset variable(s)")
+        names = sorted({e.reason.split()[1] for e in unset if e.reason.startswith("variable ")})
+        print(f"{args.manifest}: valid, except what reads unset variables ({', '.join(names)})")
         return 0
     if not errors and manifest is not None:
         from .desired import build_resources
@@ -366,6 +412,8 @@ def cmd_output(args: argparse.Namespace) -> int:
             print(json.dumps(value))
         elif isinstance(value, list):
             print("\n".join(value))
+        elif isinstance(value, dict):  # traffic: one `name percent` line per deployment
+            print("\n".join(f"{k} {v}" for k, v in value.items()))
         else:
             print("" if value is None else value)
         return 0
@@ -399,27 +447,58 @@ def _print_outputs(outputs: list[dict[str, Any]], show_secrets: bool, manifest: 
         out.print(f"    scoring_uri   = {o['scoring_uri'] or _no_uri_yet(raw)}")
         out.print(f"    primary_key   = {o['primary_key']}")
         out.print(f"    secondary_key = {o['secondary_key']}")
-        out.print(f"    deployments   = {', '.join(o['deployments'])}")
+        traffic = o.get("traffic") or {}
+        out.print(f"    deployments   = {', '.join(f'{d} ({traffic.get(d, 0)}%)' for d in o['deployments'])}")
     if not show_secrets:
         out.print(f"  [dim]keys are masked: rtsctl output {manifest} --show-secrets[/dim]")
+
+
+def _unrecognized(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> None:
+    """A usage error for arguments nobody takes, from the subcommand's own parser (its usage, not the top level's),
+    with the closest flag it does take."""
+    import difflib
+
+    sub = parser
+    for action in parser._actions:  # the subparsers action: its choices are the subcommands' parsers
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            sub = action.choices[command]
+    flags = [f for action in sub._actions for f in action.option_strings] + ["--debug", "--no-color"]
+    hints = [(arg, close[0]) for arg in extra if arg.startswith("-")
+             for close in [difflib.get_close_matches(arg.split("=", 1)[0], flags, n=1, cutoff=0.75)] if close]
+    shown = hints[0][1] if len(hints) == 1 else ", ".join(f"{close} (for {arg})" for arg, close in hints)
+    sub.error(f"unrecognized arguments: {' '.join(extra)}" + (f"; did you mean {shown}?" if hints else ""))
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (`rtsctl graph M | head -1`): what it wanted it got; say nothing, exit 0, and let no
+    later flush of stdout fail again at exit (Python's documented recipe, docs.python.org/3/library/signal.html)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RTSCTL_DEBUG") == "1"
-    argv = [a for a in argv if a != "--debug"]
+    if "--no-color" in argv:
+        os.environ["NO_COLOR"] = "1"  # rich and every console below read it (no-color.org)
+    argv = [a for a in argv if a not in ("--debug", "--no-color")]
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "command", None) == "output" and args.name is None and extra[0] in OUTPUT_NAMES:
         args.name = extra.pop(0)  # `output M --var K=V NAME`: argparse fills an optional positional only once
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _unrecognized(parser, getattr(args, "command", None), extra)
     try:
         if hasattr(args, "var"):
             from .variables import collect
 
             args.variables = collect(args.var_file, args.var)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         from .interrupt import exit_now_if_busy
 

@@ -222,7 +222,8 @@ def _endpoint_resources(manifest: Manifest, endpoint: dict[str, Any], e: int, wo
             ddeps.append(f"environment.{dep['environment']}")
         if "environment_variables" in dspec:
             dspec["environment_variables"] = {k: str(v) for k, v in dspec["environment_variables"].items()}
-        inputs = {"code_path": code_path, "environment_aliases": env_aliases.get(dep.get("environment"), [])}
+        inputs = {"code_path": code_path, "environment_aliases": env_aliases.get(dep.get("environment"), []),
+                  "smoke_test": plain(dep.get("smoke_test"))}  # its own smoke test overrides the endpoint's
         resource = Resource("deployment", f"{ep}/{dep['name']}", dspec, inputs=inputs,
                             depends_on=tuple(ddeps), source=source("endpoints", e, "deployments", d))
         out.append(resource)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .normalize import Normalizer
@@ -26,6 +26,8 @@ class Change:
     new: Any
     forces_replacement: bool = False
     sensitive: bool = False
+    #: what changed inside a digested value (files of a code folder, packages of an environment: rtsctl.contents)
+    detail: tuple[str, ...] = field(default=(), compare=False)
 
 
 def project(observed: Any, desired: Any) -> Any:

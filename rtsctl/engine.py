@@ -23,8 +23,7 @@ from .errors import ManifestError, RtsctlError
 from .graph import Graph
 from .manifest import Manifest, load_manifest
 from .observe import discover_orphans, observe_all
-from .plan import ActionKind, Plan, build_destroy_plan, build_plan
-from .smoke import run_smoke_test
+from .plan import ActionKind, Plan, build_destroy_plan, build_plan, mark_smoke_failures
 
 
 @dataclass
@@ -83,8 +82,13 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
         plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans, owner, display)
     else:
         plan = build_plan(session.graph, observed, orphans, session.reconcilers, owner, display)
+        from .contents import explain, snapshot_all
+
+        snapshot_all(session.graph.nodes.values())  # what this plan sees, so a later one can say what changed
+        explain(plan.actions)
         trust.label_origins(plan, recorded)
         plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
+        mark_smoke_failures(plan, smoke_record(session).read())
     plan = trust.select_targets(plan, targets)
     if refresh_only:
         plan = trust.drift_only(plan, recorded)
@@ -104,6 +108,8 @@ def record_applied(session: Session, plan: Plan, result: ApplyResult) -> None:
             and a.kind is not ActionKind.DELETE and (a.address in done or not a.changes_world)}
     deleted = [a.address for a in plan.actions if a.kind is ActionKind.DELETE and a.address in done]
     update_record(applied_record(session), kept, deleted)
+    if deleted:
+        smoke_record(session).update({}, deleted)
 
 
 def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
@@ -130,14 +136,27 @@ def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict
         observed = session.reconcilers["endpoint"].observe(res)
         if observed is None:
             raise RtsctlError(f"endpoint {name} does not exist yet: run rtsctl apply {session.manifest.display}")
-        deployments = [r.name.split("/", 1)[1] for r in session.graph.nodes.values()
-                       if r.kind == "deployment" and r.spec["endpoint"] == name]
+        deployments = list(deployments_of(session, name))
         out.append({"endpoint": name, "scoring_uri": observed.outputs.get("scoring_uri"),
                     "primary_key": observed.outputs.get("primary_key"),
                     "secondary_key": observed.outputs.get("secondary_key"),
-                    "deployments": deployments, "verify": verify,
+                    "deployments": deployments, "traffic": _traffic(session, name), "verify": verify,
                     "state": observed.outputs.get("provisioning_state")})
     return out
+
+
+def deployments_of(session: Session, endpoint: str) -> dict[str, Any]:
+    """An endpoint's declared deployments by manifest name, in manifest order."""
+    return {r.name.split("/", 1)[1]: r for r in session.graph.nodes.values()
+            if r.kind == "deployment" and r.spec["endpoint"] == endpoint}
+
+
+def _traffic(session: Session, endpoint: str) -> dict[str, int]:
+    """The endpoint's live traffic share per deployment (manifest names; 0 for a declared one that gets none)."""
+    res = session.graph.nodes.get(f"traffic.{endpoint}")
+    seen = session.reconcilers["traffic"].observe(res) if res is not None else None
+    weights = (seen.spec.get("weights") if seen else None) or {}
+    return {n: int(weights.get(n) or 0) for n in dict.fromkeys([*deployments_of(session, endpoint), *weights])}
 
 
 def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, report: Reporter | None = None,
@@ -160,15 +179,45 @@ def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, rep
     return out
 
 
+def smoke_record(session: Session):
+    from .smoke import SmokeRecord
+
+    path = applied_record(session)
+    return SmokeRecord(path.with_name(path.stem + ".smoke.json"))
+
+
 def smoke_test(session: Session, outputs: list[dict[str, Any]], report: Reporter | None = None) -> list[str]:
-    """Run each endpoint's smoke test; returns the names of the endpoints tested."""
-    tested = []
+    """Send each deployment that takes traffic its smoke test, addressed to it alone (rtsctl.smoke); remember
+    which failed so the next plan shows them. Returns the `endpoint/deployment` names that passed; raises
+    SmokeTestError naming every deployment that failed."""
+    from .errors import SmokeTestError
+    from .rollout.successor import live_deployments
+    from .smoke import run_targets, targets
+
+    record = smoke_record(session)
+    failing = record.read()
+    tested: list[str] = []
+    failures: dict[str, str] = {}
+    forgotten: list[str] = []
     for i, out in enumerate(outputs):
-        test = session.graph.nodes[f"endpoint.{out['endpoint']}"].inputs.get("smoke_test")
-        if test:
-            out = outputs[i] = await_scoring_uri(session, out, float(test.get("timeout", 30)), report)
-            run_smoke_test(out["endpoint"], out["scoring_uri"], out["primary_key"], test, out["verify"])
-            tested.append(out["endpoint"])
+        name = out["endpoint"]
+        deployments = deployments_of(session, name)
+        chosen = targets(name, session.graph.nodes[f"endpoint.{name}"].inputs.get("smoke_test"),
+                         {d: r.inputs.get("smoke_test") for d, r in deployments.items()},
+                         live_deployments(session, name), out.get("traffic") or {}, failing)
+        forgotten += [f"deployment.{name}/{d}" for d in deployments]  # not tested now: no longer failing either
+        if not chosen:
+            continue
+        timeout = max(float(t.test.get("timeout", 30)) for t in chosen)
+        out = outputs[i] = await_scoring_uri(session, out, timeout, report)
+        failed = run_targets(out["scoring_uri"], out["primary_key"], chosen, out["verify"])
+        failures.update(failed)
+        tested += [f"{t.endpoint}/{t.name}" for t in chosen if t.address not in failed]
+    record.update(failures, forgotten)
+    if failures:
+        lines = list(failures.values())
+        raise SmokeTestError(lines[0] if len(lines) == 1 else
+                             f"{len(lines)} deployments failed their smoke test:\n" + "\n".join(f"  {l}" for l in lines))
     return tested
 
 
@@ -182,6 +231,26 @@ def require_scoring_uri(out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def smoke_requests(session: Session, endpoint: str) -> dict[str, Any]:
+    """The smoke request of an endpoint ("" key) and of each deployment that declares its own (by manifest name):
+    the body a load test sends when given none, as the rollout gate does."""
+    out: dict[str, Any] = {}
+    test = session.graph.nodes[f"endpoint.{endpoint}"].inputs.get("smoke_test")
+    if test:
+        out[""] = test["request"]
+    for name, res in deployments_of(session, endpoint).items():
+        if res.inputs.get("smoke_test"):
+            out[name] = res.inputs["smoke_test"]["request"]
+    return out
+
+
+def _at_once(spec: Mapping[str, Any]) -> int:
+    """Requests a deployment serves at once: max_concurrent_requests_per_instance (Azure's default 1, per the az ml
+    deployment YAML reference) times its instances."""
+    per = (spec.get("request_settings") or {}).get("max_concurrent_requests_per_instance", 1)
+    return int(per) * int(spec.get("instance_count", 1))
+
+
 def read_outputs(manifest_path: str, endpoint: str | None = None,
                  variables: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
@@ -190,5 +259,7 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
         from .rollout.successor import live_deployments
 
         out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
+        out["smoke_requests"] = smoke_requests(session, out["endpoint"])
+        out["serves_at_once"] = {n: _at_once(r.spec) for n, r in deployments_of(session, out["endpoint"]).items()}
     out.pop("state", None)
     return out

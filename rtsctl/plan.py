@@ -52,6 +52,14 @@ class Action:
     successor: Any = None
     #: "drift" (the world moved) or "edit" (the manifest moved), set by rtsctl.trust.label_origins
     origin: str | None = None
+    #: the deployment failed its last smoke test (rtsctl.smoke.SmokeRecord): apply tests it again, changing nothing
+    #: itself when nothing else changed
+    smoke_failed: str | None = None
+
+    @property
+    def retest(self) -> bool:
+        return self.kind is ActionKind.UPDATE and self.smoke_failed is not None and not self.changes \
+            and len(self.reasons) == 1
 
     @property
     def changes_world(self) -> bool:
@@ -83,9 +91,11 @@ class Plan:
         return [a for a in self.actions if a.kind is ActionKind.NOT_OWNED]
 
     def counts(self) -> dict[str, int]:
+        """Per action kind; a deployment only smoke-tested again counts as `retest`, not as a change."""
         out = {k.value: 0 for k in ActionKind}
+        out["retest"] = 0
         for action in self.actions:
-            out[action.kind.value] += 1
+            out["retest" if action.retest else action.kind.value] += 1
         return out
 
 
@@ -148,6 +158,21 @@ def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list
     deletes = [Action(ActionKind.DELETE, o.address, None, o, reasons=["no longer declared in the manifest"])
                for o in mine]
     return Plan(list(actions.values()) + deletes, graph, owner=owner, manifest=manifest)
+
+
+def mark_smoke_failures(plan: Plan, failing: dict[str, dict[str, str]]) -> None:
+    """A deployment whose last smoke test failed is not converged, whatever its spec says: the plan shows it
+    (and `--detailed-exitcode` exits 2) until an apply sees it pass."""
+    for i, action in enumerate(plan.actions):
+        seen = failing.get(action.address)
+        if seen is None or action.resource is None or action.kind is ActionKind.DELETE:
+            continue
+        reason = f"failed its smoke test ({seen['at']}): {seen['reason']}; apply tests it again"
+        if action.kind is ActionKind.NOOP:
+            action = plan.actions[i] = Action(ActionKind.UPDATE, action.address, action.resource, action.observed,
+                                              sensitive=action.sensitive, origin=action.origin)
+        action.smoke_failed = reason
+        action.reasons.append(reason)
 
 
 def _reapply_dependents_of_replacements(graph: Graph, actions: dict[str, Action]) -> None:

@@ -69,6 +69,8 @@ def render_text(plan: Plan) -> str:
         if action.kind is ActionKind.NOOP:
             continue
         symbol, color, verb, tail = successor.style(action, *SYMBOLS[action.kind])
+        if action.retest:
+            verb = "failed its smoke test: apply sends it again"
         lines.append(f"  [bold]# {action.address}[/bold] {verb}{ORIGINS.get(action.origin, '')}")
         lines.append(f"[{color}]{symbol:>3}[/{color}] {action.address}{tail}")
         lines += _details(action)
@@ -79,7 +81,8 @@ def render_text(plan: Plan) -> str:
                                                                     (ActionKind.NOT_OWNED, "not owned"))
                     if counts[k.value])
     lines.append(f"[bold]Plan:[/bold] {counts['create']} to add, {counts['update']} to change, "
-                 f"{counts['replace']} to replace, {counts['delete']} to destroy{extra}.")
+                 f"{counts['replace']} to replace, {counts['delete']} to destroy{extra}"
+                 + (f", {counts['retest']} to smoke-test again." if counts["retest"] else "."))
     return "\n".join(lines)
 
 
@@ -108,6 +111,11 @@ def _details(action: Action) -> list[str]:
 def _change_line(change: Change) -> str:
     note = "  [red]# forces replacement[/red]" if change.forces_replacement else ""
     path = escape(change.path)
+    if change.detail:  # what changed inside a digest (rtsctl.contents), not the two digests
+        head = {"code.digest": "code", "digest": "packages", "environment.digest": "environment packages"}.get(
+            change.path, path)
+        return "\n".join([f"      [yellow]~[/yellow] {head}:{note}"]
+                         + [f"          {escape(line)}" for line in change.detail])
     if change.old is None:
         return f"      [green]+[/green] {path} = {_value(change.new, change.sensitive)}{note}"
     if change.new is None:
@@ -119,7 +127,7 @@ def _change_line(change: Change) -> str:
 def plan_json(plan: Plan) -> dict[str, Any]:
     def change(c: Change) -> dict[str, Any]:
         return {"path": c.path, "old": MASK if c.sensitive else c.old, "new": MASK if c.sensitive else c.new,
-                "forces_replacement": c.forces_replacement}
+                "forces_replacement": c.forces_replacement, **({"detail": list(c.detail)} if c.detail else {})}
 
     return {
         "format_version": "1",
@@ -129,5 +137,6 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "warnings": plan.warnings,
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
                      "reasons": a.reasons, **({"origin": a.origin} if a.origin else {}),
+                     **({"smoke_failed": a.smoke_failed} if a.smoke_failed else {}),
                      **successor.json_fields(a), **rollout_steps.json_fields(a)} for a in plan.actions],
     }

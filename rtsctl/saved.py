@@ -74,7 +74,20 @@ def _content_digest(manifest: Manifest) -> str:
 
 
 def _actions(plan: Plan) -> list[dict[str, Any]]:
-    return json.loads(json.dumps(plan_json(plan)["actions"], default=str))
+    return [_portable(a) for a in json.loads(json.dumps(plan_json(plan)["actions"], default=str))]
+
+
+def _portable(action: dict[str, Any]) -> dict[str, Any]:
+    """An action as any machine plans it: without what only this machine knows (a deployment's last smoke failure,
+    the files or packages behind a digest change), so a plan saved on a laptop applies from a CI runner."""
+    failed = action.pop("smoke_failed", None)
+    if failed is not None:
+        action["reasons"] = [r for r in action["reasons"] if r != failed]
+        if action["action"] == "update" and not action["changes"] and not action["reasons"]:
+            action["action"] = "no-op"  # only tested again: the world is not changed
+    for change in action["changes"]:
+        change.pop("detail", None)
+    return action
 
 
 def local_inputs(resources: Iterable[Resource]) -> list[Path]:

@@ -31,6 +31,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .access import AccessLog
 from .logfile import RotatingFile
 from .supervisor import Instance
 from .wire import HEAD_TIMEOUT_S, REASONS, BadRequest, parse_request, response
@@ -82,14 +83,14 @@ class Exchange:
         extra = b""
         if self.deployment is not None and not self.answered:
             extra = self.deployment.header
-            self.deployment.tally(status)
+            self.deployment.tally(status, self)
         self.finish(response(status, error_body(message), JSON + headers + extra, self.keep_alive))
 
     def from_instance(self, status: int, headers: bytes, body: bytes) -> None:
         deployment = self.deployment
         if self.answered:  # too late: it was answered 408 already
             return
-        deployment.tally(200 if status == 200 else 424)
+        deployment.tally(200 if status == 200 else 424, self)
         if status == 200:
             self.finish(response(200, body, headers + deployment.header, self.keep_alive))
         else:
@@ -229,6 +230,7 @@ class Deployment:
         self.rr = 0
         self.stopping = False
         self.generation = ""
+        self.access = AccessLog(front.log_dir / name / "access.log")
         self.configure(conf)
 
     def configure(self, conf: dict[str, Any]) -> None:
@@ -285,7 +287,7 @@ class Deployment:
     # ---- requests -------------------------------------------------------------------------
     def submit(self, exchange: Exchange) -> None:
         if self.in_flight >= self.capacity:
-            self.tally(429)
+            self.tally(429, exchange)
             exchange.fail(429, "Too many pending requests: more than 2 * max_concurrent_requests_per_instance "
                                f"* instance_count ({self.capacity}) in flight")
             return
@@ -297,9 +299,11 @@ class Deployment:
         else:
             instance.send(exchange)
 
-    def tally(self, status: int) -> None:
+    def tally(self, status: int, exchange: Exchange) -> None:
         self.answers[status] = self.answers.get(status, 0) + 1
         self.front.counted = True
+        started = exchange.deadline - self.timeout if exchange.deadline else asyncio.get_running_loop().time()
+        self.access.record(status, asyncio.get_running_loop().time() - started, self.generation)
 
     def requeue(self, exchange: Exchange) -> None:
         if self.stopping:
@@ -329,6 +333,7 @@ class Deployment:
             instance.send(queue.popleft())
 
     def sweep(self, now: float) -> None:
+        self.access.tick()
         late = f"Request timed out after {self.timeout_ms} ms (request_settings.request_timeout_ms)"
         if any(e.deadline <= now for e in self.queue):
             for exchange in [e for e in self.queue if e.deadline <= now]:

@@ -172,7 +172,8 @@ class Instance:
         env.update(PYTHONPATH=launch["pythonpath"], PYTHONUNBUFFERED="1")
         read_end, write_end = os.pipe()
         self.log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting instance {self.index} "
-                       f"(restart {self.restarts})\n".encode())
+                       f"(restart {self.restarts}; deployment {self.deployment.name} version {self.generation[:10]})"
+                       "\n".encode())
         try:
             self.proc = subprocess.Popen(argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=write_end,
                                          stderr=write_end, close_fds=True, preexec_fn=_die_with_parent(os.getpid()))
@@ -213,8 +214,13 @@ class Instance:
             reason = f"killed by signal {signal.Signals(-code).name}"
         else:
             reason = f"exited with code {code}" + (" (init() failed)" if code == 3 and not self.ever_ready else "")
-        self.log.write(f"--- instance {self.index} {reason}\n".encode())
+        self.log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {self.label} {reason}\n".encode())
         self.died(reason, incarnation)
+
+    @property
+    def label(self) -> str:
+        """Which process a log line is about: old and new versions of an instance share its log file."""
+        return f"deployment {self.deployment.name} version {self.generation[:10]} instance {self.index}"
 
     async def _become_ready(self) -> None:
         loop = asyncio.get_running_loop()
@@ -374,6 +380,9 @@ class Instance:
             self.state = "stopped"
             return
         self.state = "draining"
+        newer = [i.generation for i in self.deployment.next if i.generation != self.generation]
+        self.kill_reason = ("stopped with SIGTERM: retired, " + (f"version {newer[0][:10]} took over" if newer else
+                                                                   "out of rotation (scaled in or replaced)"))
         if not self.outstanding:
             self.terminate()
 

@@ -134,9 +134,10 @@ def test_live_progress_fits_the_terminal_and_leaves_nothing_behind(cli, server, 
                                   "--rate", "50", "-d", "3", "-o", "json"], env, columns)
     assert code == 0, raw.decode(errors="replace")
     text = raw.decode("utf-8", "replace")
-    frames = re.findall(r"\d+\.\ds  [\d,]+ req  [\d,]+ req/s[^\r\n\x1b]*", text)
+    frames = re.findall(r"\d+\.\ds  [\d,]+ req  [\d,]+ err  [\d,]+ req/s[^\r\n\x1b]*", text)
     assert len(frames) >= 2, text                             # the live line was drawn, once a second
     assert all(len(f) < columns for f in frames), frames     # cropped to whole fields, never wrapped
+    assert all(" err " in f for f in frames), frames          # errors so far, next to requests: never dropped first
     if columns == 80:
         assert all("p99" in f and "err" in f for f in frames), frames    # everything fits in 80 columns
     screen = pyte.Screen(columns, 24)

@@ -30,7 +30,7 @@ def test_usage_errors_exit_1_never_2(cli):
         result = cli(*args)
         assert result.code == 1, (args, str(result))
         assert "usage: rtsctl" in result.err and "Traceback" not in result.err, (args, str(result))
-    assert cli("plan", "dev.yaml", "--bogus").err.strip().endswith("rtsctl: error: unrecognized arguments: --bogus")
+    assert cli("plan", "dev.yaml", "--bogus").err.strip().endswith("rtsctl plan: error: unrecognized arguments: --bogus")
     assert cli("--help").code == 0 and cli("plan", "--help").code == 0
     # and 2 still means "changes present" for a plan that parsed
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 2

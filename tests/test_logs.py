@@ -162,10 +162,11 @@ def run(raw_data):
                         timeout=60)
     folder = next(cli.home.rglob("logs/rts-score/blue"))
     assert (folder / "instance-0.log.1").is_file(), sorted(p.name for p in folder.iterdir())   # it did rotate
-    floods = [s for s in seen if s.startswith("flood ")]
+    floods = [s.removeprefix("[blue/0] ") for s in seen if s.removeprefix("[blue/0] ").startswith("flood ")]
     assert floods[-1] == "flood done" and len(floods) == 6001, (len(floods), floods[:2], floods[-2:])
     assert floods[:-1] == [f"flood {i:05d} {'x' * 1000}" for i in range(6000)]     # nothing lost or doubled
-    assert cli.ok("logs", "dev.yaml", "--tail", "2").out.splitlines() == [f"flood 05999 {'x' * 1000}", "flood done"]
+    assert cli.ok("logs", "dev.yaml", "--tail", "2", "--instance", "0").out.splitlines() == [
+        f"flood 05999 {'x' * 1000}", "flood done"]  # the instance's own log (beside it: blue/access, the front's)
     whole = cli.ok("logs", "dev.yaml").out.splitlines()
     assert whole.count("flood done") == 1 and f"flood 00000 {'x' * 1000}" in whole      # both generations
 

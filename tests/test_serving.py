@@ -301,20 +301,25 @@ def test_a_changed_deployment_rolls_over_without_a_failed_request(cli, project):
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
 
 
-def test_instance_count_without_a_compute_is_bounded_by_the_cores(cli, project):
-    from reconcilers.local.deployment import local_capacity
-
-    too_many = local_capacity() + 1
+def test_instance_count_without_a_compute_is_one_rule_checked_first(cli, project):
+    """One capacity rule, with its number and where it comes from: validate refuses, and plan and apply refuse the
+    same way before anything runs (no log lines of anything else)."""
+    cores = len(os.sched_getaffinity(0))
 
     def change(d: dict) -> None:
+        d.pop("computes")
         d["endpoints"][0].pop("compute")
-        d["endpoints"][0]["deployments"][0]["instance_count"] = too_many
+        d["endpoints"][0]["deployments"][0]["instance_count"] = cores + 1
 
     edit_yaml(project / "dev.yaml", change)
-    result = cli("apply", "dev.yaml", "-y")
-    assert result.code == 1 and "Traceback" not in result.err
-    assert f"instance_count {too_many} exceeds the local limit of {too_many - 1} (one per CPU core)" in result.err
-    assert "declare a compute with max_instances" in result.err
+    rule = (f"deployments ask for {cores + 1} local instances (rts-score/blue {cores + 1}); without a compute the local "
+            f"backend runs at most {cores}, one per CPU core rtsctl may use on this machine (os.sched_getaffinity)")
+    for verb in (("validate",), ("plan",), ("apply", "-y")):
+        result = cli(*verb, "dev.yaml")
+        assert result.code == 1 and rule in result.err and "Traceback" not in result.err, str(result)
+        assert "dev.yaml:" in result.err and "max_instances" in result.err
+        assert "|" not in result.out + result.err  # no instance log lines
+    assert not (cli.home / "local").exists() or not list((cli.home / "local").rglob("deployment.json"))
 
 
 def test_instance_logs_are_size_capped_and_rotated(cli, project):
@@ -329,7 +334,7 @@ def test_instance_logs_are_size_capped_and_rotated(cli, project):
     logs = cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "logs" / "rts-score" / "blue"
     assert procs.wait_until(lambda: (logs / "instance-0.log.2").exists(), 10)
     names = sorted(p.name for p in logs.iterdir())
-    assert names == ["instance-0.log", "instance-0.log.1", "instance-0.log.2"]
+    assert names == ["access.log", "instance-0.log", "instance-0.log.1", "instance-0.log.2"]  # access: the front's
     assert all(p.stat().st_size <= 5 * 1024 * 1024 for p in logs.iterdir())
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in logs.iterdir())
 

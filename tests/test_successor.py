@@ -90,7 +90,7 @@ def test_a_successor_failing_its_smoke_test_is_removed_and_the_old_one_keeps_ser
     with Poller(out["scoring_uri"], out["primary_key"], BODY) as poller:
         failed = cli("apply", "dev.yaml", "-y")
     assert failed.code == 1, str(failed)
-    assert re.search(r"successor blue-[0-9a-f]{4}: smoke test of endpoint rts-score", failed.err), failed.err
+    assert re.search(r"successor blue-[0-9a-f]{4}: smoke test of deployment rts-score/blue-[0-9a-f]{4}", failed.err), failed.err
     assert poller.failures == {} and set(poller.deployments) == {"blue"}, (poller.statuses, poller.deployments)
     assert deployments_on_disk(cli) == ["blue"]
     assert "create before destroy" in cli("plan", "dev.yaml").out  # still to do

@@ -27,7 +27,7 @@ def test_invoke_prints_the_response_and_exits_by_status(cli, project):
     (project / "request.json").write_text('{"name": "Daniel"}')
     result = cli.ok("invoke", "dev.yaml", "--request", "request.json")
     assert json.loads(result.out) == {"GoAway": "Daniel's not here."}
-    assert "HTTP 200 from endpoint rts-score" in result.err
+    assert "HTTP 200 from endpoint rts-score, deployment blue" in result.err  # who answered, unasked
     routed = cli.ok("invoke", "dev.yaml", "--request", "request.json", "--deployment", "blue")
     assert "HTTP 200 from endpoint rts-score, deployment blue" in routed.err
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from azure.core.exceptions import (
     AzureError,
+    ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
     ServiceRequestError,
@@ -116,9 +117,20 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+#: what to do when no credential yields a token (azure-identity's DefaultAzureCredential names only its own chain)
+NO_CREDENTIAL = ("sign in with `az login` (the default credential uses the Azure CLI's login), or set the service "
+                 "principal variables AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET; no subscription? "
+                 "run against the offline emulator: python -m tests.azure_emulator --env-file F, then "
+                 "env $(cat F) rtsctl plan M (README: Azure without a subscription)")
+
+
 def to_rtsctl_error(address: str, exc: BaseException) -> RtsctlError:
     if isinstance(exc, RtsctlError):
         return exc
+    if isinstance(exc, ClientAuthenticationError):  # CredentialUnavailableError too: no token, no call was made
+        first = one_line(str(exc).split("\n", 1)[0], 200)
+        return ResourceError(address, f"cannot get an Azure access token ({first}): {NO_CREDENTIAL}",
+                             "AuthenticationFailed")
     code, message = code_and_message(exc)
     if "certificate verify failed" in message.lower():
         message += " (a private CA? point REQUESTS_CA_BUNDLE at it)"

@@ -46,11 +46,6 @@ class LocalBackend(Backend):
 
         return FrontAnswers(self.layout.endpoint(endpoint), deployment)
 
-    def preflight(self, resources, observed):
-        from .preflight import capacity_warnings
-
-        return capacity_warnings(resources)
-
     def export(self, dest, owner, endpoints=()):
         from .export import export
 

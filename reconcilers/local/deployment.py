@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -42,11 +41,6 @@ from .state import Layout, read_json, write_json
 RECORD = "deployment.json"
 READY_TIMEOUT_S = 180.0
 LOG_LINES = 8
-
-
-def local_capacity() -> int:
-    """Instances allowed without a declared compute capacity: one per core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class DeploymentReconciler(Reconciler):
@@ -84,7 +78,6 @@ class DeploymentReconciler(Reconciler):
         endpoint_dir = self.layout.endpoint(endpoint)
         claim = res.inputs.get("manifest_name") or res.name.split("/", 1)[1]
         spec = res.spec
-        self._check_capacity(res, endpoint_dir)
         launch = self._launch(res, folder)
         generation = hashlib.sha256(json.dumps(launch, sort_keys=True).encode()).hexdigest()[:16]
         entry = {"generation": generation, "instance_count": spec["instance_count"], "launch": launch,
@@ -100,16 +93,6 @@ class DeploymentReconciler(Reconciler):
             self._restore(endpoint_dir, folder, name, previous_entry, previous_record)
             raise
         self._prune_code(folder, Path(launch["code_dir"]))
-
-    def _check_capacity(self, res: Resource, endpoint_dir: Path) -> None:
-        compute = ((read_json(endpoint_dir / "endpoint.json") or {}).get("spec") or {}).get("compute")
-        declared = (read_json(self.layout.compute(compute)) or {}).get("spec", {}) if compute else {}
-        if "max_instances" in declared:
-            return  # checked against the compute's capacity when the manifest is validated
-        limit = local_capacity()
-        if res.spec["instance_count"] > limit:
-            raise ResourceError(res.address, f"instance_count {res.spec['instance_count']} exceeds the local limit of "
-                                f"{limit} (one per CPU core); declare a compute with max_instances to allow more")
 
     def _launch(self, res: Resource, folder: Path) -> dict[str, Any]:
         spec = res.spec

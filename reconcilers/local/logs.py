@@ -23,6 +23,8 @@ READ_CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024        # a longer "line" (no newline for 64 KiB) is cut, so memory stays bounded
 POLL_S = 0.2
 _INSTANCE = re.compile(r"^instance-(\d+)\.log$")
+ACCESS_LOG = "access.log"
+ACCESS_SOURCE = "access"  # the source label's last part: `rtsctl logs` shows it, forensics leaves it out
 
 
 def instance_logs(folder: Path) -> dict[int, Path]:
@@ -152,6 +154,9 @@ def deployment_logs(folder: Path, deployment: str, instance: int | None, tail: i
     streams: dict[str, Iterator[str]] = {}
     for number, path in found.items():
         streams[f"{deployment}/{number}"] = follow(path, tail) if follow_ else iter(last_lines(path, tail))
+    access = folder / ACCESS_LOG  # the front's rate-limited access log (serving/access.py): not an instance's
+    if instance is None and (access.exists() or follow_):
+        streams[f"{deployment}/{ACCESS_SOURCE}"] = follow(access, tail) if follow_ else iter(last_lines(access, tail))
     return streams
 
 

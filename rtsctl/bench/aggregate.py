@@ -22,6 +22,7 @@ class Aggregator:
         self.svc: dict | None = None
         self.sent = 0
         self.done_requests = 0
+        self.done_errors = 0
         self.log: list[str] | None = [] if keep_log else None
         self.results: list = [None] * workers
         self.on_interval = on_interval
@@ -74,6 +75,7 @@ class Aggregator:
             self.svc = H.add_counts(self.svc or {}, svc)
         self.sent += sent
         self.done_requests += ok + bad
+        self.done_errors += bad
         point = {"t": round(t_end, 3), "len": round(length, 3), "ok": ok, "errors": bad, "sent": sent,
                  "rps": round((ok + bad) / length, 1), "queued": queued}
         point.update(H.quick_percentiles(lat))

@@ -30,11 +30,55 @@ crossed, 130 interrupted (the partial report is still printed).
 """
 
 
+MERGE_DESCRIPTION = """\
+Combine HdrHistogram interval logs written by `rtsctl bench --hdr-out` (several runs, or several machines loading
+one endpoint at once) into one report: histograms add exactly, status codes and errors add up, the timeline is laid
+on wall-clock seconds.
+"""
+
+
+def merge_parser(prog: str = "rtsctl bench merge") -> argparse.ArgumentParser:
+    """`bench merge`'s own options: what `run_merge` reads (its help shows only these)."""
+    p = argparse.ArgumentParser(prog=prog, description=MERGE_DESCRIPTION, add_help=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="example:\n  rtsctl bench merge run1.hlog run2.hlog --html-out all.html\n\n"
+                                       "exit codes: 0 ok, 1 error, 3 a --max-error-rate / --max-p99 threshold was crossed")
+    p.add_argument("-h", "--help", action="help", help="show this help message and exit")
+    p.add_argument("files", nargs="+", metavar="FILE", help="interval logs written by --hdr-out")
+    _merge_outputs(p)
+    return p
+
+
+def _merge_outputs(p) -> None:
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="report format")
+    p.add_argument("--hdr-out", metavar="FILE", help="write an HdrHistogram interval log (for `bench merge`)")
+    p.add_argument("--html-out", metavar="FILE", help="write a self-contained HTML report with charts")
+    p.add_argument("--no-chart", action="store_true", help="no terminal charts in the text report")
+    p.add_argument("--max-error-rate", metavar="X", help="fail above this error rate (1%% or 0.01); exit 3")
+    p.add_argument("--max-p99", metavar="D", help="fail when p99 latency is above D (250, 250ms, 0.5s); exit 3")
+
+
+class _Help(argparse.Action):
+    """-h: `bench merge -h` shows merge's own help, anything else bench's."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if (getattr(namespace, "manifest", None) or [None])[0] == "merge":
+            merge_parser().print_help()
+        else:
+            parser.print_help()
+        parser.exit()
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "bench", help="load-test an endpoint (open or closed loop, HDR latency, JSON for CI)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="rtsctl bench [MANIFEST | -u URL [-k KEY]] [options]\n       rtsctl bench merge FILE... [options]")
+        usage="rtsctl bench [MANIFEST | -u URL [-k KEY]] [options]\n       rtsctl bench merge FILE... [options]",
+        add_help=False)
+    p.add_argument("-h", "--help", action=_Help, help="show this help message and exit (`bench merge -h`: merge's)")
     p.add_argument("manifest", nargs="*", metavar="MANIFEST",
                    help="manifest whose endpoint to load; or `merge FILE...` to combine --hdr-out files")
 
@@ -53,7 +97,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g = p.add_argument_group("load")
     g.add_argument("-t", "--threads", type=int, metavar="N",
                    help="concurrent workers (the seed's flag; same as -c)")
-    g.add_argument("-c", "--concurrency", type=int, metavar="N", help="connections kept busy (default 16)")
+    g.add_argument("-c", "--concurrency", type=int, metavar="N", help="connections kept busy (default 16; against a MANIFEST at most what its deployments "
+                        "serve at once: max_concurrent_requests_per_instance x instance_count, beyond which they "
+                        "answer 429)")
     g.add_argument("-i", "--iterations", type=int, metavar="N", help="requests per worker (the seed's flag)")
     g.add_argument("-n", "--requests", type=int, metavar="N", help="total requests")
     g.add_argument("-d", "--duration", metavar="D", help="run for D (10, 10s, 2m; default 10s if no count)")
@@ -70,7 +116,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--payload", metavar="FILE", help="JSON body from FILE (JSON Lines: one per line, cycled)")
     r.add_argument("--template", metavar="TEXT",
                    help="body with {i} replaced by the request number, e.g. '{\"name\": \"user-{i}\"}'")
-    r.add_argument("--body", metavar="TEXT", help='literal body (default {"name": "rtsctl"})')
+    r.add_argument("--body", metavar="TEXT", help='literal body (default: the manifest\'s smoke_test.request (a deployment\'s own with '
+                        '--deployment), else {"name": "rtsctl"})')
     r.add_argument("-m", "--method", default="POST", help="HTTP method (default POST)")
     r.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'", help="extra header (repeatable)")
     r.add_argument("--content-type", default="application/json", metavar="TYPE",

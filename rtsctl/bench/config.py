@@ -64,6 +64,10 @@ class BenchConfig:
     method: str = "POST"
     content_type: str = "application/json"
     headers: dict = field(default_factory=dict)
+    #: requests the manifest's deployments serve at once (by manifest name): the default -c against a manifest
+    serves_at_once: dict = field(default_factory=dict)
+    #: the manifest's smoke_test.request (the deployment's own with --deployment): the body when none is given
+    manifest_body: str | None = None
     bodies: list | None = None
     template: str | None = None
     concurrency: int = DEFAULT_CONCURRENCY
@@ -106,7 +110,7 @@ def load_shape(args, cfg: BenchConfig) -> None:
     if args.threads is not None and args.concurrency is not None and args.threads != args.concurrency:
         raise RtsctlError("-t (workers, the seed's flag) and -c (concurrency) mean the same thing: give one")
     conc = args.threads if args.threads is not None else args.concurrency
-    cfg.concurrency = positive_int(conc, "-c/-t") if conc is not None else DEFAULT_CONCURRENCY
+    cfg.concurrency = positive_int(conc, "-c/-t") if conc is not None else default_concurrency(cfg)
     if args.iterations is not None and args.requests is not None:
         raise RtsctlError("-i (iterations per worker) and -n (total requests) both set the count: give one")
     if args.iterations is not None:
@@ -140,6 +144,13 @@ def load_shape(args, cfg: BenchConfig) -> None:
     cfg.workers = positive_int(args.workers, "--workers") if args.workers is not None else 1
     if cfg.workers > cfg.concurrency:
         raise RtsctlError(f"--workers {cfg.workers} needs at least as many connections (-c/-t is {cfg.concurrency})")
+
+
+def default_concurrency(cfg: BenchConfig) -> int:
+    """Against a manifest, no more connections than its deployments serve at once (beyond that an endpoint answers
+    429, and the run measures throttling instead of the service); else DEFAULT_CONCURRENCY."""
+    admitted = sum(cfg.serves_at_once.values())
+    return max(1, min(DEFAULT_CONCURRENCY, admitted)) if admitted else DEFAULT_CONCURRENCY
 
 
 def ramp(args, cfg: BenchConfig, connections: int | None) -> None:
@@ -197,6 +208,8 @@ def request_shape(args, cfg: BenchConfig) -> None:
         cfg.bodies = [args.body]
     elif cfg.method in ("GET", "HEAD", "DELETE", "OPTIONS"):
         cfg.bodies = [""]
+    elif cfg.manifest_body is not None and is_json:  # as the rollout gate does: the manifest's smoke request
+        cfg.bodies = [cfg.manifest_body]
     else:
         cfg.bodies = [DEFAULT_BODY]
 
@@ -219,6 +232,15 @@ def target(args, cfg: BenchConfig) -> None:
             raise RtsctlError(f"endpoint {cfg.endpoint} has no deployment {args.deployment!r} "
                               f"(it has: {', '.join(deployments)})")
         live = out.get("live_deployments") or {}  # a successor serves the manifest name after a rollout
+        at_once = out.get("serves_at_once") or {}
+        cfg.serves_at_once = {args.deployment: at_once[args.deployment]} if args.deployment in at_once else at_once
+        requests = out.get("smoke_requests") or {}
+        own = requests.get(args.deployment) if args.deployment else None
+        fallback = own if own is not None else requests.get("", next(iter(requests.values()), None))
+        if fallback is not None:
+            import json
+
+            cfg.manifest_body = json.dumps(fallback)
     else:
         live = {}
         if not args.url:

@@ -152,7 +152,7 @@ def merged_load(runs: list[dict], spans: list[tuple[float, float]]) -> dict:
 
 
 def run_merge(paths: list[str], args) -> int:
-    from rtsctl.bench.session import emit, log_meta
+    from rtsctl.bench.session import emit, log_meta, saying
     from rtsctl.bench.summary import build
     if not paths:
         raise RtsctlError("bench merge: give the files written by --hdr-out (two or more, or one to re-report)")
@@ -162,5 +162,6 @@ def run_merge(paths: list[str], args) -> int:
     doc = build(target, load, totals, hist, svc, timeline, sent)
     writes = []
     if args.hdr_out:
-        writes.append(lambda: H.write_log(args.hdr_out, t0, lines, log_meta(doc, t0)))
+        writes.append(saying(lambda: H.write_log(args.hdr_out, t0, lines, log_meta(doc, t0)), "the interval log",
+                             args.hdr_out))
     return emit(doc, args.output, not args.no_chart, args.html_out, max_error_rate, max_p99, writes)

@@ -13,12 +13,12 @@ import sys
 from rtsctl.bench.chart import fmt_ms
 
 
-def fields(point: dict, done: int, expected: int | None) -> list[str]:
-    """The progress line's fields, most important first."""
-    out = [f"{point['t']:6.1f}s", f"{done:,} req", f"{point['rps']:,.0f} req/s"]
+def fields(point: dict, done: int, expected: int | None, errors: int = 0) -> list[str]:
+    """The progress line's fields, most important first (the narrowest terminal keeps the first): requests and
+    errors so far (both counted from the start), then this second's rate and latency (429s excluded)."""
+    out = [f"{point['t']:6.1f}s", f"{done:,} req", f"{errors:,} err", f"{point['rps']:,.0f} req/s"]
     if "p50_ms" in point:
         out += [f"p50 {fmt_ms(point['p50_ms'])}", f"p99 {fmt_ms(point['p99_ms'])}"]
-    out.append(f"{point['errors']:,} err")
     if expected:
         out.append(f"{min(done / expected, 1.0):.0%}")
     return out
@@ -47,7 +47,7 @@ class Progress:
     def __call__(self, point: dict, agg) -> None:
         if not self.enabled:
             return
-        parts = fields(point, agg.done_requests, self.expected)
+        parts = fields(point, agg.done_requests, self.expected, agg.done_errors)
         if self.tty:
             self._draw(parts)
         else:

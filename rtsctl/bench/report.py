@@ -87,7 +87,10 @@ def to_text(doc: dict, chart: bool = True) -> str:
     for kind, n in err["by_kind"].items():
         lines.append(f"    {kind}: {_n(n)}")
     lines.append("  status     " + ("  ".join(f"{k}×{_n(v)}" for k, v in doc["status"].items()) or "no HTTP answer"))
-    lines.append("  latency    " + _latency_line(doc["latency_ms"]))
+    lines.append("  latency    " + _latency_line(doc["latency_ms"])
+                 + ("  (429s excluded)" if doc.get("throttled") else ""))
+    if doc.get("throttled"):
+        lines.append("  throttled  " + _latency_line(doc["throttled"]["latency_ms"]) + "  (429 answers only)")
     if "service_time_ms" in doc:
         lines.append("  service    " + _latency_line(doc["service_time_ms"]) + "  (from the actual send)")
     if chart and doc["latency_ms"].get("count"):

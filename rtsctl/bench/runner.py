@@ -58,6 +58,8 @@ class PhaseResult:
     sent: int = 0
     unsent: int = 0          # open loop: due but never sent before the deadline (the server fell behind)
     cancelled: int = 0       # in flight when interrupted (not counted)
+    #: latency bucket counts of throttled answers (429): kept out of the percentiles, reported apart
+    throttled: dict = field(default_factory=dict)
     interrupted: bool = False
     connected: int = 0       # connections alive at the start
 
@@ -212,12 +214,13 @@ class Conn(asyncio.Protocol):
                 v = HIGHEST_US
             b = (v | 2047).bit_length() - 11
             v = v >> b << b
-            lat = eng.lat
+            # a 429 is the service refusing, in microseconds: its latency is not the service's (reported apart)
+            lat = eng.lat if self.st != b"429" else eng.throttled
             try:
                 lat[v] += 1
             except KeyError:
                 lat[v] = 1
-            if eng.svc is not None:
+            if eng.svc is not None and lat is eng.lat:
                 v = int((t - self.ts) * 1e6)
                 if v > HIGHEST_US:
                     v = HIGHEST_US
@@ -288,6 +291,7 @@ class Engine:
     # -- stats ------------------------------------------------------------------------------------------------
     def _reset(self):
         self.lat: dict = {}
+        self.throttled: dict = {}
         self.svc: dict | None = None
         self.status: dict = {}
         self.errors: dict = {}
@@ -574,6 +578,7 @@ class Engine:
         result.errors = dict(self.errors)
         result.samples = {int(k): v.decode("utf-8", "replace") for k, v in self.samples.items()}
         result.unsent = self.unsent
+        result.throttled = dict(self.throttled)
         self.recording = False
         return result
 

@@ -79,20 +79,32 @@ def emit(doc: dict, cfg_output: str, chart: bool, html_out: str | None, max_erro
     writes = list(extra_writes)
     if html_out:
         from rtsctl.bench.html import write_html
-        writes.append(lambda: write_html(html_out, doc))
+        writes.append(saying(lambda: write_html(html_out, doc), "the HTML report", html_out))
+    wrote = []
     for write in writes:
         try:
-            write()
+            wrote.append(write())
         except OSError as exc:
             failures.append(f"cannot write {exc.filename}: {exc.strerror}")
     out = to_json(doc) + "\n" if cfg_output == "json" else to_text(doc, chart=chart)
     sys.stdout.write(out)
     sys.stdout.flush()
-    for msg in doc["messages"] + failures:
+    for msg in doc["messages"] + failures + [w for w in wrote if w]:
         print(f"rtsctl bench: {msg}", file=sys.stderr)
     if failures and code == 0:
         code = 1
     return code
+
+
+def saying(write, what: str, path: str):
+    """A file write that, once done, says what it wrote where (the path in full, so it can be opened)."""
+    import os
+
+    def run() -> str:
+        write()
+        return f"wrote {what} to {os.path.abspath(path)}"
+
+    return run
 
 
 def execute(cfg: BenchConfig) -> int:
@@ -123,7 +135,8 @@ def measure(cfg: BenchConfig) -> tuple[dict, list]:
     doc = build(target, load, totals, hist, svc, agg.timeline, agg.sent)
     writes = []
     if cfg.hdr_out:
-        writes.append(lambda: H.write_log(cfg.hdr_out, start_epoch, agg.log, log_meta(doc, start_epoch)))
+        writes.append(saying(lambda: H.write_log(cfg.hdr_out, start_epoch, agg.log, log_meta(doc, start_epoch)),
+                             "the interval log", cfg.hdr_out))
     if totals["connected"] == 0 and doc["requests"] == 0 and not totals["interrupted"]:
         raise RtsctlError(f"no connection to {cfg.url} could be opened")
     return doc, writes

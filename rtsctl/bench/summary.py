@@ -16,7 +16,7 @@ STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidd
 def merge_results(results) -> dict:
     """Add up the workers' PhaseResults."""
     out = {"status": {}, "errors": {}, "samples": {}, "elapsed": 0.0, "unsent": 0, "cancelled": 0,
-           "interrupted": False, "connected": 0}
+           "interrupted": False, "connected": 0, "throttled": {}}
     for r in results:
         if r is None:
             continue
@@ -31,6 +31,7 @@ def merge_results(results) -> dict:
         out["cancelled"] += r.cancelled
         out["interrupted"] = out["interrupted"] or r.interrupted
         out["connected"] += r.connected
+        H.add_counts(out["throttled"], getattr(r, "throttled", None) or {})
     return out
 
 
@@ -63,6 +64,8 @@ def build(target: dict, load: dict, totals: dict, hist, svc_hist, timeline: list
         "timeline": timeline,
         "histogram": H.encode(hist),
     }
+    if totals.get("throttled"):  # 429s answer at once: in the percentiles they would hide the service's latency
+        doc["throttled"] = {"count": status.get(429, 0), "latency_ms": H.summarize(H.to_hist(totals["throttled"]))}
     if svc_hist is not None:
         doc["service_time_ms"] = H.summarize(svc_hist)
         doc["service_histogram"] = H.encode(svc_hist)
@@ -118,12 +121,20 @@ def diagnose(doc: dict) -> list[str]:
     if by_status.get(429):
         msgs.append(f"{by_status[429]} requests were throttled (429): lower -c / --rate, or raise the deployment's "
                     "max_concurrent_requests_per_instance / instance_count")
-    fives = {k: v for k, v in by_status.items() if k >= 500}
-    if fives:
+    failing = {k: v for k, v in by_status.items() if k >= 400 and k not in (401, 403, 429)}
+    fives = {k: v for k, v in failing.items() if k >= 500}
+    if req and sum(failing.values()) > req / 2:  # a run that mostly failed says why, not only how
+        code = max(failing, key=failing.get)
+        why = ("the scoring script rejected the request body: send what it expects (--body, --payload FILE, or a "
+               "smoke_test.request in the manifest, which bench sends when given none)" if code < 500
+               else "the service failed: see `rtsctl logs MANIFEST`")
+        counts = ", ".join(f"{k} {STATUS_TEXT.get(k, '')}".rstrip() + f" ×{v}" for k, v in failing.items())
+        msgs.append(f"most requests failed ({sum(failing.values())} of {req}: {counts}) - {why}"
+                    + _first_body(doc, code))
+    elif fives:
         code = max(fives, key=fives.get)
-        body = (doc["samples"].get(str(code)) or "").strip().replace("\n", " ")[:120]
         msgs.append(f"{sum(fives.values())} server errors ({', '.join(f'{k}×{v}' for k, v in fives.items())})"
-                    + (f"; first body: {body}" if body else ""))
+                    + _first_body(doc, code).replace(f"first {code} body", "first body"))
     fb = doc.get("falling_behind")
     if fb:
         load = doc["load"]
@@ -137,6 +148,11 @@ def diagnose(doc: dict) -> list[str]:
     if doc["interrupted"]:
         msgs.append(f"interrupted: partial results ({doc['cancelled']} requests in flight were not counted)")
     return msgs
+
+
+def _first_body(doc: dict, code: int) -> str:
+    body = (doc["samples"].get(str(code)) or "").strip().replace("\n", " ")[:120]
+    return f"; first {code} body: {body}" if body else ""
 
 
 def thresholds(doc: dict, max_error_rate: float | None, max_p99_ms: float | None) -> dict:

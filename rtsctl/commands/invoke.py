@@ -36,7 +36,7 @@ def read_request(path: str) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     from rtsctl.engine import open_session
-    from rtsctl.smoke import post
+    from rtsctl.smoke import exchange
 
     from .target import endpoint_output
 
@@ -48,18 +48,28 @@ def run(args: argparse.Namespace) -> int:
                               f"(it has: {', '.join(out['deployments'])})")
         from rtsctl.rollout.successor import live_deployments
 
-        live = live_deployments(session, out["endpoint"]).get(args.deployment) if args.deployment else None
+        names = live_deployments(session, out["endpoint"])
+        live = names.get(args.deployment) if args.deployment else None
     try:
-        status, raw = post(out["scoring_uri"], out["primary_key"], body, live, out["verify"],
+        status, raw, headers = exchange(out["scoring_uri"], out["primary_key"], body, live, out["verify"],
                            args.timeout, args.content_type)
     except (urllib.error.URLError, OSError) as exc:
         raise RtsctlError(f"endpoint {out['endpoint']}: cannot reach {out['scoring_uri']}: "
                           f"{getattr(exc, 'reason', exc)}") from None
     sys.stdout.buffer.write(raw + (b"" if raw.endswith(b"\n") else b"\n"))
     sys.stdout.flush()
-    where = f"endpoint {out['endpoint']}" + (f", deployment {args.deployment}" if args.deployment else "")
+    where = f"endpoint {out['endpoint']}" + _answered_by(headers.get("azureml-model-deployment"), names)
     if 200 <= status < 300:
         print(f"HTTP {status} from {where}", file=sys.stderr)
         return 0
     print(f"Error: HTTP {status} from {where}", file=sys.stderr)
     return 1
+
+
+def _answered_by(live: str | None, names: dict[str, str]) -> str:
+    """Which deployment answered, from the `azureml-model-deployment` header the service sets (Azure and the local
+    front alike), by its manifest name, with the live name when a rollout gave it another."""
+    if not live:
+        return ""
+    name = next((n for n, l in names.items() if l == live), live)
+    return f", deployment {name}" + (f" (live as {live})" if name != live else "")

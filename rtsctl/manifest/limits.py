@@ -7,6 +7,8 @@ would hang or exhaust a laptop.
 
 from __future__ import annotations
 
+import os
+
 MANIFEST_BYTES = 512 * 1024       # a manifest is a page or two of YAML; 512 KiB leaves room for inline smoke bodies
 TEXT_FILE_BYTES = 1 << 20         # conda file, scoring script, Dockerfile
 SCRIPT_BYTES = 4 << 20            # a scoring script may embed a little data
@@ -23,4 +25,11 @@ JSON_BODY_BYTES = 256 * 1024      # a smoke-test request or expected response, s
 ENV_VARS = 200                    # environment variables per deployment
 ENV_NAME_CHARS = 256
 ENV_VALUE_CHARS = 32 * 1024       # Linux refuses a single env string above 128 KiB (MAX_ARG_STRLEN)
-LOCAL_DEFAULT_INSTANCES = 16      # local backend without a declared compute: real processes on this machine
+
+
+def local_default_instances() -> int:
+    """Instances the local backend runs, over all of a manifest's deployments, when their endpoint's compute declares
+    no max_instances: one per CPU core this process may use (sched_getaffinity, which taskset and cgroup cpusets
+    narrow), since each instance is a real scoring process on this machine. The one capacity rule: `validate` checks
+    it, and `plan`/`apply` refuse through the same check before anything runs."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -189,7 +189,20 @@ def _read(path: str | os.PathLike[str], env: Mapping[str, str] | None,
     if UNIQUE_SUFFIX not in env and (suffix := unique_suffix(data, env)):
         env = {**env, UNIQUE_SUFFIX: suffix}
     interpolate(data, env, display, unset=unset)
+    if unset is not None and UNIQUE_SUFFIX not in env:
+        _derived_later(unset)
     return Manifest(manifest_path, data, display)
+
+
+def _derived_later(unset: list[ManifestError]) -> None:
+    """RTSCTL_UNIQUE_SUFFIX is rtsctl's to derive, never the user's to set: while what it is derived from is unset
+    (validate without a subscription), say that, rather than ask for the suffix."""
+    waiting = sorted({e.reason.split()[1] for e in unset if e.reason.startswith("variable ")} - {UNIQUE_SUFFIX})
+    for i, error in enumerate(unset):
+        if error.reason.startswith(f"variable {UNIQUE_SUFFIX} "):
+            unset[i] = ManifestError(f"uses {UNIQUE_SUFFIX}, which rtsctl derives from provider.subscription_id and "
+                                     f"resource_group" + (f" once {', '.join(waiting)} is set" if waiting else ""),
+                                     error.file, error.line, error.field)
 
 
 def load_manifest(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Manifest:

@@ -267,6 +267,7 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
         kubernetes = isinstance(compute, dict) and compute.get("type") == "kubernetes"
         for dpath, dep in _entries(endpoint, "deployments", path):
             _check_deployment(manifest, report, dep, dpath, models, environments, ep_name, kubernetes)
+            _check_smoke_bodies(report, dep.get("smoke_test"), dpath)
             count = dep.get("instance_count", 1)
             # a count outside the schema's bounds is reported there; capacity is judged on sane counts only
             if isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= 1000 and local:
@@ -289,11 +290,12 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
             if isinstance(limit, int) and total > limit:
                 fail(f"deployments ask for {total} instances ({listing}) but the compute allows {limit}",
                      *cpath, "max_instances")
-        elif total > limits.LOCAL_DEFAULT_INSTANCES:
+        elif total > (cores := limits.local_default_instances()):
             first = next(p for p, e in _entries(data, "endpoints")
                          if not (isinstance(e.get("compute"), str) and e["compute"] in computes))
             fail(f"deployments ask for {total} local instances ({listing}); without a compute the local backend runs "
-                 f"at most {limits.LOCAL_DEFAULT_INSTANCES} (declare a `type: local` compute with max_instances)",
+                 f"at most {cores}, one per CPU core rtsctl may use on this machine (os.sched_getaffinity): lower "
+                 "instance_count, or give the endpoint a `type: local` compute with max_instances",
                  *first, "deployments")
 
 
@@ -386,6 +388,13 @@ def _check_smoke(report: Report, endpoint: dict[str, Any], path: Path_, deployme
     target = smoke.get("deployment")
     if isinstance(target, str) and target not in deployments:
         report.add(f"unknown deployment {target!r}", *path, "smoke_test", "deployment")
+    _check_smoke_bodies(report, smoke, path)
+
+
+def _check_smoke_bodies(report: Report, smoke: Any, path: Path_) -> None:
+    """An endpoint's or a deployment's own smoke test: its bodies must be sendable JSON."""
+    if not isinstance(smoke, dict):
+        return
     for key in ("request", "expected_response"):
         if key in smoke:
             problem = _json_problem(smoke[key])

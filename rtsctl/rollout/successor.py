@@ -186,7 +186,7 @@ def roll(action: Action, reconcilers: Mapping[str, Reconciler], report: Callable
                          res.depends_on, res.source)
     report(f"{action.address}: creating successor {succ.new} beside {succ.old} at 0% traffic...")
     call(deployments.create, successor)
-    test = succ.endpoint.inputs.get("smoke_test")
+    test = res.inputs.get("smoke_test") or succ.endpoint.inputs.get("smoke_test")  # its own, else the endpoint's
     if test:
         report(f"{action.address}: smoke test sent to {succ.new} alone...")
         observed = endpoints.observe(succ.endpoint)
@@ -194,7 +194,7 @@ def roll(action: Action, reconcilers: Mapping[str, Reconciler], report: Callable
         try:
             if not outputs.get("scoring_uri"):
                 raise SmokeTestError(f"endpoint {endpoint} has no scoring URI")
-            run_smoke_test(endpoint, outputs["scoring_uri"], outputs.get("primary_key"),
+            run_smoke_test(f"{endpoint}/{succ.new}", outputs["scoring_uri"], outputs.get("primary_key"),
                            {**test, "deployment": succ.new}, succ.verify)
         except SmokeTestError as exc:
             report(f"{action.address}: successor {succ.new} failed its smoke test; deleting it, {succ.old} "

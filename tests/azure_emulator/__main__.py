@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 
 from .faults import KINDS
 from .server import Emulator
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@,+=%-]*")
+
+
+def write_env_file(path: str, env: dict[str, str]) -> None:
+    """NAME=value lines for `env $(cat FILE) cmd` (word-split, unquoted: a value with other characters is refused),
+    written atomically, mode 0600 (it holds the emulator's client secret), never through a symlink."""
+    bad = [name for name, value in env.items() if not _PLAIN.fullmatch(value)]
+    if bad:
+        raise ValueError(f"cannot write {', '.join(bad)} for `env $(cat FILE)` (spaces or shell characters in the "
+                         "value): run the emulator from a folder without them")
+    target = os.path.abspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".emu-env.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(f"{name}={value}\n" for name, value in env.items()))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, target)  # a rename replaces a symlink at `target` itself, never writes through it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply the realistic durations")
     parser.add_argument("--no-retry-after", action="store_true",
                         help="status answers without Retry-After, as Azure sends them (the SDK polls every 5-30 s)")
+    parser.add_argument("--env-file", metavar="FILE",
+                        help="write NAME=value lines reaching the emulator to FILE (mode 0600) once it is ready, for "
+                             "one command at a time: env $(cat FILE) rtsctl plan M; your shell (its HTTPS_PROXY, "
+                             "pip) stays untouched")
     args = parser.parse_args(argv)
 
     from .context import Settings
@@ -39,9 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     print(f"# Azure emulator on {emu.url} (proxy {emu.proxy_url}, LROs {args.lro}, timing {args.timing} "
           f"x{args.time_scale}, fault rate {args.fault_rate})")
-    print("# Paste into your shell; rtsctl's provider.cloud block can use ${RTSCTL_AZURE_RESOURCE_MANAGER} etc.")
-    for name, value in emu.env().items():
-        print(f"export {name}={shlex.quote(value)}")
+    if args.env_file:
+        try:
+            write_env_file(args.env_file, emu.env())
+        except (OSError, ValueError) as exc:
+            emu.stop()
+            print(f"python -m tests.azure_emulator: --env-file {args.env_file}: {exc}", file=sys.stderr)
+            return 1
+        print(f"# wrote {args.env_file}: run one command against the emulator with  env $(cat {args.env_file}) "
+              "rtsctl plan M")
+    else:
+        print("# For one command: env $(cat FILE) rtsctl ..., with --env-file FILE (your shell stays untouched).")
+        print("# Or paste into a shell of its own (HTTPS_PROXY would also send pip through the emulator's proxy):")
+        for name, value in emu.env().items():
+            print(f"export {name}={shlex.quote(value)}")
     print("# ready; Ctrl-C to stop", flush=True)
     try:
         stop.wait()
