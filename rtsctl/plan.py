@@ -218,5 +218,6 @@ def build_destroy_plan(graph: Graph, observed: dict[str, Observed | None],
             shown = ", ".join(holds[:5]) + (f" and {len(holds) - 5} more" if len(holds) > 5 else "")
             actions.append(Action(ActionKind.NOOP, address, res, obs, reasons=[f"kept: it still holds {shown}"]))
             continue
-        actions.append(Action(ActionKind.DELETE, address, res, obs))
+        with_ = [f"goes with endpoint.{res.name}"] if res.kind == "traffic" else []  # its record, counted with it
+        actions.append(Action(ActionKind.DELETE, address, res, obs, reasons=with_))
     return Plan(actions, graph, destroy=True, owner=owner, manifest=manifest)
