@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from reconcilers.base import Reconciler
 
 from . import progress
-from .errors import RtsctlError
+from .errors import ResourceError, RtsctlError
+from .home import StorageError, storage_error
 from .interrupt import finish_or_abandon
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
@@ -166,6 +167,20 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
     report(f"{action.address}: {doing}...")
     progress.start(action.address, doing)
     started = time.monotonic()
+    try:
+        _act(action, reconciler, reconcilers, report, rollout)
+    except StorageError as exc:
+        raise ResourceError(action.address, str(exc)) from None
+    except OSError as exc:  # a full disk, a read-only or vanished folder: named, never a bare [Errno 28]
+        raise ResourceError(action.address, str(storage_error(exc, "file"))) from None
+    elapsed = time.monotonic() - started
+    report(f"{action.address}: {finished} after {elapsed:.1f}s")
+    return elapsed
+
+
+def _act(action: Action, reconciler: Reconciler, reconcilers: dict[str, Reconciler], report: Reporter,
+         rollout: RolloutContext | None) -> None:
+    res = action.resource
     if rollout is not None and res is not None and res.kind == "traffic" and action.kind is not ActionKind.DELETE:
         old = action.observed.spec.get("weights") or {} if action.observed else {}
         run_traffic(rollout, res.name, old, res.spec["weights"])
@@ -180,6 +195,3 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         call_with_retry(reconciler.create, res)
     elif action.kind is ActionKind.DELETE:
         call_with_retry(reconciler.delete, action.observed)
-    elapsed = time.monotonic() - started
-    report(f"{action.address}: {finished} after {elapsed:.1f}s")
-    return elapsed

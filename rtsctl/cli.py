@@ -342,6 +342,7 @@ def _print_outputs(outputs: list[dict[str, Any]], show_secrets: bool, manifest: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)   # whatever rtsctl or a process it starts (front, uv, instances) creates is private by default
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RTSCTL_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
@@ -368,6 +369,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk or a vanished folder outside a resource's action: still named
+        if debug:
+            raise
+        from .home import storage_error
+
+        print(f"Error: {storage_error(exc, 'file')}", file=sys.stderr)
+        return 1
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if debug:
             raise

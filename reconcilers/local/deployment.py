@@ -36,7 +36,7 @@ from .envs import python_for
 from .logs import crash_summary
 from .registry import model_dir
 from .routes import edit_routes, read_routes, read_status
-from .state import Layout, read_json, write_json
+from .state import Layout, private_copy, read_json, write_json
 
 RECORD = "deployment.json"
 READY_TIMEOUT_S = 180.0
@@ -119,7 +119,7 @@ class DeploymentReconciler(Reconciler):
         if not code_dir.is_dir():
             staging = folder / f".{code_dir.name}.staging"
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(res.inputs["code_path"], staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            private_copy(res.inputs["code_path"], staging, f"code of {res.address}", skip=("__pycache__", "*.pyc"))
             if digest_path(staging) != spec["code"]["digest"]:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise ResourceError(res.address, "the code folder changed while it was being deployed; apply again")
