@@ -199,7 +199,7 @@ def out_of_space(path: Path) -> str | None:
 
 def storage_error(exc: OSError, what: str, path: Path | str | None = None) -> StorageError:
     """One line naming the path, the resource and the reason, with what to do for a full disk."""
-    where = path if path is not None else exc.filename
+    where = path if path is not None else (exc.filename2 or exc.filename)   # a copy's target is filename2
     reason = exc.strerror or str(exc)
     hint = "; free some space and run the command again (nothing half-written was kept)" \
         if exc.errno in NO_SPACE else ""
