@@ -89,7 +89,10 @@ class Project:
         deployment["request_settings"] = {"max_concurrent_requests_per_instance": 4,
                                           "request_timeout_ms": TIMEOUT_MS}
         manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
-        self.env = {**os.environ, "RTSCTL_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+        # environments are built outside the home (a small tmpfs could not hold one), once per machine
+        cache = os.environ.get("RTSCTL_ENV_CACHE") or str(Path(tempfile.gettempdir()) / "rtsctl-hostile-envs")
+        self.env = {**os.environ, "RTSCTL_HOME": str(home), "RTSCTL_ENV_CACHE": cache, "NO_COLOR": "1",
+                    "COLUMNS": "200"}
         self.env.pop("RTSCTL_DEBUG", None)
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -132,6 +135,14 @@ def score(port: int, key: str, body: dict, timeout: float = 10.0) -> int:
         return err.code
     except OSError:
         return 0
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
 
 
 def private_modes(home: Path) -> list[str]:
@@ -484,6 +495,7 @@ def full_disk_serving(mount: Path, seconds: float = 3.0) -> Checks:
         check("while full: a request past request_timeout_ms still gets 408 (the sweeper lives)",
               timeouts and set(timeouts) == {408}, str(sorted(set(timeouts))))
         check("while full: the same front serves", project.front() == front)
+        check("while full: the health check (GET /) answers 200", _healthy(port))
         check("while full: no temp file left", not _temp_files(project.home), str(_temp_files(project.home)))
         check("while full: no empty key", _keys_sound(project.home))
         planned = project.run("plan", "dev.yaml", "--detailed-exitcode")
@@ -501,6 +513,9 @@ def full_disk_serving(mount: Path, seconds: float = 3.0) -> Checks:
         with contextlib.suppress(OSError, ValueError):
             updated = json.loads(status_file.read_text())["updated"]
         check("after freeing: the front writes its status again", updated > full_since + seconds)
+        log = project.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "logs" / "rts-score" / "front.log"
+        check("after freeing: front.log says its status is written again", "status.json written again" in
+              log.read_text(errors="replace"), log.read_text(errors="replace")[-600:])
         after = score(port, key, {"name": "slow", "sleep": SLOW_S})
         check("after freeing: 408 still answered", after == 408, str(after))
         again = project.run("apply", "dev.yaml", "-y")

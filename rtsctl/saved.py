@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RtsctlError
+from .home import write_atomic
 from .manifest import Manifest
 from .plan import Plan
 from .render import plan_json
@@ -59,12 +60,7 @@ def save_plan(plan: Plan, manifest: Manifest, path: str, variables: Mapping[str,
     doc = {"format": FORMAT, "manifest": str(manifest.path), "manifest_digest": _file_digest(manifest.path),
            "content_digest": _content_digest(manifest), "variables": dict(variables or {}),
            "actions": _actions(plan)}
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(doc, indent=2) + "\n")
-    except OSError as exc:
-        raise RtsctlError(f"cannot write the plan to {path}: {exc.strerror}") from None
+    write_atomic(Path(path), json.dumps(doc, indent=2) + "\n", "plan")   # 0600; a full disk leaves no half plan
 
 
 def is_saved_plan(path: str) -> bool:

@@ -187,8 +187,8 @@ def is_alive(pid: int | None, started: int | None = None) -> bool:
 
 
 def stop(pid: int | None, started: int | None = None, timeout: float = 5.0) -> None:
-    """Stop the process group led by `pid`: SIGTERM, then SIGKILL after `timeout`."""
-    if not is_alive(pid, started):
+    """Stop the process group led by `pid`: SIGTERM, then SIGKILL after `timeout`. Never another user's."""
+    if not is_alive(pid, started) or not is_mine(pid):
         return
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         try:
