@@ -100,7 +100,9 @@ class EndpointReconciler(Reconciler):
             procs.http_ok(f"http://{_uri_host(record['host'])}:{record['port']}/", 0.5)
             and read_status(folder) is not None), 15.0)
         if not ready or proc.poll() is not None:
-            raise ResourceError(res.address, f"endpoint process did not start; see {logs / 'front.log'}")
+            full = out_of_space(folder)
+            raise ResourceError(res.address, f"endpoint process did not start{f' ({full})' if full else ''}; "
+                                f"see {logs / 'front.log'}")
 
     def delete(self, observed: Observed) -> None:
         folder: Path = observed.handle
