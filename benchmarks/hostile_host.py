@@ -471,6 +471,29 @@ def full_disk_apply(mount: Path, leaves: tuple[int, ...] = (0, 16 << 10, 160 << 
     return check
 
 
+def full_disk_environment(mount: Path) -> Checks:
+    """RTSCTL_ENV_CACHE on a disk that fills while uv installs: the error says "No space left on device" (not
+    lost in the cut of uv's output), no half-built environment is left, and nothing after it is attempted."""
+    check = Checks()
+    project = Project(Path(tempfile.mkdtemp(prefix="rts-disk-project-")), mount / "env-home")
+    project.env["RTSCTL_ENV_CACHE"] = str(mount / "envs")
+    try:
+        filler = fill(mount, 4 << 20)                 # room for the venv, not for its packages
+        applied = project.run("apply", "dev.yaml", "-y")
+        said = applied.stdout + applied.stderr
+        check("environment build on a full disk: the error says No space left on device and names the cache",
+              applied.returncode == 1 and "environment.scoring-env: " in said and "No space left on device" in said
+              and str(mount / "envs") in said and "Traceback" not in said, said[-800:])
+        check("no half-built environment left", not [p.name for p in (mount / "envs").iterdir()
+                                                     if not p.name.endswith(".lock")],
+              str(list((mount / "envs").iterdir())))
+        filler.unlink()
+    finally:
+        project.destroy()
+        shutil.rmtree(project.dir.parent, ignore_errors=True)
+    return check
+
+
 def full_disk_serving(mount: Path, seconds: float = 3.0) -> Checks:
     """The disk fills while the endpoint serves: requests keep their answers (200, and 408 past
     request_timeout_ms), the sweeper and the front live on, plan says the disk is full; once freed, status is

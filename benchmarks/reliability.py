@@ -408,11 +408,12 @@ def full_disk(rows: list[Row]) -> None:
     def run() -> list:
         with tempfile.TemporaryDirectory() as tmp, hostile_host.tmpfs(Path(tmp) / "mnt") as mount:
             return [hostile_host.full_disk_apply(mount, leaves=(0, 16 << 10, 48 << 10, 160 << 10, 400 << 10)),
-                    hostile_host.full_disk_serving(mount)]
+                    hostile_host.full_disk_environment(mount), hostile_host.full_disk_serving(mount)]
 
     rows.append(_scenario_row(
         "full disk", "RTSCTL_HOME on a 24 MiB tmpfs: a first apply with 0 / 16 / 48 / 160 / 400 KiB free, then "
-        "freed; and filled while serving (200s and 408s, plan, status, then freed and applied)", "disk", run))
+        "freed; RTSCTL_ENV_CACHE filling during uv's install; and filled while serving (200s and 408s, health, "
+        "plan, status, then freed and applied)", "disk", run))
 
 
 # --- the local endpoint under load, slow clients and malformed HTTP ------------------------------------------

@@ -50,6 +50,7 @@ def small_disk():
 
 def test_full_disk_during_apply_then_converges(small_disk: Path):
     _assert_all(hh.full_disk_apply(small_disk, leaves=(0, 64 << 10)))
+    _assert_all(hh.full_disk_environment(small_disk))
 
 
 def test_full_disk_while_serving(small_disk: Path):
