@@ -57,9 +57,14 @@ def private_root(path: str | Path, setting: str) -> Path:
         info = os.lstat(root)
     except OSError as exc:
         raise storage_error(exc, f"{setting} folder", root) from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise StorageError(f"{setting} {root} is not a folder (a symlink or a file); point {setting} at a "
-                           "folder of your own")
+    if stat.S_ISLNK(info.st_mode) and info.st_uid in (0, os.geteuid()):
+        # a home moved to a bigger disk and linked back: the folder it points at must pass the same checks
+        private_root(os.path.realpath(root), setting)
+        _checked.add(key)
+        return root
+    if not stat.S_ISDIR(info.st_mode):
+        raise StorageError(f"{setting} {root} is not a folder (or a link of another user's); point {setting} "
+                           "at a folder of your own")
     if info.st_uid != os.geteuid():
         raise StorageError(f"{setting} {root} belongs to another user (uid {info.st_uid}): whoever owns it can "
                            f"plant code or keys that would run as you. Set {setting} to a folder of your own "
