@@ -17,6 +17,11 @@ Rows (each counted as tried / held):
   load         `rtsctl bench` holding the local endpoint busy: no non-2xx, the endpoint answers afterwards
   slow clients slowloris against the local endpoint while a normal client keeps scoring
   malformed    malformed HTTP to the local endpoint: never a 5xx, never a hang, the endpoint answers afterwards
+  users        another real local user (useradd; root only) against a shared dev box: cannot read keys, models or
+               state, flock a lock, signal a process or impersonate the front; a 0777 or foreign home/cache is
+               refused before anything runs (benchmarks/hostile_host.py, also tests/test_hostile_host.py)
+  disk         RTSCTL_HOME on a small tmpfs (root only) filled during apply at several levels and while serving:
+               a named error, no empty key, no temp file, 408s answered, plan truthful, next apply converges
 Only 127.0.0.1 is used; every process started here is ended by its PID.
 """
 
@@ -367,6 +372,50 @@ def _cmdline(pid: int) -> str:
     return str(pid)
 
 
+# --- the host: other users and a full disk (benchmarks/hostile_host.py) ----------------------------------------
+
+def _scenario_row(area: str, what: str, needs: str, run: Callable[[], list]) -> Row:
+    from benchmarks import hostile_host
+
+    row = Row(area, what)
+    why = hostile_host.available(needs)
+    if why:
+        row.notes.append(f"not run: {why}")
+        return row
+    for checks in run():
+        for name, ok, detail in checks.results:
+            row.count(ok, f"{name}: {detail}")
+    row.notes.append(f"{row.tried} checks, among them: " + "; ".join(n for n, _, _ in checks.results[:4])[:260])
+    return row
+
+
+def other_users(rows: list[Row]) -> None:
+    from benchmarks import hostile_host
+
+    def run() -> list:
+        with hostile_host.stranger() as user, tempfile.TemporaryDirectory() as tmp:
+            return [hostile_host.loose_homes(Path(tmp), user), hostile_host.other_user(user)]
+
+    rows.append(_scenario_row(
+        "other users", "another real local user (useradd) on a shared box: reads keys / models / state, flocks every "
+        "lock, signals the front and instances, impersonates the front on its port after it died (invoke, plan, "
+        "apply, destroy); a 0777 home, a home of theirs and a 0777 env cache, via apply and plan", "users", run))
+
+
+def full_disk(rows: list[Row]) -> None:
+    from benchmarks import hostile_host
+
+    def run() -> list:
+        with tempfile.TemporaryDirectory() as tmp, hostile_host.tmpfs(Path(tmp) / "mnt") as mount:
+            return [hostile_host.full_disk_apply(mount, leaves=(0, 16 << 10, 48 << 10, 160 << 10, 400 << 10)),
+                    hostile_host.full_disk_environment(mount), hostile_host.full_disk_serving(mount)]
+
+    rows.append(_scenario_row(
+        "full disk", "RTSCTL_HOME on a 24 MiB tmpfs: a first apply with 0 / 16 / 48 / 160 / 400 KiB free, then "
+        "freed; RTSCTL_ENV_CACHE filling during uv's install; and filled while serving (200s and 408s, health, "
+        "plan, status, then freed and applied)", "disk", run))
+
+
 # --- the local endpoint under load, slow clients and malformed HTTP ------------------------------------------
 
 def local_endpoint(rows: list[Row], which: set[str], duration: int) -> None:
@@ -558,7 +607,7 @@ def render(rows: list[Row], command: str, took: float) -> str:
     return "\n".join(out)
 
 
-SECTIONS = ("inputs", "secrets", "faults", "crash", "load", "slow", "malformed")
+SECTIONS = ("inputs", "secrets", "faults", "crash", "users", "disk", "load", "slow", "malformed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -581,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         ("secrets", lambda: secrets(rows)),
         ("faults", lambda: faults(rows, args.seeds)),
         ("crash", lambda: crash(rows, [0.5, 1.0, 2.0, 3.0, 5.0])),
+        ("users", lambda: other_users(rows)),
+        ("disk", lambda: full_disk(rows)),
     ]
     for name, step in steps:
         if name in which:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from reconcilers.base import Reconciler
 
 from . import progress
-from .errors import RtsctlError
+from .errors import ResourceError, RtsctlError
+from .home import StorageError, storage_error
 from .interrupt import finish_or_abandon
 from .plan import Action, ActionKind, Plan
 from .retry import call_with_retry
@@ -161,7 +162,6 @@ def _skip_dependents_of_failures(waiting: dict[str, set[str]], result: ApplyResu
 
 def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter,
              rollout: RolloutContext | None = None) -> float:
-    res = action.resource
     reconciler = reconcilers[action.address.split(".", 1)[0]]  # addresses are kind.name
     doing, finished = VERBS[action.kind]
     report(f"{action.address}: {doing}...")
@@ -170,6 +170,20 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
     if action.retest:  # nothing of it changed: the smoke test after apply judges it again
         report(f"{action.address}: failed its last smoke test; tested again after apply")
         return 0.0
+    try:
+        _act(action, reconciler, reconcilers, report, rollout)
+    except StorageError as exc:
+        raise ResourceError(action.address, str(exc)) from None
+    except OSError as exc:  # a full disk, a read-only or vanished folder: named, never a bare [Errno 28]
+        raise ResourceError(action.address, str(storage_error(exc, "file"))) from None
+    elapsed = time.monotonic() - started
+    report(f"{action.address}: {finished} after {elapsed:.1f}s")
+    return elapsed
+
+
+def _act(action: Action, reconciler: Reconciler, reconcilers: dict[str, Reconciler], report: Reporter,
+         rollout: RolloutContext | None) -> None:
+    res = action.resource
     if rollout is not None and res is not None and res.kind == "traffic" and action.kind is not ActionKind.DELETE:
         old = action.observed.spec.get("weights") or {} if action.observed else {}
         run_traffic(rollout, res.name, old, res.spec["weights"])
@@ -188,6 +202,3 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         call_with_retry(reconciler.claim, res, reconciler.adopt(res, action.observed))
     else:  # not-owned: apply refuses such a plan before it starts (cli), so this is a bug, not a user error
         raise RtsctlError(f"{action.address}: {action.kind.value} cannot be applied")
-    elapsed = time.monotonic() - started
-    report(f"{action.address}: {finished} after {elapsed:.1f}s")
-    return elapsed

@@ -478,6 +478,7 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(0o077)   # whatever rtsctl or a process it starts (front, uv, instances) creates is private by default
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RTSCTL_DEBUG") == "1"
     if "--no-color" in argv:
@@ -510,6 +511,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk or a vanished folder outside a resource's action: still named
+        if debug:
+            raise
+        from .home import storage_error
+
+        print(f"Error: {storage_error(exc, 'file')}", file=sys.stderr)
+        return 1
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if debug:
             raise

@@ -87,9 +87,9 @@ def wait_for(try_once: Callable[[], T | None], what: str, holder: Callable[[], s
 @contextlib.contextmanager
 def exclusive(path: Path, what: str, operation: str = "a change", timeout: float = 0.0) -> Iterator[None]:
     """A lock among rtsctl runs on this machine: refused at once (or after `timeout` s), naming its holder."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "r+") as handle:
+    from .home import open_lock
+
+    with os.fdopen(open_lock(path), "r+") as handle:  # 0600 in a 0700 folder: nobody else can flock it
         def try_once() -> bool | None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,14 +102,16 @@ def exclusive(path: Path, what: str, operation: str = "a change", timeout: float
             return _clean(handle.read(4 * MAX_FIELD).strip()) or "another rtsctl on this machine"
 
         wait_for(try_once, what, holder, timeout, interval=0.2)
-        handle.seek(0)
-        handle.truncate(0)
-        handle.write(Holder.me(operation).describe())
-        handle.flush()
+        with contextlib.suppress(OSError):  # who holds it is a courtesy: a full disk must not stop the run
+            handle.seek(0)
+            handle.truncate(0)
+            handle.write(Holder.me(operation).describe())
+            handle.flush()
         try:
             yield
         finally:
-            handle.seek(0)
-            handle.truncate(0)
-            handle.flush()
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate(0)
+                handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)

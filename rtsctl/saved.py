@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from .digest import file_digests
 from .errors import RtsctlError
+from .home import write_atomic
 from .manifest import Manifest
 from .plan import Plan
 from .render import plan_json
@@ -119,20 +119,8 @@ def save_plan(plan: Plan, manifest: Manifest, resources: Iterable[Resource], pat
     target = Path(path)
     if target.is_dir() and not target.is_symlink():
         raise RtsctlError(f"cannot write the plan to {path}: it is a directory")
-    tmp = None
-    try:  # mkstemp creates the file 0600 with O_EXCL: nobody else's file, whatever was at `path`
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(doc, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)  # replaces a symlink itself, never writes its target
-        tmp = None
-    except OSError as exc:
-        raise RtsctlError(f"cannot write the plan to {path}: {exc.strerror}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    write_atomic(target, json.dumps(doc, indent=2) + "\n", "plan")  # 0600 via temp + rename: a symlink's target
+    # is untouched, and a full disk leaves no half plan
 
 
 def is_saved_plan(path: str) -> bool:

@@ -25,13 +25,14 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from .access import AccessLog
+from rtsctl.home import open_lock, write_atomic
+
 from .logfile import RotatingFile
 from .supervisor import Instance
 from .wire import HEAD_TIMEOUT_S, REASONS, BadRequest, parse_request, response
@@ -48,6 +49,7 @@ DROP_HEADERS = frozenset({b"authorization", b"connection", b"keep-alive", b"cont
                           b"transfer-encoding", b"te", b"upgrade", b"proxy-authorization"})
 JSON = b"Content-Type: application/json\r\n"
 HEALTHY = b"Healthy"
+STATUS_RETRY_S = 1.0              # a failed status.json write (full disk) is tried again this often
 ANSWERS_WRITE_S = 0.5             # while a deployment answers, status.json carries its counts at most this stale
 
 log = logging.getLogger("rtsctl.front")
@@ -392,6 +394,7 @@ class Front:
         self._status_pending = False
         self.counted = False       # a deployment answered since status.json was last written
         self._status_at = 0.0
+        self._status_failing = False
 
     # ---- configuration --------------------------------------------------------------------
     def reload(self) -> None:
@@ -486,16 +489,21 @@ class Front:
 
     # ---- housekeeping ---------------------------------------------------------------------
     async def sweeper(self) -> None:
+        """Timeouts (408), hung instances and status.json: an error in one round is logged and the next
+        round runs, so the sweeper never dies (a full disk once killed it silently, and 408s with it)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(SWEEP_S)
-            now = loop.time()
-            for deployment in [*self.deployments.values(), *self.removed]:
-                deployment.sweep(now)
-            if self.counted and not self._status_pending and now - self._status_at >= ANSWERS_WRITE_S:
-                self.write_status()
-            self.removed = [d for d in self.removed
-                            if d.in_flight or any(i.state != "stopped" for i in d.all_instances())]
+            try:
+                now = loop.time()
+                for deployment in [*self.deployments.values(), *self.removed]:
+                    deployment.sweep(now)
+                if self.counted and not self._status_pending and now - self._status_at >= ANSWERS_WRITE_S:
+                    self.write_status()
+                self.removed = [d for d in self.removed
+                                if d.in_flight or any(i.state != "stopped" for i in d.all_instances())]
+            except Exception:
+                log.exception("sweeper round failed; the next round runs in %.2f s", SWEEP_S)
 
     def status_changed(self) -> None:
         if not self._status_pending:
@@ -507,10 +515,17 @@ class Front:
         self._status_at = asyncio.get_running_loop().time()
         data = {"pid": os.getpid(), "port": self.port, "updated": time.time(), "revision": self.revision,
                 "deployments": {n: d.status() for n, d in self.deployments.items()}}
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".status.json.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(tmp, self.folder / "status.json")
+        try:
+            write_atomic(self.folder / "status.json", json.dumps(data, indent=1), "endpoint status", durable=False)
+        except Exception as exc:  # a full disk: keep serving, say so once, write again until it works
+            if not self._status_failing:
+                log.error("%s; retrying every %.0f s", exc, STATUS_RETRY_S)
+            self._status_failing = self._status_pending = True
+            asyncio.get_running_loop().call_later(STATUS_RETRY_S, self.write_status)
+            return
+        if self._status_failing:
+            self._status_failing = False
+            log.info("status.json written again")
 
     async def shutdown(self) -> None:
         for deployment in [*self.deployments.values(), *self.removed]:
@@ -527,7 +542,7 @@ class Front:
 
 
 def _lock(folder: Path) -> int | None:
-    fd = os.open(folder / "front.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock(folder / "front.lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -553,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = folder / "run"
     run_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(run_dir, 0o700)
-    for stale in run_dir.iterdir():
+    for stale in [*run_dir.iterdir(), *folder.glob(".status.json.*")]:   # sockets; temp files of a killed front
         stale.unlink(missing_ok=True)
     os.chdir(run_dir)  # instances' sockets are addressed relative to it (paths are limited to 107 bytes)
     try:

@@ -18,6 +18,7 @@ class RotatingFile:
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS, stdio: bool = False):
         """`stdio`: also point this process's fds 1 and 2 at the current file (for the front's own log)."""
         self.path, self.max_bytes, self.backups, self.stdio = path, max_bytes, backups, stdio
+        self.fd, self.dropped = -1, 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -29,13 +30,25 @@ class RotatingFile:
             os.dup2(self.fd, 2)
 
     def write(self, data: bytes) -> None:
-        if self.size + len(data) > self.max_bytes and self.size:
-            self.rotate()
-        os.write(self.fd, data[: self.max_bytes])
-        self.size += min(len(data), self.max_bytes)
+        """Append `data`; on a full disk the lines are dropped (and counted), never raised: a log must not
+        stop the supervisor that restarts instances or the copy of an instance's output."""
+        try:
+            if self.fd < 0:
+                self._open()
+            if self.size + len(data) > self.max_bytes and self.size:
+                self.rotate()
+            os.write(self.fd, data[: self.max_bytes])
+            self.size += min(len(data), self.max_bytes)
+        except OSError:
+            self.dropped += len(data)
+            return
+        if self.dropped:
+            dropped, self.dropped = self.dropped, 0
+            self.write(f"--- {dropped} bytes of log dropped: the disk was full\n".encode())
 
     def rotate(self) -> None:
         os.close(self.fd)
+        self.fd = -1
         for n in range(self.backups, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{n}")
             newer = self.path.with_name(f"{self.path.name}.{n - 1}") if n > 1 else self.path
@@ -44,7 +57,8 @@ class RotatingFile:
         self._open()
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
 
 
 def tail(path: Path, lines: int = 10) -> list[str]:

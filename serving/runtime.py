@@ -26,13 +26,17 @@ def isolated_path(root: Path) -> Path:
     target = root / f"serving-{digest.hexdigest()[:16]}"
     if (target / "serving").is_dir():
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))
-    for path in files:
-        dest = staging / "serving" / path.relative_to(PACKAGE)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest)
-    os.chmod(staging, 0o755)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))   # 0700
+    try:
+        for path in files:
+            dest = staging / "serving" / path.relative_to(PACKAGE)
+            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copyfile(path, dest)   # content only, 0600: not the install's mode
+            os.chmod(dest, 0o600)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)   # a full disk leaves no half copy
+        raise
     try:
         os.rename(staging, target)
     except OSError:  # another apply made it first

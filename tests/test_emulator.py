@@ -474,7 +474,6 @@ def test_endpoint_and_deployment_answers_have_the_recorded_shape(azure_emulator_
 
 
 def test_asset_answers_follow_the_recordings(azure_emulator, monkeypatch):
-    from azure.ai.ml.entities import Model
     from azure.core.exceptions import ResourceNotFoundError
 
     emu = azure_emulator

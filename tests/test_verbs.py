@@ -13,11 +13,9 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-import pytest
 
 from tests.azure_emulator import Emulator
 from tests.conftest import Cli
-from tests.helpers import post
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
 

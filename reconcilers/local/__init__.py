@@ -29,6 +29,9 @@ class LocalBackend(Backend):
     def __init__(self, settings: BackendSettings):
         super().__init__(settings)
         self.layout = Layout(settings.resource_group, settings.workspace, settings.owner)
+        from .envs import cache_root
+
+        cache_root()   # a loose environment cache is refused before anything runs, as a loose home is
 
     def reconcilers(self) -> dict[str, Reconciler]:
         made = {cls.kind: cls(self.layout) for cls in KINDS}

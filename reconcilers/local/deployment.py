@@ -36,10 +36,11 @@ from .envs import python_for
 from .logs import crash_summary
 from .registry import model_dir
 from .routes import edit_routes, read_routes, read_status
-from .state import Layout, read_json, write_json
+from .state import Layout, out_of_space, private_copy, read_json, write_json
 
 RECORD = "deployment.json"
 READY_TIMEOUT_S = 180.0
+FULL_DISK_WAIT_S = 3.0          # a full disk that long while waiting: the front's status cannot tell, so say why
 LOG_LINES = 8
 
 
@@ -104,7 +105,7 @@ class DeploymentReconciler(Reconciler):
         if not code_dir.is_dir():
             staging = folder / f".{code_dir.name}.staging"
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(res.inputs["code_path"], staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            private_copy(res.inputs["code_path"], staging, f"code of {res.address}", skip=("__pycache__", "*.pyc"))
             if digest_path(staging) != spec["code"]["digest"]:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise ResourceError(res.address, "the code folder changed while it was being deployed; apply again")
@@ -122,6 +123,7 @@ class DeploymentReconciler(Reconciler):
     def _wait_ready(self, res: Resource, endpoint_dir: Path, name: str, generation: str, count: int,
                     revision: int) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
+        full_since: float | None = None
         while True:
             status = read_status(endpoint_dir)
             if status is None:
@@ -141,6 +143,11 @@ class DeploymentReconciler(Reconciler):
                 if mine.get("generation") == generation and mine.get("ready", 0) >= count and \
                         sum(1 for i in mine["instances"] if i["generation"] == generation) == count:
                     return
+            full = out_of_space(endpoint_dir)
+            full_since = (full_since or time.monotonic()) if full else None
+            if full_since and time.monotonic() - full_since > FULL_DISK_WAIT_S:   # the front retries each second
+                raise ResourceError(res.address, f"{full}: the endpoint process cannot report whether the instances "
+                                                 "are ready")
             if time.monotonic() > deadline:
                 raise ResourceError(res.address, f"instances not ready after {READY_TIMEOUT_S:.0f}s; see "
                                     f"{self.layout.logs(endpoint_dir.name, name)}")

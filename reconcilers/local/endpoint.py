@@ -19,7 +19,7 @@ from rtsctl.resources import Observed, Resource
 from ..base import Reconciler
 from . import procs
 from .routes import RECORD, edit_routes, front_pid, read_status, reload_front
-from .state import Layout, new_key, read_json, write_json, write_secret
+from .state import Layout, new_key, out_of_space, private_dir, read_json, write_json, write_secret
 
 KEY_FILES = ("primary", "secondary")
 BIND = "127.0.0.1"
@@ -33,7 +33,11 @@ def _uri_host(bind: str) -> str:
 
 
 def front_alive(folder: Path, record: dict) -> bool:
-    return front_pid(folder) is not None and procs.http_ok(
+    """True when our own front (this user's process, found by its endpoint folder) holds the listening socket
+    of the endpoint's port and answers there. A process of someone else on that port is never trusted: it
+    would get the bearer key from `invoke`, `bench` and the smoke test."""
+    pid = front_pid(folder)
+    return pid is not None and procs.listens_on(pid, record["port"]) and procs.http_ok(
         f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/", timeout=1.0)
 
 
@@ -52,17 +56,26 @@ class EndpointReconciler(Reconciler):
         record = read_json(folder / RECORD)
         if record is None or "spec" not in record:
             return None
-        problems = [] if front_alive(folder, record) else [
-            f"endpoint process (port {record['port']}) is not running"]
+        alive = front_alive(folder, record)
+        problems = [] if alive else [f"endpoint process (port {record['port']}) is not running"]
         if record.get("host", BIND) != self.bind:
             problems.append(f"listens on {record.get('host', BIND)}; provider.bind asks for {self.bind}")
         keys = {f"{name}_key": _read_key(folder, name) for name in KEY_FILES}
+        full = out_of_space(folder)
+        if full:
+            problems.append(full)
+        if record["spec"].get("auth_mode", "key") == "key":
+            problems += [f"key {name} is missing or empty" for name in KEY_FILES if keys[f"{name}_key"] is None]
+        # no scoring URI while no front of ours serves it: nothing sends a key to whatever holds the port
+        uri = f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/score" if alive else None
         return Observed(address, record["spec"], owned=True, problems=problems, owner=record.get("owner"),
-                        outputs={"scoring_uri": f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/score", **keys}, handle=folder)
+                        outputs={"scoring_uri": uri, "provisioning_state": "Succeeded" if alive else
+                                 f"not serving (no front of yours answers on port {record['port']}; run rtsctl apply)",
+                                 **keys}, handle=folder)
 
     def create(self, res: Resource) -> None:
         folder = self.layout.endpoint(res.name)
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(folder)
         record = read_json(folder / RECORD) or {}
         for name in KEY_FILES:
             if _read_key(folder, name) is None:
@@ -87,7 +100,9 @@ class EndpointReconciler(Reconciler):
             procs.http_ok(f"http://{_uri_host(record['host'])}:{record['port']}/", 0.5)
             and read_status(folder) is not None), 15.0)
         if not ready or proc.poll() is not None:
-            raise ResourceError(res.address, f"endpoint process did not start; see {logs / 'front.log'}")
+            full = out_of_space(folder)
+            raise ResourceError(res.address, f"endpoint process did not start{f' ({full})' if full else ''}; "
+                                f"see {logs / 'front.log'}")
 
     def delete(self, observed: Observed) -> None:
         folder: Path = observed.handle
@@ -107,9 +122,7 @@ class EndpointReconciler(Reconciler):
             raise ResourceError(res.address, "does not exist yet: run rtsctl apply first")
         if res.spec.get("auth_mode", "key") != "key":
             raise ResourceError(res.address, f"uses {res.spec['auth_mode']} authentication, which has no keys")
-        staged = folder / "keys" / f".{which}.new"
-        write_secret(staged, new_key())
-        staged.replace(folder / "keys" / which)
+        write_secret(folder / "keys" / which, new_key())
         reload_front(folder)
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
@@ -124,6 +137,6 @@ class EndpointReconciler(Reconciler):
 
 def _read_key(folder: Path, name: str) -> str | None:
     try:
-        return (folder / "keys" / name).read_text().strip()
-    except FileNotFoundError:
+        return (folder / "keys" / name).read_text().strip() or None   # an empty file (an older rtsctl, a full
+    except FileNotFoundError:                                          # disk) is no key: apply writes a new one
         return None

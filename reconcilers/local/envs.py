@@ -51,7 +51,7 @@ from rtsctl.envvars import env_number
 from rtsctl.errors import RtsctlError
 
 from .procs import command_lines
-from .state import home, write_json
+from .state import home, private_root, write_json
 
 FORMAT = 1                      # bump when the layout of a built environment changes
 MARKER = "rtsctl-env.json"      # written last, before the rename: its presence means "complete"
@@ -220,8 +220,9 @@ def _pip_entries(entries: Any, where: str) -> list[str]:
 # -- materialization ---------------------------------------------------------------------------------
 
 def cache_root() -> Path:
-    # absolute: an instance's argv[0] is its environment's python, which is how prune() sees it is in use
-    return Path(os.environ.get("RTSCTL_ENV_CACHE") or home() / "envs").expanduser().absolute()
+    # absolute: an instance's argv[0] is its environment's python, which is how prune() sees it is in use;
+    # private: whoever may write there could plant an interpreter that runs as you
+    return private_root(os.environ.get("RTSCTL_ENV_CACHE") or home() / "envs", "RTSCTL_ENV_CACHE")
 
 
 def _python(env: Path) -> Path:
@@ -407,6 +408,10 @@ def _explain(lines: list[str]) -> str:
     if missing:
         return (f"not on PyPI: {', '.join(missing)} (a conda dependency is installed from PyPI by the same name; "
                 "a conda-only package has to go, or be listed under pip: by its PyPI name)")
+    full = next((ln.strip() for ln in lines if "No space left on device" in ln or "Disk quota exceeded" in ln), None)
+    if full:  # said first, whatever else uv printed: the 800-character cut below once dropped it
+        return (f"No space left on device while building the environment in {cache_root()} (uv: {full[-300:]}); "
+                "free some space (or RTSCTL_ENV_CACHE elsewhere) and apply again")
     useful = [ln.strip() for ln in lines if ln.strip() and not ln.startswith(("Using ", "Resolved ", " + "))]
     return "uv failed: " + " | ".join(useful[-6:])[:800]
 

@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from rtsctl.home import private_dir
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
@@ -40,8 +42,8 @@ def port_is_free(port: int) -> bool:
 
 def spawn(argv: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start `argv` detached in its own session, stdout and stderr appended to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    private_dir(log_path.parent)
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600), "ab") as log:
         return subprocess.Popen(
             argv,
             cwd=cwd,
@@ -68,14 +70,58 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def command_lines() -> Iterator[tuple[int, list[bytes]]]:
-    """(pid, argv) of every process this user can see (one gone meanwhile is skipped)."""
+    """(pid, argv) of every process that runs as this user (one gone meanwhile is skipped). Another user's
+    process is never ours, whatever its command line says: it is neither signalled nor trusted."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            if not is_mine(int(entry.name)):
+                continue
             yield int(entry.name), (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+
+
+def is_mine(pid: int) -> bool:
+    """True if `pid` runs with this user's real and effective uid (/proc/PID/status `Uid:` line)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    real, effective = line.split()[1:3]
+                    return int(real) == int(effective) == os.geteuid()
+    except (OSError, ValueError, IndexError):
+        return False
+    return False
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True if `pid` holds a TCP socket listening on `port` (any address): the kernel's socket tables
+    (/proc/net/tcp, tcp6) give the listener's inode, and the process's fds must include it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def owned_by(folder: Path) -> list[int]:
@@ -105,6 +151,8 @@ def stop_owned(folder: Path, timeout: float = 5.0) -> None:
 
 
 def _signal(pid: int, sig: int) -> None:
+    if not is_mine(pid):   # a PID reused by someone else's process since it was found
+        return
     try:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -139,8 +187,8 @@ def is_alive(pid: int | None, started: int | None = None) -> bool:
 
 
 def stop(pid: int | None, started: int | None = None, timeout: float = 5.0) -> None:
-    """Stop the process group led by `pid`: SIGTERM, then SIGKILL after `timeout`."""
-    if not is_alive(pid, started):
+    """Stop the process group led by `pid`: SIGTERM, then SIGKILL after `timeout`. Never another user's."""
+    if not is_alive(pid, started) or not is_mine(pid):
         return
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         try:

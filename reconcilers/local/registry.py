@@ -13,7 +13,7 @@ from rtsctl.digest import current
 from rtsctl.resources import Observed, Resource
 
 from ..base import Reconciler
-from .state import Layout, read_json, write_json
+from .state import Layout, private_copy, private_dir, read_json, write_json
 
 
 def _versions(folder: Path) -> list[tuple[int, dict]]:
@@ -82,13 +82,15 @@ class ModelReconciler(_RegistryReconciler):
         target = folder / str(number)
         staging = folder / f".{number}.staging"
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        # As on Azure ML, AZUREML_MODEL_DIR holds the registered file or folder by its own name.
-        if source.is_dir():
-            shutil.copytree(source, staging / source.name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, staging / source.name)
-        write_json(staging / "version.json", record)
+        try:
+            private_dir(staging)
+            # As on Azure ML, AZUREML_MODEL_DIR holds the registered file or folder by its own name; 0600 whatever
+            # the source's mode, so no other user of this machine reads the model.
+            private_copy(source, staging / source.name, f"model {res.name}")
+            write_json(staging / "version.json", record, what=f"record of model {res.name}")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)   # a full disk leaves no half-copied model behind
+            raise
         staging.rename(target)
 
     def record_file(self, folder: Path, number: int) -> Path:

@@ -26,7 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rtsctl.home import home, write_json  # noqa: F401 - the local backend's records go through them
+# the local backend's files go through these (rtsctl/home.py): private, atomic, named on failure
+from rtsctl.home import (home, open_lock, out_of_space, private_copy, private_dir, private_root,  # noqa: F401
+                         write_atomic, write_json)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -39,21 +41,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """An exclusive lock around read-modify-write of a record shared by concurrent reconcilers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = open_lock(path.with_name(path.name + ".lock"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # releases the lock
 
 
 def write_secret(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
-    os.chmod(path, 0o600)
+    """A key: 0600, atomic (a full disk leaves the old key or none, never an empty one)."""
+    write_atomic(path, value, "key")
 
 
 def new_key() -> str:
