@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .digest import _files
-from .home import home, write_json
+from .home import StorageError, home, write_json
 
 TEXT_BYTES = 256 * 1024         # a file kept as text for line counts (scoring scripts are far smaller)
 SNAPSHOT_BYTES = 4 * 1024 * 1024  # all the text of one snapshot
@@ -183,8 +183,8 @@ def snapshot_all(resources: Iterable[Any]) -> None:
             elif res.kind == "environment":
                 conda = res.inputs.get("conda_file")
                 snapshot_environment(res.spec["digest"], Path(conda) if conda else None, res.spec.get("image"))
-        except OSError:
-            continue  # a snapshot is a convenience: the plan falls back to the digests
+        except (OSError, StorageError):
+            continue  # a snapshot is a convenience (a full disk must not stop a plan): it falls back to the digests
 
 
 #: digested fields whose change is shown as what changed inside: (kind, change path) -> describer

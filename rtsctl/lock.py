@@ -89,29 +89,28 @@ def exclusive(path: Path, what: str, operation: str = "a change", timeout: float
     """A lock among rtsctl runs on this machine: refused at once (or after `timeout` s), naming its holder."""
     from .home import open_lock
 
-    with os.fdopen(open_lock(path), "r+") as handle:  # 0600 in a 0700 folder: nobody else can flock it
+    fd = open_lock(path)  # 0600 in a 0700 folder: nobody else can flock it; unbuffered, so a full disk fails
+    try:                  # only the courtesy write below, never the close
+
         def try_once() -> bool | None:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
                 return None
 
         def holder() -> str:
-            handle.seek(0)
-            return _clean(handle.read(4 * MAX_FIELD).strip()) or "another rtsctl on this machine"
+            text = os.pread(fd, 4 * MAX_FIELD, 0).decode("utf-8", "replace")
+            return _clean(text.strip()) or "another rtsctl on this machine"
 
         wait_for(try_once, what, holder, timeout, interval=0.2)
         with contextlib.suppress(OSError):  # who holds it is a courtesy: a full disk must not stop the run
-            handle.seek(0)
-            handle.truncate(0)
-            handle.write(Holder.me(operation).describe())
-            handle.flush()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, Holder.me(operation).describe().encode(), 0)
         try:
             yield
         finally:
             with contextlib.suppress(OSError):
-                handle.seek(0)
-                handle.truncate(0)
-                handle.flush()
-            fcntl.flock(handle, fcntl.LOCK_UN)
+                os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
