@@ -433,10 +433,18 @@ def _path_check(manifest: Manifest, report: Report, relative: Any, what: str, ch
 
 
 def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str | int) -> None:
-    """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either."""
+    """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either. Its `pip:` entries
+    are PyPI requirements and nothing else where rtsctl builds the environment (the local provider); for
+    Azure, which builds the image from the file as it is, what the local backend would refuse is noted."""
     from .load import parse_yaml_text
+    from .requirements import pip_entries
+
+    data: Any = None
+    provider = manifest.data.get("provider")
+    local = not isinstance(provider, dict) or provider.get("kind", "local") == "local"
 
     def read(target: Path) -> None:
+        nonlocal data
         text = files.read_text(target, limits.TEXT_FILE_BYTES)
         try:
             data = parse_yaml_text(text, relative)
@@ -445,7 +453,19 @@ def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str |
         if not isinstance(data, dict):
             raise files.FileProblem("a conda file is a YAML mapping (name, channels, dependencies)")
 
-    _path_check(manifest, report, relative, "conda file", read, *path)
+    if _path_check(manifest, report, relative, "conda file", read, *path) is None:
+        return
+    for entry in pip_entries(data):
+        if entry.problem is None:
+            continue
+        where = f"{relative}:{entry.line}" if entry.line else relative
+        if local:
+            report.add(f"conda file {relative!r}: line {entry.line}: pip entry {entry.text!r} {entry.problem}",
+                       *path)
+        else:
+            manifest.notes.append(f"{report.file}:{line_of(report.data, list(path)) or 1}: {where}: pip entry "
+                                  f"{entry.text!r} {entry.problem} (Azure's image build takes it as written; "
+                                  "the local backend would refuse it)")
 
 
 def _inside(report: Report, folder: Path, relative: Any, what: str, *path: str | int, read: Any) -> None:
