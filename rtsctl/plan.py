@@ -89,8 +89,8 @@ def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler
         return Action(ActionKind.REPLACE, resource.address, resource, observed, changes)
     if changes or observed.problems:
         return Action(ActionKind.UPDATE, resource.address, resource, observed, changes,
-                      list(observed.problems) + warnings)
-    return Action(ActionKind.NOOP, resource.address, resource, observed)
+                      list(observed.problems) + warnings + list(observed.notes))
+    return Action(ActionKind.NOOP, resource.address, resource, observed, reasons=list(observed.notes))
 
 
 def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list[Observed],

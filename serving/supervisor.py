@@ -19,7 +19,6 @@ then gets 502); the others had not started and go back to the deployment's queue
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -28,7 +27,9 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .limits import DEFAULT_MEMORY, Cage
 from .logfile import RotatingFile
+from .reaper import die_with_parent
 from .wire import BadRequest, parse_response
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 PROBE_DEFAULTS = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
 HEALTHY_RESET_S = 10.0
 CRASH_LOOP = 3
-PR_SET_PDEATHSIG = 1
 
 
 def probe_settings(conf: dict[str, Any] | None) -> dict[str, int]:
@@ -48,17 +48,6 @@ def probe_settings(conf: dict[str, Any] | None) -> dict[str, int]:
 def backoff(failures: int) -> float:
     # Two quick deaths are what a poison request costs (the instance, then its successor running it alone).
     return 0.0 if failures < CRASH_LOOP else min(0.5 * 2 ** (failures - CRASH_LOOP), 30.0)
-
-
-def _die_with_parent(parent: int):
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def setup() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the front died between fork and prctl
-            os._exit(1)
-
-    return setup
 
 
 class Upstream(asyncio.Protocol):
@@ -123,6 +112,8 @@ class Instance:
         self.incarnation = 0        # events of a previous process (late EOF, reaping) must not touch the next one
         self.kill_reason = ""       # why the supervisor killed it (a failed liveness probe), for its exit reason
         self.restart_handle: asyncio.TimerHandle | None = None
+        self.cage: Cage | None = None   # its memory limit (and cgroup): serving.limits
+        self.oom_kills = 0
 
     # ---- rotation -------------------------------------------------------------------------
     def accepting(self) -> bool:
@@ -173,10 +164,21 @@ class Instance:
         read_end, write_end = os.pipe()
         self.log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting instance {self.index} "
                        f"(restart {self.restarts})\n".encode())
+        limit = int(launch.get("memory") or DEFAULT_MEMORY)
+        if self.cage is None or self.cage.limit != limit:
+            if self.cage is not None:
+                self.cage.close()
+            self.cage = Cage(self.owner, self.socket_name.removesuffix(".sock"), limit)
+        cage, die = self.cage, die_with_parent(os.getpid())
+
+        def preexec() -> None:
+            die()
+            cage.preexec()
+
         try:
             self.proc = subprocess.Popen(argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=write_end,
-                                         stderr=write_end, close_fds=True, preexec_fn=_die_with_parent(os.getpid()))
-        except OSError as exc:
+                                         stderr=write_end, close_fds=True, preexec_fn=preexec)
+        except (OSError, subprocess.SubprocessError) as exc:
             os.close(read_end)
             os.close(write_end)
             self.log.write(f"cannot start {launch['python']}: {exc}\n".encode())
@@ -207,13 +209,20 @@ class Instance:
         asyncio.get_running_loop().remove_reader(pidfd)
         os.close(pidfd)
         code = proc.wait()
-        if self.kill_reason and incarnation == self.incarnation:
+        oom = self.cage is not None and self.cage.oom_killed(code)
+        if oom:
+            self.oom_kills += 1
+            reason = f"OOMKilled: over its memory limit of {self.cage.describe()}"
+        elif self.kill_reason and incarnation == self.incarnation:
             reason = self.kill_reason
         elif code is not None and code < 0:
             reason = f"killed by signal {signal.Signals(-code).name}"
         else:
             reason = f"exited with code {code}" + (" (init() failed)" if code == 3 and not self.ever_ready else "")
         self.log.write(f"--- instance {self.index} {reason}\n".encode())
+        if self.cage is not None:
+            Cage.kill_all(self.cage.path)        # what it started, even in a session of its own
+        self.deployment.front.end_orphans()
         self.died(reason, incarnation)
 
     async def _become_ready(self) -> None:
@@ -326,6 +335,7 @@ class Instance:
                                    "request and is not restarted (it was being removed)")
             self.replay.clear()
             self.state = "stopped"
+            self.close_cage()
             self.deployment.changed()
             return
         delay = backoff(self.failures)
@@ -372,6 +382,7 @@ class Instance:
         self.replay.clear()
         if self.state in ("dead", "new", "stopped"):
             self.state = "stopped"
+            self.close_cage()
             return
         self.state = "draining"
         if not self.outstanding:
@@ -381,6 +392,11 @@ class Instance:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             asyncio.get_running_loop().call_later(3.0, self.kill)
+
+    def close_cage(self) -> None:
+        if self.cage is not None:
+            self.cage.close()
+            self.cage = None
 
     def _unlink_socket(self) -> None:
         for name in (self.socket_name, self.socket_name + ".init"):
@@ -397,5 +413,6 @@ class Instance:
             state = "crash-loop"
         return {"index": self.index, "generation": self.generation, "pid": self.proc.pid if self.proc else None,
                 "state": state, "restarts": self.restarts, "exits": self.exits, "failures": self.failures,
-                "ever_ready": self.ever_ready, "last_exit": self.last_exit, "log": str(self.log.path)}
+                "ever_ready": self.ever_ready, "last_exit": self.last_exit, "log": str(self.log.path),
+                "memory_limit": self.cage.describe() if self.cage else None, "oom_kills": self.oom_kills}
 

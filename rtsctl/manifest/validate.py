@@ -291,6 +291,7 @@ def _check_deployment(manifest: Manifest, report: Report, dep: dict[str, Any], p
     if isinstance(env, str) and env not in environments:
         fail(f"unknown environment {env!r} (declared: {_listing(environments) or 'none'})",
              *path, "environment")
+    _check_resources(manifest, report, dep.get("resources"), *path, "resources")
     name = dep.get("name")
     if kubernetes and isinstance(name, str) and endpoint:  # no endpoint name (unset variable, or its own error)
         low, high = names.KUBERNETES_PAIR
@@ -399,6 +400,27 @@ def _json_problem(value: Any) -> str | None:
     if size > limits.JSON_BODY_BYTES:
         return f"is {size} bytes as JSON; the limit is {limits.JSON_BODY_BYTES}"
     return None
+
+
+MIN_MEMORY = 64 * 1024 ** 2   # below this a Python scoring host cannot even start
+
+
+def _check_resources(manifest: Manifest, report: Report, resources: Any, *path: str | int) -> None:
+    """`resources.limits.memory` is enforced locally (serving.limits); the azure provider does not send it yet."""
+    if not isinstance(resources, dict):
+        return
+    provider = manifest.data.get("provider")
+    if isinstance(provider, dict) and provider.get("kind", "local") != "local":
+        report.add("the azure provider does not send resources to Azure yet (its instance_type decides the "
+                   "limits there); remove it for azure manifests", *path)
+        return
+    from serving.limits import human, parse_memory
+
+    memory = (resources.get("limits") or {}).get("memory") if isinstance(resources.get("limits"), dict) else None
+    size = parse_memory(memory) if isinstance(memory, str) else None
+    if size is not None and size < MIN_MEMORY:
+        report.add(f"{memory} is below {human(MIN_MEMORY)}, too little for a Python scoring host",
+                   *path, "limits", "memory")
 
 
 def _check_tags(report: Report, tags: Any, *path: str | int) -> None:
