@@ -1,0 +1,123 @@
+"""Hostile or careless scoring scripts, and a dying front (issue 14), on one applied endpoint:
+
+- an instance over its memory limit (`resources.limits.memory`) is OOMKilled and restarted while the other
+  instance keeps answering; `rtsctl logs` and `plan` say so;
+- what a scoring script starts (a child, one in its own session, a double-forked daemon) dies with its instance:
+  on restart and on destroy;
+- an answer over the response bound is refused; a client that never reads is cut off, the front stays small;
+- SIGKILL of the front under steady load: it answers 200 again on the same port within 2 s with no apply,
+  and `plan` shows the restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from benchmarks.survival import HOSTILE, Load, alive, until
+from tests.conftest import Cli
+from tests.helpers import edit_yaml, post
+
+
+def status(cli: Cli) -> dict:
+    folder = next(cli.home.rglob("endpoints/rts-score"))
+    return json.loads((folder / "status.json").read_text())
+
+
+def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
+    (project / "hostile").mkdir()
+    (project / "hostile" / "score.py").write_text(HOSTILE)
+
+    def change(m: dict) -> None:
+        dep = m["endpoints"][0]["deployments"][0]
+        dep.pop("environment")            # the bare environment: this script needs the standard library only
+        dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
+        dep["instance_count"] = 2
+        dep["resources"] = {"limits": {"memory": "256Mi"}}
+        m["endpoints"][0].pop("smoke_test")
+
+    edit_yaml(project / "dev.yaml", change)
+    cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
+    uri, key, port = out["scoring_uri"], out["primary_key"], int(out["scoring_uri"].split(":")[2].split("/")[0])
+
+    from serving.limits import mechanism
+    plan = cli.ok("plan", "dev.yaml").out
+    assert f"memory limit of 256Mi ({mechanism()})" in plan, plan
+
+    # what each instance started
+    seen: dict[int, list[int]] = {}
+    for _ in range(20):
+        code, _, body = post(uri, {"who": 1}, key)
+        assert code == 200, body
+        answer = json.loads(body)
+        seen[answer["host"]] = answer["kids"]
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2, seen
+    kids = [pid for pids in seen.values() for pid in pids]
+    assert len(kids) == 6 and all(alive(pid) for pid in kids), kids
+
+    # restart: a killed host takes what it started along (child, new session, daemon)
+    victim, orphans = next(iter(seen.items()))
+    os.kill(victim, signal.SIGKILL)
+    assert until(lambda: not any(alive(pid) for pid in orphans), 3.0), [p for p in orphans if alive(p)]
+
+    # over the memory limit: OOMKilled (twice: the instance, then its successor running the request alone),
+    # restarted, while the other requests keep being answered
+    with Load(out) as load:
+        time.sleep(0.3)
+        code, _, body = post(uri, {"allocate": 4 * 1024 ** 3}, key, timeout=60)
+        time.sleep(0.3)
+    assert code == 502, (code, body)
+    assert load.results and not load.failed(), load.failed()[:5]
+    assert until(lambda: all(i["state"] == "ready" for i in status(cli)["deployments"]["blue"]["instances"]),
+                    10.0), status(cli)
+    assert sum(i["oom_kills"] for i in status(cli)["deployments"]["blue"]["instances"]) >= 2
+    logs = cli.ok("logs", "dev.yaml", "--tail", "200").out
+    assert "OOMKilled: over its memory limit of 256Mi" in logs, logs[-2000:]
+    assert "OOMKilled instance restart(s) so far" in cli.ok("plan", "dev.yaml").out
+
+    # answers over the bound are refused; a client that never reads is cut off and the front stays small
+    from serving.wire import MAX_RESPONSE
+    code, headers, body = post(uri, {"big": MAX_RESPONSE + 1}, key, timeout=30)
+    assert code == 424 and b"larger than" in body, (code, body[:200])
+    worker = status(cli)["worker"]
+    greedy = []
+    request = (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json"
+               f"\r\nContent-Length: 20\r\n\r\n" + json.dumps({"big": 8_000_000}).ljust(20)).encode()
+    for _ in range(8):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(request * 8)
+        greedy.append(sock)
+    time.sleep(3)
+    rss_kb = int(next(line for line in Path(f"/proc/{worker}/status").read_text().splitlines()
+                      if line.startswith("VmRSS")).split()[1])
+    for sock in greedy:
+        sock.close()
+    assert rss_kb < 400 * 1024, f"front RSS {rss_kb} kB with 8 clients that never read"
+
+    # SIGKILL of the front under steady load: back on the same port within 2 s, no apply
+    with Load(out) as load:
+        time.sleep(0.5)
+        os.kill(status(cli)["worker"], signal.SIGKILL)
+        killed = time.monotonic()
+        assert until(lambda: load.back_after(killed) is not None, 5.0)
+        time.sleep(0.5)
+    back = load.back_after(killed)
+    assert back < 2.0, f"answered again after {back:.2f}s"
+    assert len(load.failed()) <= 3, load.failed()        # at most the requests in flight at the kill
+    plan = cli.ok("plan", "dev.yaml").out
+    assert "the front restarted 1 time(s)" in plan and "killed by signal SIGKILL" in plan, plan
+
+    # destroy: nothing an instance started survives
+    survivors = [answer for answer in (json.loads(post(uri, {"who": 2}, key)[2]) for _ in range(4))]
+    kids = {pid for answer in survivors for pid in answer["kids"]}
+    assert kids and all(alive(pid) for pid in kids)
+    cli.ok("destroy", "dev.yaml", "-y")
+    assert until(lambda: not any(alive(pid) for pid in kids), 3.0), [p for p in kids if alive(p)]
