@@ -27,6 +27,7 @@ import socket
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from . import engines
 from .limits import OOM_EXIT
@@ -149,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def out_of_memory(where: str) -> int:
-    """A MemoryError is the memory limit (RLIMIT_AS where no cgroup could be made): exit as OOM-killed."""
+def out_of_memory(where: str) -> NoReturn:
+    """A MemoryError is the memory limit (RLIMIT_AS where no cgroup could be made): exit as OOM-killed, at once
+    (an orderly exit would close the front's connection first, and the front would SIGKILL the host over it)."""
     os.write(2, f"{where} ran out of memory (MemoryError): the instance is over its memory limit\n".encode())
-    return OOM_EXIT
+    os._exit(OOM_EXIT)
 
 
 if __name__ == "__main__":

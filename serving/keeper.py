@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import signal
 import tempfile
 import time
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import limits
 from .reaper import become_subreaper, die_with_parent, end_adopted
 from .supervisor import CRASH_LOOP, HEALTHY_RESET_S, backoff
 
@@ -58,6 +60,27 @@ def write_record(folder: Path, record: dict[str, Any]) -> None:
             pass
 
 
+def _wait(worker: int, record: dict[str, Any], began: float, folder: Path) -> int:
+    """Wait for the worker to end and return its wait status; once it has run HEALTHY_RESET_S, a past crash loop
+    is over (recorded at once, so `plan` stops reporting it)."""
+    pidfd = os.pidfd_open(worker)
+    try:
+        while True:
+            left = began + HEALTHY_RESET_S - time.monotonic()
+            ready, _, _ = select.select([pidfd], [], [], max(left, 0.0) if record["failures"] else None)
+            if ready:
+                break
+            if record["failures"] and time.monotonic() - began >= HEALTHY_RESET_S:
+                record.update(failures=0, crash_loop=False)
+                write_record(folder, record)
+    finally:
+        os.close(pidfd)
+    while True:
+        pid, status = os.waitpid(-1, 0)     # reaps what else was handed to us meanwhile, too
+        if pid == worker:
+            return status
+
+
 def supervise(folder: Path, work: Callable[[dict[str, Any]], int]) -> int:
     """Run `work(record)` in a forked worker until told to stop, restarting it whenever it dies."""
     become_subreaper()
@@ -80,6 +103,7 @@ def supervise(folder: Path, work: Callable[[dict[str, Any]], int]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     write_record(folder, record)
+    limits.sweep(str(folder))           # cgroups a killed keeper left
     while not stopping:
         began = time.monotonic()
         worker = os.fork()
@@ -95,16 +119,14 @@ def supervise(folder: Path, work: Callable[[dict[str, Any]], int]) -> int:
             finally:
                 logging.shutdown()
                 os._exit(code)
-        while True:
-            pid, status = os.waitpid(-1, 0)
-            if pid == worker:
-                break
+        status = _wait(worker, record, began, folder)
         worker = 0
         end_adopted(lambda: set())      # what the dead front's instances left behind
+        limits.sweep(str(folder))       # and their cgroups
         if stopping:
             break
         reason = describe(status)
-        record["failures"] = 1 if time.monotonic() - began >= HEALTHY_RESET_S else record["failures"] + 1
+        record["failures"] += 1
         record["restarts"] += 1
         record["last_exit"] = reason
         record["last_exit_at"] = time.time()

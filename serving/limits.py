@@ -9,8 +9,10 @@ container and Kubernetes restarts it, reporting `OOMKilled`. Locally the same ha
   OOM kills), where rtsctl's own cgroup lets it create one;
 * a cgroup v1 child in the `memory` hierarchy (memory.limit_in_bytes and memsw; memory.oom_control's
   `oom_kill` counts OOM kills): the case of machines whose v2 tree has no controllers;
-* otherwise RLIMIT_AS on the host process: an allocation past it raises MemoryError, and the host exits
-  with OOM_EXIT, which the front reports as OOMKilled too.
+* otherwise (or with RTSCTL_MEMORY_CGROUPS=0 in the environment of the apply that starts the front) RLIMIT_AS
+  on the host process: an allocation past it raises MemoryError, and the host exits with OOM_EXIT, which the
+  front reports as OOMKilled too. RLIMIT_AS counts address space, not memory in use: a library that maps much
+  more than it touches needs a higher limit there than under a cgroup.
 
 A cgroup also holds everything the instance started, so `kill_all` ends it all (serving.reaper does
 the same without cgroups). Cgroups are children of the front's own cgroup, named after the endpoint
@@ -90,6 +92,8 @@ def _mounts() -> dict[str, Path]:
 
 def _base() -> tuple[str, Path] | None:
     """("cgroup v2" | "cgroup v1", the folder new cgroups go in), or None when neither can be used here."""
+    if os.environ.get("RTSCTL_MEMORY_CGROUPS", "1") == "0":   # the user's choice: leave the cgroup tree alone
+        return None
     own, mounts = _own_cgroups(), _mounts()
     if "v2" in mounts and "" in own:
         base = mounts["v2"] / own[""].lstrip("/")
@@ -112,6 +116,28 @@ def mechanism() -> str:
     return found[0] if found else "RLIMIT_AS"
 
 
+def _prefix(owner: str) -> str:
+    return f"rtsctl-{hashlib.sha256(owner.encode()).hexdigest()[:10]}-"
+
+
+def sweep(owner: str) -> None:
+    """Empty and remove every cgroup of the endpoint `owner`: what a killed front left (none of its instances
+    runs any more when a front starts)."""
+    found = _base()
+    if found is None:
+        return
+    try:
+        stale = [p for p in found[1].iterdir() if p.name.startswith(_prefix(owner)) and p.is_dir()]
+    except OSError:
+        return
+    for path in stale:
+        Cage.kill_all(path)
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
 class Cage:
     """One instance's memory limit: its cgroup when one could be made, else RLIMIT_AS set at exec."""
 
@@ -120,8 +146,7 @@ class Cage:
         self.kind, self.path = "RLIMIT_AS", None
         found = _base()
         if found is not None:
-            tag = hashlib.sha256(owner.encode()).hexdigest()[:10]
-            path = found[1] / f"rtsctl-{tag}-{name}"
+            path = found[1] / f"{_prefix(owner)}{name}"
             try:
                 self.kill_all(path)
                 path.mkdir(exist_ok=True)

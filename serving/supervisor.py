@@ -164,12 +164,11 @@ class Instance:
         read_end, write_end = os.pipe()
         self.log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting instance {self.index} "
                        f"(restart {self.restarts})\n".encode())
-        limit = int(launch.get("memory") or DEFAULT_MEMORY)
-        if self.cage is None or self.cage.limit != limit:
-            if self.cage is not None:
-                self.cage.close()
-            self.cage = Cage(self.owner, self.socket_name.removesuffix(".sock"), limit)
-        cage, die = self.cage, die_with_parent(os.getpid())
+        # a cgroup per process: the previous one's is emptied and removed when that process is reaped, which
+        # may come after this start (its connection closing is what triggered the restart)
+        self.cage = cage = Cage(self.owner, f"{self.socket_name.removesuffix('.sock')}.{self.incarnation}",
+                                int(launch.get("memory") or DEFAULT_MEMORY))
+        die = die_with_parent(os.getpid())
 
         def preexec() -> None:
             die()
@@ -181,6 +180,7 @@ class Instance:
         except (OSError, subprocess.SubprocessError) as exc:
             os.close(read_end)
             os.close(write_end)
+            cage.close()
             self.log.write(f"cannot start {launch['python']}: {exc}\n".encode())
             self.died(f"cannot start: {exc}", self.incarnation)
             return
@@ -188,7 +188,7 @@ class Instance:
         os.set_blocking(read_end, False)
         loop.add_reader(read_end, self._copy_output, read_end)
         pidfd = os.pidfd_open(self.proc.pid)
-        loop.add_reader(pidfd, self._reap, pidfd, self.proc, self.incarnation)
+        loop.add_reader(pidfd, self._reap, pidfd, self.proc, self.incarnation, cage)
         self.tasks = [loop.create_task(self._become_ready()), loop.create_task(self._liveness_while_starting())]
         self.deployment.changed()
 
@@ -205,14 +205,15 @@ class Instance:
         asyncio.get_running_loop().remove_reader(fd)
         os.close(fd)
 
-    def _reap(self, pidfd: int, proc: subprocess.Popen, incarnation: int) -> None:
+    def _reap(self, pidfd: int, proc: subprocess.Popen, incarnation: int, cage: Cage) -> None:
         asyncio.get_running_loop().remove_reader(pidfd)
         os.close(pidfd)
         code = proc.wait()
-        oom = self.cage is not None and self.cage.oom_killed(code)
+        oom = cage.oom_killed(code)
+        cage.close()                            # what it started, even in a session of its own
         if oom:
             self.oom_kills += 1
-            reason = f"OOMKilled: over its memory limit of {self.cage.describe()}"
+            reason = f"OOMKilled: over its memory limit of {cage.describe()}"
         elif self.kill_reason and incarnation == self.incarnation:
             reason = self.kill_reason
         elif code is not None and code < 0:
@@ -220,9 +221,9 @@ class Instance:
         else:
             reason = f"exited with code {code}" + (" (init() failed)" if code == 3 and not self.ever_ready else "")
         self.log.write(f"--- instance {self.index} {reason}\n".encode())
-        if self.cage is not None:
-            Cage.kill_all(self.cage.path)        # what it started, even in a session of its own
         self.deployment.front.end_orphans()
+        if self.state == "dead" and incarnation == self.incarnation or oom:
+            self.last_exit = reason             # more telling than the closed connection that may have come first
         self.died(reason, incarnation)
 
     async def _become_ready(self) -> None:

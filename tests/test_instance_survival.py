@@ -78,8 +78,8 @@ def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
     assert until(lambda: all(i["state"] == "ready" for i in status(cli)["deployments"]["blue"]["instances"]),
                     10.0), status(cli)
     assert sum(i["oom_kills"] for i in status(cli)["deployments"]["blue"]["instances"]) >= 2
-    logs = cli.ok("logs", "dev.yaml", "--tail", "200").out
-    assert "OOMKilled: over its memory limit of 256Mi" in logs, logs[-2000:]
+    assert until(lambda: "OOMKilled: over its memory limit of 256Mi" in cli.ok("logs", "dev.yaml", "--tail", "200").out,
+                 5.0)
     assert "OOMKilled instance restart(s) so far" in cli.ok("plan", "dev.yaml").out
 
     # answers over the bound are refused; a client that never reads is cut off and the front stays small
@@ -115,9 +115,43 @@ def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
     plan = cli.ok("plan", "dev.yaml").out
     assert "the front restarted 1 time(s)" in plan and "killed by signal SIGKILL" in plan, plan
 
-    # destroy: nothing an instance started survives
+    # a front that keeps dying: restarted with backoff, and drift in plan with its log named
+    for _ in range(2):
+        worker = status(cli)["worker"]
+        os.kill(worker, signal.SIGKILL)
+        assert until(lambda: status(cli).get("worker") not in (None, worker), 5.0)
+    plan = cli("plan", "dev.yaml", "--detailed-exitcode")
+    assert plan.code == 2 and "keeps dying" in plan.out and "front.log" in plan.out, str(plan)
+    assert post(uri, {"who": 3}, key)[0] == 200
+
+    # destroy: nothing an instance started survives (the crash loop above killed none of them either)
     survivors = [answer for answer in (json.loads(post(uri, {"who": 2}, key)[2]) for _ in range(4))]
     kids = {pid for answer in survivors for pid in answer["kids"]}
     assert kids and all(alive(pid) for pid in kids)
     cli.ok("destroy", "dev.yaml", "-y")
     assert until(lambda: not any(alive(pid) for pid in kids), 3.0), [p for p in kids if alive(p)]
+
+
+def test_without_cgroups_the_limit_is_rlimit_as_and_a_memoryerror_is_oomkilled(cli: Cli, project: Path):
+    (project / "hostile").mkdir()
+    (project / "hostile" / "score.py").write_text(HOSTILE)
+
+    def change(m: dict) -> None:
+        dep = m["endpoints"][0]["deployments"][0]
+        dep.pop("environment")
+        dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
+        dep["instance_count"] = 1
+        dep["resources"] = {"limits": {"memory": "512Mi"}}
+        m["endpoints"][0].pop("smoke_test")
+
+    edit_yaml(project / "dev.yaml", change)
+    cli.ok("apply", "dev.yaml", "-y", env={"RTSCTL_MEMORY_CGROUPS": "0"})
+    out = cli.outputs()
+    assert "memory limit of 512Mi (RLIMIT_AS)" in cli.ok("plan", "dev.yaml").out
+    code, _, body = post(out["scoring_uri"], {"allocate": 4 * 1024 ** 3}, out["primary_key"], timeout=60)
+    assert code == 502, (code, body)
+    said = ("ran out of memory (MemoryError)", "OOMKilled: over its memory limit of 512Mi (RLIMIT_AS)")
+    assert until(lambda: all(s in cli.ok("logs", "dev.yaml", "--tail", "100").out for s in said), 5.0), \
+        cli.ok("logs", "dev.yaml", "--tail", "100").out
+    assert until(lambda: status(cli)["deployments"]["blue"]["ready"] == 1, 10.0)
+    assert post(out["scoring_uri"], {"who": 1}, out["primary_key"])[0] == 200

@@ -127,7 +127,8 @@ def _describe(error: Any, path: Path_) -> tuple[str, Path_]:
     if kind == "enum":
         return f"must be one of {', '.join(map(repr, error.validator_value))}, got {_show(instance)}", path
     if kind == "pattern":
-        return f"{_show(instance)} is not a valid name (pattern {error.validator_value})", path
+        what = "a memory quantity such as 512Mi or 2Gi" if path and path[-1] == "memory" else "a valid name"
+        return f"{_show(instance)} is not {what} (pattern {error.validator_value})", path
     if kind == "oneOf" and path and "image" in (error.schema.get("oneOf", [{}])[0].get("required", [])):
         return "an environment needs exactly one of 'image' or 'build'", path
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):

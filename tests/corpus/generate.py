@@ -267,6 +267,12 @@ for _name in PIP_ENTRIES:
         "conda_file: seed/conda.yaml", f"conda_file: files/pip-{_name}.yaml",
         f"environments[0].conda_file: conda file 'files/pip-{_name}.yaml': line 5: pip entry ", f"pip-{_name}.yaml")
 
+# resources.limits.memory (issue 14): a quantity, and enough for a Python host
+EDITS["resources-memory-too-small"] = ("        instance_count: 1\n", "        instance_count: 1\n        resources: {limits: {memory: 16Mi}}\n",
+                                       f"{DEP}.resources.limits.memory: 16Mi is below 64Mi", "resources:")
+EDITS["resources-memory-not-a-quantity"] = ("        instance_count: 1\n", "        instance_count: 1\n        resources: {limits: {memory: 2GB}}\n",
+                                            f"{DEP}.resources.limits.memory: '2GB' is not a memory quantity", "resources:")
+
 # A manifest padded past the 1 MiB limit at test time (setup `pad`): too big to commit.
 EDITS["manifest-over-1mib"] = ("provider: {kind: local}", "provider: {kind: local}", "bytes, larger than the 524288-byte limit",
                                None)
