@@ -77,6 +77,13 @@ def test_pip_entries_that_are_not_requirements_are_refused_before_anything_and_r
     assert "note: azure.yaml:" in result.err and "the local backend would refuse it" in result.err, result.err
     assert seen == []
 
+    # resources.limits.memory is enforced locally only: refused in an azure manifest rather than silently dropped
+    text = (project / "azure.yaml").read_text()
+    (project / "azure.yaml").write_text(text.replace("instance_count:", "resources: {limits: {memory: 1Gi}}\n"
+                                                     "        instance_count:", 1))
+    result = cli("validate", "azure.yaml")
+    assert result.code == 1 and "resources: the azure provider does not send resources" in result.err, str(result)
+
 
 def test_the_build_timeout_is_wall_clock_and_ends_what_the_build_started(tmp_path: Path, monkeypatch):
     """A build that prints nothing (a silent setup.py) is stopped at RTSCTL_ENV_BUILD_TIMEOUT, with its children."""

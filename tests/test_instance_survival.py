@@ -155,3 +155,24 @@ def test_without_cgroups_the_limit_is_rlimit_as_and_a_memoryerror_is_oomkilled(c
         cli.ok("logs", "dev.yaml", "--tail", "100").out
     assert until(lambda: status(cli)["deployments"]["blue"]["ready"] == 1, 10.0)
     assert post(out["scoring_uri"], {"who": 1}, out["primary_key"])[0] == 200
+
+
+def test_an_init_over_the_limit_fails_apply_as_oomkilled_with_what_to_do(cli: Cli, project: Path):
+    (project / "hostile").mkdir()
+    (project / "hostile" / "score.py").write_text(
+        "hog = None\n\ndef init():\n    global hog\n    hog = b'x' * (1024 ** 3)\n\ndef run(raw):\n    return 1\n")
+
+    def change(m: dict) -> None:
+        dep = m["endpoints"][0]["deployments"][0]
+        dep.pop("environment")
+        dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
+        dep["instance_count"] = 1
+        dep["resources"] = {"limits": {"memory": "128Mi"}}
+        m["endpoints"][0].pop("smoke_test")
+
+    edit_yaml(project / "dev.yaml", change)
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1, str(result)
+    said = result.out + result.err
+    assert "(OOMKilled)" in said and "raise the deployment's resources.limits.memory" in said, str(result)
+    assert "instance 0 OOMKilled: over its memory limit of 128Mi" in result.err and "Traceback" not in said

@@ -153,7 +153,8 @@ class DeploymentReconciler(Reconciler):
                     what = failed["reason"]
                     if failed.get("state") == "crash-loop":  # it had served, and now dies at every restart
                         what = f"is crash-looping ({failed.get('restarts', 0)} restarts; last: {what})"
-                    raise ResourceError(res.address, f"instance {failed['index']} {what}: {cause.strip()} "
+                    detail = "" if cause.strip() in what else f": {cause.strip()}"
+                    raise ResourceError(res.address, f"instance {failed['index']} {what}{detail} "
                                         f"(log: {failed['log']})")
                 if mine.get("generation") == generation and mine.get("ready", 0) >= count and \
                         sum(1 for i in mine["instances"] if i["generation"] == generation) == count:
