@@ -512,7 +512,8 @@ class Front:
     def write_status(self) -> None:
         self._status_pending = self.counted = False
         self._status_at = asyncio.get_running_loop().time()
-        data = {"pid": self.record.get("keeper", os.getpid()), "worker": os.getpid(), "port": self.port, "updated": time.time(), "revision": self.revision,
+        data = {"pid": self.record.get("keeper", os.getpid()), "worker": os.getpid(), "port": self.port,
+                "updated": time.time(), "revision": self.revision,
                 "deployments": {n: d.status() for n, d in self.deployments.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".status.json.")
         with os.fdopen(fd, "w") as handle:

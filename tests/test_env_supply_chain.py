@@ -58,9 +58,9 @@ def test_pip_entries_that_are_not_requirements_are_refused_before_anything_and_r
         cli: Cli, project: Path, listener):
     port, seen = listener
     conda = project / "seed" / "conda.yaml"
-    for entry in entries(port):
+    for n, entry in enumerate(entries(port)):
         conda.write_text(f"name: env\ndependencies:\n  - pip\n  - pip:\n      - six\n      - {entry}\n")
-        for verb in ("validate", "apply"):
+        for verb in ("validate", "apply") if n < 4 else ("validate",):   # apply: the ones naming the listener
             args = [verb, "dev.yaml"] + (["-y"] if verb == "apply" else [])
             result = cli(*args, env={"RTSCTL_ENV_CACHE": str(cli.home / "envs")})
             assert result.code == 1, (entry, str(result))
