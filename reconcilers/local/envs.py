@@ -125,7 +125,16 @@ def _dist(requirement: str) -> str:
 # -- conda file -> requirements ---------------------------------------------------------------------
 
 def conda_to_pip(entry: str) -> str:
-    """One conda match spec as a PyPI requirement, or EnvBuildError for a conda-only package."""
+    """One conda match spec as a PyPI requirement (held to the same rule as a `pip:` entry: a PEP 508 requirement
+    with no URL, rtsctl.manifest.requirements), or EnvBuildError for a conda-only package."""
+    translated = _conda_to_pip(entry)
+    requirement, problem = pip_requirement(translated)
+    if problem is not None:
+        raise EnvBuildError(f"cannot read conda dependency {entry!r}: as a PyPI requirement, {translated!r} {problem}")
+    return requirement
+
+
+def _conda_to_pip(entry: str) -> str:
     text = entry.split("::", 1)[1] if "::" in entry else entry
     match = _CONDA_SPEC.match(text.strip())
     if not match:
