@@ -49,6 +49,12 @@ class Action:
     def changes_world(self) -> bool:
         return self.kind is not ActionKind.NOOP
 
+    @property
+    def notes(self) -> list[str]:
+        """What the reconciler says about the resource as it is (Observed.notes): shown, never part of the
+        plan's identity (a saved plan stays valid when a count in a note moves)."""
+        return list(self.observed.notes) if self.observed is not None else []
+
 
 @dataclass
 class Plan:
@@ -89,8 +95,8 @@ def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler
         return Action(ActionKind.REPLACE, resource.address, resource, observed, changes)
     if changes or observed.problems:
         return Action(ActionKind.UPDATE, resource.address, resource, observed, changes,
-                      list(observed.problems) + warnings + list(observed.notes))
-    return Action(ActionKind.NOOP, resource.address, resource, observed, reasons=list(observed.notes))
+                      list(observed.problems) + warnings)
+    return Action(ActionKind.NOOP, resource.address, resource, observed)
 
 
 def build_plan(graph: Graph, observed: dict[str, Observed | None], orphans: list[Observed],

@@ -50,7 +50,10 @@ def _content_digest(manifest: Manifest) -> str:
 
 
 def _actions(plan: Plan) -> list[dict[str, Any]]:
-    return json.loads(json.dumps(plan_json(plan)["actions"], default=str))
+    actions = json.loads(json.dumps(plan_json(plan)["actions"], default=str))
+    for action in actions:
+        action.pop("notes", None)     # what is said about the world as it is, not what will be done
+    return actions
 
 
 def save_plan(plan: Plan, manifest: Manifest, path: str, variables: Mapping[str, str] | None = None) -> None:
