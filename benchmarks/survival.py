@@ -174,6 +174,7 @@ def _hostile_project(tmp: Path) -> Project:
     dep.pop("environment")
     dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
     dep["resources"] = {"limits": {"memory": "256Mi"}}
+    dep["request_settings"]["request_timeout_ms"] = 60000   # an OOM kill, restart and replay on a busy machine
     manifest["endpoints"][0].pop("smoke_test")
     (project.dir / "dev.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     return project
@@ -210,6 +211,7 @@ def hostile(rows: list[Row], which: set[str], rounds: int = 3, kills: int = 5) -
             out = project.outputs()
             if "limits" in which:
                 rows.append(_memory(project, out, rounds))
+                rows.append(_unread(project, out))
             if "orphans" in which:
                 rows.append(_orphans(project, out, rounds))
             if "front" in which:
@@ -241,6 +243,51 @@ def _memory(project: Project, out: dict, rounds: int) -> Row:
         row.notes.append(f"round {i}: {len(load.results)} requests alongside, {len(failed)} failed; "
                          f"OOM kills {before} -> {after}")
     return row
+
+
+def _unread(project: Project, out: dict, clients: int = 8, pipelined: int = 8) -> Row:
+    from serving.wire import MAX_RESPONSE
+
+    row = Row("big answers", f"an answer over the {MAX_RESPONSE >> 20} MiB bound, then {clients} clients pipelining "
+                             f"{pipelined} requests for 8 MB answers each and never reading, while another client "
+                             "scores; held = the big answer is refused (424), the front stays under 400 MB and the "
+                             "other client's requests are answered 200")
+    code, body = _ask(out, {"big": MAX_RESPONSE + 1})
+    row.count(code == 424 and b"larger than" in body, f"over-bound answer: {code} {body[:120]!r}")
+    def made() -> int:
+        return _status(project)["deployments"]["blue"]["answers"].get("200", 0)
+
+    before = made()
+    greedy = never_reading(out, clients, pipelined)
+    answered = [_ask(out, {"who": 0}, timeout=30)[0] for _ in range(10)]
+    until(lambda: made() >= before + clients * pipelined + 10, 60.0)     # every big answer was made
+    rss = rss_mb(_status(project)["worker"])
+    for sock in greedy:
+        sock.close()
+    row.count(rss < 400, f"front RSS {rss} MB")
+    row.count(answered == [200] * 10, f"other client got {answered}")
+    row.notes.append(f"front RSS with {clients} clients that never read: {rss} MB")
+    return row
+
+
+def never_reading(out: dict, clients: int = 8, pipelined: int = 8) -> list[socket.socket]:
+    """Connections that each pipeline requests for 8 MB answers and never read one."""
+    port = int(out["scoring_uri"].split(":")[2].split("/")[0])
+    request = (f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {out['primary_key']}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+               + json.dumps({"big": 8_000_000}).ljust(20)).encode()
+    greedy = []
+    for _ in range(clients):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(request * pipelined)
+        greedy.append(sock)
+    return greedy
+
+
+def rss_mb(pid: int) -> int:
+    return int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS")).split()[1]) >> 10
 
 
 def _orphans(project: Project, out: dict, rounds: int) -> Row:
