@@ -245,15 +245,17 @@ def _memory(project: Project, out: dict, rounds: int) -> Row:
     return row
 
 
-def _unread(project: Project, out: dict, clients: int = 8, pipelined: int = 8) -> Row:
+def _unread(project: Project, out: dict, clients: int = 8, pipelined: int = 6) -> Row:
     from serving.wire import MAX_RESPONSE
 
     row = Row("big answers", f"an answer over the {MAX_RESPONSE >> 20} MiB bound, then {clients} clients pipelining "
                              f"{pipelined} requests for 8 MB answers each and never reading, while another client "
-                             "scores; held = the big answer is refused (424), the front stays under 400 MB and the "
-                             "other client's requests are answered 200")
+                             f"scores ({clients * pipelined} requests: within the endpoint's admission of 2 x 16 x 2, "
+                             "so it is admitted too); held = the big answer is refused (424), the front stays under "
+                             "400 MB and the other client's requests are answered 200")
     code, body = _ask(out, {"big": MAX_RESPONSE + 1})
     row.count(code == 424 and b"larger than" in body, f"over-bound answer: {code} {body[:120]!r}")
+
     def made() -> int:
         return _status(project)["deployments"]["blue"]["answers"].get("200", 0)
 
