@@ -6,7 +6,7 @@ learn.microsoft.com how-to-manage-kubernetes-instance-types); over it, the kerne
 container and Kubernetes restarts it, reporting `OOMKilled`. Locally the same happens with, in order:
 
 * a cgroup v2 child with the `memory` controller (memory.max, memory.swap.max = 0; memory.events counts
-  OOM kills), where rtsctl's own cgroup lets it create one;
+  OOM kills), where rtsctl's own cgroup is writable and enables `memory` for its subtree (a delegated one);
 * a cgroup v1 child in the `memory` hierarchy (memory.limit_in_bytes and memsw; memory.oom_control's
   `oom_kill` counts OOM kills): the case of machines whose v2 tree has no controllers;
 * otherwise (or with RTSCTL_MEMORY_CGROUPS=0 in the environment of the apply that starts the front) RLIMIT_AS
@@ -97,8 +97,8 @@ def _base() -> tuple[str, Path] | None:
     own, mounts = _own_cgroups(), _mounts()
     if "v2" in mounts and "" in own:
         base = mounts["v2"] / own[""].lstrip("/")
-        try:
-            controllers = (base / "cgroup.controllers").read_text().split()
+        try:   # children get the memory controller only if it is enabled for this cgroup's subtree
+            controllers = (base / "cgroup.subtree_control").read_text().split()
         except OSError:
             controllers = []
         if "memory" in controllers and os.access(base, os.W_OK):
@@ -154,6 +154,10 @@ class Cage:
                 self.kind, self.path = found[0], path
             except OSError:
                 self.kind, self.path = "RLIMIT_AS", None
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
         self.ooms = self._oom_count()
 
     def _configure(self, kind: str, path: Path) -> None:
