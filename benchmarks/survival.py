@@ -320,7 +320,9 @@ def _front(project: Project, out: dict, kills: int) -> Row:
     for i in range(kills):
         with Load(out) as load:
             time.sleep(1.0)
-            os.kill(_status(project)["worker"], signal.SIGKILL)
+            worker = _status(project)["worker"]
+            os.kill(worker, signal.SIGKILL)
+            until(lambda: not alive(worker), 2.0)       # measured from its death, not from sending the signal
             killed = time.monotonic()
             until(lambda: load.back_after(killed) is not None, 5.0)
             time.sleep(1.0)

@@ -100,7 +100,9 @@ def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
     # SIGKILL of the front under steady load: back on the same port within 2 s, no apply
     with Load(out) as load:
         time.sleep(0.5)
-        os.kill(status(cli)["worker"], signal.SIGKILL)
+        worker = status(cli)["worker"]
+        os.kill(worker, signal.SIGKILL)
+        until(lambda: not alive(worker), 2.0)
         killed = time.monotonic()
         assert until(lambda: load.back_after(killed) is not None, 5.0)
         time.sleep(0.5)
