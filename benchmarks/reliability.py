@@ -22,6 +22,11 @@ Rows (each counted as tried / held):
                refused before anything runs (benchmarks/hostile_host.py, also tests/test_hostile_host.py)
   disk         RTSCTL_HOME on a small tmpfs (root only) filled during apply at several levels and while serving:
                a named error, no empty key, no temp file, 408s answered, plan truthful, next apply converges
+  supply       hostile `pip:` entries in a conda file: refused at validate/apply, a 127.0.0.1 listener sees nothing
+  limits       a 4 GB allocation on a 256Mi instance under load: OOMKilled and restarted, no other request fails
+  orphans      what a scoring script started dies with its instance (restart, destroy)
+  front        SIGKILL of the front under load: 200 again within 2 s with no apply; failed requests counted
+               (supply, limits, orphans, front: benchmarks/survival.py)
 Only 127.0.0.1 is used; every process started here is ended by its PID.
 """
 
@@ -607,7 +612,8 @@ def render(rows: list[Row], command: str, took: float) -> str:
     return "\n".join(out)
 
 
-SECTIONS = ("inputs", "secrets", "faults", "crash", "users", "disk", "load", "slow", "malformed")
+SECTIONS = ("inputs", "secrets", "faults", "crash", "users", "disk", "load", "slow", "malformed", "supply", "limits",
+            "orphans", "front")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -640,6 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     if which & {"load", "slow", "malformed"}:
         print("reliability: local endpoint...", file=sys.stderr, flush=True)
         local_endpoint(rows, which, args.duration)
+    from benchmarks import survival
+
+    if "supply" in which:
+        print("reliability: supply...", file=sys.stderr, flush=True)
+        survival.supply(rows)
+    if which & {"limits", "orphans", "front"}:
+        print("reliability: hostile scripts and a killed front...", file=sys.stderr, flush=True)
+        survival.hostile(rows, which)
     command = "python -m benchmarks.reliability" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     Path(args.out).write_text(render(rows, command.strip(), time.monotonic() - started), encoding="utf-8")
     for row in rows:

@@ -204,6 +204,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     manifest, errors, unset = check_manifest(args.manifest, environment(getattr(args, "variables", None)))
     for note in unset:
         print(f"note: {note} (validate goes on without it)", file=sys.stderr)
+    for note in manifest.notes if manifest is not None else ():
+        print(f"note: {note}", file=sys.stderr)
     if not errors and manifest is not None and unset:  # values built from unset variables cannot be judged
         names = sorted({e.reason.split()[1] for e in unset if e.reason.startswith("variable ")})
         print(f"{args.manifest}: valid, except what reads unset variables ({', '.join(names)})")

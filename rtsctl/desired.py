@@ -23,7 +23,8 @@ from .resources import Observed, Resource, Source
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
 MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt
 DEPLOYMENT_FIELDS = ("instance_type", "instance_count", "environment_variables", "request_settings",
-                     "liveness_probe", "readiness_probe", "app_insights_enabled", "description", "engine")
+                     "liveness_probe", "readiness_probe", "app_insights_enabled", "description", "engine",
+                     "resources")
 
 
 def plain(value: Any) -> Any:

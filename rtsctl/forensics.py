@@ -39,6 +39,11 @@ HINTS = {
     "crashloop": "the instance keeps exiting after it starts: the log lines above show why; fix it and apply again",
     "instanceexited": "the instance process exited before it was ready (Azure would say ResourceNotReady): the "
                       "log lines above show why; fix the script or its environment and apply again",
+    "oomkilled": "the instance used more memory than its limit and was killed (Kubernetes: OOMKilled), then restarted: "
+                 "raise the deployment's resources.limits.memory, or make init()/run() use less (plan shows the "
+                 "limit and how it is enforced)",
+    "frontcrashloop": "the endpoint's front process keeps dying and is restarted with backoff: its log (front.log, "
+                      "named above) shows why; a scoring script that signals its parent process is a common cause",
     "outofcapacity": "the region has no capacity for this instance_type now: try another instance_type or retry later",
     # Kubernetes deployments (the same guide, "Common errors specific to Kubernetes deployments")
     "deploymentcrashloopbackoff": "the container keeps crashing while it initializes: the log lines above show "
@@ -65,6 +70,10 @@ def failure_code(exc: BaseException, log: Sequence[str] = ()) -> str | None:
     if code:
         return str(code)
     text = str(exc)
+    if "OOMKilled" in text or any("OOMKilled" in line for line in log[-5:]):
+        return "OOMKilled"
+    if "front restarted" in text and "keeps dying" in text:
+        return "FrontCrashLoop"
     if "liveness probe failed" in text or any("liveness probe failed" in line for line in log[-5:]):
         return "LivenessProbeFailed"
     if "crash-loop" in text or "crash loop" in text:
@@ -80,6 +89,10 @@ def explain(backend: Any, errors: dict[str, RtsctlError], report: Callable[[str]
             lines: int = LOG_LINES) -> None:
     """Print the forensics of each failed deployment in `errors` (address -> its exception)."""
     for address, exc in errors.items():
+        if address.startswith("endpoint.") and failure_code(exc) == "FrontCrashLoop":
+            report(f"\n[bold red]{address} failed[/bold red] [bold](FrontCrashLoop)[/bold]: {_markup_safe(_clean(str(exc)))}")
+            report(f"  [yellow]what to do:[/yellow] {HINTS['frontcrashloop']}")
+            continue
         if not address.startswith("deployment.") or "/" not in address:
             continue
         endpoint, deployment = address.removeprefix("deployment.").split("/", 1)

@@ -65,6 +65,12 @@ class Action:
     def changes_world(self) -> bool:
         return self.kind is not ActionKind.NOOP
 
+    @property
+    def notes(self) -> list[str]:
+        """What the reconciler says about the resource as it is (Observed.notes): shown, never part of the
+        plan's identity (a saved plan stays valid when a count in a note moves)."""
+        return list(self.observed.notes) if self.observed is not None else []
+
 
 @dataclass
 class Plan:

@@ -87,8 +87,8 @@ def render_text(plan: Plan) -> str:
 
 
 def _kept(plan: Plan) -> list[str]:
-    return [f"  [dim]{a.address}: {escape('; '.join(a.reasons))}[/dim]" for a in plan.actions
-            if a.kind is ActionKind.NOOP and a.reasons]
+    return [f"  [dim]{a.address}: {escape('; '.join(a.reasons + a.notes))}[/dim]" for a in plan.actions
+            if a.kind is ActionKind.NOOP and (a.reasons or a.notes)]
 
 
 def _details(action: Action) -> list[str]:
@@ -105,6 +105,8 @@ def _details(action: Action) -> list[str]:
         out.append(_change_line(change))
     for reason in action.reasons:
         out.append(f"      [yellow]![/yellow] {escape(reason)}")
+    for note in action.notes:
+        out.append(f"      [dim]i {escape(note)}[/dim]")
     return out
 
 
@@ -136,7 +138,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "summary": plan.counts(),
         "warnings": plan.warnings,
         "actions": [{"address": a.address, "action": a.kind.value, "changes": [change(c) for c in a.changes],
-                     "reasons": a.reasons, **({"origin": a.origin} if a.origin else {}),
+                     "reasons": a.reasons, **({"notes": a.notes} if a.notes else {}),
+                     **({"origin": a.origin} if a.origin else {}),
                      **({"smoke_failed": a.smoke_failed} if a.smoke_failed else {}),
                      **successor.json_fields(a), **rollout_steps.json_fields(a)} for a in plan.actions],
     }

@@ -47,6 +47,7 @@ class Observed:
     resource groups): destroy leaves them alone.
     `problems` is health drift (a dead instance): it makes the plan heal with an update.
     `outputs` are what users and later steps read (scoring URI, keys); keys are secrets.
+    `notes` are what the plan says about the resource without changing it (a front that restarted).
     `applied` is what the resource itself says rtsctl last applied to it (rtsctl.applied.compact), when the
     backend keeps that on the resource: it lets every machine tell drift from edit alike.
     `owner` is the identity (`name:`) of the manifest that owns it (rtsctl.ownership), None when none does.
@@ -60,3 +61,4 @@ class Observed:
     handle: Any = None
     applied: str | None = None
     owner: str | None = None
+    notes: list[str] = field(default_factory=list)

@@ -79,7 +79,8 @@ def _actions(plan: Plan) -> list[dict[str, Any]]:
 
 def _portable(action: dict[str, Any]) -> dict[str, Any]:
     """An action as any machine plans it: without what only this machine knows (a deployment's last smoke failure,
-    the files or packages behind a digest change), so a plan saved on a laptop applies from a CI runner."""
+    the files or packages behind a digest change, notes on the world as it is), so a plan saved on a laptop applies
+    from a CI runner."""
     failed = action.pop("smoke_failed", None)
     if failed is not None:
         action["reasons"] = [r for r in action["reasons"] if r != failed]
@@ -87,6 +88,7 @@ def _portable(action: dict[str, Any]) -> dict[str, Any]:
             action["action"] = "no-op"  # only tested again: the world is not changed
     for change in action["changes"]:
         change.pop("detail", None)
+    action.pop("notes", None)  # what is said about the world as it is (a front restart), not what will be done
     return action
 
 

@@ -22,11 +22,16 @@ Why this shape:
   instance); the rest had not started (sent to another instance).
 - Instances are children of the front (PR_SET_PDEATHSIG): only the front outlives rtsctl, and it
   carries its endpoint folder in its argv, so a killed rtsctl leaves nothing that cannot be found.
+  The front is itself two processes (keeper.py): a keeper that holds the port's socket and restarts
+  a dead worker at once, and the worker that serves. Each instance has a memory limit (limits.py: a
+  cgroup, or RLIMIT_AS), and what it starts dies with it (its cgroup, and reaper.py: the hosts, the
+  worker and the keeper are child subreapers that end what they adopt).
 - Instances listen on Unix sockets in the endpoint's 0700 run folder: no TCP port, so the key
   check in the front guards every path to a scoring process.
 - More instances use more cores: each is its own process; the front is one more.
 
-Files: front.py (requests, deployments, status.json), supervisor.py (instances), host.py,
+Files: front.py (requests, deployments, status.json), keeper.py (the front's restarts, front.json),
+supervisor.py (instances), limits.py (memory limits), reaper.py (orphans), host.py,
 engines/ (how the host calls user code: native = init()/run(raw)), wire.py, logfile.py (rotated
 logs), runtime.py (the copy of this package hosts import), standalone.py (a host on TCP for the
 Azure emulator's data plane only).

@@ -24,24 +24,28 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .access import AccessLog
 from rtsctl.home import open_lock, write_atomic
 
+from . import keeper
+from .access import AccessLog
 from .logfile import RotatingFile
+from .reaper import become_subreaper, end_adopted
 from .supervisor import Instance
-from .wire import HEAD_TIMEOUT_S, REASONS, BadRequest, parse_request, response
+from .wire import HEAD_TIMEOUT_S, MAX_RESPONSE, REASONS, BadRequest, parse_request, response
 
 MAX_BODY = 1536 * 1024            # bytes; over this the front answers 413 (the old front's limit)
 MAX_DISCARD = 64 * 1024 * 1024    # an over-limit body up to this size is read and dropped, so the client sees the 413
 DEFAULT_TIMEOUT_MS = 5000         # Azure ML's default request_timeout_ms
 DEFAULT_MCR = 1                   # Azure ML's default max_concurrent_requests_per_instance
 SWEEP_S = 0.05
+MAX_UNREAD = MAX_RESPONSE + 1024 * 1024   # answers a client may leave unread before it is cut off: one largest
 MAX_PIPELINE = 64                 # unanswered requests per client connection before the front stops reading it
 NO_ROUTE = ("No valid deployments to route to. Please check that the endpoint has at least one deployment with "
             "positive weight values or use a deployment specific header to route.")
@@ -206,6 +210,13 @@ class Client(asyncio.Protocol):
             if self.closed:
                 continue
             self.transport.write(done.data)
+            if self.transport.get_write_buffer_size() > MAX_UNREAD:
+                # it does not read its answers: cut it off rather than hold them (nginx's send_timeout, by size)
+                log.warning("closed a client that left %d bytes of answers unread",
+                            self.transport.get_write_buffer_size())
+                self.transport.abort()
+                self.closed = True
+                continue
             if not done.keep_alive:
                 if self.discard:      # let the client finish sending the body it was refused
                     asyncio.get_running_loop().call_later(5.0, self.transport.close)
@@ -381,8 +392,9 @@ class Deployment:
 
 
 class Front:
-    def __init__(self, folder: Path, port: int, log_dir: Path):
+    def __init__(self, folder: Path, port: int, log_dir: Path, record: dict[str, Any] | None = None):
         self.folder, self.port, self.log_dir = folder, port, log_dir
+        self.record = record or {}     # the keeper's: its pid, this front's restarts and the last exit
         self.owner = str(folder)
         self.run_dir = folder / "run"
         self.deployments: dict[str, Deployment] = {}
@@ -513,7 +525,8 @@ class Front:
     def write_status(self) -> None:
         self._status_pending = self.counted = False
         self._status_at = asyncio.get_running_loop().time()
-        data = {"pid": os.getpid(), "port": self.port, "updated": time.time(), "revision": self.revision,
+        data = {"pid": self.record.get("keeper", os.getpid()), "worker": os.getpid(), "port": self.port,
+                "updated": time.time(), "revision": self.revision,
                 "deployments": {n: d.status() for n, d in self.deployments.items()}}
         try:
             write_atomic(self.folder / "status.json", json.dumps(data, indent=1), "endpoint status", durable=False)
@@ -539,6 +552,20 @@ class Front:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
+        end_adopted(lambda: set())          # all instances are gone: any child left is something they started
+        for deployment in [*self.deployments.values(), *self.removed]:
+            for instance in deployment.all_instances():
+                instance.close_cage()
+
+    def instance_pids(self) -> set[int]:
+        return {i.proc.pid for d in [*self.deployments.values(), *self.removed] for i in d.all_instances()
+                if i.proc is not None and i.proc.returncode is None}
+
+    def end_orphans(self) -> None:
+        """Kill what dead instances started (it was handed to us, a subreaper: serving.reaper)."""
+        ended = end_adopted(self.instance_pids)
+        if ended:
+            log.info("ended %d process(es) left behind by a stopped instance", ended)
 
 
 def _lock(folder: Path) -> int | None:
@@ -572,36 +599,49 @@ def main(argv: list[str] | None = None) -> int:
         stale.unlink(missing_ok=True)
     os.chdir(run_dir)  # instances' sockets are addressed relative to it (paths are limited to 107 bytes)
     try:
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        listener = socket.create_server((args.host, args.port), family=family, backlog=1024)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", args.host, args.port, exc)
+        return 1
+    listener.setblocking(False)
+
+    def work(record: dict[str, Any]) -> int:
+        return serve(Front(folder, args.port, args.logs, record), listener, args.host)
+
+    code = keeper.supervise(folder, work)
+    logfile.close()
+    return code
+
+
+def serve(front: Front, listener: socket.socket, host: str) -> int:
+    """The front proper, in the keeper's forked worker: serve on the keeper's socket until SIGTERM/SIGINT."""
+    become_subreaper()
+    try:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    front = Front(folder, args.port, args.logs)
 
-    async def serve() -> None:
+    async def run() -> None:
         loop = asyncio.get_running_loop()
         stopped = loop.create_future()
-        try:
-            server = await loop.create_server(lambda: Client(front), args.host, args.port, reuse_address=True,
-                                              backlog=1024)
-        except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", args.host, args.port, exc)
-            raise SystemExit(1) from None
+        server = await loop.create_server(lambda: Client(front), sock=listener, backlog=1024)
         loop.add_signal_handler(signal.SIGHUP, front.reload)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: stopped.done() or stopped.set_result(None))
         front.reload()
         sweeper = loop.create_task(front.sweeper())
-        log.info("front listening on %s:%d (pid %d)", args.host, args.port, os.getpid())
+        log.info("front listening on %s:%d (pid %d%s)", host, front.port, os.getpid(),
+                 f", restart {front.record['restarts']}" if front.record.get("restarts") else "")
         await stopped
         server.close()
         sweeper.cancel()
         await front.shutdown()
-        log.info("front stopped")
+        log.info("front worker stopped")
 
-    asyncio.run(serve())
-    logfile.close()
+    asyncio.run(run())
     return 0
 
 

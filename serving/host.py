@@ -27,9 +27,12 @@ import socket
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from . import engines
-from .wire import BadRequest, parse_request, response
+from .limits import OOM_EXIT
+from .reaper import become_subreaper
+from .wire import MAX_RESPONSE, BadRequest, parse_request, response
 
 INIT_FAILED_EXIT = 3
 MAX_BODY = 64 * 1024 * 1024   # the front enforces the endpoint's limit; this only bounds memory
@@ -45,6 +48,11 @@ def _answer(handler: engines.Handler, request) -> bytes:
         return NOT_FOUND
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.items()}
     status, extra, body = handler(request.body, headers)
+    if len(body) > MAX_RESPONSE:
+        print(f"run() returned {len(body)} bytes; the limit is {MAX_RESPONSE}: answered 500 instead",
+              file=sys.stderr, flush=True)
+        return response(500, b'{"message": "the scoring script\'s response is larger than the %d-byte limit"}'
+                        % MAX_RESPONSE, b"Content-Type: application/json\r\n")
     block = "".join(f"{k}: {v}\r\n" for k, v in extra).encode("latin-1", "replace")
     return response(status, body, block)
 
@@ -104,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="native")
     parser.add_argument("--owner", default="", help="marker naming the endpoint, found again in /proc")
     args = parser.parse_args(argv)
+    become_subreaper()   # what the script starts stays below this host while it lives (serving.reaper)
 
     run_dir = os.open(".", os.O_RDONLY)
     staging = f"{args.socket}.init"
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AZUREML_MODEL_DIR"] = str(args.model_dir)
     try:
         handler = engines.load(args.engine, code_dir, args.script, args.model_dir)
+    except MemoryError:
+        return out_of_memory("init()")
     except BaseException:
         print(f"scoring script failed to initialise:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
         return INIT_FAILED_EXIT
@@ -132,8 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         listener = socket.create_server(("127.0.0.1", args.tcp_port), backlog=128)
     print(f"serving {code_dir / args.script} ({args.engine} engine)", file=sys.stderr, flush=True)
-    serve_forever(listener, handler)
+    try:
+        serve_forever(listener, handler)
+    except MemoryError:
+        return out_of_memory("run()")
     return 0
+
+
+def out_of_memory(where: str) -> NoReturn:
+    """A MemoryError is the memory limit (RLIMIT_AS where no cgroup could be made): exit as OOM-killed, at once
+    (an orderly exit would close the front's connection first, and the front would SIGKILL the host over it)."""
+    os.write(2, f"{where} ran out of memory (MemoryError): the instance is over its memory limit\n".encode())
+    os._exit(OOM_EXIT)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ then gets 502); the others had not started and go back to the deployment's queue
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -28,7 +27,9 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .limits import DEFAULT_MEMORY, Cage
 from .logfile import RotatingFile
+from .reaper import die_with_parent
 from .wire import BadRequest, parse_response
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 PROBE_DEFAULTS = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
 HEALTHY_RESET_S = 10.0
 CRASH_LOOP = 3
-PR_SET_PDEATHSIG = 1
 
 
 def probe_settings(conf: dict[str, Any] | None) -> dict[str, int]:
@@ -48,17 +48,6 @@ def probe_settings(conf: dict[str, Any] | None) -> dict[str, int]:
 def backoff(failures: int) -> float:
     # Two quick deaths are what a poison request costs (the instance, then its successor running it alone).
     return 0.0 if failures < CRASH_LOOP else min(0.5 * 2 ** (failures - CRASH_LOOP), 30.0)
-
-
-def _die_with_parent(parent: int):
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def setup() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the front died between fork and prctl
-            os._exit(1)
-
-    return setup
 
 
 class Upstream(asyncio.Protocol):
@@ -123,6 +112,8 @@ class Instance:
         self.incarnation = 0        # events of a previous process (late EOF, reaping) must not touch the next one
         self.kill_reason = ""       # why the supervisor killed it (a failed liveness probe), for its exit reason
         self.restart_handle: asyncio.TimerHandle | None = None
+        self.cage: Cage | None = None   # its memory limit (and cgroup): serving.limits
+        self.oom_kills = 0
 
     # ---- rotation -------------------------------------------------------------------------
     def accepting(self) -> bool:
@@ -174,12 +165,23 @@ class Instance:
         self.log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting instance {self.index} "
                        f"(restart {self.restarts}; deployment {self.deployment.name} version {self.generation[:10]})"
                        "\n".encode())
+        # a cgroup per process: the previous one's is emptied and removed when that process is reaped, which
+        # may come after this start (its connection closing is what triggered the restart)
+        self.cage = cage = Cage(self.owner, f"{self.socket_name.removesuffix('.sock')}.{self.incarnation}",
+                                int(launch.get("memory") or DEFAULT_MEMORY))
+        die = die_with_parent(os.getpid())
+
+        def preexec() -> None:
+            die()
+            cage.preexec()
+
         try:
             self.proc = subprocess.Popen(argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=write_end,
-                                         stderr=write_end, close_fds=True, preexec_fn=_die_with_parent(os.getpid()))
-        except OSError as exc:
+                                         stderr=write_end, close_fds=True, preexec_fn=preexec)
+        except (OSError, subprocess.SubprocessError) as exc:
             os.close(read_end)
             os.close(write_end)
+            cage.close()
             self.log.write(f"cannot start {launch['python']}: {exc}\n".encode())
             self.died(f"cannot start: {exc}", self.incarnation)
             return
@@ -187,7 +189,7 @@ class Instance:
         os.set_blocking(read_end, False)
         loop.add_reader(read_end, self._copy_output, read_end)
         pidfd = os.pidfd_open(self.proc.pid)
-        loop.add_reader(pidfd, self._reap, pidfd, self.proc, self.incarnation)
+        loop.add_reader(pidfd, self._reap, pidfd, self.proc, self.incarnation, cage)
         self.tasks = [loop.create_task(self._become_ready()), loop.create_task(self._liveness_while_starting())]
         self.deployment.changed()
 
@@ -204,17 +206,25 @@ class Instance:
         asyncio.get_running_loop().remove_reader(fd)
         os.close(fd)
 
-    def _reap(self, pidfd: int, proc: subprocess.Popen, incarnation: int) -> None:
+    def _reap(self, pidfd: int, proc: subprocess.Popen, incarnation: int, cage: Cage) -> None:
         asyncio.get_running_loop().remove_reader(pidfd)
         os.close(pidfd)
         code = proc.wait()
-        if self.kill_reason and incarnation == self.incarnation:
+        oom = cage.oom_killed(code)
+        cage.close()                            # what it started, even in a session of its own
+        if oom:
+            self.oom_kills += 1
+            reason = f"OOMKilled: over its memory limit of {cage.describe()}"
+        elif self.kill_reason and incarnation == self.incarnation:
             reason = self.kill_reason
         elif code is not None and code < 0:
             reason = f"killed by signal {signal.Signals(-code).name}"
         else:
             reason = f"exited with code {code}" + (" (init() failed)" if code == 3 and not self.ever_ready else "")
         self.log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {self.label} {reason}\n".encode())
+        self.deployment.front.end_orphans()
+        if self.state == "dead" and incarnation == self.incarnation or oom:
+            self.last_exit = reason             # more telling than the closed connection that may have come first
         self.died(reason, incarnation)
 
     @property
@@ -332,6 +342,7 @@ class Instance:
                                    "request and is not restarted (it was being removed)")
             self.replay.clear()
             self.state = "stopped"
+            self.close_cage()
             self.deployment.changed()
             return
         delay = backoff(self.failures)
@@ -378,6 +389,7 @@ class Instance:
         self.replay.clear()
         if self.state in ("dead", "new", "stopped"):
             self.state = "stopped"
+            self.close_cage()
             return
         self.state = "draining"
         newer = [i.generation for i in self.deployment.next if i.generation != self.generation]
@@ -390,6 +402,11 @@ class Instance:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             asyncio.get_running_loop().call_later(3.0, self.kill)
+
+    def close_cage(self) -> None:
+        if self.cage is not None:
+            self.cage.close()
+            self.cage = None
 
     def _unlink_socket(self) -> None:
         for name in (self.socket_name, self.socket_name + ".init"):
@@ -406,5 +423,6 @@ class Instance:
             state = "crash-loop"
         return {"index": self.index, "generation": self.generation, "pid": self.proc.pid if self.proc else None,
                 "state": state, "restarts": self.restarts, "exits": self.exits, "failures": self.failures,
-                "ever_ready": self.ever_ready, "last_exit": self.last_exit, "log": str(self.log.path)}
+                "ever_ready": self.ever_ready, "last_exit": self.last_exit, "log": str(self.log.path),
+                "memory_limit": self.cage.describe() if self.cage else None, "oom_kills": self.oom_kills}
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 MAX_HEAD = 16 * 1024          # request line + headers; over this: 431
 MAX_HEADERS = 100
+# Largest answer a scoring host may send: past it the host answers 500 instead, and the front drops an instance
+# that sends more. Azure's front bounds an endpoint to 5 MBPS of bandwidth and 500 active connections
+# (learn.microsoft.com how-to-manage-quotas, "Azure Machine Learning online endpoints"): a 16 MiB answer
+# already takes three seconds of that whole budget. rtsctl's bound (guess); Azure documents no per-answer cap.
+MAX_RESPONSE = 16 * 1024 * 1024
 HEAD_TIMEOUT_S = 10.0         # a started request head must be complete within this (slow clients hold no slot)
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
            408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large", 424: "Failed Dependency",
@@ -106,6 +111,8 @@ def parse_response(buf: bytearray) -> tuple[int, int, bytes, bytes] | None:
     if second < 0 or second > end or buf[first + 2:first + 18].lower() != b"content-length: ":
         raise BadRequest(502, "scoring host sent a malformed response")
     size = int(buf[first + 18:second])
+    if size > MAX_RESPONSE:
+        raise BadRequest(502, f"scoring host sent a {size}-byte response; the limit is {MAX_RESPONSE}")
     total = end + 4 + size
     if len(buf) < total:
         return None

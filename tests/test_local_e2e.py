@@ -154,7 +154,7 @@ def test_destroy_stops_everything_and_plan_shows_creates(cli):
     cli.ok("apply", "dev.yaml", "-y")
     port = int(cli.outputs()["scoring_uri"].rsplit(":", 1)[1].split("/")[0])
     pids = owned(cli)
-    assert len(pids) == 3 and port_open(port)
+    assert len(pids) == 4 and port_open(port)   # the front (keeper and worker) and 2 instances
     result = cli.ok("destroy", "dev.yaml", "-y")
     assert "Destroy complete" in result.out
     assert result.out.index("deployment.rts-score/blue: Destroying") < result.out.index("endpoint.rts-score: Destroying")

@@ -28,6 +28,7 @@ from rtsctl.digest import digest_path
 from rtsctl.errors import ResourceError, RtsctlError
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import choose
+from serving.limits import DEFAULT_MEMORY, parse_memory
 from serving.logfile import tail
 from serving.runtime import isolated_path
 
@@ -70,7 +71,8 @@ class DeploymentReconciler(Reconciler):
         endpoint_dir = folder.parent.parent
         return Observed(address, record["spec"], owned=True, handle=folder, outputs={"name": folder.name},
                         owner=record.get("owner"),
-                        problems=health_problems(endpoint_dir, folder.name, record))
+                        problems=health_problems(endpoint_dir, folder.name, record),
+                        notes=memory_notes(endpoint_dir, folder.name, record))
 
     def create(self, res: Resource) -> None:
         """Create, roll out a changed spec, scale, or heal: one convergence for all four."""
@@ -118,7 +120,7 @@ class DeploymentReconciler(Reconciler):
         return {"python": str(python),
                 "pythonpath": str(isolated_path(self.layout.runtime())),
                 "code_dir": str(code_dir), "script": spec["scoring_script"], "model_dir": str(models),
-                "env": spec.get("environment_variables", {}), "engine": engine}
+                "env": spec.get("environment_variables", {}), "engine": engine, "memory": memory_limit(spec)}
 
     def _wait_ready(self, res: Resource, endpoint_dir: Path, name: str, generation: str, count: int,
                     revision: int) -> None:
@@ -138,7 +140,8 @@ class DeploymentReconciler(Reconciler):
                     what = failed["reason"]
                     if failed.get("state") == "crash-loop":  # it had served, and now dies at every restart
                         what = f"is crash-looping ({failed.get('restarts', 0)} restarts; last: {what})"
-                    raise ResourceError(res.address, f"instance {failed['index']} {what}: {cause.strip()} "
+                    detail = "" if cause.strip() in what else f": {cause.strip()}"
+                    raise ResourceError(res.address, f"instance {failed['index']} {what}{detail} "
                                         f"(log: {failed['log']})")
                 if mine.get("generation") == generation and mine.get("ready", 0) >= count and \
                         sum(1 for i in mine["instances"] if i["generation"] == generation) == count:
@@ -224,6 +227,27 @@ def live_names(endpoint_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
 def _still_running(endpoint_dir: Path, name: str, revision: int) -> bool:
     status = read_status(endpoint_dir)
     return status is not None and (status.get("revision", 0) < revision or name in status["deployments"])
+
+
+def memory_limit(spec: dict[str, Any]) -> int:
+    """Bytes each instance may use: `resources.limits.memory` (the az ml name), else serving.limits' default
+    (2Gi, the limit of Azure ML's defaultinstancetype)."""
+    declared = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    return parse_memory(declared) or DEFAULT_MEMORY
+
+
+def memory_notes(endpoint_dir: Path, name: str, record: dict[str, Any]) -> list[str]:
+    """What the plan says about instance memory: the limit and how it is enforced, and OOM kills so far."""
+    status = read_status(endpoint_dir)
+    mine = (status or {}).get("deployments", {}).get(name) or {}
+    current = [i for i in mine.get("instances", []) if i.get("generation") == record.get("generation")]
+    limits = sorted({i["memory_limit"] for i in current if i.get("memory_limit")})
+    notes = [f"each instance has a memory limit of {', '.join(limits)}; over it, it is OOMKilled and restarted"
+             ] if limits else []
+    kills = sum(i.get("oom_kills", 0) for i in current)
+    if kills:
+        notes.append(f"{kills} OOMKilled instance restart(s) so far (rtsctl logs shows them)")
+    return notes
 
 
 def health_problems(endpoint_dir: Path, name: str, record: dict[str, Any]) -> list[str]:

@@ -10,11 +10,13 @@ nothing a re-apply or destroy cannot find.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from rtsctl.errors import ResourceError
 from rtsctl.resources import Observed, Resource
+from serving.keeper import RECORD as FRONT_RECORD
 
 from ..base import Reconciler
 from . import procs
@@ -58,6 +60,8 @@ class EndpointReconciler(Reconciler):
             return None
         alive = front_alive(folder, record)
         problems = [] if alive else [f"endpoint process (port {record['port']}) is not running"]
+        notes, dying = front_history(folder)
+        problems += dying
         if record.get("host", BIND) != self.bind:
             problems.append(f"listens on {record.get('host', BIND)}; provider.bind asks for {self.bind}")
         keys = {f"{name}_key": _read_key(folder, name) for name in KEY_FILES}
@@ -69,6 +73,7 @@ class EndpointReconciler(Reconciler):
         # no scoring URI while no front of ours serves it: nothing sends a key to whatever holds the port
         uri = f"http://{_uri_host(record.get('host', BIND))}:{record['port']}/score" if alive else None
         return Observed(address, record["spec"], owned=True, problems=problems, owner=record.get("owner"),
+                        notes=notes,
                         outputs={"scoring_uri": uri, "provisioning_state": "Succeeded" if alive else
                                  f"not serving (no front of yours answers on port {record['port']}; run rtsctl apply)",
                                  **keys}, handle=folder)
@@ -101,8 +106,9 @@ class EndpointReconciler(Reconciler):
             and read_status(folder) is not None), 15.0)
         if not ready or proc.poll() is not None:
             full = out_of_space(folder)
+            dying = front_history(folder)[1]
             raise ResourceError(res.address, f"endpoint process did not start{f' ({full})' if full else ''}; "
-                                f"see {logs / 'front.log'}")
+                                f"see {logs / 'front.log'}" + (f"; {dying[0]}" if dying else ""))
 
     def delete(self, observed: Observed) -> None:
         folder: Path = observed.handle
@@ -133,6 +139,21 @@ class EndpointReconciler(Reconciler):
         found = [self._observe(f"endpoint.{p.name}", p) for p in sorted(root.iterdir())
                  if p.is_dir() and p.name not in declared]
         return [o for o in found if o is not None]
+
+
+def front_history(folder: Path) -> tuple[list[str], list[str]]:
+    """What the front's keeper (serving.keeper) recorded: (notes on restarts, problems when it keeps dying)."""
+    record = read_json(folder / FRONT_RECORD) or {}
+    restarts = record.get("restarts")
+    if not isinstance(restarts, int) or restarts <= 0:
+        return [], []
+    when = record.get("last_exit_at")
+    at = time.strftime(" at %Y-%m-%d %H:%M:%S", time.localtime(when)) if isinstance(when, (int, float)) else ""
+    said = f"the front restarted {restarts} time(s) on its own since it was started; last: {record.get('last_exit')}{at}"
+    if record.get("crash_loop"):
+        return [], [f"{said}: it keeps dying (crash loop, restarted with backoff); its log is "
+                    f"{folder.parents[1] / 'logs' / folder.name / 'front.log'}"]
+    return [said], []
 
 
 def _read_key(folder: Path, name: str) -> str | None:

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -49,6 +50,7 @@ import yaml
 
 from rtsctl.envvars import env_number
 from rtsctl.errors import RtsctlError
+from rtsctl.manifest.requirements import pip_requirement
 
 from .procs import command_lines
 from .state import home, private_root, write_json
@@ -123,7 +125,16 @@ def _dist(requirement: str) -> str:
 # -- conda file -> requirements ---------------------------------------------------------------------
 
 def conda_to_pip(entry: str) -> str:
-    """One conda match spec as a PyPI requirement, or EnvBuildError for a conda-only package."""
+    """One conda match spec as a PyPI requirement (held to the same rule as a `pip:` entry: a PEP 508 requirement
+    with no URL, rtsctl.manifest.requirements), or EnvBuildError for a conda-only package."""
+    translated = _conda_to_pip(entry)
+    requirement, problem = pip_requirement(translated)
+    if problem is not None:
+        raise EnvBuildError(f"cannot read conda dependency {entry!r}: as a PyPI requirement, {translated!r} {problem}")
+    return requirement
+
+
+def _conda_to_pip(entry: str) -> str:
     text = entry.split("::", 1)[1] if "::" in entry else entry
     match = _CONDA_SPEC.match(text.strip())
     if not match:
@@ -201,19 +212,18 @@ def parse_conda(text: str | None, where: str = "conda_file") -> EnvSpec:
 
 
 def _pip_entries(entries: Any, where: str) -> list[str]:
+    """The `pip:` list as canonical PyPI requirements (rtsctl.manifest.requirements: `validate` refuses the rest
+    first; a registered record from before that rule is refused here, still before uv sees it)."""
     if not isinstance(entries, list):
         raise EnvBuildError(f"{where}: `pip:` must be a list of requirements")
     out = []
     for entry in entries[:MAX_DEPENDENCIES + 1]:
-        if not isinstance(entry, str) or len(entry) > MAX_ENTRY_CHARS or "\n" in entry:
-            raise EnvBuildError(f"{where}: pip entry {str(entry)[:80]!r} is not a one-line requirement")
-        flag = entry.strip().split()[0] if entry.strip() else ""
-        if flag in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable") or flag.startswith(("-r", "-e")):
-            # a referenced file is not part of the environment's content digest, so a change in it would
-            # never rebuild anything: list the packages themselves
-            raise EnvBuildError(f"{where}: pip entry {entry!r} refers to a file; list the packages instead")
-        if entry.strip():
-            out.append(entry.strip())
+        if isinstance(entry, str) and not entry.strip():
+            continue
+        requirement, problem = pip_requirement(entry)
+        if problem is not None:
+            raise EnvBuildError(f"{where}: pip entry {str(entry)[:80]!r} {problem}")
+        out.append(requirement)
     return out
 
 
@@ -340,14 +350,13 @@ def _build_lock(path: Path, say: Progress) -> Iterator[None]:
 
 def _build(spec: EnvSpec, staging: Path, say: Progress) -> list[str]:
     """A venv of rtsctl's interpreter in `staging` with the requirements installed; the marker last."""
-    _run([uv_bin(), "venv", "--quiet", "--relocatable", "--python", sys.executable, str(staging)], say)
+    _run([uv_bin(), "venv", "--no-config", "--quiet", "--relocatable", "--python", sys.executable, str(staging)], say)
     installed: list[str] = []
     if spec.requirements:
         say(f"installing {len(spec.requirements)} requirement(s) with uv: {', '.join(spec.requirements)[:200]}")
-        requirements = staging / "rtsctl-requirements.txt"
-        requirements.write_text("\n".join(spec.requirements) + "\n", encoding="utf-8")
-        installed = _run([uv_bin(), "pip", "install", "--python", str(_python(staging)), "-r", str(requirements)],
-                         say)
+        # as arguments after `--`, not a requirements file: nothing in them is read as an option or a variable
+        installed = _run([uv_bin(), "pip", "install", "--no-config", "--python", str(_python(staging)), "--",
+                          *spec.requirements], say)
     write_json(staging / MARKER, {"key": spec.key, "requirements": list(spec.requirements), "installed": installed,
                                   "python": sys.version.split()[0], "built_at": time.time()})
     return installed
@@ -361,30 +370,72 @@ def _touch(env: Path) -> None:
         pass
 
 
+def build_timeout() -> float:
+    return env_number("RTSCTL_ENV_BUILD_TIMEOUT", BUILD_TIMEOUT_S, 1.0, 86400.0)
+
+
+#: what uv may see of rtsctl's environment: where to find programs and certificates, the proxy the user set up.
+#: Nothing else (no UV_INDEX_URL, no PIP_*, no HOME for a user config): a conda file can then not reach a
+#: variable, and what is installed depends on the conda file alone.
+_UV_PASSED = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY",
+              "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy")
+
+
+def uv_environment() -> dict[str, str]:
+    """A scrubbed environment for uv, with its (warm) package cache named explicitly."""
+    cache = os.environ.get("UV_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "uv")
+    env = {k: os.environ[k] for k in _UV_PASSED if k in os.environ}
+    env.update(UV_CACHE_DIR=cache, UV_NO_CONFIG="1", UV_PYTHON_DOWNLOADS="never", UV_NO_PROGRESS="1",
+               NO_COLOR="1")
+    return env
+
+
 def _run(argv: list[str], say: Progress) -> list[str]:
     """Run uv, relaying its summary lines (Resolved/Prepared/Installed) as progress; returns the
-    `name==version` lines it installed. A failure becomes one error naming the packages uv could not find."""
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "NO_COLOR": "1"}
-    env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            stdin=subprocess.DEVNULL, preexec_fn=_ends_with(os.getpid()))
+    `name==version` lines it installed. A failure becomes one error naming the packages uv could not find.
+    The timeout is wall-clock time: a build that prints nothing (a silent setup.py) is stopped all the same,
+    with everything it started (uv runs in its own process group)."""
+    timeout = build_timeout()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=uv_environment(),
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_ends_with(os.getpid()))
     lines: list[str] = []
     installed: list[str] = []
-    deadline = time.monotonic() + BUILD_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     assert proc.stdout is not None
-    for raw in proc.stdout:
-        line = raw.rstrip()
-        lines.append(line)
-        del lines[:-200]
-        if line.startswith(("Resolved ", "Prepared ", "Installed ", "Downloading ", "Building ")):
-            say(line[0].lower() + line[1:])
-        elif line.startswith(" + "):
-            installed.append(line[3:].strip())
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise EnvBuildError(f"uv took longer than {BUILD_TIMEOUT_S:.0f}s; stopped")
-    if proc.wait() != 0:
-        raise EnvBuildError(_explain(lines))
+    pending = b""
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise EnvBuildError(f"the environment build took longer than {timeout:g}s "
+                                        "(RTSCTL_ENV_BUILD_TIMEOUT); stopped")
+                if not selector.select(min(left, 1.0)):
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                *complete, pending = (pending + chunk).split(b"\n")
+                for raw in complete:
+                    line = raw.decode("utf-8", "replace").rstrip()
+                    lines.append(line)
+                    del lines[:-200]
+                    if line.startswith(("Resolved ", "Prepared ", "Installed ", "Downloading ", "Building ")):
+                        say(line[0].lower() + line[1:])
+                    elif line.startswith(" + "):
+                        installed.append(line[3:].strip())
+        if pending:
+            lines.append(pending.decode("utf-8", "replace").rstrip())
+        if proc.wait() != 0:
+            raise EnvBuildError(_explain(lines))
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
     return installed
 
 

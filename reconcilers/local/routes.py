@@ -39,8 +39,18 @@ def edit_routes(endpoint_dir: Path, change: Callable[[dict[str, Any]], None]) ->
 
 
 def front_pid(endpoint_dir: Path) -> int | None:
+    """The front's keeper (serving.keeper): of the processes running serving.front for this endpoint, the one
+    whose parent is not one of them (its worker has the same command line)."""
     fronts = [pid for pid in procs.owned_by(endpoint_dir) if _is_front(pid)]
-    return fronts[0] if fronts else None
+    keepers = [pid for pid in fronts if _parent(pid) not in fronts]
+    return (keepers or fronts or [None])[0]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _is_front(pid: int) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,7 @@ class Manifest:
     path: Path
     data: dict[str, Any]
     display: str = ""
+    notes: list[str] = field(default_factory=list)   # what `validate` says without refusing (file:line: ...)
 
     @property
     def base_dir(self) -> Path:

@@ -128,7 +128,8 @@ def _describe(error: Any, path: Path_) -> tuple[str, Path_]:
     if kind == "enum":
         return f"must be one of {', '.join(map(repr, error.validator_value))}, got {_show(instance)}", path
     if kind == "pattern":
-        return f"{_show(instance)} is not a valid name (pattern {error.validator_value})", path
+        what = "a memory quantity such as 512Mi or 2Gi" if path and path[-1] == "memory" else "a valid name"
+        return f"{_show(instance)} is not {what} (pattern {error.validator_value})", path
     if kind == "oneOf" and path and "image" in (error.schema.get("oneOf", [{}])[0].get("required", [])):
         return "an environment needs exactly one of 'image' or 'build'", path
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -309,6 +310,7 @@ def _check_deployment(manifest: Manifest, report: Report, dep: dict[str, Any], p
     if isinstance(env, str) and env not in environments:
         fail(f"unknown environment {env!r} (declared: {_listing(environments) or 'none'})",
              *path, "environment")
+    _check_resources(manifest, report, dep.get("resources"), *path, "resources")
     name = dep.get("name")
     if kubernetes and isinstance(name, str) and endpoint:  # no endpoint name (unset variable, or its own error)
         low, high = names.KUBERNETES_PAIR
@@ -426,6 +428,27 @@ def _json_problem(value: Any) -> str | None:
     return None
 
 
+MIN_MEMORY = 64 * 1024 ** 2   # below this a Python scoring host cannot even start
+
+
+def _check_resources(manifest: Manifest, report: Report, resources: Any, *path: str | int) -> None:
+    """`resources.limits.memory` is enforced locally (serving.limits); the azure provider does not send it yet."""
+    if not isinstance(resources, dict):
+        return
+    provider = manifest.data.get("provider")
+    if isinstance(provider, dict) and provider.get("kind", "local") != "local":
+        report.add("the azure provider does not send resources to Azure yet (its instance_type decides the "
+                   "limits there); remove it for azure manifests", *path)
+        return
+    from serving.limits import human, parse_memory
+
+    memory = (resources.get("limits") or {}).get("memory") if isinstance(resources.get("limits"), dict) else None
+    size = parse_memory(memory) if isinstance(memory, str) else None
+    if size is not None and size < MIN_MEMORY:
+        report.add(f"{memory} is below {human(MIN_MEMORY)}, too little for a Python scoring host",
+                   *path, "limits", "memory")
+
+
 def _check_tags(report: Report, tags: Any, *path: str | int) -> None:
     if isinstance(tags, dict):
         for key, value in tags.items():
@@ -458,10 +481,18 @@ def _path_check(manifest: Manifest, report: Report, relative: Any, what: str, ch
 
 
 def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str | int) -> None:
-    """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either."""
+    """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either. Its `pip:` entries
+    are PyPI requirements and nothing else where rtsctl builds the environment (the local provider); for
+    Azure, which builds the image from the file as it is, what the local backend would refuse is noted."""
     from .load import parse_yaml_text
+    from .requirements import pip_entries
+
+    data: Any = None
+    provider = manifest.data.get("provider")
+    local = not isinstance(provider, dict) or provider.get("kind", "local") == "local"
 
     def read(target: Path) -> None:
+        nonlocal data
         text = files.read_text(target, limits.TEXT_FILE_BYTES)
         try:
             data = parse_yaml_text(text, relative)
@@ -470,7 +501,19 @@ def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str |
         if not isinstance(data, dict):
             raise files.FileProblem("a conda file is a YAML mapping (name, channels, dependencies)")
 
-    _path_check(manifest, report, relative, "conda file", read, *path)
+    if _path_check(manifest, report, relative, "conda file", read, *path) is None:
+        return
+    for entry in pip_entries(data):
+        if entry.problem is None:
+            continue
+        where = f"{relative}:{entry.line}" if entry.line else relative
+        if local:
+            report.add(f"conda file {relative!r}: line {entry.line}: pip entry {entry.text!r} {entry.problem}",
+                       *path)
+        else:
+            manifest.notes.append(f"{report.file}:{line_of(report.data, list(path)) or 1}: {where}: pip entry "
+                                  f"{entry.text!r} {entry.problem} (Azure's image build takes it as written; "
+                                  "the local backend would refuse it)")
 
 
 def _inside(report: Report, folder: Path, relative: Any, what: str, *path: str | int, read: Any) -> None:

@@ -58,6 +58,8 @@ def load(code_dir: Path, script: str, model_dir: Path | None):
             return 400, headers(started, False), dumps({"message": f"Input cannot be decoded as UTF-8: {exc}"}).encode()
         try:
             payload = dumps(run(text)).encode()
+        except MemoryError:
+            raise                       # over the instance's memory limit: the host exits (serving.limits)
         except Exception:
             print(f"run() raised:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             return 500, headers(started, True), GENERIC_ERROR

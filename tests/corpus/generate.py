@@ -243,6 +243,36 @@ FILES: dict[str, tuple[str | bytes, str, int | None]] = {
     "file-utf16": (BASE.encode("utf-16"), "contains a NUL byte at line 1", 1),
 }
 
+# conda files whose `pip:` entries are not PyPI requirements (issue 14): each refused by validate with the conda
+# file's line (5: the entry under `pip:`), before anything exists. name -> the entry, as YAML
+PIP_ENTRIES = {
+    "requirement-option": "--requirement=/etc/passwd",
+    "constraint-option": "--constraint=/etc/passwd",
+    "carriage-return": '"six\\r-r /etc/passwd"',
+    "extra-index-url": '"--extra-index-url http://127.0.0.1:9/${HOME}/simple/"',
+    "index-url": "--index-url=http://127.0.0.1:9/simple/",
+    "find-links": "--find-links=/tmp",
+    "no-index": "--no-index",
+    "editable": "--editable=/p",
+    "file-url": "file:///p",
+    "path": "/p",
+    "relative-path": "./local-package",
+    "name-at-url": "six @ file:///p",
+    "name-at-https": "six @ https://127.0.0.1:9/six-1.0-py3-none-any.whl",
+    "variable-in-marker": "'six; os_name == \"${HOME}\"'",
+    "not-a-requirement": "six ===",
+}
+for _name in PIP_ENTRIES:
+    EDITS[f"conda-pip-{_name}"] = (
+        "conda_file: seed/conda.yaml", f"conda_file: files/pip-{_name}.yaml",
+        f"environments[0].conda_file: conda file 'files/pip-{_name}.yaml': line 5: pip entry ", f"pip-{_name}.yaml")
+
+# resources.limits.memory (issue 14): a quantity, and enough for a Python host
+EDITS["resources-memory-too-small"] = ("        instance_count: 1\n", "        instance_count: 1\n        resources: {limits: {memory: 16Mi}}\n",
+                                       f"{DEP}.resources.limits.memory: 16Mi is below 64Mi", "resources:")
+EDITS["resources-memory-not-a-quantity"] = ("        instance_count: 1\n", "        instance_count: 1\n        resources: {limits: {memory: 2GB}}\n",
+                                            f"{DEP}.resources.limits.memory: '2GB' is not a memory quantity", "resources:")
+
 # A manifest padded past the 1 MiB limit at test time (setup `pad`): too big to commit.
 EDITS["manifest-over-1mib"] = ("provider: {kind: local}", "provider: {kind: local}", "bytes, larger than the 524288-byte limit",
                                None)
@@ -300,6 +330,9 @@ def main() -> None:
     (files / "nul.yaml").write_bytes(b"name: env\ndependencies: [py\0thon]\n")
     (files / "bomb.yaml").write_text(_bomb() + "\n", encoding="utf-8")
     (files / "list.yaml").write_text("- python=3.11\n- pip\n", encoding="utf-8")
+    for name, entry in PIP_ENTRIES.items():
+        (files / f"pip-{name}.yaml").write_text(
+            f"name: env\ndependencies:\n  - pip\n  - pip:\n      - {entry}\n      - six\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
