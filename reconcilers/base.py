@@ -110,6 +110,12 @@ class Backend(ABC):
         A backend whose service serializes writes itself (Azure's ARM) needs none."""
         yield
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Held while a plan observes the world: a backend may read each remote resource once for every reconciler
+        that asks, since the plan is one picture of one moment. Outside it every read is fresh (polls, watches)."""
+        yield
+
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}

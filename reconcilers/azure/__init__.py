@@ -61,6 +61,9 @@ class AzureBackend(Backend):
     def close(self) -> None:
         self.clients.close()
 
+    def snapshot(self):
+        return self.clients.reads.snapshot()
+
     def smoke_context(self) -> dict[str, Any]:
         # the scoring URI is HTTPS; a private CA (Azure Stack, the emulator) comes in through the same
         # variable the SDKs' requests transport honours

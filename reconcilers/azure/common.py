@@ -111,6 +111,10 @@ class AzureReconciler(Reconciler):
                     return None
                 raise
 
+    def read(self, address: str, key: tuple, getter, *args, **kwargs):
+        """`get_or_none`, read once per plan however many reconcilers ask (Clients.reads); fresh outside a plan."""
+        return self.clients.reads.read(key, lambda: self.get_or_none(address, getter, *args, **kwargs))
+
     def endpoint_idle(self, address: str, endpoint: str, timeout: float = 3600.0) -> Any:
         """The endpoint once it is in a terminal state: a write while it is Creating/Updating/Deleting (left so by
         another client, or an interrupted run) would be refused. Polls without Retry-After (Azure sends none),

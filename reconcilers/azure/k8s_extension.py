@@ -99,7 +99,8 @@ class K8sExtensionReconciler(AzureReconciler):
         ext = self._find(res.address, rg, cluster, res.inputs.get("name") or DEFAULT_NAME)
         if ext is None:
             return None
-        mc = self.get_or_none(res.address, self.clients.aks.managed_clusters.get, rg, cluster)
+        mc = self.read(res.address, ("aks", rg.casefold(), cluster.casefold()), self.clients.aks.managed_clusters.get,
+                       rg, cluster)
         settings = dict(ext.configuration_settings or {})
         desired = res.spec.get("configuration_settings") or {}
         spec: dict[str, Any] = {

@@ -14,6 +14,7 @@ from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
 from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag
 from .deployment import live_names
+from .reads import read_endpoint
 
 
 class TrafficReconciler(AzureReconciler):
@@ -22,7 +23,7 @@ class TrafficReconciler(AzureReconciler):
     normalize = {"weights": traffic_weights}
 
     def observe(self, res: Resource) -> Observed | None:
-        ep = self.get_or_none(res.address, self.ml.online_endpoints.get, res.name)
+        ep = read_endpoint(self, res.address, res.name)
         if ep is None:
             return None
         current = {k: int(v) for k, v in (ep.traffic or {}).items()}
