@@ -62,6 +62,7 @@ class AzureBackend(Backend):
         self.clients.close()
 
     def snapshot(self):
+        self.clients.prefetch_token()
         return self.clients.reads.snapshot()
 
     def smoke_context(self) -> dict[str, Any]:

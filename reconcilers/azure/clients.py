@@ -88,30 +88,41 @@ if not isinstance(sys.stderr, _DropColorReset):
     sys.stderr = _DropColorReset(sys.stderr)
 
 
-def warm_rest_models(package: str = "azure.ai.ml._restclient.arm_ml_service") -> None:
-    """Prepare every REST model class of one generated SDK package once, on one thread, before reconcilers share
-    its client.
+def serialize_model_preparation(package: str = "azure.ai.ml._restclient.arm_ml_service") -> None:
+    """Make the first instantiation of each REST model class of one generated SDK package run one thread at a time.
 
     The generated models of azure-ai-ml (`azure.ai.ml._restclient.arm_ml_service`) and of the newer azure-mgmt
     packages (containerservice, kubernetesconfiguration.extensions) share one `_utils.model_base.Model`, which
-    works out each class's field types lazily, on the class's first instantiation, without a lock. Two threads
-    deserializing the same class for the first time can race: one gets a nested field as a plain dict, and the
-    SDK then fails with `AttributeError: 'dict' object has no attribute 'failure_threshold'` (probe settings,
-    seen once in two blue/green updates) or `... 'mode'` (AKS agent pools). `Model.__new__` alone does the
-    preparation; the instances are thrown away (~0.3 s for azure-ai-ml, once per process).
+    works out each class's field types lazily, in `Model.__new__` on the class's first instantiation, without a
+    lock. Two threads deserializing the same class for the first time can race: one gets a nested field as a
+    plain dict, and the SDK then fails with `AttributeError: 'dict' object has no attribute 'failure_threshold'`
+    (probe settings, seen once in two blue/green updates) or `... 'mode'` (AKS agent pools). Preparing all ~1500
+    classes up front cost 0.3-2 s per process (most of a no-op plan); a lock around the not-yet-prepared path
+    costs nothing once a class is ready and only the classes a run uses are prepared.
     """
     import importlib
-    import inspect
 
-    models = importlib.import_module(f"{package}.models")
     base = importlib.import_module(f"{package}._utils.model_base").Model
-    for cls in vars(models).values():
-        if inspect.isclass(cls) and issubclass(cls, base):
-            cls.__new__(cls)
+    with _PREPARE_LOCK:
+        if getattr(base, "_rtsctl_serialized", False):
+            return
+        original = base.__new__
+
+        def __new__(cls, *args: Any, **kwargs: Any):
+            if f"{cls.__module__}.{cls.__qualname__}" in cls._calculated:
+                return original(cls, *args, **kwargs)
+            with _PREPARE_LOCK:
+                return original(cls, *args, **kwargs)
+
+        base.__new__ = __new__  # type: ignore[method-assign]
+        base._rtsctl_serialized = True
+
+
+_PREPARE_LOCK = threading.RLock()
 
 
 def _warmed(client: Any, package: str) -> Any:
-    warm_rest_models(package)
+    serialize_model_preparation(package)
     return client
 
 
@@ -286,6 +297,21 @@ class ReadCache:
                 if not self._depth:
                     self._reads.clear()
 
+    def ahead(self, key: Hashable, read: Callable[[], Any]) -> None:
+        """Start `read` (a function that reads `key` through this cache) now, on a thread of its own, within a
+        snapshot: a reconciler that needs two independent reads waits for one round trip, not two."""
+        with self._lock:
+            if not self._depth or key in self._reads:
+                return
+
+        def run() -> None:
+            try:
+                read()
+            except BaseException:  # noqa: BLE001 - kept in the future for whoever reads it
+                pass
+
+        threading.Thread(target=run, name="rtsctl-read", daemon=True).start()
+
     def forget(self) -> None:
         """Drop what was read (a write happened)."""
         with self._lock:
@@ -380,6 +406,7 @@ class Clients:
         #: no Retry-After; a custom cloud -- Azure Stack, the emulator -- is polled faster, as below)
         self.poll_interval = 5.0 if not self.cloud.is_custom else 0.2
         self._built: dict[str, Any] = {}
+        self._building: dict[str, threading.Lock] = {}
         #: reads shared within one plan (ReadCache)
         self.reads = ReadCache()
         if self.cloud.is_custom and self.cloud.resource_manager != PUBLIC_RESOURCE_MANAGER:
@@ -391,10 +418,31 @@ class Clients:
             LROConfigurations.SLEEP_TIME = 0.2  # type: ignore[misc]
 
     def _get(self, key: str, factory):
+        """Build each client once; clients of different kinds are built side by side (one lock per key)."""
         with self._lock:
-            if key not in self._built:
-                self._built[key] = factory()
-            return self._built[key]
+            if key in self._built:
+                return self._built[key]
+            lock = self._building.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._built:
+                    return self._built[key]
+            client = factory()
+            with self._lock:
+                self._built[key] = client
+            return client
+
+    def prefetch_token(self) -> None:
+        """Ask for the resource manager's token on a thread of its own, now: the OpenID discovery and the token
+        round trips then overlap with building the SDK clients instead of following it. A failure here is left
+        for the first real call to raise (with its resource's name)."""
+        def fetch() -> None:
+            try:
+                self.credential.get_token(self.cloud.scope)
+            except Exception:  # noqa: BLE001 - reported by the call that needs the token
+                pass
+
+        threading.Thread(target=fetch, name="rtsctl-token", daemon=True).start()
 
     @property
     def credential(self):

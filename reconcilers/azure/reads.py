@@ -43,7 +43,11 @@ def list_deployments(rec: AzureReconciler, address: str, endpoint: str) -> list[
                     raise
                 return []
 
-    return rec.clients.reads.read(("deployments", endpoint.casefold()), fetch)
+    return rec.clients.reads.read(_deployments_key(endpoint), fetch)
+
+
+def _deployments_key(endpoint: str) -> tuple[str, str]:
+    return ("deployments", endpoint.casefold())
 
 
 def read_endpoint(rec: AzureReconciler, address: str, endpoint: str) -> Any:
@@ -54,6 +58,8 @@ def read_endpoint(rec: AzureReconciler, address: str, endpoint: str) -> Any:
     ops = rec.ml.online_endpoints
 
     def fetch() -> Any:
+        # the deployment list does not depend on the endpoint GET: both travel at once
+        rec.clients.reads.ahead(_deployments_key(endpoint), lambda: list_deployments(rec, address, endpoint))
         rest = rec.get_or_none(address, ops._online_operation.get, resource_group_name=ops._resource_group_name,
                                workspace_name=ops._workspace_name, endpoint_name=endpoint, **ops._init_kwargs)
         if rest is None:
