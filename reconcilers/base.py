@@ -73,6 +73,12 @@ class Reconciler(ABC):
         return []
 
 
+class NotCounted(Exception):
+    """The service keeps no count of live answers for this endpoint at all, by design (Azure Monitor has no request
+    metrics for Kubernetes online endpoints). A gate then judges the deployment's health (and its bench run), and
+    says so; unlike a count that could not be READ, this never fails a gate by itself."""
+
+
 class TrafficWatch(ABC):
     """Counts the answers one deployment gives to live traffic, from when the watch began: what a rollout gate
     that "watches the live traffic's errors" judges. Counts come from the service's own record (the local
@@ -122,7 +128,7 @@ class Backend(ABC):
 
     def watch_traffic(self, endpoint: str, deployment: str) -> TrafficWatch | None:
         """Start counting `deployment`'s answers to live traffic (by its live name); None when the backend
-        keeps no such record."""
+        keeps no such record. Raises NotCounted when the service keeps none for this endpoint by design."""
         return None
 
     def preflight(self, resources: Sequence[Resource], observed: Mapping[str, Observed | None]) -> list[str]:

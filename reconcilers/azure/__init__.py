@@ -72,14 +72,17 @@ class AzureBackend(Backend):
 
 
     def watch_traffic(self, endpoint: str, deployment: str):
-        from .metrics import MonitorAnswers
+        from .metrics import MonitorAnswers, kubernetes_not_counted
 
+        kubernetes_not_counted(self.clients, endpoint)
         return MonitorAnswers(self.clients, endpoint, deployment)
 
     def preflight(self, resources, observed):
+        from .metrics import blind_gate_warnings
         from .preflight import quota_warnings
 
-        return quota_warnings(self.clients.ml, self.clients.location, resources, observed)
+        return blind_gate_warnings(resources) + quota_warnings(self.clients.ml, self.clients.location, resources,
+                                                               observed)
 
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):

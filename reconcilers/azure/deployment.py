@@ -27,7 +27,8 @@ from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
-from .common import APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags
+from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, folded, is_managed,
+                     managed_tags, mirror_without_live)
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
 from .reads import list_deployments, read_endpoint
@@ -78,7 +79,9 @@ def settings_dict(obj: Any, desired: dict[str, Any] | None) -> dict[str, Any] | 
 
 
 def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
-    """Traffic without `leaving`: its share goes to the busiest remaining deployment (sum stays 0 or 100)."""
+    """Traffic without `leaving`: its share goes to the busiest remaining deployment (sum stays 0 or 100). Names
+    compare case-insensitively (traffic.folded): the map comes back keyed in lower case."""
+    traffic, leaving = folded(traffic), leaving.casefold()
     share = traffic.get(leaving, 0)
     rest = {k: v for k, v in traffic.items() if k != leaving}
     if share and any(v > 0 for v in rest.values()):
@@ -260,6 +263,7 @@ class DeploymentReconciler(AzureReconciler):
         with self.errors(address):
             ep = self.ml.online_endpoints.get(endpoint)
             ep.traffic = traffic
+            ep.mirror_traffic = mirror_without_live(ep.mirror_traffic, traffic)
             poller = self.ml.online_endpoints.begin_create_or_update(ep)
         self.wait(address, poller)
 
@@ -272,11 +276,11 @@ class DeploymentReconciler(AzureReconciler):
         ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
         if ep is None:
             return  # the endpoint (and all its deployments) is gone
-        if int((ep.traffic or {}).get(name, 0)) > 0:  # an endpoint write first: its share moves away
+        if folded(ep.traffic).get(name.casefold(), 0) > 0:  # an endpoint write first: its share moves away
             with gate.exclusive(observed.address, self.notify):
                 ep = self.endpoint_idle(observed.address, endpoint)
-                traffic = {k: int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
-                if traffic.get(name, 0) > 0:
+                traffic = folded(ep.traffic if ep else None)
+                if traffic.get(name.casefold(), 0) > 0:
                     self._put_traffic(observed.address, endpoint, move_share(traffic, name))
         with gate.shared(observed.address, self.notify):
             self.wait_delete(

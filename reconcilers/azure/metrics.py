@@ -19,7 +19,11 @@ from datetime import datetime, timedelta, timezone
 
 from rtsctl.envvars import env_number
 
-from ..base import TrafficWatch
+from collections.abc import Sequence
+
+from rtsctl.resources import Resource
+
+from ..base import NotCounted, TrafficWatch
 from .errors import azure_errors
 
 METRIC = "RequestsPerMinute"
@@ -28,6 +32,37 @@ DEFAULT_LAG_S = 180.0
 
 def metrics_lag() -> float:
     return env_number("RTSCTL_METRICS_LAG_SECONDS", DEFAULT_LAG_S, 0.0, 3600.0)
+
+
+#: azure-ai-docs machine-learning/concept-endpoints-online.md, managed vs Kubernetes online endpoints:
+#: "Out-of-box monitoring & logging" -- managed: Azure Monitor and Log Analytics; Kubernetes: user responsibility
+KUBERNETES_BLIND = ("Azure Monitor keeps no request metrics for Kubernetes online endpoints (their monitoring is the "
+                    "user's own: concept-endpoints-online.md)")
+
+
+def kubernetes_not_counted(clients, endpoint: str) -> None:
+    """Raise NotCounted for a Kubernetes endpoint: its live answers are nowhere to be read."""
+    with azure_errors(f"endpoint.{endpoint}"):
+        ep = clients.ml.online_endpoints.get(endpoint)
+    if getattr(ep, "compute", None):
+        raise NotCounted(KUBERNETES_BLIND)
+
+
+def blind_gate_warnings(resources: Sequence[Resource]) -> list[str]:
+    """The plan's word on a rollout gate that watches live errors on a Kubernetes endpoint: it cannot judge them
+    there, and what it judges instead (validate already refuses min_requests there: it could never be met)."""
+    kubernetes = {r.name for r in resources if r.kind == "endpoint" and r.spec.get("compute")}
+    out = []
+    for res in resources:
+        gate = ((res.inputs.get("rollout") or {}).get("gate") or {}) if res.kind == "traffic" else {}
+        if res.name in kubernetes and gate.get("watch") and "max_error_rate" in gate:
+            from rtsctl.rollout.steps import benches
+
+            instead = ("health while held, and errors in its bench run" if benches(gate)
+                       else "health while held only: no bench run is declared, so no errors are judged")
+            out.append(f"traffic.{res.name}: the rollout gate's watch cannot judge live errors (max_error_rate) on "
+                       f"Kubernetes endpoint {res.name}: {KUBERNETES_BLIND}; it judges {instead}")
+    return out
 
 
 def _iso(moment: datetime) -> str:

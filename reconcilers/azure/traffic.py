@@ -12,7 +12,7 @@ from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
-from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag
+from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, mirror_without_live
 from .deployment import live_names
 from .reads import read_endpoint
 
@@ -59,6 +59,8 @@ class TrafficReconciler(AzureReconciler):
             ep.tags = {**(ep.tags or {}), **applied_tag(res, TRAFFIC_APPLIED_TAG)}
             if "mirror" in res.spec:  # a rollout's mirror step (rtsctl.rollout.gates); else kept as it is
                 ep.mirror_traffic = {known.get(n.casefold(), n): int(v) for n, v in res.spec["mirror"].items()}
+            # ...except for a deployment this write gives live traffic: live or mirrored, never both
+            ep.mirror_traffic = mirror_without_live(ep.mirror_traffic, traffic)
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)
