@@ -105,3 +105,61 @@ def test_capitalised_deployment_and_mirror_cleared_by_live_traffic(azure_emulato
     cli.ok("destroy", "examples/azure-blue-green.yaml", "--target", "deployment.rts-bg/Blue", "-y", timeout=300)
     assert emu.resource(ep_id)["properties"]["traffic"] == {"green": 100}
     assert emu.resource(ep_id + "/deployments/Blue") is None
+
+
+def test_extension_update_follows_the_cli_and_protected_settings_are_replaced_whole(azure_emulator_factory,
+                                                                                     azure_cli, monkeypatch):
+    """The AzureML extension on an adopted cluster (AzureMLKubernetes.py Update()/__normalize_config): NodePort ->
+    LoadBalancer clears scoringFe.serviceType.nodePort; a TLS update would replace the protected settings whole and
+    delete a relay connection string rtsctl cannot read back, so the plan refuses and names it. The emulator
+    replaces protected settings whole on an update that sends some (AKS cluster-extensions docs)."""
+    from tests.azure_emulator.clients import extensions_client
+    from tests.test_azure_e2e import seed_aks, seed_rg
+
+    emu = azure_emulator_factory(lro_mode="sync")
+    seed_rg(emu, "shared-infra")
+    aks = seed_aks(emu, "shared-infra", "shared-aks")
+    ext_id = f"{aks}/providers/Microsoft.KubernetesConfiguration/extensions/aml-prod"
+    emu.seed_resource(ext_id, {"properties": {
+        "extensionType": "Microsoft.AzureML.Kubernetes",
+        "configurationSettings": {"enableInference": "true", "inferenceRouterServiceType": "NodePort",
+                                  "scoringFe.serviceType.nodePort": "true", "allowInsecureConnections": "true",
+                                  "relayserver.enabled": "true"},
+        "configurationProtectedSettings": {"relayserver.relayConnectionString": "Endpoint=sb://relay/;Key=x"}}})
+    cli = azure_cli(emu, "rts-attached")
+    env = {"AKS_CLUSTER": "shared-aks", "AKS_RESOURCE_GROUP": "shared-infra", "RTSCTL_RESOURCE_GROUP": "rts-attach"}
+    manifest = cli.workdir / "examples" / "azure-attach-existing-aks.yaml"
+    (cli.workdir / "examples" / "tls").mkdir()
+    (cli.workdir / "examples" / "tls" / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (cli.workdir / "examples" / "tls" / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+
+    edit_yaml(manifest, lambda m: m["computes"][0].update(extension={
+        "allow_insecure_connections": True, "configuration_settings": {"inferenceRouterServiceType": "LoadBalancer"}}))
+    cli.ok("apply", "examples/azure-attach-existing-aks.yaml", "--target", "k8s_extension.shared-aks", "-y", env=env)
+    settings = emu.resource(ext_id)["properties"]["configurationSettings"]
+    assert settings["inferenceRouterServiceType"] == "LoadBalancer"
+    assert settings["scoringFe.serviceType.nodePort"] == "false", settings   # cleared, as the CLI does
+
+    edit_yaml(manifest, lambda m: m["computes"][0].update(extension={
+        "configuration_settings": {"inferenceRouterServiceType": "LoadBalancer"},
+        "tls": {"cname": "scoring.example.com", "cert_file": "tls/cert.pem", "key_file": "tls/key.pem"}}))
+    refused = cli("plan", "examples/azure-attach-existing-aks.yaml", env=env)
+    assert refused.code == 1 and "relayserver.relayConnectionString" in refused.err, str(refused)
+    assert "replaces the extension's protected settings whole" in refused.err, str(refused)
+
+    # the service rule itself, through the real management SDK
+    apply_env(emu, monkeypatch)
+    ops = extensions_client(emu).extensions
+    ops.begin_update("shared-infra", "Microsoft.ContainerService", "managedClusters", "shared-aks", "aml-prod",
+                     {"properties": {"configurationSettings": {"sslCname": "scoring.example.com",
+                                                               "allowInsecureConnections": "false"},
+                                     "configurationProtectedSettings": {"scoringFe.sslCert": "Q0VSVA==",
+                                                                        "scoringFe.sslKey": "S0VZ"}}}).result()
+    kept = emu.ctx.store.get(store_path(ext_id)).private["protected"]
+    assert sorted(kept) == ["scoringFe.sslCert", "scoringFe.sslKey"], kept   # the relay string is gone
+
+
+def store_path(arm_id: str) -> str:
+    from tests.azure_emulator.ids import ArmPath
+
+    return ArmPath.parse(arm_id).path
