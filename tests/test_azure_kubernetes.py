@@ -163,3 +163,27 @@ def store_path(arm_id: str) -> str:
     from tests.azure_emulator.ids import ArmPath
 
     return ArmPath.parse(arm_id).path
+
+
+def test_quota_counts_a_successor_in_full_and_the_regional_limit(azure_emulator_factory, azure_cli):
+    """Regional limit 6 vCPUs: a Standard_DS3_v2 (4 vCPUs, 8 with the upgrade reserve) plans a regional warning, and
+    applies (4 used). A code change rolls out as a successor BESIDE blue, so its cores count in full: warned in
+    the plan, and the service ends the successor's operation OutOfQuota (4 + 4 > 6)."""
+    from tests.azure_emulator.context import Settings
+
+    emu = azure_emulator_factory(lro_mode="sync", settings=Settings(quota={"regional": 6}))
+    cli = azure_cli(emu, "rts-managed")
+    manifest = "examples/azure-managed-endpoint.yaml"
+    planned = cli.ok("plan", manifest, timeout=300)
+    assert "Warning: quota: this plan needs 8 more regional (all families) vCPUs" in planned.out, planned.out
+    assert "but 6 of 6 are left" in planned.out, planned.out
+    cli.ok("apply", manifest, "-y", timeout=300)
+
+    score = cli.workdir / "seed" / "src" / "score.py"
+    score.write_text(score.read_text() + "\n# v2\n")
+    planned = cli.ok("plan", manifest, timeout=300)
+    text = " ".join(planned.out.split())
+    assert "needs 8 more regional (all families) vCPUs in westeurope" in text and "but 2 of 6 are left" in text, text
+    failed = cli("apply", manifest, "-y", timeout=300)
+    assert failed.code == 1 and "(OutOfQuota)" in failed.out, str(failed)
+    assert "Current usage/limit: 4/6 (regional)" in failed.out, str(failed)

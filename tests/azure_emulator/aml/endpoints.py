@@ -265,6 +265,11 @@ class DeploymentKind(Kind):
         fill_defaults(out, {"sku": {"name": "Default", "tier": "Standard", "capacity": 1}, "tags": {}})
         if not on_k8s:
             out["kind"] = "Managed"
+            from . import quota
+
+            short = quota.out_of_quota(ctx, path, p.get("instanceType"), int(out["sku"].get("capacity") or 1))
+            if short:  # how-to-troubleshoot-online-endpoints.md: reported "as part of the deployment operation status"
+                ctx.ops.fail_next(path.path, "OutOfQuota", short)
         private = dict(existing.private) if existing else {}
         settings = p.get("requestSettings") if isinstance(p.get("requestSettings"), dict) else {}
         # R01 #11: the create answer shows requestTimeout PT0S until provisioned (PT5S after, R01 #13)
