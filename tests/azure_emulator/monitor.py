@@ -107,12 +107,22 @@ def list_metrics(ctx, resource: ArmPath, query) -> web.Response:
             return _bad(f"Metric {name} has no dimension {', '.join(bad_dims)}; its dimensions: {', '.join(dims)}.")
         counted = name == "RequestsPerMinute" and not _kubernetes(ctx, resource)
         series = _series(ctx, resource, name, filters, minutes) if counted else []
+        # metrics_API.json parameter `top`: "the maximum number of records to retrieve per resource ID ... Valid
+        # only if $filter is specified. Defaults to 10." (which series are kept when cut: guess, in sorted order)
+        series = series[: _top(query)] if query.get("$filter") else series
         value.append({"id": f"{resource.path}/providers/Microsoft.Insights/metrics/{name}",
                       "type": "Microsoft.Insights/metrics", "name": {"value": name, "localizedValue": name},
                       "unit": unit, "timeseries": series, "errorCode": "Success"})
     return json_response({"cost": len(minutes), "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
                           "interval": "PT1M", "value": value, "namespace": NAMESPACE,
                           "resourceregion": "westeurope"})
+
+
+def _top(query) -> int:
+    try:
+        return max(1, int(query.get("top") or 10))
+    except ValueError:
+        return 10
 
 
 def _kubernetes(ctx, resource: ArmPath) -> bool:
