@@ -17,7 +17,7 @@ from rtsctl.resources import Observed, Resource
 
 from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
                      state_name)
-from .reads import read_endpoint, read_keys
+from .reads import keys_ahead, read_endpoint, read_keys
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -42,6 +42,7 @@ class EndpointReconciler(AzureReconciler):
     sensitive = frozenset({"primary_key", "secondary_key"})
 
     def observe(self, res: Resource) -> Observed | None:
+        keys_ahead(self, res.address, res.name, res.spec.get("auth_mode") or "key")
         ep = read_endpoint(self, res.address, res.name)
         if ep is None:
             return None

@@ -74,11 +74,18 @@ def read_endpoint(rec: AzureReconciler, address: str, endpoint: str) -> Any:
 
 
 def read_keys(rec: AzureReconciler, address: str, endpoint: str, auth_mode: str | None) -> Any:
-    """The endpoint's keys (or token), asked by the auth mode the plan already read (no second endpoint GET)."""
+    """The endpoint's keys (or token), asked by its auth mode (no second endpoint GET)."""
     ops = rec.ml.online_endpoints
 
     def fetch() -> Any:
         with rec.errors(address):
             return ops._get_online_credentials(name=endpoint, auth_mode=auth_mode)
 
-    return rec.clients.reads.read(("keys", endpoint.casefold()), fetch)
+    return rec.clients.reads.read(("keys", endpoint.casefold(), str(auth_mode or "").lower()), fetch)
+
+
+def keys_ahead(rec: AzureReconciler, address: str, endpoint: str, declared_mode: str) -> None:
+    """Within a plan, ask for the keys by the DECLARED auth mode beside the endpoint GET (one round trip instead of
+    two); an endpoint whose mode drifted is asked again by its real mode (read_keys keys the cache by mode)."""
+    rec.clients.reads.ahead(("keys", endpoint.casefold(), declared_mode.lower()),
+                            lambda: read_keys(rec, address, endpoint, declared_mode))
