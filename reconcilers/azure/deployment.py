@@ -93,10 +93,11 @@ def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
 def live_names(rec: AzureReconciler, address: str, endpoint: str) -> tuple[dict[str, str], list[Any]]:
     """(manifest name -> live name serving it, the endpoint's deployments): a deployment claims a manifest
     name in its `rtsctl.name` tag (untagged: its own name); the claimant with most traffic wins."""
-    deployments = [d for d, _ in list_deployments(rec, address, endpoint)]
+    pairs = list_deployments(rec, address, endpoint)
+    deployments = [d for d, _ in pairs]
     if not deployments:
         return {}, []
-    ep = read_endpoint(rec, address, endpoint)
+    ep = read_endpoint(rec, address, endpoint, pairs)
     traffic = {k.casefold(): int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
     return choose((d.name, (d.tags or {}).get(LABEL) or d.name, traffic.get(d.name.casefold(), 0))
                   for d in deployments), deployments

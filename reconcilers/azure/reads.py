@@ -50,9 +50,11 @@ def _deployments_key(endpoint: str) -> tuple[str, str]:
     return ("deployments", endpoint.casefold())
 
 
-def read_endpoint(rec: AzureReconciler, address: str, endpoint: str) -> Any:
+def read_endpoint(rec: AzureReconciler, address: str, endpoint: str,
+                  deployments: list[tuple[Any, dict[str, Any]]] | None = None) -> Any:
     """The online endpoint entity as `online_endpoints.get` returns it (every deployment in its traffic map, 0
-    where it takes none), built from one endpoint GET and the plan's one deployment list. None if absent."""
+    where it takes none), built from one endpoint GET and the plan's one deployment list (or `deployments`, the
+    list a caller already holds). None if absent."""
     from azure.ai.ml.entities import OnlineEndpoint
 
     ops = rec.ml.online_endpoints
@@ -65,7 +67,7 @@ def read_endpoint(rec: AzureReconciler, address: str, endpoint: str) -> Any:
         if rest is None:
             return None
         ep = OnlineEndpoint._from_rest_object(rest)
-        for d, _ in list_deployments(rec, address, endpoint):
+        for d, _ in deployments if deployments is not None else list_deployments(rec, address, endpoint):
             if not ep.traffic.get(d.name) and not ep.mirror_traffic.get(d.name):
                 ep.traffic[d.name] = 0
         return ep
