@@ -50,10 +50,11 @@ RELEASE_NAMESPACE = "azureml"
 TLS_DIGEST_SETTING = "rtsctl.tlsDigest"
 INSECURE = "allowInsecureConnections"
 #: settings whose change the CLI's Update() says "will IMPACT your active Machine Learning ... online endpoints and
-#: deployments" (AzureMLKubernetes.py, commit 3f6c0dae): set at all, or (enableInference,
-#: installNvidiaDevicePlugin) set to false; nodeSelector keys too ("can't remove an existed node selector")
+#: deployments" (AzureMLKubernetes.py, commit 3f6c0dae): set at all, or enableInference set to false; nodeSelector
+#: keys too ("can't remove an existed node selector"). Its third case, installNvidiaDevicePlugin to false, is
+#: qualified "if Nvidia GPU is used" -- not refused here (the scoring deployments rtsctl makes run on CPU)
 IMPACTING = ("allowInsecureConnections", "inferenceRouterServiceType", "internalLoadBalancerProvider", "sslCname")
-IMPACTING_WHEN_FALSE = ("enableInference", "installNvidiaDevicePlugin")
+IMPACTING_WHEN_FALSE = ("enableInference",)
 #: protected settings an AzureML extension holds when these settings say so (AzureMLKubernetes.py constants:
 #: RELAY_CONNECTION_STRING_KEY, SERVICE_BUS_CONNECTION_STRING_KEY, AZURE_LOG_ANALYTICS_CONNECTION_STRING)
 PROTECTED_BY_SETTING = (
