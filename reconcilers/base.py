@@ -107,6 +107,12 @@ class Reconciler(ABC):
         return []
 
 
+class NotCounted(Exception):
+    """The service keeps no count of live answers for this endpoint at all, by design (Azure Monitor has no request
+    metrics for Kubernetes online endpoints). A gate then judges the deployment's health (and its bench run), and
+    says so; unlike a count that could not be READ, this never fails a gate by itself."""
+
+
 class TrafficWatch(ABC):
     """Counts the answers one deployment gives to live traffic, from when the watch began: what a rollout gate
     that "watches the live traffic's errors" judges. Counts come from the service's own record (the local
@@ -151,13 +157,19 @@ class Backend(ABC):
 
         raise RtsctlError(f"the {self.name} backend keeps no lock that outlives its holder: nothing to unlock")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Held while a plan observes the world: a backend may read each remote resource once for every reconciler
+        that asks, since the plan is one picture of one moment. Outside it every read is fresh (polls, watches)."""
+        yield
+
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}
 
     def watch_traffic(self, endpoint: str, deployment: str) -> TrafficWatch | None:
         """Start counting `deployment`'s answers to live traffic (by its live name); None when the backend
-        keeps no such record."""
+        keeps no such record. Raises NotCounted when the service keeps none for this endpoint by design."""
         return None
 
     def preflight(self, resources: Sequence[Resource], observed: Mapping[str, Observed | None]) -> list[str]:

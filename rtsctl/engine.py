@@ -73,8 +73,10 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
 
     # Resources the manifest adopts (`existing: true`) are never destroyed, so destroy need not find them.
     skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
-    observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
-    orphans = discover_orphans(session.graph, session.reconcilers)
+    with session.backend.snapshot():  # one picture of the world: each remote resource read once
+        observed = observe_all(session.graph, session.reconcilers, session.parallelism, skip)
+        orphans = discover_orphans(session.graph, session.reconcilers)
+        preflight = [] if destroy else session.backend.preflight(list(session.graph.nodes.values()), observed)
     # this machine's record, overridden by what the resources carry themselves (newer, and shared)
     recorded = {**read_record(applied_record(session)), **carried(observed, session.graph.nodes)}
     owner, display = session.manifest.name, session.manifest.display
@@ -87,7 +89,7 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
         snapshot_all(session.graph.nodes.values())  # what this plan sees, so a later one can say what changed
         explain(plan.actions)
         trust.label_origins(plan, recorded)
-        plan.warnings = session.backend.preflight(list(session.graph.nodes.values()), observed)
+        plan.warnings = preflight
         mark_smoke_failures(plan, smoke_record(session).read())
     plan = trust.select_targets(plan, targets)
     if refresh_only:

@@ -12,11 +12,17 @@ from .resources import Observed
 from .retry import call_with_retry
 
 
+#: observing threads at most (each holds one connection to the service while it waits)
+MAX_READERS = 32
+
+
 def observe_all(graph: Graph, reconcilers: dict[str, Reconciler], max_workers: int = 8,
                 skip: Collection[str] = ()) -> dict[str, Observed | None]:
     """The observed world, by address (None where a resource does not exist or was skipped)."""
     addresses = [a for a in graph.order if a not in skip]
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
+    # reads only wait on the network: every node at once (bounded), whatever the write parallelism is
+    max_workers = max(max_workers, min(len(addresses), MAX_READERS))
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="observe") as pool:
         results = pool.map(lambda a: call_with_retry(reconcilers[graph.nodes[a].kind].observe, graph.nodes[a]),
                            addresses)
         return dict(zip(addresses, results))

@@ -72,6 +72,19 @@ def model_uploads(emu: Emulator) -> int:
                and "comp=" not in path and status == 201)
 
 
+def assert_one_round_trip_each(calls: list[tuple[str, str, int]]) -> None:
+    """A no-op plan of manifests/azure.yaml (issue 15): at most one OpenID discovery, one token request per
+    audience (all of a plan's calls go to ARM: one token), no resource URL read twice, and nothing written."""
+    counts = collections.Counter((method, path) for method, path, _ in calls)
+    discovery = sum(n for (m, p), n in counts.items() if p.endswith("/.well-known/openid-configuration"))
+    tokens = sum(n for (m, p), n in counts.items() if p.endswith("/oauth2/v2.0/token"))
+    twice = {f"{m} {p}": n for (m, p), n in counts.items() if n > 1}
+    writes = [f"{m} {p}" for (m, p) in counts if m in ("PUT", "PATCH", "DELETE")]
+    assert discovery <= 1 and tokens <= 1 and not twice and not writes, (discovery, tokens, twice, writes)
+    # what the plan needs and no more: 9 resources, one deployment list, one key read (was 39 calls)
+    assert len(calls) <= 12, "\n".join(f"{m} {p} {s}" for m, p, s in calls)
+
+
 def one_line_error(result) -> str:
     lines = [line for line in result.err.strip().splitlines() if line.strip()]
     assert lines, str(result)
@@ -101,7 +114,9 @@ def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory
     uploads = model_uploads(emu)
     assert uploads == 1
 
+    before_plan = len(emu.request_log)
     assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
+    assert_one_round_trip_each(emu.request_log[before_plan:])
 
     # an updatable field: update in place, the model is not uploaded again
     edit_yaml(cli.workdir / "azure.yaml", lambda m: m["endpoints"][0]["deployments"][0].update(instance_count=2))

@@ -54,7 +54,7 @@ def test_the_issue_names():
                       ("subscription_id", "not-a-guid"), ("namespace", "AzureML")]:
         assert names.name_problem(kind, bad), (kind, bad)
     for kind, good in [("endpoint", "rts-score"), ("deployment", "blue"), ("workspace", "rts-ws"),
-                       ("compute", "local-cpu"), ("resource_group", "rts_rg(1).x"), ("aks_cluster", "rts_aks"),
+                       ("workspace", "e2etest_test_863132474581"), ("compute", "local-cpu"), ("resource_group", "rts_rg(1).x"), ("aks_cluster", "rts_aks"),
                        ("model", "dummy-model"), ("env_var", "GREETING_STYLE"), ("namespace", "azureml"),
                        ("subscription_id", "00000000-0000-4000-8000-0000000005ab")]:
         assert names.name_problem(kind, good) is None, (kind, good)

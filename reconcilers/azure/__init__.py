@@ -63,6 +63,10 @@ class AzureBackend(Backend):
     def close(self) -> None:
         self.clients.close()
 
+    def snapshot(self):
+        self.clients.prefetch_token()
+        return self.clients.reads.snapshot()
+
     def smoke_context(self) -> dict[str, Any]:
         # the scoring URI is HTTPS; a private CA (Azure Stack, the emulator) comes in through the same
         # variable the SDKs' requests transport honours
@@ -99,18 +103,21 @@ class AzureBackend(Backend):
         return blob_lock.force_unlock(lock_id)
 
     def watch_traffic(self, endpoint: str, deployment: str):
-        from .metrics import MonitorAnswers
+        from .metrics import MonitorAnswers, kubernetes_not_counted
 
+        kubernetes_not_counted(self.clients, endpoint)
         return MonitorAnswers(self.clients, endpoint, deployment)
 
     def preflight(self, resources, observed):
+        from .metrics import blind_gate_warnings
         from .preflight import quota_warnings
 
         notes = [] if self.settings.provider.get("lock") else [
             "provider.lock is not set: this machine takes a local lock, but other machines (CI runners, "
             "laptops) applying this workspace at the same time are not excluded; name a storage account "
             "container in provider.lock: {account: NAME, container: NAME} to lock across machines"]
-        return notes + quota_warnings(self.clients.ml, self.clients.location, resources, observed)
+        return notes + blind_gate_warnings(resources) + quota_warnings(self.clients.ml, self.clients.location,
+                                                                       resources, observed)
 
     def export(self, dest, owner, endpoints=()):
         from .export import export

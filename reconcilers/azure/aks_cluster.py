@@ -41,7 +41,8 @@ class AksClusterReconciler(AzureReconciler):
     def observe(self, res: Resource) -> Observed | None:
         rg = self._rg(res)
         existing = bool(res.inputs.get("existing"))
-        mc = self.get_or_none(res.address, self.clients.aks.managed_clusters.get, rg, res.name)
+        mc = self.read(res.address, ("aks", rg.casefold(), res.name.casefold()), self.clients.aks.managed_clusters.get,
+                       rg, res.name)
         if mc is None:
             if existing:
                 raise self._missing(res)

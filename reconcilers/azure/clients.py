@@ -26,7 +26,11 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
+import time
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from azure.ai.ml import MLClient
 from azure.ai.ml._azure_environments import _environments as _ML_CLOUDS
@@ -84,30 +88,41 @@ if not isinstance(sys.stderr, _DropColorReset):
     sys.stderr = _DropColorReset(sys.stderr)
 
 
-def warm_rest_models(package: str = "azure.ai.ml._restclient.arm_ml_service") -> None:
-    """Prepare every REST model class of one generated SDK package once, on one thread, before reconcilers share
-    its client.
+def serialize_model_preparation(package: str = "azure.ai.ml._restclient.arm_ml_service") -> None:
+    """Make the first instantiation of each REST model class of one generated SDK package run one thread at a time.
 
     The generated models of azure-ai-ml (`azure.ai.ml._restclient.arm_ml_service`) and of the newer azure-mgmt
     packages (containerservice, kubernetesconfiguration.extensions) share one `_utils.model_base.Model`, which
-    works out each class's field types lazily, on the class's first instantiation, without a lock. Two threads
-    deserializing the same class for the first time can race: one gets a nested field as a plain dict, and the
-    SDK then fails with `AttributeError: 'dict' object has no attribute 'failure_threshold'` (probe settings,
-    seen once in two blue/green updates) or `... 'mode'` (AKS agent pools). `Model.__new__` alone does the
-    preparation; the instances are thrown away (~0.3 s for azure-ai-ml, once per process).
+    works out each class's field types lazily, in `Model.__new__` on the class's first instantiation, without a
+    lock. Two threads deserializing the same class for the first time can race: one gets a nested field as a
+    plain dict, and the SDK then fails with `AttributeError: 'dict' object has no attribute 'failure_threshold'`
+    (probe settings, seen once in two blue/green updates) or `... 'mode'` (AKS agent pools). Preparing all ~1500
+    classes up front cost 0.3-2 s per process (most of a no-op plan); a lock around the not-yet-prepared path
+    costs nothing once a class is ready and only the classes a run uses are prepared.
     """
     import importlib
-    import inspect
 
-    models = importlib.import_module(f"{package}.models")
     base = importlib.import_module(f"{package}._utils.model_base").Model
-    for cls in vars(models).values():
-        if inspect.isclass(cls) and issubclass(cls, base):
-            cls.__new__(cls)
+    with _PREPARE_LOCK:
+        if getattr(base, "_rtsctl_serialized", False):
+            return
+        original = base.__new__
+
+        def __new__(cls, *args: Any, **kwargs: Any):
+            if f"{cls.__module__}.{cls.__qualname__}" in cls._calculated:
+                return original(cls, *args, **kwargs)
+            with _PREPARE_LOCK:
+                return original(cls, *args, **kwargs)
+
+        base.__new__ = __new__  # type: ignore[method-assign]
+        base._rtsctl_serialized = True
+
+
+_PREPARE_LOCK = threading.RLock()
 
 
 def _warmed(client: Any, package: str) -> Any:
-    warm_rest_models(package)
+    serialize_model_preparation(package)
     return client
 
 
@@ -160,6 +175,167 @@ class CloudConfig:
             "storage_endpoint": self.storage_suffix,
             "registry_discovery_endpoint": self.registry_discovery,
         }
+
+
+T = TypeVar("T")
+
+#: a token is asked for again this long before it expires when the service names no refresh time (azure-core's
+#: BearerTokenCredentialPolicy refreshes 300 s early: azure/core/pipeline/policies/_authentication.py)
+TOKEN_REFRESH_MARGIN_S = 300
+
+
+class SharedCredential:
+    """One azure-identity credential behind every client of the process, asking Entra ID once per audience.
+
+    Each SDK client (MLClient's dozen service clients, the management clients) has its own bearer-token policy,
+    and azure-identity builds its MSAL application lazily without a lock (`MsalCredential._get_app`): clients
+    that start at once each build an application -- one OpenID discovery GET each -- and each ask for the same
+    token. Here the first token request runs alone (one application, one discovery per authority), later ones
+    run one at a time per audience and reuse the token until it is due for refresh. A claims challenge (CAE) is
+    never answered from the cache.
+    """
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._first = threading.Lock()
+        self._warm = False
+        self._per_key: dict[Hashable, threading.Lock] = {}
+        self._tokens: dict[Hashable, Any] = {}
+
+    @staticmethod
+    def _due(token: Any) -> bool:
+        now = time.time()
+        refresh_on = getattr(token, "refresh_on", None)
+        return now >= (refresh_on or token.expires_on - TOKEN_REFRESH_MARGIN_S)
+
+    def _ask(self, scopes: tuple[str, ...], options: dict[str, Any]) -> Any:
+        if hasattr(self._inner, "get_token_info"):
+            return self._inner.get_token_info(*scopes, options=options)  # type: ignore[arg-type]
+        from azure.core.credentials import AccessTokenInfo
+
+        old = self._inner.get_token(*scopes, **options)
+        return AccessTokenInfo(old.token, old.expires_on)
+
+    def get_token_info(self, *scopes: str, options: dict[str, Any] | None = None) -> Any:
+        options = dict(options or {})
+        if options.get("claims"):
+            return self._ask(scopes, options)
+        key = (tuple(sorted(scopes)), options.get("tenant_id"), bool(options.get("enable_cae")))
+        with self._lock:
+            lock = self._per_key.setdefault(key, threading.Lock())
+        with lock:
+            token = self._tokens.get(key)
+            if token is not None and not self._due(token):
+                return token
+            if self._warm:
+                token = self._ask(scopes, options)
+            else:
+                with self._first:  # the first request builds the MSAL application (and discovers) alone
+                    token = self._ask(scopes, options)
+                    self._warm = True
+            self._tokens[key] = token
+            return token
+
+    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
+                  enable_cae: bool = False, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        options = {k: v for k, v in {"claims": claims, "tenant_id": tenant_id, "enable_cae": enable_cae}.items() if v}
+        info = self.get_token_info(*scopes, options=options)
+        return AccessToken(info.token, info.expires_on)
+
+    def close(self) -> None:
+        """Shared by every client of the process: never closed by one of them."""
+
+    def __enter__(self) -> "SharedCredential":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+_SHARED: dict[Hashable, SharedCredential] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_credential(block: dict[str, Any] | None, cloud: CloudConfig, tenant_id: str | None = None) -> SharedCredential:
+    """The process's one credential for this credential block and authority (see SharedCredential)."""
+    block = dict(block or {})
+    secret = str(block.get("client_secret") or os.environ.get("AZURE_CLIENT_SECRET") or "")
+    key = (tuple(sorted((k, str(v)) for k, v in block.items() if k != "client_secret")), tenant_id,
+           cloud.authority, cloud.custom_authority, os.environ.get("AZURE_TENANT_ID"),
+           os.environ.get("AZURE_CLIENT_ID"), hashlib.sha256(secret.encode()).hexdigest())
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = SharedCredential(build_credential(block, cloud, tenant_id))
+        return _SHARED[key]
+
+
+class ReadCache:
+    """What one plan has read, shared by every reconciler that needs it: each resource is read once, and
+    reconcilers that ask at the same moment wait for the one read in flight (single flight).
+
+    Outside `snapshot()` nothing is kept: a status poll, a gate's health watch and the reads around a write
+    always see the service as it is now.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._reads: dict[Hashable, Future] = {}
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self._lock:
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if not self._depth:
+                    self._reads.clear()
+
+    def ahead(self, key: Hashable, read: Callable[[], Any]) -> None:
+        """Start `read` (a function that reads `key` through this cache) now, on a thread of its own, within a
+        snapshot: a reconciler that needs two independent reads waits for one round trip, not two."""
+        with self._lock:
+            if not self._depth or key in self._reads:
+                return
+
+        def run() -> None:
+            try:
+                read()
+            except BaseException:  # noqa: BLE001 - kept in the future for whoever reads it
+                pass
+
+        threading.Thread(target=run, name="rtsctl-read", daemon=True).start()
+
+    def forget(self) -> None:
+        """Drop what was read (a write happened)."""
+        with self._lock:
+            self._reads.clear()
+
+    def read(self, key: Hashable, fetch: Callable[[], T]) -> T:
+        with self._lock:
+            if not self._depth:
+                future, mine = None, False
+            else:
+                future, mine = self._reads.get(key), key not in self._reads
+                if mine:
+                    future = self._reads[key] = Future()
+        if future is None:
+            return fetch()
+        if not mine:
+            return future.result()  # type: ignore[no-any-return]
+        try:
+            value = fetch()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(value)
+        return value
 
 
 def _credential_value(block: dict[str, Any], key: str, env: str) -> str | None:
@@ -230,6 +406,9 @@ class Clients:
         #: no Retry-After; a custom cloud -- Azure Stack, the emulator -- is polled faster, as below)
         self.poll_interval = 5.0 if not self.cloud.is_custom else 0.2
         self._built: dict[str, Any] = {}
+        self._building: dict[str, threading.Lock] = {}
+        #: reads shared within one plan (ReadCache)
+        self.reads = ReadCache()
         if self.cloud.is_custom and self.cloud.resource_manager != PUBLIC_RESOURCE_MANAGER:
             # azure-ai-ml sleeps a hard-coded 5 s between its own checks of the workspace's ARM template
             # deployment (on top of the poller, which already honours the service's Retry-After). On public
@@ -239,15 +418,37 @@ class Clients:
             LROConfigurations.SLEEP_TIME = 0.2  # type: ignore[misc]
 
     def _get(self, key: str, factory):
+        """Build each client once; clients of different kinds are built side by side (one lock per key)."""
         with self._lock:
-            if key not in self._built:
-                self._built[key] = factory()
-            return self._built[key]
+            if key in self._built:
+                return self._built[key]
+            lock = self._building.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._built:
+                    return self._built[key]
+            client = factory()
+            with self._lock:
+                self._built[key] = client
+            return client
+
+    def prefetch_token(self) -> None:
+        """Ask for the resource manager's token on a thread of its own, now: the OpenID discovery and the token
+        round trips then overlap with building the SDK clients instead of following it. A failure here is left
+        for the first real call to raise (with its resource's name)."""
+        def fetch() -> None:
+            try:
+                self.credential.get_token(self.cloud.scope)
+            except Exception:  # noqa: BLE001 - reported by the call that needs the token
+                pass
+
+        threading.Thread(target=fetch, name="rtsctl-token", daemon=True).start()
 
     @property
     def credential(self):
         return self._get(
-            "credential", lambda: build_credential(self.provider.get("credential"), self.cloud, self.provider.get("tenant_id"))
+            "credential",
+            lambda: shared_credential(self.provider.get("credential"), self.cloud, self.provider.get("tenant_id"))
         )
 
     def _mgmt_kwargs(self) -> dict[str, Any]:

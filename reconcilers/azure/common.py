@@ -87,6 +87,23 @@ def failed_problem(what: str, state: str | None, error: Any = None) -> str:
     return f"{what} provisioning state is {state}{detail}; apply repairs it"
 
 
+def folded(traffic: dict[str, Any] | None) -> dict[str, int]:
+    """A traffic map keyed by lower-cased deployment names. azure-ai-ml lower-cases the keys it writes
+    (operations/_online_endpoint_operations.py `_strip_zeroes_from_traffic`) while its `get` adds every deployment
+    missing from the map under its own spelling at 0: `{"blue": 100, "Blue": 0}` is one deployment at 100."""
+    out: dict[str, int] = {}
+    for name, share in (traffic or {}).items():
+        out[name.casefold()] = out.get(name.casefold(), 0) + int(share or 0)
+    return out
+
+
+def mirror_without_live(mirror: dict[str, Any] | None, traffic: dict[str, Any]) -> dict[str, int]:
+    """The mirror map minus every deployment that (now) takes live traffic: "A deployment can be configured to
+    receive only live traffic or mirrored traffic, not both" (azure-ai-docs how-to-safely-rollout-online-endpoints.md)."""
+    live = {k for k, v in folded(traffic).items() if v > 0}
+    return {k: int(v) for k, v in (mirror or {}).items() if k.casefold() not in live and int(v or 0) > 0}
+
+
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -116,6 +133,10 @@ class AzureReconciler(Reconciler):
                 if is_not_found(exc):
                     return None
                 raise
+
+    def read(self, address: str, key: tuple, getter, *args, **kwargs):
+        """`get_or_none`, read once per plan however many reconcilers ask (Clients.reads); fresh outside a plan."""
+        return self.clients.reads.read(key, lambda: self.get_or_none(address, getter, *args, **kwargs))
 
     def endpoint_idle(self, address: str, endpoint: str, timeout: float = 3600.0) -> Any:
         """The endpoint once it is in a terminal state: a write while it is Creating/Updating/Deleting (left so by

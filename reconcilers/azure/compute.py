@@ -8,6 +8,8 @@ itself is the aks_cluster reconciler's business.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rtsctl.errors import ResourceError
 from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
@@ -71,12 +73,25 @@ class ComputeReconciler(AzureReconciler):
                 "cluster": cluster,
                 "cluster_resource_group": rg,
             },
-            owned=is_managed(compute.tags) or owner is not None,
+            owned=self._owned(res, compute, rg, cluster) or owner is not None,
             owner=owner,
             problems=_problems(compute),
             outputs={"id": compute.id, "provisioning_state": getattr(compute, "provisioning_state", None)},
             handle=compute,
         )
+
+    def _owned(self, res: Resource, compute: Any, rg: str | None, cluster: str | None) -> bool:
+        """rtsctl's when it carries the ownership tag. The ARM tag-support table lists Microsoft.MachineLearningServices
+        workspaces/computes as "Supports tags: No" (azure-resource-manager/management/tag-support.md), so a tag the
+        compute RP drops must not make destroy leave the attach behind forever: an attach of a cluster rtsctl
+        created (the cluster carries the tag: managedClusters support tags) is rtsctl's too."""
+        if is_managed(compute.tags):
+            return True
+        if not (rg and cluster):
+            return False
+        mc = self.read(res.address, ("aks", rg.casefold(), cluster.casefold()), self.clients.aks.managed_clusters.get,
+                       rg, cluster)
+        return mc is not None and is_managed(mc.tags)
 
     def create(self, res: Resource) -> None:
         from azure.ai.ml.entities import KubernetesCompute

@@ -29,17 +29,16 @@ from rtsctl.normalize import casefold
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
-from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
-                     owner_of)
+from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, folded, is_managed,
+                     managed_tags, mirror_without_live, owner_of)
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
+from .reads import list_deployments, read_endpoint
 
 MODEL_TAG = "rtsctl.model-digest"
 ENV_TAG = "rtsctl.environment-digest"
 CODE_TAG = "rtsctl.code-digest"
 SETTINGS = ("request_settings", "liveness_probe", "readiness_probe")
-#: used only if the SDK's own online-deployment client cannot be asked (see Clients.deployment_api_version)
-FALLBACK_API_VERSION = "2023-04-01-preview"
 
 
 def asset_name(ref: Any) -> str | None:
@@ -82,7 +81,9 @@ def settings_dict(obj: Any, desired: dict[str, Any] | None) -> dict[str, Any] | 
 
 
 def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
-    """Traffic without `leaving`: its share goes to the busiest remaining deployment (sum stays 0 or 100)."""
+    """Traffic without `leaving`: its share goes to the busiest remaining deployment (sum stays 0 or 100). Names
+    compare case-insensitively (traffic.folded): the map comes back keyed in lower case."""
+    traffic, leaving = folded(traffic), leaving.casefold()
     share = traffic.get(leaving, 0)
     rest = {k: v for k, v in traffic.items() if k != leaving}
     if share and any(v > 0 for v in rest.values()):
@@ -94,16 +95,11 @@ def move_share(traffic: dict[str, int], leaving: str) -> dict[str, int]:
 def live_names(rec: AzureReconciler, address: str, endpoint: str) -> tuple[dict[str, str], list[Any]]:
     """(manifest name -> live name serving it, the endpoint's deployments): a deployment claims a manifest
     name in its `rtsctl.name` tag (untagged: its own name); the claimant with most traffic wins."""
-    with rec.errors(address):
-        try:
-            deployments = list(rec.ml.online_deployments.list(endpoint_name=endpoint))
-        except Exception as exc:  # noqa: BLE001 - endpoint (or workspace) not there yet
-            if not is_not_found(exc):
-                raise
-            deployments = []
+    pairs = list_deployments(rec, address, endpoint)
+    deployments = [d for d, _ in pairs]
     if not deployments:
         return {}, []
-    ep = rec.get_or_none(address, rec.ml.online_endpoints.get, endpoint)
+    ep = read_endpoint(rec, address, endpoint, pairs)
     traffic = {k.casefold(): int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
     return choose((d.name, (d.tags or {}).get(LABEL) or d.name, traffic.get(d.name.casefold(), 0))
                   for d in deployments), deployments
@@ -125,16 +121,8 @@ class DeploymentReconciler(AzureReconciler):
         endpoint, _, dep = name.partition("/")
         return spec.get("endpoint") or endpoint, dep or endpoint
 
-    @property
-    def api_version(self) -> str:
-        """The api-version the installed azure-ai-ml sends for online deployments, asked of its own client:
-        a raw read is then the same resource version the SDK writes (azure-ai-ml 1.35: 2023-04-01-preview --
-        its arm_ml_service client defaults to 2025-12-01, but online deployments are pinned to that preview)."""
-        client = getattr(self.ml.online_deployments, "_online_deployment", None)
-        return getattr(getattr(client, "_config", None), "api_version", None) or FALLBACK_API_VERSION
-
     # ------------------------------------------------------------------ observe
-    def _to_observed(self, address: str, d: Any, desired: dict[str, Any]) -> Observed:
+    def _to_observed(self, address: str, d: Any, desired: dict[str, Any], raw: dict[str, Any] | None = None) -> Observed:
         tags = dict(d.tags or {})
         spec: dict[str, Any] = {
             "endpoint": d.endpoint_name,
@@ -154,13 +142,9 @@ class DeploymentReconciler(AzureReconciler):
             value = settings_dict(getattr(d, key, None), desired.get(key))
             if value is not None:
                 spec[key] = value
-        if desired.get("request_settings") and d.id:
-            # read the exact durations from the service's JSON (public generic-resource GET)
-            with self.errors(address):
-                raw = self.clients.resources.resources.get_by_id(d.id, api_version=self.api_version)
-            exact = raw_request_settings(raw.properties or {})
-            if exact is not None:
-                spec["request_settings"] = project(exact, desired["request_settings"])
+        exact = raw_request_settings((raw or {}).get("properties") or {})  # exact durations (list_deployments)
+        if desired.get("request_settings") and exact is not None:
+            spec["request_settings"] = project(exact, desired["request_settings"])
         if "environment_variables" not in desired and not spec["environment_variables"]:
             spec.pop("environment_variables")
         problems = []
@@ -186,8 +170,10 @@ class DeploymentReconciler(AzureReconciler):
 
     def observe(self, res: Resource) -> Observed | None:
         endpoint, name = self._live(res)
-        d = self.get_or_none(res.address, self.ml.online_deployments.get, name=name, endpoint_name=endpoint)
-        return None if d is None else with_current_environment(self._to_observed(res.address, d, res.spec), res)
+        for d, raw in list_deployments(self, res.address, endpoint):  # the endpoint's one list, shared
+            if d.name.casefold() == name.casefold():
+                return with_current_environment(self._to_observed(res.address, d, res.spec, raw), res)
+        return None
 
     def discover(self, desired: Sequence[Resource]) -> list[Observed]:
         """Deployments rtsctl created on the manifest's endpoints that the manifest no longer declares."""
@@ -196,11 +182,11 @@ class DeploymentReconciler(AzureReconciler):
         declared = {r.name for r in desired if r.kind == "deployment"}
         found: list[Observed] = []
         for endpoint in sorted(e for e in endpoints if e):
-            chosen, deployments = live_names(self, f"endpoint.{endpoint}", endpoint)
+            chosen, _ = live_names(self, f"endpoint.{endpoint}", endpoint)
             serving = {live for claim, live in chosen.items() if f"{endpoint}/{claim}" in declared}
-            for d in deployments:
+            for d, raw in list_deployments(self, f"endpoint.{endpoint}", endpoint):
                 if d.name not in serving and is_managed(d.tags):  # undeclared, or left by an interrupted rollout
-                    found.append(self._to_observed(f"deployment.{endpoint}/{d.name}", d, {}))
+                    found.append(self._to_observed(f"deployment.{endpoint}/{d.name}", d, {}, raw))
         return found
 
     # ------------------------------------------------------------------ create / update
@@ -322,6 +308,7 @@ class DeploymentReconciler(AzureReconciler):
         with self.errors(address):
             ep = self.ml.online_endpoints.get(endpoint)
             ep.traffic = traffic
+            ep.mirror_traffic = mirror_without_live(ep.mirror_traffic, traffic)
             poller = self.ml.online_endpoints.begin_create_or_update(ep)
         self.wait(address, poller)
 
@@ -334,11 +321,11 @@ class DeploymentReconciler(AzureReconciler):
         ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
         if ep is None:
             return  # the endpoint (and all its deployments) is gone
-        if int((ep.traffic or {}).get(name, 0)) > 0:  # an endpoint write first: its share moves away
+        if folded(ep.traffic).get(name.casefold(), 0) > 0:  # an endpoint write first: its share moves away
             with gate.exclusive(observed.address, self.notify):
                 ep = self.endpoint_idle(observed.address, endpoint)
-                traffic = {k: int(v) for k, v in ((ep.traffic if ep else None) or {}).items()}
-                if traffic.get(name, 0) > 0:
+                traffic = folded(ep.traffic if ep else None)
+                if traffic.get(name.casefold(), 0) > 0:
                     self._put_traffic(observed.address, endpoint, move_share(traffic, name))
         with gate.shared(observed.address, self.notify):
             self.wait_delete(

@@ -17,6 +17,7 @@ from rtsctl.resources import Observed, Resource
 
 from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
                      owner_of, state_name)
+from .reads import keys_ahead, read_endpoint, read_keys
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -41,7 +42,8 @@ class EndpointReconciler(AzureReconciler):
     sensitive = frozenset({"primary_key", "secondary_key"})
 
     def observe(self, res: Resource) -> Observed | None:
-        ep = self.get_or_none(res.address, self.ml.online_endpoints.get, res.name)
+        keys_ahead(self, res.address, res.name, res.spec.get("auth_mode") or "key")
+        ep = read_endpoint(self, res.address, res.name)
         if ep is None:
             return None
         spec: dict[str, Any] = {
@@ -63,7 +65,7 @@ class EndpointReconciler(AzureReconciler):
         }
         if state not in ("failed", "deleting"):
             with self.errors(res.address):
-                outputs.update(auth_outputs(self.ml.online_endpoints.get_keys(res.name)))
+                outputs.update(auth_outputs(read_keys(self, res.address, res.name, ep.auth_mode)))
         return Observed(
             address=res.address,
             # compute stays even when None (managed): a managed <-> kubernetes change is a replacement

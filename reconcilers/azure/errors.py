@@ -134,7 +134,9 @@ def to_rtsctl_error(address: str, exc: BaseException) -> RtsctlError:
     code, message = code_and_message(exc)
     if "certificate verify failed" in message.lower():
         message += " (a private CA? point REQUESTS_CA_BUNDLE at it)"
-    busy = getattr(exc, "status_code", None) == 409 and "provisioning state" in message.lower()  # another writer
+    # another writer holds the endpoint ("Cannot create a deployment in endpoint X because it is in Updating
+    # provisioning state", azure-sdk-for-net#36961): 409 Conflict or 400 -- the report does not show which, so both
+    busy = getattr(exc, "status_code", None) in (400, 409) and "provisioning state" in message.lower()
     if is_transient(exc) or busy or (code or "").lower() in RETRYABLE_CODES:
         retry_after = retry_after_of(exc) if isinstance(exc, HttpResponseError) else None
         return TransientError(f"{address}: " + (f"({code}) " if code else "") + message, retry_after)

@@ -13,7 +13,16 @@ AzureMLKubernetes.py `Create()`, and custom.py `__create_identity`):
   `nginxIngress.enabled=true` on AKS; `clusterPurpose=DevTest` and `inferenceRouterHA=false` below 3 nodes;
 * release train `stable`, cluster scope in the `azureml` namespace, and NO identity (the CLI creates none for
   managedClusters);
-* an update is a PATCH of the settings (`begin_update`), never a full PUT.
+* an update is a PATCH of the settings (`begin_update`), never a full PUT, shaped like the CLI's `Update()`:
+  `__normalize_config` re-derives `scoringFe.serviceType.nodePort` / `.internalLoadBalancer` from a declared
+  `inferenceRouterServiceType` / `internalLoadBalancerProvider` (true OR false: NodePort -> LoadBalancer clears
+  the flag); and protected settings are REPLACED WHOLE -- "For `--configuration-protected-settings`, all settings
+  are expected to be provided, even if only one setting is being updated. If any of these settings are omitted,
+  those settings will be considered obsolete and deleted" (azure-aks-docs articles/aks/cluster-extensions.md;
+  azure-ai-docs how-to-deploy-kubernetes-extension.md: "For ConfigurationProtectedSettings, ALL settings should be
+  provided"). A TLS update therefore always carries both `scoringFe.sslCert` and `scoringFe.sslKey`, and on an
+  adopted extension whose settings show protected connection strings (relay, service bus, Log Analytics) the
+  plan refuses and names them: Azure never returns protected values, so rtsctl cannot resend them.
 
 Extensions carry no tags, so ownership follows the cluster: on a cluster rtsctl created the extension is
 rtsctl's; on an adopted cluster the AzureML extension already there (found by type, whatever its name) is
@@ -40,6 +49,19 @@ RELEASE_NAMESPACE = "azureml"
 #: spec key carrying the digest of the TLS files; stored with the settings (protected ones never come back)
 TLS_DIGEST_SETTING = "rtsctl.tlsDigest"
 INSECURE = "allowInsecureConnections"
+#: settings whose change the CLI's Update() says "will IMPACT your active Machine Learning ... online endpoints and
+#: deployments" (AzureMLKubernetes.py, commit 3f6c0dae): set at all, or enableInference set to false; nodeSelector
+#: keys too ("can't remove an existed node selector"). Its third case, installNvidiaDevicePlugin to false, is
+#: qualified "if Nvidia GPU is used" -- not refused here (the scoring deployments rtsctl makes run on CPU)
+IMPACTING = ("allowInsecureConnections", "inferenceRouterServiceType", "internalLoadBalancerProvider", "sslCname")
+IMPACTING_WHEN_FALSE = ("enableInference",)
+#: protected settings an AzureML extension holds when these settings say so (AzureMLKubernetes.py constants:
+#: RELAY_CONNECTION_STRING_KEY, SERVICE_BUS_CONNECTION_STRING_KEY, AZURE_LOG_ANALYTICS_CONNECTION_STRING)
+PROTECTED_BY_SETTING = (
+    ("relayserver.enabled", "relayserver.relayConnectionString"),
+    ("servicebus.enabled", "servicebus.connectionString"),
+    ("azure_log_analytics.enabled", "azure_log_analytics.connection_string"),
+)
 
 
 def _as_setting(value: Any) -> str:
@@ -73,6 +95,37 @@ def derived_settings(cluster_id: str, cluster_name: str, location: str, node_cou
     return {k: v for k, v in out.items() if k not in declared}
 
 
+def normalized_settings(declared: dict[str, Any]) -> dict[str, str]:
+    """What the CLI's `__normalize_config` adds on update: the scoring front's service-type flags, re-derived from
+    a declared router type / load-balancer provider, true or false (so NodePort -> LoadBalancer clears nodePort)."""
+    out: dict[str, str] = {}
+    if declared.get("inferenceRouterServiceType"):
+        out["scoringFe.serviceType.nodePort"] = _as_setting(
+            _as_setting(declared["inferenceRouterServiceType"]).lower() == "nodeport")
+    if declared.get("internalLoadBalancerProvider"):
+        out["scoringFe.serviceType.internalLoadBalancer"] = _as_setting(
+            _as_setting(declared["internalLoadBalancerProvider"]).lower() == "azure")
+    return out
+
+
+def impacting(changes: Sequence[Change]) -> list[str]:
+    """The changed settings the CLI's Update() warns about (they re-configure the inference router)."""
+    names = []
+    for change in changes:
+        if not change.path.startswith("configuration_settings."):
+            continue
+        key = change.path.split(".", 1)[1]
+        new = _as_setting(getattr(change, "new", "")).lower()
+        if key in IMPACTING or "nodeselector" in key.lower() or (key in IMPACTING_WHEN_FALSE and new == "false"):
+            names.append(key)
+    return names
+
+
+def protected_lost(settings: dict[str, Any]) -> list[str]:
+    """Protected settings an (adopted) extension holds by its own settings, which a protected update would delete."""
+    return [key for flag, key in PROTECTED_BY_SETTING if _as_setting(settings.get(flag, "false")).lower() == "true"]
+
+
 class K8sExtensionReconciler(AzureReconciler):
     kind = "k8s_extension"
     immutable = frozenset({"extension_type", "cluster", "cluster_resource_group"})
@@ -99,7 +152,8 @@ class K8sExtensionReconciler(AzureReconciler):
         ext = self._find(res.address, rg, cluster, res.inputs.get("name") or DEFAULT_NAME)
         if ext is None:
             return None
-        mc = self.get_or_none(res.address, self.clients.aks.managed_clusters.get, rg, cluster)
+        mc = self.read(res.address, ("aks", rg.casefold(), cluster.casefold()), self.clients.aks.managed_clusters.get,
+                       rg, cluster)
         settings = dict(ext.configuration_settings or {})
         desired = res.spec.get("configuration_settings") or {}
         spec: dict[str, Any] = {
@@ -170,8 +224,10 @@ class K8sExtensionReconciler(AzureReconciler):
         rg, cluster = self._where(res.spec, res.address)
         settings, protected = self._settings(res, rg, cluster)
         # only what rtsctl manages changes; settings someone else set on the extension stay as they are
-        changed = {k: v for k, v in settings.items()
-                   if k in (res.spec.get("configuration_settings") or {}) or k == TLS_DIGEST_SETTING}
+        declared = res.spec.get("configuration_settings") or {}
+        changed = {k: v for k, v in settings.items() if k in declared or k == TLS_DIGEST_SETTING}
+        changed.update(normalized_settings(declared))
+        # protected settings are replaced whole: `protected` is the complete set (the TLS pair) or nothing
         patch = {"properties": {"configurationSettings": changed,
                                 **({"configurationProtectedSettings": protected} if protected else {})}}
         with self.errors(res.address):
@@ -181,16 +237,24 @@ class K8sExtensionReconciler(AzureReconciler):
         self.wait(res.address, poller)
 
     def guard(self, res: Resource, observed: Observed, changes: Sequence[Change]) -> str | None:
-        """Changing allowInsecureConnections re-configures the inference router: the CLI warns that it will
-        "IMPACT your active Machine Learning online endpoints and deployments" (AzureMLKubernetes.Update).
-        Refused while endpoints run on this cluster."""
-        if not any(c.path == f"configuration_settings.{INSECURE}" for c in changes):
+        """Refused: (1) a change the CLI's Update() warns will "IMPACT your active Machine Learning online endpoints
+        and deployments" (IMPACTING) while endpoints run on this cluster; (2) a TLS update of an extension rtsctl
+        did not install whose settings show protected connection strings: the update would delete them."""
+        if any(c.path == "tls_digest" for c in changes) and not observed.owned:
+            current = dict(getattr(observed.handle, "configuration_settings", None) or {})
+            lost = protected_lost(current)
+            if lost:
+                return (f"a TLS update replaces the extension's protected settings whole, and this extension (not "
+                        f"installed by rtsctl) holds {', '.join(lost)}, which Azure never returns: they would be "
+                        "deleted. Update TLS with `az k8s-extension update` (it re-reads them), or drop `tls` here")
+        names = impacting(changes)
+        if not names:
             return None
         running = self._endpoints_on_cluster(res)
         if not running:
             return None
-        return (f"changing {INSECURE} would interrupt the online endpoints on cluster {res.spec.get('cluster')} "
-                f"({', '.join(running)}); delete them first, or keep {INSECURE} as it is")
+        return (f"changing {', '.join(names)} would interrupt the online endpoints on cluster {res.spec.get('cluster')} "
+                f"({', '.join(running)}); delete them first, or keep {', '.join(names)} as it is")
 
     def _endpoints_on_cluster(self, res: Resource) -> list[str]:
         rg, cluster = self._where(res.spec, res.address)

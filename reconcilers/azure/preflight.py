@@ -7,8 +7,13 @@ endpoints can use) and `compute.list_usage(location)` (spec Usages_List: per fam
 Dedicated vCPUs", currentValue / limit). Managed online deployments draw on that family quota, and Azure ML
 reserves 20 % of the compute for upgrades on some VM SKUs (how-to-manage-quotas.md, virtual machine quota for
 managed online endpoints: a deployment of N instances needs ceil(1.2 x N) x the SKU's cores), so a
-deployment needs ceil(1.2 x instance_count) x vCPUs. Kubernetes deployments run on the cluster's nodes and
-use no Azure ML quota. Best effort: when the APIs cannot be read, nothing is said.
+deployment needs ceil(1.2 x instance_count) x vCPUs. A change that rolls out as a successor (code, model,
+environment, scoring script, instance type) runs the new deployment BESIDE the old one, so its cores count in full:
+"Each deployment subtracts from available quota and adds it back after deletion" (how-to-troubleshoot-online-
+endpoints.md, ERROR: OutOfQuota). The family's row is picked by name AND type: Usage/list.json (spec 2024-04-01)
+answers the same name at subscription (`.../vmFamily/usages`), workspace and compute scope; the regional
+"Total Cluster Dedicated Regional vCPUs" limit is checked too. Kubernetes deployments run on the cluster's nodes
+and use no Azure ML quota. Best effort: when the APIs cannot be read, nothing is said.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from rtsctl.resources import Observed, Resource
 
 UPGRADE_RESERVE = 1.2
 MANAGED = "MIR"
+FAMILY_TYPE = "/vmfamily/usages"            # the subscription-level row of a VM family
+REGIONAL = "total cluster dedicated regional vcpus"
+#: fields whose change rolls out as a successor beside the live deployment (DeploymentReconciler.successor_fields)
+SUCCESSOR_FIELDS = ("code", "model", "environment", "scoring_script")
 
 
 def _family_usage_key(family: str) -> str:
@@ -71,7 +80,8 @@ def quota_warnings(ml: Any, location: str, resources: Sequence[Resource],
         name, family = str(_attr(size, "name")), str(_attr(size, "family"))
         before = observed.get(res.address)
         had = 0
-        if before is not None and str(before.spec.get("instance_type", "")).lower() == name.lower():
+        in_place = before is not None and all(before.spec.get(f) == res.spec.get(f) for f in SUCCESSOR_FIELDS)
+        if in_place and str(before.spec.get("instance_type", "")).lower() == name.lower():
             had = _instances(int(before.spec.get("instance_count") or 0)) * cores
         extra = _instances(int(res.spec.get("instance_count", 1))) * cores - had
         if extra > 0:
@@ -82,20 +92,30 @@ def quota_warnings(ml: Any, location: str, resources: Sequence[Resource],
         usages = list(ml.compute.list_usage(location=location))
     except Exception:
         return out
-    for family, extra in sorted(need.items()):
-        key = _family_usage_key(family)
-        usage = next((u for u in usages if _usage_name(u).lower() == f"standard {key} family cluster dedicated vcpus"),
-                     None)
+    rows = [(family, extra, f"standard {_family_usage_key(family)} family cluster dedicated vcpus")
+            for family, extra in sorted(need.items())]
+    rows.append(("regional (all families)", sum(need.values()), REGIONAL))
+    for what, extra, label in rows:
+        usage = _row(usages, label, family_row=label != REGIONAL)
         limit = _attr(usage, "limit") if usage is not None else None
         if limit is None or int(limit) < 0:
             continue
         left = int(limit) - int(_attr(usage, "current_value", "currentValue") or 0)
         if extra > left:
-            out.append(f"quota: this plan needs {extra} more {family} vCPUs in {location} (instance_count x vCPUs, "
-                       f"+20 % that managed endpoints reserve for upgrades) but {left} of {limit} are left: "
-                       "apply would fail with OutOfQuota; lower instance_count, pick another instance_type, or "
-                       "request more quota")
+            out.append(f"quota: this plan needs {extra} more {what} vCPUs in {location} (instance_count x vCPUs, "
+                       f"+20 % that managed endpoints reserve for upgrades; a successor counts in full beside the "
+                       f"deployment it replaces) but {left} of {limit} are left: apply would fail with OutOfQuota; "
+                       "lower instance_count, pick another instance_type, or request more quota")
     return out
+
+
+def _row(usages: list[Any], label: str, family_row: bool) -> Any:
+    """The usage row named `label`; for a VM family the subscription-level one (type `.../vmFamily/usages`)."""
+    named = [u for u in usages if _usage_name(u).lower() == label]
+    if family_row:
+        typed = [u for u in named if str(_attr(u, "type") or "").lower().endswith(FAMILY_TYPE)]
+        return typed[0] if typed else (named[0] if named else None)
+    return named[0] if named else None
 
 
 def _usage_name(usage: Any) -> str:

@@ -12,8 +12,9 @@ from rtsctl.normalize import traffic_weights
 from rtsctl.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
-from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, is_managed, owner_of
+from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, is_managed, mirror_without_live, owner_of
 from .deployment import live_names
+from .reads import read_endpoint
 
 
 class TrafficReconciler(AzureReconciler):
@@ -21,7 +22,7 @@ class TrafficReconciler(AzureReconciler):
     normalize = {"weights": traffic_weights}
 
     def observe(self, res: Resource) -> Observed | None:
-        ep = self.get_or_none(res.address, self.ml.online_endpoints.get, res.name)
+        ep = read_endpoint(self, res.address, res.name)
         if ep is None:
             return None
         current = {k: int(v) for k, v in (ep.traffic or {}).items()}
@@ -58,6 +59,8 @@ class TrafficReconciler(AzureReconciler):
             ep.tags = {**(ep.tags or {}), **applied_tag(res, TRAFFIC_APPLIED_TAG)}
             if "mirror" in res.spec:  # a rollout's mirror step (rtsctl.rollout.gates); else kept as it is
                 ep.mirror_traffic = {known.get(n.casefold(), n): int(v) for n, v in res.spec["mirror"].items()}
+            # ...except for a deployment this write gives live traffic: live or mirrored, never both
+            ep.mirror_traffic = mirror_without_live(ep.mirror_traffic, traffic)
             with self.errors(res.address):
                 poller = self.ml.online_endpoints.begin_create_or_update(ep)
             self.wait(res.address, poller)

@@ -38,6 +38,11 @@ class LocalBackend(Backend):
         made["endpoint"] = EndpointReconciler(self.layout, bind=self.settings.provider.get("bind", BIND))
         return made
 
+    def snapshot(self):
+        from . import procs
+
+        return procs.one_scan()  # one /proc scan for the whole plan
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):
         from .logs import deployment_logs

@@ -45,10 +45,11 @@ RULES: dict[str, NameRule] = {
     "endpoint": _ONLINE,
     "deployment": _ONLINE,
     "workspace": NameRule(
-        3, 33, r"[A-Za-z0-9][A-Za-z0-9-]*",
-        "3-33 characters: letters, digits and '-', starting with a letter or digit",
-        "azure-docs azure-resource-manager/management/resource-name-rules.md, Microsoft.MachineLearningServices "
-        "workspaces (3-33, alphanumerics and hyphens); first character: guess"),
+        3, 33, r"[A-Za-z0-9][A-Za-z0-9_-]*",
+        "3-33 characters: letters, digits, '_' and '-', starting with a letter or digit",
+        "azure-rest-api-specs machinelearningservices WorkspaceNameParameter pattern "
+        "^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$; recording R05 created workspace e2etest_test_863132474581 (resource-"
+        "name-rules.md says alphanumerics and hyphens only: the service takes '_')"),
     "compute": NameRule(
         2, 16, r"[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?",
         "2-16 characters: letters, digits and '-', not starting or ending with '-'",

@@ -275,7 +275,7 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
                 key = compute_name if isinstance(compute, dict) else ""
                 demand.setdefault(key, []).append((f"{ep_name}/{dep.get('name')}", count))
         _check_traffic(report, endpoint, path, deployments)
-        _check_rollout(report, endpoint, path, local)
+        _check_rollout(report, endpoint, path, local, kubernetes)
         _check_smoke(report, endpoint, path, deployments)
         _check_tags(report, endpoint.get("tags"), *path, "tags")
     workspace = data.get("workspace")
@@ -366,7 +366,7 @@ def _check_traffic(report: Report, endpoint: dict[str, Any], path: Path_, deploy
         report.add(f"traffic must total 100 (or 0), got {sum(values)}", *path, "traffic")
 
 
-def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local: bool) -> None:
+def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local: bool, kubernetes: bool) -> None:
     """What the schema cannot say about `rollout:` (bounds and shapes are the schema's)."""
     rollout = endpoint.get("rollout")
     if not isinstance(rollout, dict):
@@ -377,7 +377,18 @@ def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local:
     if local and "mirror" in rollout:
         report.add("the local backend cannot mirror traffic (its front sends each request to one "
                    "deployment); mirror traffic is an Azure endpoint feature: remove it here", *path, "rollout", "mirror")
+    if not local and kubernetes and "mirror" in rollout:
+        # azure-ai-docs how-to-safely-rollout-online-endpoints.md: "Mirroring isn't currently supported for
+        # Kubernetes online endpoints"; concept-endpoints-online.md: mirrored traffic, Kubernetes "Unsupported"
+        report.add("Azure does not mirror traffic on Kubernetes online endpoints (only managed ones): remove "
+                   "rollout.mirror, or gate the first step instead", *path, "rollout", "mirror")
     gate = rollout.get("gate")
+    if not local and kubernetes and isinstance(gate, dict) and "min_requests" in gate:
+        # concept-endpoints-online.md: out-of-box monitoring of Kubernetes endpoints is the user's responsibility;
+        # Azure Monitor counts no requests for them, so the count could never be met
+        report.add("Azure Monitor counts no requests of Kubernetes online endpoints, so min_requests could never be "
+                   "met: remove it (the watch then judges the deployment's health; a bench run judges errors)",
+                   *path, "rollout", "gate", "min_requests")
     if isinstance(gate, dict) and "min_requests" in gate and "watch" not in gate:
         report.add("min_requests counts the live answers a watch sees while it holds a step: add watch (seconds) "
                    "or remove min_requests", *path, "rollout", "gate", "min_requests")

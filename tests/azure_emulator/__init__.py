@@ -20,7 +20,7 @@ Python API (stable; the Azure backend tests rely on it)::
     from tests.azure_emulator.context import Settings
     with Emulator(lro_mode="sync" | "async", fault_rate=0.0, faults=("429", "500", "reset"),
                   durations=None, seed=None, timing="fast" | "realistic", time_scale=1.0,
-                  settings=Settings(retry_after=None)) as emu:    # or emu.start() / emu.stop()
+                  settings=Settings(retry_after=None), latency_ms=0) as emu:    # or emu.start() / emu.stop()
         emu.url           # "https://127.0.0.1:PORT"  (resource manager AND Entra authority)
         emu.port, emu.proxy_url, emu.ca_path, emu.cloud_name   # cloud_name == f"EmuCloud{port}"
         emu.env()         # env vars for a subprocess rtsctl (below)
@@ -52,7 +52,9 @@ RTSCTL_AZURE_AUTHORITY (=url + "/"), for a manifest's `provider.cloud` block.
 
 Pytest fixtures: tests/azure_emulator/fixtures.py (`pytest_plugins = ["tests.azure_emulator.fixtures"]`).
 Ready-made real SDK clients: tests/azure_emulator/clients.py. By hand:
-`python -m tests.azure_emulator [--port P] [--lro async|sync] [--fault-rate R] [--seed S] [--state-dir DIR]`.
+`python -m tests.azure_emulator [--port P] [--lro async|sync] [--fault-rate R] [--seed S] [--state-dir DIR]
+[--latency-ms MS]`. `latency_ms` / `--latency-ms` delays every answer (ARM, Entra, blob, scoring) by that much:
+what the distance to Azure costs a client (benchmarks/azure_roundtrips.py).
 """
 
 from .server import Emulator

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing", choices=("fast", "realistic"), default="fast",
                         help="realistic: operations take the recorded Azure durations x --time-scale (use --lro async)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiply the realistic durations")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay every answer (ARM, token, blob, scoring) this long: the distance to Azure")
     parser.add_argument("--no-retry-after", action="store_true",
                         help="status answers without Retry-After, as Azure sends them (the SDK polls every 5-30 s)")
     parser.add_argument("--env-file", metavar="FILE",
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(retry_after=None) if args.no_retry_after else None
     emu = Emulator(lro_mode=args.lro, fault_rate=args.fault_rate, faults=tuple(filter(None, args.faults.split(","))),
                    seed=args.seed, port=args.port, proxy_port=args.proxy_port, state_dir=args.state_dir,
-                   settings=settings, timing=args.timing, time_scale=args.time_scale).start()
+                   settings=settings, timing=args.timing, time_scale=args.time_scale,
+                   latency_ms=args.latency_ms).start()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

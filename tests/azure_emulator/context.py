@@ -36,6 +36,10 @@ class Settings:
     timing: str = "fast"                   # "fast" or "realistic" (recorded durations x time_scale, see lro.py)
     time_scale: float = 1.0
     state_dir: Path | None = None
+    # Distance to Azure: every answer (ARM, Entra token/discovery, blob, scoring) waits this long before it leaves,
+    # so a benchmark shows what each round trip costs. Real calls take 50-300 ms (issue 15; the recordings'
+    # request timestamps); 0 = answer at once.
+    latency_ms: float = 0.0
     quota: dict = field(default_factory=dict)  # {VM family ("standardDSv2Family"): dedicated vCPU limit}, aml/quota.py
 
 

@@ -96,9 +96,15 @@ class ExtensionKind(Kind):
             raise bad("BadArgument", f"Extension '{path.name}': extensionType cannot be changed "
                                      f"({props(existing.body).get('extensionType')!r} -> {p['extensionType']!r}).")
         p["extensionType"] = str(p["extensionType"]).lower()      # read back lower-case (see above)
-        # protected values go in and never come out; an update (PATCH) keeps the ones it does not resend
+        # protected values go in and never come out. An update that sends protected settings REPLACES them whole:
+        # "For `--configuration-protected-settings`, all settings are expected to be provided, even if only one
+        # setting is being updated. If any of these settings are omitted, those settings will be considered
+        # obsolete and deleted" (MicrosoftDocs azure-aks-docs articles/aks/cluster-extensions.md, "Update extension
+        # instance"; azure-ai-docs machine-learning/how-to-deploy-kubernetes-extension.md: "For
+        # ConfigurationProtectedSettings, ALL settings should be provided"). An update that sends none keeps them
+        # (the CLI's Update() sends its input unchanged when empty).
         sent = {k: v for k, v in (p.get("configurationProtectedSettings") or {}).items() if v is not None}
-        protected = {**((existing.private.get("protected") or {}) if existing else {}), **sent}
+        protected = sent if sent or existing is None else dict(existing.private.get("protected") or {})
         p["configurationProtectedSettings"] = {}
         settings = p.get("configurationSettings") or {}
         if p["extensionType"] == AZUREML_EXTENSION_TYPE:

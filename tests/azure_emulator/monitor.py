@@ -10,7 +10,8 @@ An unknown metric is 400 with the flat `{"code": "BadRequest", "message": "Faile
 for provider: ..., Valid metrics: ..."}` that Azure answers (the wording monitoring agents parse, e.g.
 Checkmk's agent_azure `_get_available_metrics_from_exception`). An unsupported aggregation is 400 BadRequest too;
 its wording is a guess.
-Counts come from the data plane's tallies (dataplane.py), so they are available at once: real Azure Monitor ingests
+A Kubernetes endpoint's RequestsPerMinute has no series (`_kubernetes`). Counts come from the data plane's tallies
+(dataplane.py), so they are available at once: real Azure Monitor ingests
 a minute or more late (see reconcilers/azure/metrics.py), a deliberate simplification here.
 """
 
@@ -104,13 +105,32 @@ def list_metrics(ctx, resource: ArmPath, query) -> web.Response:
         bad_dims = [d for d in filters if d not in {x.lower() for x in dims}]
         if bad_dims:
             return _bad(f"Metric {name} has no dimension {', '.join(bad_dims)}; its dimensions: {', '.join(dims)}.")
-        series = _series(ctx, resource, name, filters, minutes) if name == "RequestsPerMinute" else []
+        counted = name == "RequestsPerMinute" and not _kubernetes(ctx, resource)
+        series = _series(ctx, resource, name, filters, minutes) if counted else []
+        # metrics_API.json parameter `top`: "the maximum number of records to retrieve per resource ID ... Valid
+        # only if $filter is specified. Defaults to 10." (which series are kept when cut: guess, in sorted order)
+        series = series[: _top(query)] if query.get("$filter") else series
         value.append({"id": f"{resource.path}/providers/Microsoft.Insights/metrics/{name}",
                       "type": "Microsoft.Insights/metrics", "name": {"value": name, "localizedValue": name},
                       "unit": unit, "timeseries": series, "errorCode": "Success"})
     return json_response({"cost": len(minutes), "timespan": f"{start:%Y-%m-%dT%H:%M:%SZ}/{end:%Y-%m-%dT%H:%M:%SZ}",
                           "interval": "PT1M", "value": value, "namespace": NAMESPACE,
                           "resourceregion": "westeurope"})
+
+
+def _top(query) -> int:
+    try:
+        return max(1, int(query.get("top") or 10))
+    except ValueError:
+        return 10
+
+
+def _kubernetes(ctx, resource: ArmPath) -> bool:
+    """azure-ai-docs machine-learning/concept-endpoints-online.md (managed vs Kubernetes online endpoints,
+    "Out-of-box monitoring & logging": Kubernetes -- user responsibility): Azure Monitor gets no request counts of a
+    Kubernetes endpoint. That the metric still answers, with no series, rather than an error: guess."""
+    record = ctx.store.get(resource.path)
+    return bool(record is not None and (record.body.get("properties") or {}).get("compute"))
 
 
 def _series(ctx, resource: ArmPath, name: str, filters: dict[str, str], minutes: list[int]) -> list[dict]:

@@ -38,7 +38,7 @@ class Emulator:
     def __init__(self, lro_mode: str = "sync", fault_rate: float = 0.0, faults=KINDS,
                  durations: dict[str, float] | None = None, seed: int | None = None, port: int = 0,
                  proxy_port: int = 0, state_dir: str | Path | None = None, settings: Settings | None = None,
-                 timing: str = "fast", time_scale: float = 1.0):
+                 timing: str = "fast", time_scale: float = 1.0, latency_ms: float | None = None):
         if lro_mode not in ("sync", "async"):
             raise ValueError("lro_mode must be 'sync' or 'async'")
         if timing not in ("fast", "realistic"):
@@ -46,6 +46,8 @@ class Emulator:
         self.settings = settings or Settings()
         self.settings.timing, self.settings.time_scale = timing, float(time_scale)
         self.settings.lro_mode = lro_mode
+        if latency_ms is not None:
+            self.settings.latency_ms = float(latency_ms)
         self.settings.state_dir = Path(state_dir) if state_dir else None
         self._requested_ports = (port, proxy_port)
         self.faults = FaultInjector(fault_rate, faults, seed)
@@ -239,6 +241,8 @@ class Emulator:
         if host.endswith(".blob.core.windows.net"):
             comp = request.query.get("comp")
             label = f"//{host}{request.path}" + (f"?comp={comp}" if comp else "")
+        if self.settings.latency_ms > 0 and label != "/_emulator/health":
+            await asyncio.sleep(self.settings.latency_ms / 1000.0)  # the round trip to a distant service
         try:
             response = await self._route(request, host)
         except Exception as exc:  # a bug in the emulator: say so in ARM's shape

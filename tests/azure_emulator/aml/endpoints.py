@@ -128,6 +128,13 @@ class EndpointKind(Kind):
             p["scoringUri"] = p["swaggerUri"] = None
         self.check_traffic(ctx, path, p.get("traffic") or {}, "traffic")
         self.check_traffic(ctx, path, p.get("mirrorTraffic") or {}, "mirrorTraffic")
+        self.check_mirror(path, p, bool(compute))
+        # keys as azure-ai-ml sends them: lower-cased (operations/_online_endpoint_operations.py
+        # `_strip_zeroes_from_traffic`, on every create_or_update); that the service itself folds a key another
+        # client sends in capitals is a guess
+        for field in ("traffic", "mirrorTraffic"):
+            if isinstance(p.get(field), dict):
+                p[field] = {str(k).lower(): v for k, v in p[field].items()}
         fill_defaults(out, {"identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid4()),
                                          "tenantId": ctx.settings.tenant_id}, "tags": {}})
         if not compute:
@@ -154,6 +161,22 @@ class EndpointKind(Kind):
         if not p.get("scoringUri"):
             p["scoringUri"] = f"{ctx.url}/endpoints/{path.name}/score"
             p["swaggerUri"] = f"{ctx.url}/endpoints/{path.name}/swagger.json"
+
+    @staticmethod
+    def check_mirror(path, p: dict, kubernetes: bool) -> None:
+        """azure-ai-docs machine-learning/how-to-safely-rollout-online-endpoints.md, "Test the deployment with
+        mirrored traffic": "Mirroring isn't currently supported for Kubernetes online endpoints" (also
+        concept-endpoints-online.md, managed vs Kubernetes table: mirrored traffic Unsupported) and "You can
+        configure a deployment to receive only live traffic or mirrored traffic, not both". Codes/wording: guess."""
+        mirror = {str(k).lower(): v for k, v in (p.get("mirrorTraffic") or {}).items() if v}
+        if kubernetes and mirror:
+            raise bad("BadArgument", f"Endpoint '{path.name}': mirror traffic is not supported for Kubernetes online "
+                                     "endpoints.")
+        live = {str(k).lower() for k, v in (p.get("traffic") or {}).items() if v}
+        both = sorted(live & set(mirror))
+        if both:
+            raise bad("BadArgument", f"Endpoint '{path.name}': deployment(s) {', '.join(both)} cannot receive both "
+                                     "live traffic and mirrored traffic.")
 
     @staticmethod
     def check_traffic(ctx, path, traffic: dict, field: str) -> None:
@@ -242,6 +265,11 @@ class DeploymentKind(Kind):
         fill_defaults(out, {"sku": {"name": "Default", "tier": "Standard", "capacity": 1}, "tags": {}})
         if not on_k8s:
             out["kind"] = "Managed"
+            from . import quota
+
+            short = quota.out_of_quota(ctx, path, p.get("instanceType"), int(out["sku"].get("capacity") or 1))
+            if short:  # how-to-troubleshoot-online-endpoints.md: reported "as part of the deployment operation status"
+                ctx.ops.fail_next(path.path, "OutOfQuota", short)
         private = dict(existing.private) if existing else {}
         settings = p.get("requestSettings") if isinstance(p.get("requestSettings"), dict) else {}
         # R01 #11: the create answer shows requestTimeout PT0S until provisioned (PT5S after, R01 #13)

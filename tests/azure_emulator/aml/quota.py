@@ -44,13 +44,37 @@ def usage_key(family: str) -> str:
     return core[: -len("Family")] if core.endswith("Family") else core
 
 
-def _used_cores(ctx: Context, sub: str) -> dict[str, int]:
+def out_of_quota(ctx: Context, path: Any, instance_type: Any, capacity: int) -> str | None:
+    """Why a managed deployment PUT cannot be served, or None. "Each deployment subtracts from available quota and
+    adds it back after deletion" (azure-ai-docs how-to-troubleshoot-online-endpoints.md, ERROR: OutOfQuota, CPU
+    quota): the deployment's cores come on top of every OTHER managed deployment's, against its family's limit and
+    the regional total. The error is "reported as part of the deployment operation status" (same page); its wording
+    follows the message users report (`Not enough quota available for <size> in SubscriptionId <s>. Current
+    usage/limit: u/l. Additional needed: n`) -- a guess in detail."""
+    by_size = {name.lower(): (family, cores) for name, family, cores, _, _ in SIZES}
+    family, cores = by_size.get(str(instance_type or "").lower(), (None, 0))
+    if family is None:
+        return None
+    sub = path.segs[1]
+    used = _used_cores(ctx, sub, exclude=path.path.lower())
+    need = cores * capacity
+    limits = getattr(ctx.settings, "quota", None) or {}
+    for label, current, limit in ((family, used.get(family, 0), int(limits.get(family, DEFAULT_FAMILY_LIMIT))),
+                                  ("regional", sum(used.values()), int(limits.get("regional", DEFAULT_REGIONAL_LIMIT)))):
+        if current + need > limit:
+            return (f"Not enough quota available for {instance_type} in SubscriptionId {sub}. Current usage/limit: "
+                    f"{current}/{limit} ({label}). Additional needed: {need} Please see troubleshooting guide, "
+                    "available here: https://aka.ms/oe-tsg#error-outofquota")
+    return None
+
+
+def _used_cores(ctx: Context, sub: str, exclude: str = "") -> dict[str, int]:
     by_size = {name.lower(): (family, cores) for name, family, cores, _, _ in SIZES}
     used: dict[str, int] = {}
     for rec in ctx.store.find(lambda r: "/onlineendpoints/" in r.id.lower() and "/deployments/" in r.id.lower()
                               and r.id.lower().startswith(f"/subscriptions/{sub.lower()}/")):
         p = rec.body.get("properties") or {}
-        if p.get("endpointComputeType") != "Managed":
+        if p.get("endpointComputeType") != "Managed" or rec.id.lower() == exclude:
             continue
         family, cores = by_size.get(str(p.get("instanceType", "")).lower(), (None, 0))
         if family:
@@ -63,7 +87,8 @@ def usages(ctx: Context, sub: str, location: str) -> Any:
     used = _used_cores(ctx, sub)
     base = f"/subscriptions/{sub}/usages"
     value = [{"id": base, "type": "Microsoft.MachineLearningServices/dedicatedCores/usages",
-              "currentValue": sum(used.values()), "limit": DEFAULT_REGIONAL_LIMIT, "unit": "Count",
+              "currentValue": sum(used.values()), "limit": int(limits.get("regional", DEFAULT_REGIONAL_LIMIT)),
+              "unit": "Count",
               "name": {"value": "Total Cluster Dedicated Regional vCPUs",
                        "localizedValue": "Total Cluster Dedicated Regional vCPUs"}}]
     for family in sorted({f for _, f, _, _, _ in SIZES}):
@@ -72,6 +97,12 @@ def usages(ctx: Context, sub: str, location: str) -> Any:
         value.append({"id": f"{base}/Standard_{short}_Family_Cluster_Dedicated_vCPUs",
                       "type": "Microsoft.MachineLearningServices/vmFamily/usages", "unit": "Count",
                       "currentValue": used.get(family, 0), "limit": int(limits.get(family, DEFAULT_FAMILY_LIMIT)),
+                      "name": {"value": label, "localizedValue": label}})
+        # the spec example answers the same name again at workspace scope (type .../workspaces/dedicatedCores/usages,
+        # here with the family's limit and no usage): a reader must pick the subscription-level vmFamily row by type
+        value.append({"id": f"{base}/workspaces/Standard_{short}_Family_Cluster_Dedicated_vCPUs",
+                      "type": "Microsoft.MachineLearningServices/workspaces/dedicatedCores/usages", "unit": "Count",
+                      "currentValue": 0, "limit": int(limits.get(family, DEFAULT_FAMILY_LIMIT)),
                       "name": {"value": label, "localizedValue": label}})
     return json_response({"value": value})
 
