@@ -150,7 +150,10 @@ def decide_owned(resource: Resource, observed: Observed | None, reconciler: Reco
     hint = import_hint(manifest, target) if status == NOBODY else (
         f"exists, not owned: {owner_words(observed)} owns it "
         f"(rtsctl import {manifest} {target} --from {observed.owner})")
-    return Action(ActionKind.NOT_OWNED, resource.address, resource, observed, reasons=[hint],
+    # what apply would change once it is imported, shown beside the refusal (`rtsctl import` previews the same)
+    changes = diff_specs(resource.spec, observed.spec, reconciler.immutable, reconciler.sensitive,
+                         reconciler.normalize)
+    return Action(ActionKind.NOT_OWNED, resource.address, resource, observed, changes, reasons=[hint],
                   sensitive=reconciler.sensitive)
 
 

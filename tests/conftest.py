@@ -23,6 +23,9 @@ class Cli:
         self.home, self.workdir = home, workdir
         self.env = {**os.environ, "RTSCTL_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
         self.env.pop("RTSCTL_DEBUG", None)
+        # set in this pytest process by azure-ai-ml when an in-process test made a client for an emulator's cloud
+        # (gone with that emulator): never the setting of a user running rtsctl
+        self.env.pop("AZUREML_CURRENT_CLOUD", None)
 
     def __call__(self, *args: str, timeout: float = 180, stdin: str | None = None,
                  env: dict[str, str] | None = None) -> Result:

@@ -38,13 +38,18 @@ def plan_json(replay: ReplayServer, tmp_path: Path) -> dict:
 def test_the_recorded_endpoint_deployment_and_traffic_plan_no_change(replay, tmp_path):
     actions = plan_json(replay, tmp_path)
     endpoint, traffic = actions[f"endpoint.{R01_ENDPOINT}"], actions[f"traffic.{R01_ENDPOINT}"]
-    assert (endpoint["action"], endpoint["changes"]) == ("no-op", []), endpoint
-    assert (traffic["action"], traffic["changes"]) == ("no-op", []), traffic
+    # made by the SDK's own tests, not by rtsctl: owned by nobody, so `rtsctl import` first; the plan still
+    # shows what apply would change once imported, which must be nothing
+    assert (endpoint["action"], endpoint["changes"]) == ("not-owned", []), endpoint
+    assert f"rtsctl import r01.yaml endpoint.{R01_ENDPOINT}" in endpoint["reasons"][0], endpoint
+    assert (traffic["action"], traffic["changes"]) == ("not-owned", []), traffic
     deployment = actions[f"deployment.{R01_ENDPOINT}/{R01_ENDPOINT}"]
     # everything the service reports (instance type, request settings with maxQueueWait PT0S / requestTimeout PT5S,
     # probes, description, environment variables, scale) matches; only rtsctl's digest tags are missing
+    assert deployment["action"] == "not-owned", deployment
     assert {c["path"] for c in deployment["changes"]} <= BOOKKEEPING, deployment["changes"]
-    assert not deployment["reasons"], deployment
+    assert deployment["reasons"] == [f"exists, not owned: rtsctl import r01.yaml deployment.{R01_ENDPOINT}/"
+                                     f"{R01_ENDPOINT}"], deployment
     # the recorded asset versions are found and differ only in rtsctl's digest tag
     for address in ("model.mir_test_model", "environment.online-endpoint-mir-test"):
         assert {c["path"] for c in actions[address]["changes"]} <= BOOKKEEPING, actions[address]

@@ -176,10 +176,11 @@ def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: 
     cli.ok("apply", "dev.yaml", "-y")
     score(cli, "dev.yaml", "before-removal")
 
-    # the same workspace, the endpoint renamed: apply deletes rts-score (no longer declared)
+    # the same manifest (its identity `name: dev`, in another file), the endpoint renamed: apply deletes
+    # rts-score (no longer declared)
     other = project / "other.yaml"
     other.write_text((project / "dev.yaml").read_text())
-    edit_yaml(other, lambda m: m["endpoints"][0].update(name="rts-other"))
+    edit_yaml(other, lambda m: (m["endpoints"][0].update(name="rts-other"), m.update(name="dev")))
     applied = cli.ok("apply", "other.yaml", "-y").out
     assert "endpoint.rts-score: Destruction complete" in applied, applied
     kept = cli.ok("logs", "dev.yaml").out

@@ -113,7 +113,8 @@ class ComputeReconciler(AzureReconciler):
         self._set_owner(res.address, res.name, self.settings.owner)
 
     def _owners(self) -> dict[str, str]:
-        ws = self.get_or_none(f"workspace.{self.settings.workspace}", self.ml.workspaces.get, self.settings.workspace)
+        name = self.settings.workspace  # the workspace's one read of this plan (its reconciler reads it too)
+        ws = self.read(f"workspace.{name}", ("workspace", name.casefold()), self.ml.workspaces.get, name)
         return dict((ws.tags if ws is not None else None) or {})
 
     def _set_owner(self, address: str, name: str, owner: str | None) -> None:

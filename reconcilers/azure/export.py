@@ -24,6 +24,7 @@ from .common import drop_none, owner_of
 from .compute import COMPUTE_OWNER_TAG, _parse_aks_id
 from .deployment import SETTINGS, asset_name, live_names
 from .endpoint import last_segment
+from .reads import list_deployments
 
 #: every manifest field of request_settings and of a probe (schemas/manifest.schema.json): what export reads
 ALL_SETTINGS = {"request_settings": {"request_timeout_ms": 0, "max_concurrent_requests_per_instance": 0,
@@ -128,12 +129,14 @@ def export(backend: Any, dest: Path, owner: str, endpoints: Sequence[str] = ()) 
         found.append(Found("endpoint", ep.name, spec, owner_of(ep.tags)))
         computes |= {compute} if compute else set()
         chosen, deployments = live_names(deployments_rec, f"endpoint.{ep.name}", ep.name)
+        raw = {d.name: json for d, json in list_deployments(deployments_rec, f"endpoint.{ep.name}", ep.name)}
         by_live = {d.name: d for d in deployments}
         for name, live in sorted(chosen.items()):
             d = by_live.get(live)
             if d is None or not takeable(d.tags):
                 continue
-            observed = deployments_rec._to_observed(f"deployment.{ep.name}/{name}", d, ALL_SETTINGS)
+            # the service's JSON too, as a plan reads it: the SDK entity truncates durations to whole seconds
+            observed = deployments_rec._to_observed(f"deployment.{ep.name}/{name}", d, ALL_SETTINGS, raw.get(live))
             dspec = {k: v for k, v in observed.spec.items() if k != "engine"}  # Azure serves with azmlinfsrv only
             for key in SETTINGS:
                 if isinstance(dspec.get(key), dict):

@@ -47,7 +47,7 @@ class WorkspaceReconciler(AzureReconciler):
     shared = True
 
     def observe(self, res: Resource) -> Observed | None:
-        ws = self.get_or_none(res.address, self.ml.workspaces.get, res.name)
+        ws = self.read(res.address, ("workspace", res.name.casefold()), self.ml.workspaces.get, res.name)
         if ws is None:
             return None
         tags = dict(ws.tags or {})
