@@ -26,6 +26,7 @@ def test_fast_reliability_rows_all_hold(tmp_path):
 def test_committed_report_covers_every_area():
     text = (REPO / "RELIABILITY.md").read_text(encoding="utf-8")
     for area in ("bad inputs", "secrets", "azure faults", "crash points", "other users", "full disk", "load",
-                 "slow clients", "malformed HTTP"):
+                 "slow clients", "malformed HTTP", "environments", "memory limits", "big answers", "orphans",
+                 "front restarts"):
         assert re.search(rf"^\| {area} \| .* \| \d+ \| \d+ \| \S+ \|$", text, re.M), area
     assert "python -m benchmarks.reliability" in text
