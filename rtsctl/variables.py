@@ -67,7 +67,7 @@ def _yaml(path: str, text: str) -> dict[str, str]:
     """The manifest's own bounded YAML loader (depth, aliases, expansion), so a var file cannot hang or crash us."""
     import yaml
 
-    from .manifest.load import parse_yaml_text
+    from .manifest.parse import parse_yaml_text
 
     data = parse_yaml_text(text, path)  # syntax errors, depth and size first, with file:line
     for token in yaml.scan(text):  # a var file is flat values: no aliases at all

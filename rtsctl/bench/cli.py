@@ -86,7 +86,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--endpoint", metavar="NAME", help="endpoint of the manifest (default: its only / first one)")
     t.add_argument("--deployment", metavar="NAME",
                    help="send to this deployment only (azureml-model-deployment header), bypassing traffic weights")
-    from rtsctl.cli import add_manifest_args
+    from rtsctl.commands.args import add_manifest_args
 
     add_manifest_args(t, positional=False)
     t.add_argument("-u", "--url", metavar="URL", help="scoring URL (instead of a manifest)")
@@ -150,4 +150,8 @@ def run(args) -> int:
     ns.manifest = positional[0] if positional else None
     from rtsctl.bench.config import from_args
     from rtsctl.bench.session import execute
-    return execute(from_args(ns))
+    outputs = None
+    if ns.manifest and not ns.url:  # the verb reads the manifest's endpoint; the load tester only gets the values
+        from rtsctl import engine
+        outputs = engine.read_outputs(ns.manifest, ns.endpoint, getattr(ns, "variables", None))
+    return execute(from_args(ns, outputs))

@@ -214,15 +214,16 @@ def request_shape(args, cfg: BenchConfig) -> None:
         cfg.bodies = [DEFAULT_BODY]
 
 
-def target(args, cfg: BenchConfig) -> None:
-    """-u/-k, or MANIFEST [--endpoint] [--deployment] through the engine's observed outputs."""
+def target(args, cfg: BenchConfig, out: dict | None = None) -> None:
+    """-u/-k, or MANIFEST [--endpoint] [--deployment] through `out`, the endpoint's outputs as the engine observed
+    them (the caller reads them: the load tester is a library the engine uses, so it never imports the engine)."""
     if args.insecure and args.cacert:
         raise RtsctlError("--insecure and --cacert contradict each other: give one")
     if args.manifest:
         if args.url:
             raise RtsctlError("give either a MANIFEST or -u URL, not both")
-        from rtsctl import engine
-        out = engine.read_outputs(args.manifest, args.endpoint, getattr(args, "variables", None))
+        if out is None:
+            raise RtsctlError(f"{args.manifest}: no outputs were read for it")
         uri = out["scoring_uri"]
         cfg.url, cfg.endpoint = uri, out.get("endpoint") or args.endpoint
         cfg.key = args.key or out.get("primary_key")
@@ -255,9 +256,10 @@ def target(args, cfg: BenchConfig) -> None:
     cfg.deployment = live.get(args.deployment, args.deployment)
 
 
-def from_args(args) -> BenchConfig:
+def from_args(args, outputs: dict | None = None) -> BenchConfig:
+    """The run `args` ask for; `outputs` are the manifest endpoint's (engine.read_outputs) when a MANIFEST is given."""
     cfg = BenchConfig(url="")
-    target(args, cfg)
+    target(args, cfg, outputs)
     load_shape(args, cfg)
     request_shape(args, cfg)
     outputs(args, cfg)

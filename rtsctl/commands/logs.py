@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ..cli import bounded
+from .args import bounded
 from ..errors import RtsctlError
 
 WHOLE = bounded(int, 0, 10_000_000, "a whole number")

@@ -20,7 +20,7 @@ from . import files, limits, names
 from .marks import field_path, line_of
 
 if TYPE_CHECKING:
-    from .load import Manifest
+    from .model import Manifest
 
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                "number": "a number", "boolean": "true or false", "null": "null"}
@@ -495,7 +495,7 @@ def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str |
     """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either. Its `pip:` entries
     are PyPI requirements and nothing else where rtsctl builds the environment (the local provider); for
     Azure, which builds the image from the file as it is, what the local backend would refuse is noted."""
-    from .load import parse_yaml_text
+    from .parse import parse_yaml_text
     from .requirements import pip_entries
 
     data: Any = None

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from reconcilers.base import Reconciler
 
     from ..graph import Graph
-    from ..plan import Action, Plan
+    from ..actions import Action, Plan
     from ..resources import Observed
 
 #: the label a live deployment carries: the manifest name it serves
@@ -110,7 +110,7 @@ def mark_successors(graph: Graph, actions: dict[str, Action], orphans: Iterable[
                     reconcilers: Mapping[str, Reconciler]) -> None:
     """Turn each deployment replacement that can keep serving into a create-before-destroy step (and, where
     the backend declares `successor_fields`, an in-place update of those fields too)."""
-    from ..plan import ActionKind
+    from ..actions import ActionKind
 
     taken: dict[str, set[str]] = {}
     for action in actions.values():
@@ -232,7 +232,7 @@ def style(action: Action, symbol: str, color: str, verb: str) -> tuple[str, str,
 
 def is_outage(action: Action) -> bool:
     """A replacement that takes a serving resource away from its clients (no successor can stand in)."""
-    from ..plan import ActionKind
+    from ..actions import ActionKind
 
     return action.kind is ActionKind.REPLACE and action.address.split(".", 1)[0] in OUTAGE_KINDS
 
