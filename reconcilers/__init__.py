@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 from .base import Backend, BackendSettings, Reconciler
 

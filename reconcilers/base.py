@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rtsctl.diff import Change
-from rtsctl.normalize import Normalizer
-from rtsctl.resources import Observed, Resource
+from rtsctl.plan.diff import Change
+from rtsctl.plan.normalize import Normalizer
+from rtsctl.desired.resources import Observed, Resource
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Reconciler(ABC):
     immutable: ClassVar[frozenset[str]] = frozenset()
     #: spec/output fields masked in plans and output unless --show-secrets.
     sensitive: ClassVar[frozenset[str]] = frozenset()
-    #: how the service rewrites a field it stores (`rtsctl.normalize`): both sides of the diff pass through
+    #: how the service rewrites a field it stores (`rtsctl.plan.normalize`): both sides of the diff pass through
     #: it, so a value the service only re-spelled never plans a change (or, if immutable, a replacement).
     normalize: ClassVar[Mapping[str, Normalizer]] = {}
     #: a parent several manifests may declare (resource group, workspace): one that does not own it only
@@ -148,12 +148,12 @@ class Backend(ABC):
     def lock(self, operation: str = "a change", timeout: float = 0.0) -> Iterator[None]:
         """Held while a plan is made and applied (`operation`, e.g. "apply m.yaml", says why), so two rtsctl runs
         never change one scope at once: refused at once naming the holder, or after waiting `timeout` seconds
-        (rtsctl.lock.LockHeld)."""
+        (rtsctl.apply.lock.LockHeld)."""
         yield
 
     def force_unlock(self, lock_id: str) -> str:
         """Break the lock `lock_id` that a crashed or stuck run left; returns what was broken."""
-        from rtsctl.errors import RtsctlError
+        from rtsctl.support.errors import RtsctlError
 
         raise RtsctlError(f"the {self.name} backend keeps no lock that outlives its holder: nothing to unlock")
 
@@ -183,7 +183,7 @@ class Backend(ABC):
         when named), never another manifest's: endpoints, their deployments and traffic, the models,
         environments and computes they use (all of `owner`'s and nobody's when no endpoint is named), each
         deployment's code, model files and conda file copied under `dest`."""
-        from rtsctl.errors import RtsctlError
+        from rtsctl.support.errors import RtsctlError
 
         raise RtsctlError(f"the {self.name} backend cannot export")
 
@@ -192,6 +192,6 @@ class Backend(ABC):
         """A deployment's log lines by source ("<deployment>/<instance>" or the deployment), oldest first:
         the last `tail` (all when None), then with `follow` every new line as it comes, until the caller
         stops iterating. Sources are lazy, so following several means one reader per source."""
-        from rtsctl.errors import RtsctlError
+        from rtsctl.support.errors import RtsctlError
 
         raise RtsctlError(f"the {self.name} backend cannot show logs")

@@ -1,6 +1,6 @@
 import sys
 
-from .cli import main
+from rtsctl.cli import main
 
 
 def leave(code: int) -> None:

@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any
 
-from . import __version__
-from .commands.args import add_lock_timeout_arg, add_manifest_args, add_target_arg
-from .errors import RtsctlError
+from rtsctl import __version__
+from rtsctl.commands.args import add_lock_timeout_arg, add_manifest_args, add_target_arg
+from rtsctl.support.errors import RtsctlError
 
 EPILOG = """exit codes: 0 ok | 1 error (also a usage error) | 2 plan --detailed-exitcode: changes present |
 3 bench threshold crossed | 130 interrupted.
@@ -133,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-secrets", action="store_true", help="print keys in full")
     p.set_defaults(func=cmd_output)
 
-    from .commands import register
+    from rtsctl.commands import register
 
     register(sub, add_manifest_args)
-    from .bench.cli import add_parser as add_bench_parser
-    from .commands import logs
+    from rtsctl.bench.cli import add_parser as add_bench_parser
+    from rtsctl.commands import logs
 
     add_bench_parser(sub)
     logs.add_parser(sub, add_manifest_args)
@@ -158,8 +158,8 @@ def plain_style() -> dict[str, Any]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Every problem at once, one line each; needs no credentials, and unset variables are only noted."""
-    from .manifest import check_manifest
-    from .variables import environment
+    from rtsctl.manifest import check_manifest
+    from rtsctl.manifest.variables import environment
 
     manifest, errors, unset = check_manifest(args.manifest, environment(getattr(args, "variables", None)))
     for note in unset:
@@ -171,8 +171,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.manifest}: valid, except what reads unset variables ({', '.join(names)})")
         return 0
     if not errors and manifest is not None:
-        from .desired import build_resources
-        from .graph import Graph
+        from rtsctl.desired.build import build_resources
+        from rtsctl.desired.graph import Graph
 
         resources = build_resources(manifest)
         Graph(resources)
@@ -184,8 +184,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .engine import make_plan, open_session
-    from .render import plan_json, render_text
+    from rtsctl.engine import make_plan, open_session
+    from rtsctl.plan.render import plan_json, render_text
 
     with open_session(args.manifest, args.variables) as session:
         if args.refresh_only and args.destroy:
@@ -202,7 +202,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         _console().print(render_text(plan))
     if args.out:
-        from .saved import save_plan
+        from rtsctl.plan.saved import save_plan
 
         save_plan(plan, session.manifest, session.graph.nodes.values(), args.out, args.variables)
         _console(stderr=as_json).print(f"\nSaved the plan to: {args.out}\n\nTo perform exactly these actions, run:\n"
@@ -245,7 +245,7 @@ def _summary(plan, timing: dict[str, Any]) -> str:
 
 def _saved_plan_target(args: argparse.Namespace):
     """`apply PLANFILE` / `apply MANIFEST --plan FILE` -> (manifest path, variables, saved plan or None)."""
-    from .saved import check_inputs, is_saved_plan, read_saved_plan
+    from rtsctl.plan.saved import check_inputs, is_saved_plan, read_saved_plan
 
     if args.plan is None and not is_saved_plan(args.manifest):
         return args.manifest, args.variables, None
@@ -268,9 +268,9 @@ def _refuse_not_owned(plan) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from .engine import endpoint_outputs, make_plan, open_session, smoke_test
-    from .watched import run_apply
-    from .render import plan_json, render_text
+    from rtsctl.engine import endpoint_outputs, make_plan, open_session, smoke_test
+    from rtsctl.apply.watched import run_apply
+    from rtsctl.plan.render import plan_json, render_text
 
     manifest_path, variables, saved = _saved_plan_target(args)
     as_json = args.output == "json"
@@ -280,27 +280,27 @@ def cmd_apply(args: argparse.Namespace) -> int:
             session.backend.lock(f"apply {args.manifest}", args.lock_timeout):
         plan = make_plan(session, targets=args.target)
         if saved is not None:
-            from .saved import check_saved_plan
+            from rtsctl.plan.saved import check_saved_plan
 
             check_saved_plan(plan, session.manifest, session.graph.nodes.values(), saved)
         if plan.has_changes:
             out.print(render_text(plan))
             _refuse_not_owned(plan)
-            from .rollout.successor import refuse_outage
+            from rtsctl.rollout.successor import refuse_outage
 
             refuse_outage(plan, args.allow_outage)
             if saved is None:  # a saved plan was approved when it was reviewed
                 _confirm(args, "Do you want to perform these actions?")
             result = run_apply(session, plan, out)
             timing = _timing(plan, result)
-            from .history import record_apply
+            from rtsctl.apply.history import record_apply
 
             record_apply(session.manifest, timing)
             out.print("\n" + _summary(plan, timing))
         else:
             out.print("[green]No changes.[/green] The world matches the manifest.")
         if args.target:  # endpoints left out of a targeted apply may not exist
-            from .trust import targeted_endpoints
+            from rtsctl.plan.trust import targeted_endpoints
 
             outputs = [o for e in targeted_endpoints(plan, session.endpoints()) for o in endpoint_outputs(session, e)]
         else:
@@ -318,9 +318,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
-    from .engine import make_plan, open_session
-    from .render import render_text
-    from .watched import run_apply
+    from rtsctl.engine import make_plan, open_session
+    from rtsctl.plan.render import render_text
+    from rtsctl.apply.watched import run_apply
 
     out = _console()
     with open_session(args.manifest, args.variables) as session, \
@@ -344,7 +344,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 def cmd_force_unlock(args: argparse.Namespace) -> int:
     """Terraform's force-unlock: only the lock with this id is released, never whichever lock is there now."""
-    from .engine import open_session
+    from rtsctl.engine import open_session
 
     with open_session(args.manifest, args.variables) as session:
         _confirm(args, f"Release lock {args.lock_id}? Only do this when its holder is no longer running.")
@@ -357,7 +357,7 @@ def cmd_output(args: argparse.Namespace) -> int:
     """-o json is always a list of endpoint objects, or one object when --endpoint names one; NAME --raw prints
     one bare value (deployments one per line). A key named with --raw is printed in full, as Terraform prints a
     sensitive output named with -raw: naming it is asking for it."""
-    from .engine import endpoint_outputs, open_session
+    from rtsctl.engine import endpoint_outputs, open_session
 
     if args.raw and not args.name:
         raise RtsctlError("--raw prints one value: name it, e.g. rtsctl output MANIFEST scoring_uri --raw")
@@ -389,7 +389,7 @@ def cmd_output(args: argparse.Namespace) -> int:
 
 def _masked(output: dict[str, Any], show: bool) -> dict[str, Any]:
     """An endpoint's outputs as users see them: keys masked unless asked, internal fields dropped."""
-    from .render import mask
+    from rtsctl.plan.render import mask
 
     shown = {k: v for k, v in output.items() if k not in ("verify", "state")}
     return {**shown, "primary_key": mask(output["primary_key"], show),
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         _unrecognized(parser, getattr(args, "command", None), extra)
     try:
         if hasattr(args, "var"):
-            from .variables import collect
+            from rtsctl.manifest.variables import collect
 
             args.variables = collect(args.var_file, args.var)
         code = args.func(args)
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except KeyboardInterrupt:
-        from .interrupt import exit_now_if_busy
+        from rtsctl.apply.interrupt import exit_now_if_busy
 
         print("rtsctl: interrupted", file=sys.stderr)
         exit_now_if_busy()
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk or a vanished folder outside a resource's action: still named
         if debug:
             raise
-        from .home import storage_error
+        from rtsctl.support.home import storage_error
 
         print(f"Error: {storage_error(exc, 'file')}", file=sys.stderr)
         return 1

@@ -16,14 +16,15 @@ from typing import Any
 from reconcilers import load_backend
 from reconcilers.base import Backend, Reconciler
 
-from .applied import carried, read_record, record_path, update_record
-from .apply import ApplyResult, Reporter, apply_plan
-from .desired import build_resources, settings_for
-from .errors import ManifestError, RtsctlError
-from .graph import Graph
-from .manifest import Manifest, load_manifest
-from .observe import discover_orphans, observe_all
-from .plan import ActionKind, Plan, build_destroy_plan, build_plan, mark_smoke_failures
+from rtsctl.observe.applied import carried, read_record, record_path, update_record
+from rtsctl.apply.run import ApplyResult, Reporter, apply_plan
+from rtsctl.desired.build import build_resources, settings_for
+from rtsctl.support.errors import ManifestError, RtsctlError
+from rtsctl.desired.graph import Graph
+from rtsctl.manifest import Manifest, load_manifest
+from rtsctl.observe.read import discover_orphans, observe_all
+from rtsctl.plan.actions import ActionKind, Plan
+from rtsctl.plan.decide import build_destroy_plan, build_plan, mark_smoke_failures
 
 
 @dataclass
@@ -44,11 +45,11 @@ class Session:
 @contextmanager
 def open_session(manifest_path: str, variables: Mapping[str, str] | None = None) -> Iterator[Session]:
     """`variables` (from --var/--var-file) are read by `${KEY}` before the environment."""
-    from .variables import environment
+    from rtsctl.manifest.variables import environment
 
     manifest = load_manifest(manifest_path, env=environment(variables))
     resources = build_resources(manifest)
-    from .trust import mark_prevent_destroy
+    from rtsctl.plan.trust import mark_prevent_destroy
 
     mark_prevent_destroy(manifest, resources)
     graph = Graph(resources)
@@ -68,8 +69,8 @@ def open_session(manifest_path: str, variables: Mapping[str, str] | None = None)
 def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = (),
               refresh_only: bool = False) -> Plan:
     """The plan, each change labelled drift or edit, with preflight warnings, cut down to `targets`;
-    refused when it would destroy a resource marked prevent_destroy (rtsctl.trust)."""
-    from . import trust
+    refused when it would destroy a resource marked prevent_destroy (rtsctl.plan.trust)."""
+    from rtsctl.plan import trust
 
     # Resources the manifest adopts (`existing: true`) are never destroyed, so destroy need not find them.
     skip = {a for a, r in session.graph.nodes.items() if r.inputs.get("existing")} if destroy else set()
@@ -84,7 +85,7 @@ def make_plan(session: Session, destroy: bool = False, targets: Sequence[str] = 
         plan = build_destroy_plan(session.graph, observed, session.reconcilers, orphans, owner, display)
     else:
         plan = build_plan(session.graph, observed, orphans, session.reconcilers, owner, display)
-        from .contents import explain, snapshot_all
+        from rtsctl.plan.contents import explain, snapshot_all
 
         snapshot_all(session.graph.nodes.values())  # what this plan sees, so a later one can say what changed
         explain(plan.actions)
@@ -104,7 +105,7 @@ def applied_record(session: Session) -> Path:
 
 
 def record_applied(session: Session, plan: Plan, result: ApplyResult) -> None:
-    """What succeeded is what the world now holds from the manifest (`rtsctl.applied`), failures or not."""
+    """What succeeded is what the world now holds from the manifest (`rtsctl.observe.applied`), failures or not."""
     done = set(result.timings)
     kept = {a.address: a.resource.spec for a in plan.actions if a.resource is not None
             and a.kind is not ActionKind.DELETE and (a.address in done or not a.changes_world)}
@@ -118,7 +119,7 @@ def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
     for action in plan.pending:
         if action.successor is not None:  # its smoke test goes through the backend's TLS settings
             action.successor.verify = session.backend.smoke_context().get("verify", True)
-    from .rollout.gates import RolloutContext
+    from rtsctl.rollout.gates import RolloutContext
 
     rollout = RolloutContext(session.reconcilers, session.backend, session.graph, report)
     return apply_plan(plan, session.reconcilers, report, session.parallelism, rollout)
@@ -182,19 +183,19 @@ def await_scoring_uri(session: Session, out: dict[str, Any], timeout: float, rep
 
 
 def smoke_record(session: Session):
-    from .smoke import SmokeRecord
+    from rtsctl.apply.smoke import SmokeRecord
 
     path = applied_record(session)
     return SmokeRecord(path.with_name(path.stem + ".smoke.json"))
 
 
 def smoke_test(session: Session, outputs: list[dict[str, Any]], report: Reporter | None = None) -> list[str]:
-    """Send each deployment that takes traffic its smoke test, addressed to it alone (rtsctl.smoke); remember
+    """Send each deployment that takes traffic its smoke test, addressed to it alone (rtsctl.apply.smoke); remember
     which failed so the next plan shows them. Returns the `endpoint/deployment` names that passed; raises
     SmokeTestError naming every deployment that failed."""
-    from .errors import SmokeTestError
-    from .rollout.successor import live_deployments
-    from .smoke import run_targets, targets
+    from rtsctl.support.errors import SmokeTestError
+    from rtsctl.rollout.successor import live_deployments
+    from rtsctl.apply.smoke import run_targets, targets
 
     record = smoke_record(session)
     failing = record.read()
@@ -258,7 +259,7 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
         out = require_scoring_uri(endpoint_outputs(session, endpoint)[0])
-        from .rollout.successor import live_deployments
+        from rtsctl.rollout.successor import live_deployments
 
         out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
         out["smoke_requests"] = smoke_requests(session, out["endpoint"])

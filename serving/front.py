@@ -31,7 +31,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from rtsctl.home import open_lock, write_atomic
+from rtsctl.support.home import open_lock, write_atomic
 
 from . import keeper
 from .access import AccessLog

@@ -349,7 +349,7 @@ def test_sdk_models_are_prepared_one_thread_at_a_time():
 def test_normalizers_make_service_spellings_equal():
     from reconcilers.azure.k8s_extension import K8sExtensionReconciler
     from reconcilers.azure.traffic import TrafficReconciler
-    from rtsctl.diff import diff_specs
+    from rtsctl.plan.diff import diff_specs
 
     ext = K8sExtensionReconciler
     desired = {"extension_type": "Microsoft.AzureML.Kubernetes", "configuration_settings": {"allowInsecureConnections": True}}

@@ -11,7 +11,7 @@ from rtsctl.bench.aggregate import Aggregator
 from rtsctl.bench.config import fraction, millis, seconds
 from rtsctl.bench.payload import RequestSource
 from rtsctl.bench.workers import split_by
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def test_engine_buckets_replay_into_the_exact_hdr_histogram():

@@ -73,7 +73,7 @@ def test_the_recorded_model_not_found_body_gives_the_specific_code_and_message(r
     from azure.identity import ClientSecretCredential
 
     from reconcilers.azure.errors import azure_errors, code_and_message, is_not_found
-    from rtsctl.errors import RtsctlError
+    from rtsctl.support.errors import RtsctlError
 
     for name, value in replay.env().items():
         monkeypatch.setenv(name, value)

@@ -83,8 +83,8 @@ class AzureBackend(Backend):
     @contextmanager
     def lock(self, operation: str = "a change", timeout: float = 0.0):
         """This machine's file lock, then (with `provider.lock`) the blob lease that excludes other machines."""
-        from rtsctl.home import home
-        from rtsctl.lock import exclusive
+        from rtsctl.support.home import home
+        from rtsctl.apply.lock import exclusive
 
         scope = f"{self.clients.subscription_id}/{self.settings.resource_group}/{self.settings.workspace}".lower()
         local = home() / "locks" / f"azure-{hashlib.sha256(scope.encode()).hexdigest()[:20]}.lock"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtsctl.errors import ResourceError
-from rtsctl.normalize import casefold, location
-from rtsctl.resources import Observed, Resource
+from rtsctl.support.errors import ResourceError
+from rtsctl.plan.normalize import casefold, location
+from rtsctl.desired.resources import Observed, Resource
 
 from .common import AzureReconciler, failed_problem, is_managed, managed_tags, owner_of
 

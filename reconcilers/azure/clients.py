@@ -38,7 +38,7 @@ from azure.ai.ml._utils._azureml_polling import AzureMLPolling
 from azure.ai.ml.constants._common import LROConfigurations
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 PUBLIC_RESOURCE_MANAGER = "https://management.azure.com/"
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com/"

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from reconcilers.base import BackendSettings, Reconciler
 
-from rtsctl.applied import compact
-from rtsctl.errors import ResourceError
-from rtsctl.ownership import OWNER_TAG
-from rtsctl.resources import Resource
+from rtsctl.observe.applied import compact
+from rtsctl.support.errors import ResourceError
+from rtsctl.observe.ownership import OWNER_TAG
+from rtsctl.desired.resources import Resource
 
 from .clients import Clients
 from .errors import azure_errors, is_not_found
@@ -20,11 +20,11 @@ MANAGED_BY = "managed-by"
 MANAGED_BY_VALUE = "rtsctl"
 #: Prefix of rtsctl's bookkeeping tags (content digests, experiment name); hidden from diffs.
 TAG_PREFIX = "rtsctl."
-DIGEST_TAG = "rtsctl.digest"
-#: What rtsctl last applied to the resource (rtsctl.applied.compact): shared by every machine that plans it.
+DIGEST_TAG = "rtsctl.desired.digest"
+#: What rtsctl last applied to the resource (rtsctl.observe.applied.compact): shared by every machine that plans it.
 #: Azure tag values hold up to 256 characters (azure-resource-manager/management/tag-resources.md).
-APPLIED_TAG = "rtsctl.applied"
-TRAFFIC_APPLIED_TAG = "rtsctl.applied-traffic"   # on the endpoint: its traffic is a resource of its own here
+APPLIED_TAG = "rtsctl.observe.applied"
+TRAFFIC_APPLIED_TAG = "rtsctl.observe.applied-traffic"   # on the endpoint: its traffic is a resource of its own here
 
 
 #: provisioning states in which the service refuses another write to an endpoint
@@ -48,7 +48,7 @@ def is_managed(tags: dict[str, Any] | None) -> bool:
 
 
 def owner_of(tags: dict[str, Any] | None) -> str | None:
-    """The manifest identity a resource's tags name as its owner (rtsctl.ownership), None when none."""
+    """The manifest identity a resource's tags name as its owner (rtsctl.observe.ownership), None when none."""
     return (tags or {}).get(OWNER_TAG) or None
 
 

@@ -1,6 +1,6 @@
 """deployment.<endpoint>/<name>: an online deployment (managed or Kubernetes, following its endpoint).
 
-* Model and environment are referenced by the version whose `rtsctl.digest` tag matches the engine's
+* Model and environment are referenced by the version whose `rtsctl.desired.digest` tag matches the engine's
   digest (registered by the model/environment reconcilers first).
 * The SDK uploads the code folder as an anonymous asset with a fresh name on every PUT, so what the
   deployment runs is recorded as digests in its own tags (`rtsctl.code-digest`, `rtsctl.model-digest`,
@@ -22,11 +22,11 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from rtsctl.desired import with_current_environment
-from rtsctl.diff import project
-from rtsctl.errors import ResourceError
-from rtsctl.normalize import casefold
-from rtsctl.resources import Observed, Resource
+from rtsctl.desired.build import with_current_environment
+from rtsctl.plan.diff import project
+from rtsctl.support.errors import ResourceError
+from rtsctl.plan.normalize import casefold
+from rtsctl.desired.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, choose
 
 from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, folded, is_managed,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtsctl.diff import project
-from rtsctl.errors import ResourceError
-from rtsctl.normalize import casefold, identifier
-from rtsctl.resources import Observed, Resource
+from rtsctl.plan.diff import project
+from rtsctl.support.errors import ResourceError
+from rtsctl.plan.normalize import casefold, identifier
+from rtsctl.desired.resources import Observed, Resource
 
 from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
                      owner_of, state_name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtsctl.resources import Resource
+from rtsctl.desired.resources import Resource
 
 from .assets import AssetReconciler
 

@@ -22,7 +22,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from rtsctl.errors import ResourceError, RtsctlError, TransientError
+from rtsctl.support.errors import ResourceError, RtsctlError, TransientError
 
 __all__ = ["azure_errors", "is_not_found", "one_line", "retry_after_of", "code_and_message"]
 

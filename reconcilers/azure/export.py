@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rtsctl.errors import RtsctlError
-from rtsctl.digest import conda_part, digest_path, digest_text
-from rtsctl.export import user_tags
-from rtsctl.normalize import identifier
+from rtsctl.support.errors import RtsctlError
+from rtsctl.desired.digest import conda_part, digest_path, digest_text
+from rtsctl.observe.export import user_tags
+from rtsctl.plan.normalize import identifier
 from rtsctl.rollout.successor import LABEL, live_to_manifest
 
 from ..base import Found
@@ -95,7 +95,7 @@ def conda_text(env: Any) -> str | None:
 
 
 def environment_digest(env: Any) -> str:
-    """The digest `rtsctl.desired` computes for an environment declared with this image and conda file."""
+    """The digest `rtsctl.desired.build` computes for an environment declared with this image and conda file."""
     text = conda_text(env)
     return digest_text(env.image or "", *([conda_part(text)] if text is not None else []))
 

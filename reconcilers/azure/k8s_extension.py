@@ -35,9 +35,9 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-from rtsctl.diff import Change
-from rtsctl.normalize import casefold, setting_strings
-from rtsctl.resources import Observed, Resource
+from rtsctl.plan.diff import Change
+from rtsctl.plan.normalize import casefold, setting_strings
+from rtsctl.desired.resources import Observed, Resource
 
 from .common import AzureReconciler, failed_problem, is_managed, owner_of
 

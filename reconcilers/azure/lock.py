@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rtsctl.errors import RtsctlError
-from rtsctl.lock import Holder, wait_for
+from rtsctl.support.errors import RtsctlError
+from rtsctl.apply.lock import Holder, wait_for
 
 LEASE_SECONDS = 15
 RENEW_SECONDS = 5  # two renewals may fail (a network blip) before the lease lapses

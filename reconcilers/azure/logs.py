@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 from .errors import azure_errors
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from rtsctl.envvars import env_number
+from rtsctl.support.envvars import env_number
 
 from collections.abc import Sequence
 
-from rtsctl.resources import Resource
+from rtsctl.desired.resources import Resource
 
 from ..base import NotCounted, TrafficWatch
 from .errors import azure_errors

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtsctl.normalize import casefold
-from rtsctl.resources import Resource
+from rtsctl.plan.normalize import casefold
+from rtsctl.desired.resources import Resource
 
 from .assets import AssetReconciler
 

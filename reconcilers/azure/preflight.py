@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rtsctl.resources import Observed, Resource
+from rtsctl.desired.resources import Observed, Resource
 
 UPGRADE_RESERVE = 1.2
 MANAGED = "MIR"

@@ -6,10 +6,10 @@ leaves it. An owned one is deleted only when nothing foreign lives in it.
 
 from __future__ import annotations
 
-from rtsctl.errors import ResourceError
-from rtsctl.normalize import location
-from rtsctl.ownership import held
-from rtsctl.resources import Observed, Resource
+from rtsctl.support.errors import ResourceError
+from rtsctl.plan.normalize import location
+from rtsctl.observe.ownership import held
+from rtsctl.desired.resources import Observed, Resource
 
 from .common import AzureReconciler, is_managed, is_smart_detection, managed_tags, owner_of
 

@@ -7,9 +7,9 @@ with its endpoint (the plan lists it, so destroy's count matches apply's).
 
 from __future__ import annotations
 
-from rtsctl.errors import ResourceError
-from rtsctl.normalize import traffic_weights
-from rtsctl.resources import Observed, Resource
+from rtsctl.support.errors import ResourceError
+from rtsctl.plan.normalize import traffic_weights
+from rtsctl.desired.resources import Observed, Resource
 from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
 from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, is_managed, mirror_without_live, owner_of

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rtsctl.diff import project
-from rtsctl.normalize import location
-from rtsctl.ownership import held
-from rtsctl.resources import Observed, Resource
+from rtsctl.plan.diff import project
+from rtsctl.plan.normalize import location
+from rtsctl.observe.ownership import held
+from rtsctl.desired.resources import Observed, Resource
 
 from .common import (
     SMART_GROUP_API,

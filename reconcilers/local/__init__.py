@@ -13,7 +13,7 @@ from .deployment import DeploymentReconciler
 from .endpoint import BIND, EndpointReconciler
 from .environment import EnvironmentReconciler
 from .registry import ModelReconciler
-from rtsctl.lock import exclusive
+from rtsctl.apply.lock import exclusive
 
 from .state import Layout
 from .traffic import TrafficReconciler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 from serving.front import ANSWERS_WRITE_S
 
 from ..base import TrafficWatch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtsctl.resources import Observed, Resource
+from rtsctl.desired.resources import Observed, Resource
 
 from ..base import Reconciler
 from .state import Layout, read_json, write_json

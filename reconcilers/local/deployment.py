@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rtsctl.desired import with_current_environment
-from rtsctl.digest import digest_path
-from rtsctl.errors import ResourceError, RtsctlError
-from rtsctl.resources import Observed, Resource
+from rtsctl.desired.build import with_current_environment
+from rtsctl.desired.digest import digest_path
+from rtsctl.support.errors import ResourceError, RtsctlError
+from rtsctl.desired.resources import Observed, Resource
 from rtsctl.rollout.successor import choose
 from serving.limits import DEFAULT_MEMORY, parse_memory
 from serving.logfile import tail

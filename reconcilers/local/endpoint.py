@@ -14,8 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtsctl.errors import ResourceError
-from rtsctl.resources import Observed, Resource
+from rtsctl.support.errors import ResourceError
+from rtsctl.desired.resources import Observed, Resource
 from serving.keeper import RECORD as FRONT_RECORD
 
 from ..base import Reconciler

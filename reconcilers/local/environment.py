@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from rtsctl.errors import ResourceError
-from rtsctl.resources import Observed, Resource
+from rtsctl.support.errors import ResourceError
+from rtsctl.desired.resources import Observed, Resource
 
 from . import envs
 from .registry import _RegistryReconciler

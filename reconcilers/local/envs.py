@@ -48,8 +48,8 @@ from typing import Any
 
 import yaml
 
-from rtsctl.envvars import env_number
-from rtsctl.errors import RtsctlError
+from rtsctl.support.envvars import env_number
+from rtsctl.support.errors import RtsctlError
 from rtsctl.manifest.requirements import pip_requirement
 
 from .procs import command_lines

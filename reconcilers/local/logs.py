@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 BACKUPS = 2                 # rotations kept beside the current file (serving/logfile.py)
 READ_CHUNK = 64 * 1024

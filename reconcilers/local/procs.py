@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rtsctl.home import private_dir
+from rtsctl.support.home import private_dir
 
 
 def free_port() -> int:

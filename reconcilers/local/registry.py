@@ -9,8 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rtsctl.digest import current
-from rtsctl.resources import Observed, Resource
+from rtsctl.desired.digest import current
+from rtsctl.desired.resources import Observed, Resource
 
 from ..base import Reconciler
 from .state import Layout, private_copy, private_dir, read_json, write_json

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# the local backend's files go through these (rtsctl/home.py): private, atomic, named on failure
-from rtsctl.home import (home, open_lock, out_of_space, private_copy, private_dir, private_root,  # noqa: F401
-                         write_atomic, write_json)
+# the local backend's files go through these (rtsctl/support/home.py): private, atomic, named on failure
+from rtsctl.support.home import (home, open_lock, out_of_space, private_copy, private_dir, private_root, write_atomic,  # noqa: F401
+                                 write_json)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -64,7 +64,7 @@ class Layout:
     def __init__(self, resource_group: str, workspace: str, owner: str = ""):
         self.group = home() / "local" / resource_group
         self.workspace = self.group / "workspaces" / workspace
-        #: the manifest identity every record written through this layout carries (rtsctl.ownership)
+        #: the manifest identity every record written through this layout carries (rtsctl.observe.ownership)
         self.owner = owner
 
     def mark(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class Layout:
 
     def holdings(self, workspace: Path) -> list[str]:
         """What a workspace folder holds that another manifest or nobody owns (`Reconciler.holds`)."""
-        from rtsctl.ownership import held
+        from rtsctl.observe.ownership import held
 
         found: list[str] = []
         records = [("endpoint", p.parent.name, p) for p in workspace.glob("endpoints/*/endpoint.json")]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rtsctl.normalize import traffic_weights
-from rtsctl.resources import Observed, Resource
+from rtsctl.plan.normalize import traffic_weights
+from rtsctl.desired.resources import Observed, Resource
 from rtsctl.rollout.successor import live_to_manifest, manifest_to_live
 
 from ..base import Reconciler

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rtsctl.resources import Observed, Resource
+from rtsctl.desired.resources import Observed, Resource
 
 from ..base import Reconciler
 from .state import Layout, read_json, write_json
@@ -52,7 +52,7 @@ class ResourceGroupReconciler(_FolderReconciler):
         return self.layout.group
 
     def holds(self, observed: Observed, owner: str) -> list[str]:
-        from rtsctl.ownership import held
+        from rtsctl.observe.ownership import held
 
         found: list[str] = []
         for record in sorted(Path(observed.handle).glob("workspaces/*/workspace.json")):

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from rtsctl.bench.cli import add_parser
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def main(argv=None) -> int:

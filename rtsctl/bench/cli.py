@@ -139,7 +139,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from rtsctl.errors import RtsctlError
+    from rtsctl.support.errors import RtsctlError
     positional = list(args.manifest or [])
     if positional and positional[0] == "merge":
         from rtsctl.bench.merge import run_merge

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from rtsctl.bench.stages import Stages, parse_stages
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_DURATION = 10.0

@@ -13,7 +13,7 @@ import json
 
 from rtsctl.bench import histogram as H
 from rtsctl.bench.config import fraction, millis
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def _read(path: str):

@@ -11,7 +11,7 @@ from itertools import count
 from pathlib import Path
 
 from rtsctl.bench.wire import encode_request
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 DEFAULT_BODY = '{"name": "rtsctl"}'
 TEMPLATE_TOKEN = "{i}"
@@ -27,7 +27,7 @@ def check_json(text: str, where: str) -> None:
 
 def load_payload_file(path: str, is_json: bool) -> list[str]:
     """A JSON document, or JSON Lines (one payload per line, cycled). Non-JSON content types: the file as is."""
-    from ..manifest.files import read_text_file  # regular, bounded, UTF-8, checked before reading (/dev/zero)
+    from rtsctl.manifest.files import read_text_file  # regular, bounded, UTF-8, checked before reading (/dev/zero)
 
     text = read_text_file(path, "payload file", PAYLOAD_FILE_BYTES)
     if not text.strip():

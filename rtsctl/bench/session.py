@@ -13,7 +13,7 @@ from rtsctl.bench.runner import Phase
 from rtsctl.bench.summary import build, merge_results, thresholds, verdict
 from rtsctl.bench.wire import parse_url, request_head
 from rtsctl.bench.workers import RunSpec, run_here, run_workers
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def _spec(cfg: BenchConfig) -> RunSpec:

@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 MAX_STAGES = 100
 MAX_SECONDS = 24 * 3600.0

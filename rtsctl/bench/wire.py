@@ -8,7 +8,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 USER_AGENT = "rtsctl-bench/0.1"
 

@@ -195,7 +195,7 @@ def run_workers(spec: RunSpec, agg) -> list[PhaseResult]:
             if p.is_alive():
                 p.kill()
     if errors:
-        from rtsctl.errors import RtsctlError
+        from rtsctl.support.errors import RtsctlError
         raise RtsctlError(f"a bench worker failed: {errors[0]}")
     results = agg.results
     if interrupted:

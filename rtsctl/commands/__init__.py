@@ -60,7 +60,7 @@ def register(sub, add_manifest_args: Callable[..., None]) -> None:
     p.add_argument("--from", dest="take_from", metavar="NAME",
                    help="take them from the manifest named NAME (by default only what nobody owns is taken)")
     p.add_argument("-y", "--auto-approve", action="store_true", help="do not ask for confirmation")
-    from .args import add_lock_timeout_arg
+    from rtsctl.commands.args import add_lock_timeout_arg
 
     add_lock_timeout_arg(p)
     p.set_defaults(func=_lazy("importing"))

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def write_new(path: Path, text: str) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from rtsctl.engine import open_session
-    from rtsctl.export import manifest_for, unowned
+    from rtsctl.observe.export import manifest_for, unowned
 
     out = Path(args.out)
     if out.exists() or out.is_symlink():

@@ -12,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from rtsctl.graph import Graph
+from rtsctl.desired.graph import Graph
 
 
 def _label(address: str, steps: dict[str, float]) -> str:
@@ -62,10 +62,10 @@ def describe(last: dict[str, Any] | None, critical_s: float, critical: list[str]
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rtsctl.desired import build_resources
-    from rtsctl.history import last_apply
+    from rtsctl.desired.build import build_resources
+    from rtsctl.apply.history import last_apply
     from rtsctl.manifest import check_manifest
-    from rtsctl.variables import environment
+    from rtsctl.manifest.variables import environment
 
     # as validate: the provider's variables (a subscription id) are not needed to draw the graph
     manifest, errors, unset = check_manifest(args.manifest, environment(args.variables))

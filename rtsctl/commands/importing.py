@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def run(args: argparse.Namespace) -> int:
     from rtsctl.cli import _confirm, _console
     from rtsctl.engine import make_plan, open_session, record_applied
-    from rtsctl.ownership import MINE, OTHER, owner_words, whose
-    from rtsctl.plan import ActionKind, Plan, decide
-    from rtsctl.render import render_text
+    from rtsctl.observe.ownership import MINE, OTHER, owner_words, whose
+    from rtsctl.plan.actions import ActionKind, Plan
+    from rtsctl.plan.decide import decide
+    from rtsctl.plan.render import render_text
 
     out = _console()
     with open_session(args.manifest, args.variables) as session, session.backend.lock(f"import {args.manifest}", args.lock_timeout):
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             out.print(f"{action.address}: now owned by {owner!r}")
         # what already matches is recorded as applied (drift is told from edits from now on); the rest is not
         matching = Plan([a for a in after if a.kind is ActionKind.NOOP], graph)
-        from rtsctl.apply import ApplyResult
+        from rtsctl.apply.run import ApplyResult
 
         record_applied(session, matching, ApplyResult())
     out.print(f"\n[green bold]Import complete![/green bold] {len(taking)} resource(s) now owned by {owner!r}. "

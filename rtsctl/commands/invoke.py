@@ -12,7 +12,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 MAX_REQUEST_BYTES = 100 << 20
 
@@ -36,9 +36,9 @@ def read_request(path: str) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     from rtsctl.engine import open_session
-    from rtsctl.smoke import exchange
+    from rtsctl.apply.smoke import exchange
 
-    from .target import endpoint_output
+    from rtsctl.commands.target import endpoint_output
 
     body = read_request(args.request)
     with open_session(args.manifest, args.variables) as session:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 
 def run(args: argparse.Namespace) -> int:
     from rtsctl.engine import endpoint_outputs, open_session
-    from rtsctl.render import mask
+    from rtsctl.plan.render import mask
 
-    from .target import pick_endpoint
+    from rtsctl.commands.target import pick_endpoint
 
     with open_session(args.manifest, args.variables) as session:
         name = pick_endpoint(session, args)

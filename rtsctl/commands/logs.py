@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from .args import bounded
-from ..errors import RtsctlError
+from rtsctl.commands.args import bounded
+from rtsctl.support.errors import RtsctlError
 
 WHOLE = bounded(int, 0, 10_000_000, "a whole number")
 
@@ -56,8 +56,8 @@ def select(deployments: list[str], endpoint: str | None, deployment: str | None,
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ..engine import open_session
-    from ..rollout.successor import live_deployments
+    from rtsctl.engine import open_session
+    from rtsctl.rollout.successor import live_deployments
 
     with open_session(args.manifest, args.variables) as session:
         names = [r.name for r in session.graph.nodes.values() if r.kind == "deployment"]

@@ -5,6 +5,6 @@ remember where each value was written, so every later error can name file:line.
 `check_manifest(path)` returns every problem at once (for `rtsctl validate`).
 """
 
-from .load import Manifest, check_manifest, load_manifest
+from rtsctl.manifest.load import Manifest, check_manifest, load_manifest
 
 __all__ = ["Manifest", "check_manifest", "load_manifest"]

@@ -12,9 +12,9 @@ import os
 import stat
 from pathlib import Path
 
-from rtsctl.errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
-from . import limits
+from rtsctl.manifest import limits
 
 
 class FileProblem(ValueError):

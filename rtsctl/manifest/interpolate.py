@@ -5,7 +5,7 @@ RTSCTL_UNIQUE_SUFFIX, unless set, is derived (see `unique_suffix`) for names tha
 all of Azure, like Bicep's `uniqueString(subscription().subscriptionId, resourceGroup().name)`.
 
 Where values come from, highest first: `--var KEY=VALUE`, `--var-file FILE` (merged into `env` by
-rtsctl/variables.py), the process environment, then the manifest's own `:-default`.
+rtsctl/manifest/variables.py), the process environment, then the manifest's own `:-default`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rtsctl.errors import ManifestError
+from rtsctl.support.errors import ManifestError
 
-from . import limits
-from .marks import MarkedDict, MarkedList, field_path
+from rtsctl.manifest import limits
+from rtsctl.manifest.marks import MarkedDict, MarkedList, field_path
 
 UNIQUE_SUFFIX = "RTSCTL_UNIQUE_SUFFIX"
 

@@ -6,13 +6,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from rtsctl.errors import ManifestError
+from rtsctl.support.errors import ManifestError
 
-from .interpolate import UNIQUE_SUFFIX, interpolate, unique_suffix
-from .marks import MarkedDict
-from .model import Manifest
-from .parse import read_yaml_file
-from .validate import check
+from rtsctl.manifest.interpolate import UNIQUE_SUFFIX, interpolate, unique_suffix
+from rtsctl.manifest.marks import MarkedDict
+from rtsctl.manifest.model import Manifest
+from rtsctl.manifest.parse import read_yaml_file
+from rtsctl.manifest.validate import check
 
 
 def parse_yaml(path: Path, file: str) -> MarkedDict:

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from rtsctl.errors import ManifestError
+from rtsctl.support.errors import ManifestError
 
-from . import files, limits
-from .marks import MarkedDict, MarkedList
+from rtsctl.manifest import files, limits
+from rtsctl.manifest.marks import MarkedDict, MarkedList
 
 
 class _MarkedLoader(yaml.SafeLoader):

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtsctl.errors import ManifestError
+from rtsctl.support.errors import ManifestError
 
-from . import files, limits, names
-from .marks import field_path, line_of
+from rtsctl.manifest import files, limits, names
+from rtsctl.manifest.marks import field_path, line_of
 
 if TYPE_CHECKING:
-    from .model import Manifest
+    from rtsctl.manifest.model import Manifest
 
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                "number": "a number", "boolean": "true or false", "null": "null"}
@@ -495,8 +495,8 @@ def _conda_check(manifest: Manifest, report: Report, relative: Any, *path: str |
     """A conda file is YAML the Azure SDK parses: bounded, UTF-8, and no alias bomb either. Its `pip:` entries
     are PyPI requirements and nothing else where rtsctl builds the environment (the local provider); for
     Azure, which builds the image from the file as it is, what the local backend would refuse is noted."""
-    from .parse import parse_yaml_text
-    from .requirements import pip_entries
+    from rtsctl.manifest.parse import parse_yaml_text
+    from rtsctl.manifest.requirements import pip_entries
 
     data: Any = None
     provider = manifest.data.get("provider")

@@ -25,11 +25,11 @@ from rich.markup import escape
 
 from reconcilers.base import Backend, NotCounted, Reconciler
 
-from ..errors import RtsctlError
-from ..graph import Graph
-from ..resources import Resource
-from ..retry import call_with_retry
-from .steps import Weights, benches, full, render_shift, rising, traffic_steps
+from rtsctl.support.errors import RtsctlError
+from rtsctl.desired.graph import Graph
+from rtsctl.desired.resources import Resource
+from rtsctl.support.retry import call_with_retry
+from rtsctl.rollout.steps import Weights, benches, full, render_shift, rising, traffic_steps
 
 LOG_LINES = 20  # of the failing deployment's log, in the error
 DEFAULT_GATE = {"duration": 2.0, "concurrency": 1}
@@ -200,9 +200,9 @@ def watch_health(ctx: RolloutContext, endpoint: str, deployment: str, seconds: f
 def bench_gate(ctx: RolloutContext, endpoint: str, deployment: str, gate: dict[str, Any],
                rollout: dict[str, Any]) -> dict[str, Any]:
     """A short bench run against `deployment` alone -> the bench result document (thresholds judged)."""
-    from ..bench.config import BenchConfig
-    from ..bench.session import measure
-    from ..bench.summary import thresholds
+    from rtsctl.bench.config import BenchConfig
+    from rtsctl.bench.session import measure
+    from rtsctl.bench.summary import thresholds
 
     ep_res = ctx.graph.nodes[f"endpoint.{endpoint}"]
     observed = ctx.reconcilers["endpoint"].observe(ep_res)

@@ -115,7 +115,7 @@ def _traffic_change(action) -> tuple[Weights, Weights, Mapping | None] | None:
 
 
 def action_lines(action) -> list[str] | None:
-    """The plan's lines for a traffic update (rtsctl.render), or None for any other action. A successor taking
+    """The plan's lines for a traffic update (rtsctl.plan.render), or None for any other action. A successor taking
     over its predecessor (rtsctl.rollout.successor) under a `rollout:` shows its steps too."""
     change = _traffic_change(action)
     if change:

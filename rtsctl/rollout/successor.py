@@ -29,16 +29,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RtsctlError
-from ..manifest.names import KUBERNETES_PAIR
-from ..resources import Resource
+from rtsctl.support.errors import RtsctlError
+from rtsctl.manifest.names import KUBERNETES_PAIR
+from rtsctl.desired.resources import Resource
 
 if TYPE_CHECKING:
     from reconcilers.base import Reconciler
 
-    from ..graph import Graph
-    from ..actions import Action, Plan
-    from ..resources import Observed
+    from rtsctl.desired.graph import Graph
+    from rtsctl.plan.actions import Action, Plan
+    from rtsctl.desired.resources import Observed
 
 #: the label a live deployment carries: the manifest name it serves
 LABEL = "rtsctl.name"
@@ -110,7 +110,7 @@ def mark_successors(graph: Graph, actions: dict[str, Action], orphans: Iterable[
                     reconcilers: Mapping[str, Reconciler]) -> None:
     """Turn each deployment replacement that can keep serving into a create-before-destroy step (and, where
     the backend declares `successor_fields`, an in-place update of those fields too)."""
-    from ..actions import ActionKind
+    from rtsctl.plan.actions import ActionKind
 
     taken: dict[str, set[str]] = {}
     for action in actions.values():
@@ -173,8 +173,8 @@ def roll(action: Action, reconcilers: Mapping[str, Reconciler], report: Callable
     """Carry out one create-before-destroy step (see the module docstring). `call` retries transient errors.
     With `rollout` (rtsctl.rollout.gates.RolloutContext) the traffic moves by the endpoint's `rollout:` steps and
     gates; a failed gate restores the traffic and raises, so the old deployment is kept."""
-    from ..errors import ResourceError, SmokeTestError
-    from ..smoke import run_smoke_test
+    from rtsctl.support.errors import ResourceError, SmokeTestError
+    from rtsctl.apply.smoke import run_smoke_test
 
     succ: Successor = action.successor
     res = action.resource
@@ -209,7 +209,7 @@ def roll(action: Action, reconcilers: Mapping[str, Reconciler], report: Callable
     weights = {**live, succ.new: share + int(live.get(succ.new, 0) or 0), succ.old: 0}
     report(f"{action.address}: traffic {succ.old} {share} → 0, {succ.new} 0 → {weights[succ.new]}")
     if rollout is not None:
-        from .gates import run_traffic
+        from rtsctl.rollout.gates import run_traffic
 
         run_traffic(rollout, endpoint, live, weights, live_names=True)
     else:
@@ -232,7 +232,7 @@ def style(action: Action, symbol: str, color: str, verb: str) -> tuple[str, str,
 
 def is_outage(action: Action) -> bool:
     """A replacement that takes a serving resource away from its clients (no successor can stand in)."""
-    from ..actions import ActionKind
+    from rtsctl.plan.actions import ActionKind
 
     return action.kind is ActionKind.REPLACE and action.address.split(".", 1)[0] in OUTAGE_KINDS
 

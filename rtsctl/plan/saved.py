@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .digest import file_digests
-from .errors import RtsctlError
-from .home import write_atomic
-from .manifest import Manifest
-from .plan import Plan
-from .render import plan_json
-from .resources import Resource
+from rtsctl.desired.digest import file_digests
+from rtsctl.support.errors import RtsctlError
+from rtsctl.support.home import write_atomic
+from rtsctl.manifest import Manifest
+from rtsctl.plan.actions import Plan
+from rtsctl.plan.render import plan_json
+from rtsctl.desired.resources import Resource
 
 FORMAT = "rtsctl-plan/3"
 MAX_BYTES = 16 << 20
@@ -68,7 +68,7 @@ def _json_digest(value: Any) -> str:
 
 
 def _content_digest(manifest: Manifest) -> str:
-    from .desired import plain
+    from rtsctl.desired.build import plain
 
     return _json_digest(plain(manifest.data))
 

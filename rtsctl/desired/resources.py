@@ -48,9 +48,9 @@ class Observed:
     `problems` is health drift (a dead instance): it makes the plan heal with an update.
     `outputs` are what users and later steps read (scoring URI, keys); keys are secrets.
     `notes` are what the plan says about the resource without changing it (a front that restarted).
-    `applied` is what the resource itself says rtsctl last applied to it (rtsctl.applied.compact), when the
+    `applied` is what the resource itself says rtsctl last applied to it (rtsctl.observe.applied.compact), when the
     backend keeps that on the resource: it lets every machine tell drift from edit alike.
-    `owner` is the identity (`name:`) of the manifest that owns it (rtsctl.ownership), None when none does.
+    `owner` is the identity (`name:`) of the manifest that owns it (rtsctl.observe.ownership), None when none does.
     """
 
     address: str

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
-from .errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_FILE_BYTES = 1 << 20
@@ -42,7 +42,7 @@ def parse_var(text: str) -> tuple[str, str]:
 
 def read_var_file(path: str) -> dict[str, str]:
     """A YAML mapping or KEY=VALUE lines; errors name file:line. Read like a manifest: bounded, checked first."""
-    from .manifest.files import read_text_file
+    from rtsctl.manifest.files import read_text_file
 
     text = read_text_file(path, "--var-file", MAX_FILE_BYTES)
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
@@ -67,7 +67,7 @@ def _yaml(path: str, text: str) -> dict[str, str]:
     """The manifest's own bounded YAML loader (depth, aliases, expansion), so a var file cannot hang or crash us."""
     import yaml
 
-    from .manifest.parse import parse_yaml_text
+    from rtsctl.manifest.parse import parse_yaml_text
 
     data = parse_yaml_text(text, path)  # syntax errors, depth and size first, with file:line
     for token in yaml.scan(text):  # a var file is flat values: no aliases at all

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .digest import _files
-from .home import StorageError, home, write_json
+from rtsctl.desired.digest import _files
+from rtsctl.support.home import StorageError, home, write_json
 
 TEXT_BYTES = 256 * 1024         # a file kept as text for line counts (scoring scripts are far smaller)
 SNAPSHOT_BYTES = 4 * 1024 * 1024  # all the text of one snapshot
@@ -193,7 +193,7 @@ DESCRIBED = {("deployment", "code.digest"): code_lines, ("environment", "digest"
 
 
 def explain(actions: Iterable[Any]) -> None:
-    """Give each digest change of `actions` the lines saying what changed inside (rtsctl.diff.Change.detail)."""
+    """Give each digest change of `actions` the lines saying what changed inside (rtsctl.plan.diff.Change.detail)."""
     from dataclasses import replace
 
     for action in actions:

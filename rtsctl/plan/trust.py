@@ -7,7 +7,7 @@
   plan/apply, their dependents for destroy (what hangs on a resource goes first).
 * Each pending action is labelled `drift` (the world moved: a dead process, a field changed outside
   rtsctl, a Failed state, something deleted) or `edit` (the manifest moved), from the spec digests
-  recorded by the last apply (`rtsctl.applied`).
+  recorded by the last apply (`rtsctl.observe.applied`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .applied import field_digest, spec_digest
-from .diff import Change
-from .errors import RtsctlError
-from .graph import Graph
-from .manifest import Manifest
-from .plan import Action, ActionKind, Plan
-from .resources import Resource
+from rtsctl.observe.applied import field_digest, spec_digest
+from rtsctl.plan.diff import Change
+from rtsctl.support.errors import RtsctlError
+from rtsctl.desired.graph import Graph
+from rtsctl.manifest import Manifest
+from rtsctl.plan.actions import Action, ActionKind, Plan
+from rtsctl.desired.resources import Resource
 
 DRIFT, EDIT, BOTH = "drift", "edit", "drift+edit"
 MAX_LISTED = 20  # addresses named in one error line

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from .envvars import env_number
+from rtsctl.support.envvars import env_number
 
 DEFAULT_HEARTBEAT_S = 10.0
 #: the doing-verb a progress line uses for each apply verb ("Creating" -> "still creating…")

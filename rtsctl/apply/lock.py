@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 T = TypeVar("T")
 MAX_FIELD = 200  # a holder's fields come from another machine: bounded before they are shown
@@ -87,7 +87,7 @@ def wait_for(try_once: Callable[[], T | None], what: str, holder: Callable[[], s
 @contextlib.contextmanager
 def exclusive(path: Path, what: str, operation: str = "a change", timeout: float = 0.0) -> Iterator[None]:
     """A lock among rtsctl runs on this machine: refused at once (or after `timeout` s), naming its holder."""
-    from .home import open_lock
+    from rtsctl.support.home import open_lock
 
     fd = open_lock(path)  # 0600 in a 0700 folder: nobody else can flock it; unbuffered, so a full disk fails
     try:                  # only the courtesy write below, never the close

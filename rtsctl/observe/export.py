@@ -14,8 +14,8 @@ from typing import Any
 
 from reconcilers.base import Found
 
-from .desired import DEPLOYMENT_FIELDS, plain
-from .manifest import Manifest
+from rtsctl.desired.build import DEPLOYMENT_FIELDS, plain
+from rtsctl.manifest import Manifest
 
 #: what a manifest says of an endpoint that the world does not hold: kept from the manifest when it declares it
 MANIFEST_ONLY = ("smoke_test", "rollout", "prevent_destroy")

@@ -16,7 +16,7 @@ do not own it, and its owner's destroy keeps it while it holds what another mani
 
 from __future__ import annotations
 
-from .resources import Observed
+from rtsctl.desired.resources import Observed
 
 MINE, LEGACY, OTHER, NOBODY = "mine", "legacy", "other", "nobody"
 #: the tag (Azure) or record field (local) naming the manifest that owns a resource

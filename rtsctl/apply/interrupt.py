@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from . import progress
+from rtsctl.apply import progress
 
 EXIT_INTERRUPTED = 130
 

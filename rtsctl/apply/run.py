@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from reconcilers.base import Reconciler
 
-from . import progress
-from .errors import ResourceError, RtsctlError
-from .home import StorageError, storage_error
-from .interrupt import finish_or_abandon
-from .plan import Action, ActionKind, Plan
-from .retry import call_with_retry
-from .rollout.successor import roll
-from .rollout.gates import RolloutContext, run_traffic
+from rtsctl.apply import progress
+from rtsctl.support.errors import ResourceError, RtsctlError
+from rtsctl.support.home import StorageError, storage_error
+from rtsctl.apply.interrupt import finish_or_abandon
+from rtsctl.plan.actions import Action, ActionKind, Plan
+from rtsctl.support.retry import call_with_retry
+from rtsctl.rollout.successor import roll
+from rtsctl.rollout.gates import RolloutContext, run_traffic
 
 VERBS = {
     ActionKind.CREATE: ("Creating", "Creation complete"),
@@ -37,7 +37,7 @@ class ApplyResult:
     timings: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
-    #: the exception of each failed address (its code and reason, for rtsctl.forensics)
+    #: the exception of each failed address (its code and reason, for rtsctl.apply.forensics)
     errors: dict[str, RtsctlError] = field(default_factory=dict)
 
 

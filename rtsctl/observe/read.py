@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from reconcilers.base import Reconciler
 
-from .graph import Graph
-from .resources import Observed
-from .retry import call_with_retry
+from rtsctl.desired.graph import Graph
+from rtsctl.desired.resources import Observed
+from rtsctl.support.retry import call_with_retry
 
 
 #: observing threads at most (each holds one connection to the service while it waits)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .apply import ApplyFailed, ApplyResult
-from .engine import Session, apply, record_applied
-from .forensics import explain
-from .plan import Plan
-from .progress import Progress
+from rtsctl.apply.run import ApplyFailed, ApplyResult
+from rtsctl.engine import Session, apply, record_applied
+from rtsctl.apply.forensics import explain
+from rtsctl.plan.actions import Plan
+from rtsctl.apply.progress import Progress
 
 
 def run_apply(session: Session, plan: Plan, console: Any) -> ApplyResult:

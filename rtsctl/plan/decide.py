@@ -1,6 +1,6 @@
-"""The plan: one action per resource, decided from desired x observed (the actions: rtsctl.actions).
+"""The plan: one action per resource, decided from desired x observed (the actions: rtsctl.plan.actions).
 
-Ownership (rtsctl.ownership) is decided first: nothing here plans a change to what another manifest, or
+Ownership (rtsctl.observe.ownership) is decided first: nothing here plans a change to what another manifest, or
 nobody, owns.
 """
 
@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from reconcilers.base import Reconciler
 
-from .actions import Action, ActionKind, Plan
-from .diff import diff_specs
-from .errors import RtsctlError
-from .graph import Graph
-from .ownership import LEGACY, MINE, NOBODY, import_hint, owner_words, whose
-from .resources import Observed, Resource
-from .rollout.successor import mark_successors
+from rtsctl.plan.actions import Action, ActionKind, Plan
+from rtsctl.plan.diff import diff_specs
+from rtsctl.support.errors import RtsctlError
+from rtsctl.desired.graph import Graph
+from rtsctl.observe.ownership import LEGACY, MINE, NOBODY, import_hint, owner_words, whose
+from rtsctl.desired.resources import Observed, Resource
+from rtsctl.rollout.successor import mark_successors
 
-__all__ = ["Action", "ActionKind", "Plan", "build_destroy_plan", "build_plan", "decide", "decide_owned",
-           "mark_smoke_failures"]
 
 
 def decide(resource: Resource, observed: Observed | None, reconciler: Reconciler) -> Action:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any
 
-from .errors import ResourceError, RtsctlError
+from rtsctl.support.errors import ResourceError, RtsctlError
 
 LOG_LINES = 20
 MAX_LINE = 300

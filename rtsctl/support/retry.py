@@ -8,7 +8,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from .errors import TransientError
+from rtsctl.support.errors import TransientError
 
 T = TypeVar("T")
 _backoff = wait_random_exponential(multiplier=0.5, max=15)

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import SmokeTestError
-from .home import write_json
+from rtsctl.support.errors import SmokeTestError
+from rtsctl.support.home import write_json
 
 _RETRY_STATUSES = {404, 408, 429, 502, 503, 504}
 

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .digest import digest_text
-from .home import home, write_json
+from rtsctl.desired.digest import digest_text
+from rtsctl.support.home import home, write_json
 
 MAX_BYTES = 4 * 1024 * 1024  # a record is ~100 bytes a resource; anything bigger is not ours
 

@@ -1,4 +1,4 @@
-"""What a plan is made of: one action per resource (built by rtsctl.plan, carried out by rtsctl.apply).
+"""What a plan is made of: one action per resource (built by rtsctl.plan.decide, carried out by rtsctl.apply.run).
 
 create     +   absent, will be created
 update     ~   exists, declared fields differ or it is unhealthy (healed in place)
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .diff import Change
-from .graph import Graph
-from .resources import Observed, Resource
+from rtsctl.plan.diff import Change
+from rtsctl.desired.graph import Graph
+from rtsctl.desired.resources import Observed, Resource
 
 
 class ActionKind(str, Enum):
@@ -42,9 +42,9 @@ class Action:
     sensitive: frozenset[str] = frozenset()
     #: a replacement carried out create-before-destroy (rtsctl.rollout.successor.Successor), else None
     successor: Any = None
-    #: "drift" (the world moved) or "edit" (the manifest moved), set by rtsctl.trust.label_origins
+    #: "drift" (the world moved) or "edit" (the manifest moved), set by rtsctl.plan.trust.label_origins
     origin: str | None = None
-    #: the deployment failed its last smoke test (rtsctl.smoke.SmokeRecord): apply tests it again, changing nothing
+    #: the deployment failed its last smoke test (rtsctl.apply.smoke.SmokeRecord): apply tests it again, changing nothing
     #: itself when nothing else changed
     smoke_failed: str | None = None
 

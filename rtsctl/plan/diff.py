@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .normalize import Normalizer
-from .normalize import apply as apply_normalizers
+from rtsctl.plan.normalize import Normalizer
+from rtsctl.plan.normalize import apply as apply_normalizers
 
 _MISSING = object()
 _PATH_STEP = re.compile(r"\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
@@ -26,7 +26,7 @@ class Change:
     new: Any
     forces_replacement: bool = False
     sensitive: bool = False
-    #: what changed inside a digested value (files of a code folder, packages of an environment: rtsctl.contents)
+    #: what changed inside a digested value (files of a code folder, packages of an environment: rtsctl.plan.contents)
     detail: tuple[str, ...] = field(default=(), compare=False)
 
 

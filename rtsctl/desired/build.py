@@ -12,13 +12,13 @@ from typing import Any
 
 from reconcilers.base import BackendSettings
 
-from .digest import conda_part, current, digest_path, digest_text
-from .errors import ManifestError
-from .manifest import Manifest
-from .manifest.files import FileProblem, read_text
-from .manifest.marks import field_path, line_of
-from .ownership import OWNER_TAG
-from .resources import Observed, Resource, Source
+from rtsctl.desired.digest import conda_part, current, digest_path, digest_text
+from rtsctl.support.errors import ManifestError
+from rtsctl.manifest import Manifest
+from rtsctl.manifest.files import FileProblem, read_text
+from rtsctl.manifest.marks import field_path, line_of
+from rtsctl.observe.ownership import OWNER_TAG
+from rtsctl.desired.resources import Observed, Resource, Source
 
 AZUREML_EXTENSION = "Microsoft.AzureML.Kubernetes"
 MAX_PEM_BYTES = 256 * 1024  # a certificate chain or a key; far below what would hurt

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .errors import RtsctlError
-from .resources import Resource
+from rtsctl.support.errors import RtsctlError
+from rtsctl.desired.resources import Resource
 
 
 class Graph:

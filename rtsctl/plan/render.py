@@ -7,10 +7,10 @@ from typing import Any
 
 from rich.markup import escape
 
-from .diff import Change, matches
-from .rollout import successor
-from .rollout import steps as rollout_steps
-from .plan import Action, ActionKind, Plan
+from rtsctl.plan.diff import Change, matches
+from rtsctl.rollout import successor
+from rtsctl.rollout import steps as rollout_steps
+from rtsctl.plan.actions import Action, ActionKind, Plan
 
 SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
            ActionKind.UPDATE: ("~", "yellow", "will be updated in place"),
@@ -20,7 +20,7 @@ SYMBOLS = {ActionKind.CREATE: ("+", "green", "will be created"),
            ActionKind.NOT_OWNED: ("!", "red", "exists, not owned by this manifest: apply refuses"),
            ActionKind.NOOP: (" ", "dim", "is unchanged")}
 MASK = "(sensitive value)"
-#: why an action is planned (rtsctl.trust): the world moved, or the manifest did
+#: why an action is planned (rtsctl.plan.trust): the world moved, or the manifest did
 ORIGINS = {"drift": " [magenta](drift: changed outside rtsctl)[/magenta]",
            "edit": " [dim](edit: the manifest asks for it)[/dim]",
            "drift+edit": " [magenta](drift and edit: changed outside rtsctl and in the manifest)[/magenta]"}
@@ -113,7 +113,7 @@ def _details(action: Action) -> list[str]:
 def _change_line(change: Change) -> str:
     note = "  [red]# forces replacement[/red]" if change.forces_replacement else ""
     path = escape(change.path)
-    if change.detail:  # what changed inside a digest (rtsctl.contents), not the two digests
+    if change.detail:  # what changed inside a digest (rtsctl.plan.contents), not the two digests
         head = {"code.digest": "code", "digest": "packages", "environment.digest": "environment packages"}.get(
             change.path, path)
         return "\n".join([f"      [yellow]~[/yellow] {head}:{note}"]

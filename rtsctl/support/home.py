@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import RtsctlError
+from rtsctl.support.errors import RtsctlError
 
 _checked: set[str] = set()
 

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .digest import digest_text
-from .home import home, write_json
-from .manifest import Manifest
+from rtsctl.desired.digest import digest_text
+from rtsctl.support.home import home, write_json
+from rtsctl.manifest import Manifest
 
 
 def _record_path(manifest: Manifest) -> Path:

@@ -1,0 +1,1 @@
+"""What exists: reading the world, whose it is, and what rtsctl last applied to it."""

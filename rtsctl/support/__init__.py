@@ -1,0 +1,1 @@
+"""Helpers every layer shares: errors, the private home, numeric settings, retries."""
