@@ -256,10 +256,11 @@ def target(args, cfg: BenchConfig, out: dict | None = None) -> None:
     cfg.deployment = live.get(args.deployment, args.deployment)
 
 
-def from_args(args, outputs: dict | None = None) -> BenchConfig:
-    """The run `args` ask for; `outputs` are the manifest endpoint's (engine.read_outputs) when a MANIFEST is given."""
+def from_args(args, endpoint: dict | None = None) -> BenchConfig:
+    """The run `args` ask for; `endpoint` holds the manifest endpoint's outputs (engine.read_outputs) when a
+    MANIFEST is given."""
     cfg = BenchConfig(url="")
-    target(args, cfg, outputs)
+    target(args, cfg, endpoint)
     load_shape(args, cfg)
     request_shape(args, cfg)
     outputs(args, cfg)
