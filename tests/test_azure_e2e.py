@@ -110,7 +110,7 @@ def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory
         assert (find(emu, suffix) or {}).get("tags", {}).get("managed-by") == "rtsctl", suffix
     assert "managed-by" not in find(emu, "")["tags"]
     assert find(emu, W)["tags"]["rtsctl.experiment"] == "simple-model"
-    assert find(emu, f"{W}/models/dummy-model/versions/1")["properties"]["tags"]["rtsctl.desired.digest"].startswith("sha256:")
+    assert find(emu, f"{W}/models/dummy-model/versions/1")["properties"]["tags"]["rtsctl.digest"].startswith("sha256:")
     uploads = model_uploads(emu)
     assert uploads == 1
 

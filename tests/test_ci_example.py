@@ -53,5 +53,5 @@ def test_every_rtsctl_command_in_the_workflow_parses(path):
         args = build_parser().parse_args(argv)  # a usage error exits 1 here, failing the test
         assert args.command == argv[0]
     assert any("--out" in c and "--detailed-exitcode" in c for c in commands)        # the reviewed plan
-    assert any(c.startswith("rtsctl apply rtsctl.plan.decide") for c in commands)             # applied exactly
+    assert any(c.startswith("rtsctl apply rtsctl.plan") for c in commands)             # applied exactly
     assert any("--refresh-only" in c and "--detailed-exitcode" in c for c in commands)  # the drift check

@@ -114,7 +114,7 @@ def test_a_deployment_left_failed_outside_rtsctl_plans_as_drift(azure_emulator_f
 
 def test_another_machine_tells_drift_from_edit_by_what_the_resources_carry(azure_emulator_factory, azure_cli,
                                                                             tmp_path):
-    """Each resource carries what rtsctl last applied to it (an `rtsctl.observe.applied` tag; traffic's on the endpoint), so
+    """Each resource carries what rtsctl last applied to it (an `rtsctl.applied` tag; traffic's on the endpoint), so
     a machine that never applied -- a CI runner after a laptop's apply -- still calls a portal change drift, and its
     own manifest change an edit."""
     from tests.conftest import Cli
@@ -129,7 +129,7 @@ def test_another_machine_tells_drift_from_edit_by_what_the_resources_carry(azure
 
     # the portal: blue scaled out, its traffic taken away
     endpoint = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed"))
-    assert emu.resource(endpoint)["tags"]["rtsctl.observe.applied-traffic"].startswith("1.")
+    assert emu.resource(endpoint)["tags"]["rtsctl.applied-traffic"].startswith("1.")
     emu.ctx.store.get(f"{endpoint}/deployments/blue").body["sku"]["capacity"] = 2
     emu.ctx.store.get(endpoint).body["properties"]["traffic"] = {"blue": 0}
     drifted = ci("plan", MANIFEST, timeout=300)

@@ -1,7 +1,7 @@
 """Content-addressed asset versions (models, environments) shared by model.py and environment.py.
 
 Azure ML asset versions are immutable, so rtsctl never edits one: every version it registers carries the
-engine's content digest as the tag `rtsctl.desired.digest`. Observe finds the version whose tag matches the
+engine's content digest as the tag `rtsctl.digest`. Observe finds the version whose tag matches the
 desired digest (no-op: nothing is uploaded again); when none matches it reports the latest version, and
 the plan's update registers the next integer version.
 """

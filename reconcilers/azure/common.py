@@ -20,11 +20,11 @@ MANAGED_BY = "managed-by"
 MANAGED_BY_VALUE = "rtsctl"
 #: Prefix of rtsctl's bookkeeping tags (content digests, experiment name); hidden from diffs.
 TAG_PREFIX = "rtsctl."
-DIGEST_TAG = "rtsctl.desired.digest"
+DIGEST_TAG = "rtsctl.digest"
 #: What rtsctl last applied to the resource (rtsctl.observe.applied.compact): shared by every machine that plans it.
 #: Azure tag values hold up to 256 characters (azure-resource-manager/management/tag-resources.md).
-APPLIED_TAG = "rtsctl.observe.applied"
-TRAFFIC_APPLIED_TAG = "rtsctl.observe.applied-traffic"   # on the endpoint: its traffic is a resource of its own here
+APPLIED_TAG = "rtsctl.applied"
+TRAFFIC_APPLIED_TAG = "rtsctl.applied-traffic"   # on the endpoint: its traffic is a resource of its own here
 
 
 #: provisioning states in which the service refuses another write to an endpoint

@@ -1,6 +1,6 @@
 """deployment.<endpoint>/<name>: an online deployment (managed or Kubernetes, following its endpoint).
 
-* Model and environment are referenced by the version whose `rtsctl.desired.digest` tag matches the engine's
+* Model and environment are referenced by the version whose `rtsctl.digest` tag matches the engine's
   digest (registered by the model/environment reconcilers first).
 * The SDK uploads the code folder as an anonymous asset with a fresh name on every PUT, so what the
   deployment runs is recorded as digests in its own tags (`rtsctl.code-digest`, `rtsctl.model-digest`,
