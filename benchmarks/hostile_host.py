@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from reconcilers.local.procs import port_is_free
 
 REPO = Path(__file__).resolve().parents[1]
 PY = "/usr/bin/python3"                       # the other user's interpreter: the system one, not our venv
@@ -355,7 +356,7 @@ def _impostor(project: Project, user: Stranger, key: str, check: Checks) -> None
     for pid in _owned(folder):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not _port_free(port):
+    while time.monotonic() < deadline and not port_is_free(port):
         time.sleep(0.05)
     impostor = user.start(IMPOSTOR, "serving.front", "--dir", str(folder), "--port", str(port))
     assert impostor.stdout is not None
@@ -380,16 +381,6 @@ def _impostor(project: Project, user: Stranger, key: str, check: Checks) -> None
     impostor.kill()
     heard = impostor.communicate(timeout=10)[0]
     check("the impostor never received a bearer key", key not in heard and "Bearer" not in heard, heard[-400:])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 # --- a full disk ----------------------------------------------------------------------------------------------------
