@@ -54,6 +54,18 @@ class LocalBackend(Backend):
 
         return FrontAnswers(self.layout.endpoint(endpoint), deployment)
 
+    def preflight(self, resources, observed):
+        """Deployments about to start instances: the memory limit each gets and how this machine enforces it
+        (a running one says so in its own notes, with its OOM kills)."""
+        from serving.limits import human, mechanism
+
+        from .deployment import memory_limit
+
+        new = [r for r in resources if r.kind == "deployment" and observed.get(r.address) is None]
+        how = mechanism() if new else ""
+        return [f"{r.address}: each instance will have a memory limit of {human(memory_limit(r.spec))} ({how} on this "
+                f"machine); over it, it is OOMKilled and restarted" for r in new]
+
     def export(self, dest, owner, endpoints=()):
         from .export import export
 
