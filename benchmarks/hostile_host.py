@@ -126,14 +126,12 @@ class Project:
 
 
 def score(port: int, key: str, body: dict, timeout: float = 10.0) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/score", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    """The status of one scoring request; 0 when the connection itself fails."""
+    from benchmarks.reliability import post_status
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            resp.read()
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
+        return post_status(f"http://127.0.0.1:{port}/score", json.dumps(body).encode(), timeout=timeout,
+                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
     except OSError:
         return 0
 

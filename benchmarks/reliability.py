@@ -120,7 +120,8 @@ class Project:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _post(uri: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> int:
+def post_status(uri: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> int:
+    """One POST; its HTTP status (an error status too). A connection that fails raises OSError."""
     import urllib.error
     import urllib.request
 
@@ -134,7 +135,7 @@ def _post(uri: str, body: bytes, headers: dict[str, str], timeout: float = 10) -
 
 
 def _score(out: dict, timeout: float = 10) -> int:
-    return _post(out["scoring_uri"], b'{"name": "Daniel"}',
+    return post_status(out["scoring_uri"], b'{"name": "Daniel"}',
                  {"Content-Type": "application/json", "Authorization": f"Bearer {out['primary_key']}"}, timeout)
 
 

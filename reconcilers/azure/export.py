@@ -111,6 +111,13 @@ def code_digest(ml: Any, ref: str) -> str:
 
 
 def export(backend: Any, dest: Path, owner: str, endpoints: Sequence[str] = ()) -> list[Found]:
+    """What M's identity or nobody owns, as found specs with their files; one picture of one moment, as a plan
+    is: each resource read once (the deployment list serves both the names and the exact request settings)."""
+    with backend.snapshot():
+        return _export(backend, dest, owner, endpoints)
+
+
+def _export(backend: Any, dest: Path, owner: str, endpoints: Sequence[str]) -> list[Found]:
     ml = backend.clients.ml
     deployments_rec = backend.reconcilers()["deployment"]
 

@@ -74,33 +74,36 @@ def _chosen_version(folder: Path, digest: str | None) -> tuple[int, dict[str, An
     return (find_version(folder, digest) if digest else None) or (versions[-1] if versions else None)
 
 
+def _chosen(layout: Layout, kind: str, used: dict[str, str], takeable, everything: bool):
+    """(name, version number, record) of each model or environment (`kind`) to export: the version a deployment
+    uses, else the newest; every one in the workspace when `everything`, else only those `used`."""
+    folder = layout.model if kind == "models" else layout.environment
+    names = sorted({p.name for p in layout.workspace.glob(f"{kind}/*")} if everything else used)
+    for name in names:
+        chosen = _chosen_version(folder(name), used.get(name))
+        if chosen is not None and takeable(chosen[1]):
+            yield name, chosen[0], chosen[1]
+
+
 def _models(layout: Layout, dest: Path, used: dict[str, str], takeable, everything: bool) -> list[Found]:
     out = []
-    names = sorted({p.name for p in layout.workspace.glob("models/*")} if everything else used)
-    for name in names:
-        chosen = _chosen_version(layout.model(name), used.get(name))
-        if chosen is None or not takeable(chosen[1]):
-            continue
-        entries = [p for p in (layout.model(name) / str(chosen[0])).iterdir() if p.name != "version.json"]
+    for name, version, record in _chosen(layout, "models", used, takeable, everything):
+        entries = [p for p in (layout.model(name) / str(version)).iterdir() if p.name != "version.json"]
         if len(entries) != 1:
             continue  # not a version rtsctl stored (one file or folder beside its record)
         path = _copy(entries[0], dest / "models" / name / entries[0].name)
-        out.append(Found("model", name, chosen[1]["spec"], chosen[1].get("owner"), {"path": path}))
+        out.append(Found("model", name, record["spec"], record.get("owner"), {"path": path}))
     return out
 
 
 def _environments(layout: Layout, dest: Path, used: dict[str, str], takeable, everything: bool) -> list[Found]:
     out = []
-    names = sorted({p.name for p in layout.workspace.glob("environments/*")} if everything else used)
-    for name in names:
-        chosen = _chosen_version(layout.environment(name), used.get(name))
-        if chosen is None or not takeable(chosen[1]):
-            continue
+    for name, _, record in _chosen(layout, "environments", used, takeable, everything):
         files = {}
-        if chosen[1].get("conda_file") is not None:
+        if record.get("conda_file") is not None:
             target = dest / "environments" / name / "conda.yaml"
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            target.write_text(chosen[1]["conda_file"], encoding="utf-8")
+            target.write_text(record["conda_file"], encoding="utf-8")
             files["conda_file"] = target
-        out.append(Found("environment", name, chosen[1]["spec"], chosen[1].get("owner"), files))
+        out.append(Found("environment", name, record["spec"], record.get("owner"), files))
     return out
