@@ -36,7 +36,8 @@ WARM = (
     "yaml", "jsonschema", "deepdiff", "tenacity", "rich.console", "rich.table", "aiohttp", "hdrhistogram",
     "azure.identity", "azure.ai.ml", "azure.ai.ml.entities", "azure.mgmt.resource",
     "azure.mgmt.containerservice", "azure.mgmt.kubernetesconfiguration.extensions", "azure.mgmt.monitor",
-    "azure.storage.blob",
+    "azure.storage.blob", "packaging.requirements", "packaging.tags", "rich._emoji_codes", "getpass", "termios",
+    "msal_extensions",
 )
 
 
