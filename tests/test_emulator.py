@@ -283,13 +283,17 @@ def test_kubernetes_attach_needs_cluster_and_extension(lro_mode, azure_emulator_
     with pytest.raises(HttpResponseError, match="KubernetesClusterNotFound"):
         ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=aks_id, namespace="azureml")).result()
 
-    started = time.time()
+    started, logged = time.time(), len(emu.request_log)
     cluster = clients.aks_client(emu).managed_clusters.begin_create_or_update(RG, "rts-aks", ManagedCluster(
         location="westeurope", dns_prefix="rts",
         agent_pool_profiles=[ManagedClusterAgentPoolProfile(name="nodepool1", count=3, vm_size="Standard_DS3_v2",
                                                             mode="System")])).result()
     assert cluster.provisioning_state == "Succeeded"
-    assert (time.time() - started >= 0.3) == (lro_mode == "async")     # durations shape async operations only
+    # durations shape async operations only: polled status resources, for at least the duration; sync answers at once
+    polls = [path for method, path, _ in emu.request_log[logged:] if method == "GET" and "/operation" in path]
+    assert bool(polls) == (lro_mode == "async"), emu.request_log[logged:]
+    if lro_mode == "async":
+        assert time.time() - started >= 0.3
     with pytest.raises(HttpResponseError, match="AzureMLExtensionNotInstalled"):
         ml.compute.begin_attach(KubernetesCompute(name="k8s", resource_id=cluster.id, namespace="azureml")).result()
 
