@@ -163,6 +163,19 @@ class Backend(ABC):
         that asks, since the plan is one picture of one moment. Outside it every read is fresh (polls, watches)."""
         yield
 
+    @contextmanager
+    def step(self, address: str) -> Iterator[None]:
+        """Held while one apply step acts on `address`, on the thread that runs it: a backend may read each remote
+        resource once within it (the step's own writes make it read again), and never shares those reads with
+        steps running beside it."""
+        yield
+
+    @contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Held while the engine polls or watches a resource inside a step (a rollout gate's health watch): every
+        read within sees the service as it is now."""
+        yield
+
     def smoke_context(self) -> dict[str, Any]:
         """Extra settings for the engine's smoke test HTTP call (e.g. {"verify": ca_path})."""
         return {}

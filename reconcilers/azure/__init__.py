@@ -67,6 +67,12 @@ class AzureBackend(Backend):
         self.clients.prefetch_token()
         return self.clients.reads.snapshot()
 
+    def step(self, address: str):
+        return self.clients.reads.step(address)
+
+    def fresh(self):
+        return self.clients.reads.fresh()
+
     def smoke_context(self) -> dict[str, Any]:
         # the scoring URI is HTTPS; a private CA (Azure Stack, the emulator) comes in through the same
         # variable the SDKs' requests transport honours

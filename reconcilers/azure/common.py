@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 from reconcilers.base import BackendSettings, Reconciler
 
 from rtsctl.observe.applied import compact
-from rtsctl.support.errors import ResourceError
 from rtsctl.observe.ownership import OWNER_TAG
 from rtsctl.desired.resources import Resource
 
@@ -137,25 +135,6 @@ class AzureReconciler(Reconciler):
     def read(self, address: str, key: tuple, getter, *args, **kwargs):
         """`get_or_none`, read once per plan however many reconcilers ask (Clients.reads); fresh outside a plan."""
         return self.clients.reads.read(key, lambda: self.get_or_none(address, getter, *args, **kwargs))
-
-    def endpoint_idle(self, address: str, endpoint: str, timeout: float = 3600.0) -> Any:
-        """The endpoint once it is in a terminal state: a write while it is Creating/Updating/Deleting (left so by
-        another client, or an interrupted run) would be refused. Polls without Retry-After (Azure sends none),
-        says that it waits, and gives up after `timeout`. None if the endpoint does not exist."""
-        deadline = time.monotonic() + timeout
-        said = False
-        while True:
-            ep = self.get_or_none(address, self.ml.online_endpoints.get, endpoint)
-            state = (state_name(getattr(ep, "provisioning_state", None)) or "") if ep is not None else ""
-            if state.lower() not in BUSY_STATES:
-                return ep
-            if time.monotonic() >= deadline:
-                raise ResourceError(address, f"endpoint {endpoint} stayed {state} for {timeout:.0f}s; nothing was "
-                                    "sent", "EndpointBusy")
-            if not said:
-                self.notify(f"{address}: waiting for endpoint {endpoint} to leave the {state} state")
-                said = True
-            time.sleep(self.clients.poll_interval)
 
     def wait(self, address: str, poller) -> Any:
         """Wait for a long-running operation; a Failed ending raises one ResourceError line."""

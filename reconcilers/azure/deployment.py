@@ -33,7 +33,7 @@ from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, faile
                      managed_tags, mirror_without_live, owner_of)
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
-from .reads import list_deployments, read_endpoint
+from .reads import endpoint_idle, list_deployments, read_endpoint
 
 MODEL_TAG = "rtsctl.model-digest"
 ENV_TAG = "rtsctl.environment-digest"
@@ -251,7 +251,7 @@ class DeploymentReconciler(AzureReconciler):
     def create(self, res: Resource) -> None:
         endpoint, _ = self._names(res.name, res.spec)
         with self.clients.gate(endpoint).shared(res.address, self.notify):
-            ep = self.endpoint_idle(res.address, endpoint)
+            ep = endpoint_idle(self, res.address, endpoint)
             if ep is None:
                 raise ResourceError(res.address, f"endpoint {endpoint} does not exist", "ResourceNotFound")
             entity = self._entity(res, kubernetes=bool(getattr(ep, "compute", None)))
@@ -304,9 +304,9 @@ class DeploymentReconciler(AzureReconciler):
             self.wait(res.address, poller)
 
     # ------------------------------------------------------------------ delete
-    def _put_traffic(self, address: str, endpoint: str, traffic: dict[str, int]) -> None:
+    def _put_traffic(self, address: str, ep: Any, traffic: dict[str, int]) -> None:
+        """`ep` (just read, inside the endpoint's gate) PUT back with `traffic`."""
         with self.errors(address):
-            ep = self.ml.online_endpoints.get(endpoint)
             ep.traffic = traffic
             ep.mirror_traffic = mirror_without_live(ep.mirror_traffic, traffic)
             poller = self.ml.online_endpoints.begin_create_or_update(ep)
@@ -318,15 +318,15 @@ class DeploymentReconciler(AzureReconciler):
         endpoint, name = self._names(observed.address, observed.spec)
         name = observed.outputs.get("name") or name  # the live name (a successor's, after a rollout)
         gate = self.clients.gate(endpoint)
-        ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
+        ep = read_endpoint(self, observed.address, endpoint)
         if ep is None:
             return  # the endpoint (and all its deployments) is gone
         if folded(ep.traffic).get(name.casefold(), 0) > 0:  # an endpoint write first: its share moves away
             with gate.exclusive(observed.address, self.notify):
-                ep = self.endpoint_idle(observed.address, endpoint)
+                ep = endpoint_idle(self, observed.address, endpoint)  # read again if another step wrote meanwhile
                 traffic = folded(ep.traffic if ep else None)
                 if traffic.get(name.casefold(), 0) > 0:
-                    self._put_traffic(observed.address, endpoint, move_share(traffic, name))
+                    self._put_traffic(observed.address, ep, move_share(traffic, name))
         with gate.shared(observed.address, self.notify):
             self.wait_delete(
                 observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint
