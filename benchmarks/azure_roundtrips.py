@@ -79,36 +79,6 @@ def kinds(calls: list[tuple[str, str, int]]) -> dict[str, int]:
     return dict(out)
 
 
-def steps(correlated: list[tuple[str, str, str, int]]) -> dict[str, list[tuple[str, str]]]:
-    """An apply's ARM calls by step: each step's calls carry its own x-ms-correlation-request-id (Backend.step),
-    named here by what the step wrote (its last PUT/PATCH/DELETE path's tail), else by its first read."""
-    calls: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
-    for correlation, method, path, _ in correlated:
-        calls[correlation].append((method, path))
-    named: dict[str, list[tuple[str, str]]] = {}
-    for i, group in enumerate(calls.values()):
-        writes = [p for m, p in group if m in ("PUT", "PATCH", "DELETE")]
-        where = (writes or [p for _, p in group])[-1]
-        named[f"{i + 1:2}. {'/'.join(where.split('?')[0].split('/')[-2:])}"] = group
-    return named
-
-
-def read_twice(group: list[tuple[str, str]]) -> dict[str, int]:
-    """The URLs one step GETs more than once."""
-    counts = collections.Counter(p for m, p in group if m == "GET")
-    return {p: n for p, n in counts.items() if n > 1}
-
-
-def apply_calls(emu, start: int) -> list[str]:
-    """One line per apply step from `emu.correlated[start:]`: its GETs, its writes, what it GETs twice."""
-    out = []
-    for name, group in steps(emu.correlated[start:]).items():
-        gets = sum(1 for m, _ in group if m == "GET")
-        twice = ", ".join(f"{'/'.join(p.split('/')[-3:])} x{n}" for p, n in read_twice(group).items())
-        out.append(f"    {name}: {len(group)} calls, {gets} GETs" + (f"; read more than once: {twice}" if twice else ""))
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)

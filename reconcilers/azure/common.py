@@ -136,6 +136,18 @@ class AzureReconciler(Reconciler):
         """`get_or_none`, read once per plan however many reconcilers ask (Clients.reads); fresh outside a plan."""
         return self.clients.reads.read(key, lambda: self.get_or_none(address, getter, *args, **kwargs))
 
+    def patch_workspace(self, address: str, tags: dict[str, str], description: str | None = None) -> None:
+        """PATCH the workspace's tags (and description), and wait. azure-ai-ml's `workspaces.begin_update` GETs the
+        workspace first (operations/_workspace_operations_base.py, 1.35) to fill in a dozen fields this PATCH
+        leaves alone; the caller has just read it, so it goes one level down, to the same REST operation."""
+        from azure.ai.ml._restclient.arm_ml_service.models import WorkspaceUpdateParameters
+
+        ops = self.ml.workspaces
+        body = WorkspaceUpdateParameters(tags=tags, **({"description": description} if description is not None else {}))
+        with self.errors(address):
+            poller = ops._operation.begin_update(ops._resource_group_name, self.settings.workspace, body)
+        self.wait(address, poller)
+
     def wait(self, address: str, poller) -> Any:
         """Wait for a long-running operation; a Failed ending raises one ResourceError line."""
         with self.errors(address):

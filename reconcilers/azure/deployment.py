@@ -256,8 +256,38 @@ class DeploymentReconciler(AzureReconciler):
                 raise ResourceError(res.address, f"endpoint {endpoint} does not exist", "ResourceNotFound")
             entity = self._entity(res, kubernetes=bool(getattr(ep, "compute", None)))
             with self.errors(res.address):
-                poller = self.ml.online_deployments.begin_create_or_update(entity)
+                poller = self._begin_put(entity, ep)
             self.wait(res.address, poller)
+
+    def _begin_put(self, entity: Any, ep: Any) -> Any:
+        """`online_deployments.begin_create_or_update(entity)` without its two reads: it GETs the endpoint to check
+        that it exists (`ep` was just read, idle, by this step) and the workspace for its location (an online
+        endpoint lives in its workspace's region: `ep.location`). The rest as azure-ai-ml 1.35 does it
+        (operations/_online_deployment_operations.py `begin_create_or_update`): the scoring script checked, code
+        uploaded and assets resolved, one PUT polled as its poller polls."""
+        from azure.ai.ml._utils._azureml_polling import AzureMLPolling
+        from azure.ai.ml._utils._endpoint_utils import upload_dependencies, validate_scoring_script
+        from azure.ai.ml.constants._common import LROConfigurations
+        from azure.ai.ml.entities import OnlineDeployment
+        from azure.ai.ml.operations._operation_orchestrator import OperationOrchestrator
+
+        ops = self.ml.online_deployments
+        location = getattr(ep, "location", None)
+        if not location:
+            return ops.begin_create_or_update(entity)
+        validate_scoring_script(entity)
+        upload_dependencies(entity, OperationOrchestrator(
+            operation_container=ops._all_operations, operation_scope=ops._operation_scope,
+            operation_config=ops._operation_config), ops._credentials)
+        where = {"resource_group_name": ops._resource_group_name, "workspace_name": ops._workspace_name}
+        return ops._online_deployment.begin_create_or_update(
+            **where, endpoint_name=entity.endpoint_name, deployment_name=entity.name,
+            body=entity._to_rest_object(location=location),
+            polling=AzureMLPolling(LROConfigurations.POLL_INTERVAL, path_format_arguments={
+                "endpointName": entity.name, "resourceGroupName": where["resource_group_name"],
+                "workspaceName": where["workspace_name"]}, **ops._init_kwargs),
+            polling_interval=LROConfigurations.POLL_INTERVAL, **ops._init_kwargs,
+            cls=lambda response, deserialized, headers: OnlineDeployment._from_rest_object(deserialized))
 
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side

@@ -84,7 +84,8 @@ class Emulator:
 
     @property
     def correlated(self) -> list[tuple[str, str, str, int]]:
-        """(x-ms-correlation-request-id, method, path, status) of every ARM call that carried one, oldest first."""
+        """(x-ms-correlation-request-id, method, path with query, status) of every ARM call that carried one, oldest
+        first."""
         return self.ctx.correlated
 
     @property
@@ -310,7 +311,7 @@ class Emulator:
         response.headers.setdefault("x-ms-correlation-request-id", correlation or request_id)
         if correlation:
             log = self.ctx.correlated
-            log.append((correlation, request.method, request.path, response.status))
+            log.append((correlation, request.method, request.path_qs, response.status))
             if len(log) > REQUEST_LOG_LIMIT:
                 del log[: REQUEST_LOG_LIMIT // 2]
         return response
