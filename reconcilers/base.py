@@ -160,7 +160,7 @@ class Backend(ABC):
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Held while a plan observes the world: a backend may read each remote resource once for every reconciler
-        that asks, since the plan is one picture of one moment. Outside it every read is fresh (polls, watches)."""
+        that asks, since the plan is one picture of one moment. Outside it (and `step`) every read is fresh."""
         yield
 
     @contextmanager

@@ -133,7 +133,8 @@ class AzureReconciler(Reconciler):
                 raise
 
     def read(self, address: str, key: tuple, getter, *args, **kwargs):
-        """`get_or_none`, read once per plan however many reconcilers ask (Clients.reads); fresh outside a plan."""
+        """`get_or_none`, read once per plan however many reconcilers ask, and once per apply step until it writes
+        (Clients.reads); fresh elsewhere."""
         return self.clients.reads.read(key, lambda: self.get_or_none(address, getter, *args, **kwargs))
 
     def patch_workspace(self, address: str, tags: dict[str, str], description: str | None = None) -> None:
