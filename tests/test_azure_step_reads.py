@@ -24,7 +24,7 @@ class Service:
 
 def test_a_step_reads_once_until_it_writes_or_polls():
     cache, service = ReadCache(), Service()
-    with cache.step("deployment.e/blue"):
+    with cache.step():
         assert [cache.read("ep", service.read) for _ in range(3)] == [0, 0, 0]
         assert service.reads == 1
         service.value = 1
@@ -42,7 +42,7 @@ def test_steps_side_by_side_never_share_a_read():
     seen: dict[str, int] = {}
 
     def first() -> None:
-        with cache.step("deployment.e/blue"):
+        with cache.step():
             seen["first"] = cache.read("ep", service.read)
             first_read.set()
             second_done.wait(5)
@@ -51,7 +51,7 @@ def test_steps_side_by_side_never_share_a_read():
     def second() -> None:
         first_read.wait(5)
         service.value = 7
-        with cache.step("deployment.e/green"):
+        with cache.step():
             seen["second"] = cache.read("ep", service.read)  # not the first step's read
         second_done.set()
 
@@ -71,7 +71,7 @@ def test_entering_a_gate_another_step_held_drops_what_the_step_read():
     seen: list[int] = []
 
     def deleting() -> None:
-        with cache.step("deployment.e/blue"):
+        with cache.step():
             seen.append(cache.read("ep", service.read))  # before the gate: decides which gate to take
             step_read.set()
             other_done.wait(5)
@@ -82,7 +82,7 @@ def test_entering_a_gate_another_step_held_drops_what_the_step_read():
 
     def traffic() -> None:
         step_read.wait(5)
-        with cache.step("traffic.e"), gate.exclusive("traffic.e", print):
+        with cache.step(), gate.exclusive("traffic.e", print):
             service.value = 5
         other_done.set()
 

@@ -68,7 +68,7 @@ class AzureBackend(Backend):
         return self.clients.reads.snapshot()
 
     def step(self, address: str):
-        return self.clients.reads.step(address)
+        return self.clients.reads.step()
 
     def fresh(self):
         return self.clients.reads.fresh()

@@ -309,10 +309,10 @@ class ReadCache:
                     self._reads.clear()
 
     @contextmanager
-    def step(self, label: str) -> Iterator[None]:
+    def step(self) -> Iterator[None]:
         """One apply step on this thread: its reads kept until it writes; its calls carry one correlation id."""
         outer = getattr(self._local, "step", None)
-        self._local.step = Step(label)
+        self._local.step = Step()
         try:
             yield
         finally:
@@ -392,8 +392,7 @@ class ReadCache:
 class Step:
     """One apply step's reads, and the correlation id its calls carry (Azure's activity log groups them by it)."""
 
-    def __init__(self, label: str):
-        self.label = label
+    def __init__(self) -> None:
         self.correlation_id = str(uuid.uuid4())
         self.reads: dict[Hashable, Any] = {}
 

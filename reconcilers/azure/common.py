@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from reconcilers.base import BackendSettings, Reconciler
@@ -119,8 +121,16 @@ class AzureReconciler(Reconciler):
     def ml(self):
         return self.clients.ml
 
-    def errors(self, address: str):
-        return azure_errors(address)
+    @contextmanager
+    def errors(self, address: str) -> Iterator[None]:
+        """Azure's exceptions as one line naming `address` (azure_errors). A call that fails also drops what the
+        apply step read: the failure may come from what changed since, and a retry of the step reads again."""
+        try:
+            with azure_errors(address):
+                yield
+        except BaseException:
+            self.clients.reads.forget()
+            raise
 
     def get_or_none(self, address: str, getter, *args, **kwargs):
         """Call an SDK getter; None on 404 (also when a parent such as the workspace does not exist)."""
