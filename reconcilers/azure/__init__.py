@@ -111,7 +111,7 @@ class AzureBackend(Backend):
     def watch_traffic(self, endpoint: str, deployment: str):
         from .metrics import MonitorAnswers, kubernetes_not_counted
 
-        kubernetes_not_counted(self.clients, endpoint)
+        kubernetes_not_counted(self._reconcilers["endpoint"], endpoint)  # type: ignore[arg-type]
         return MonitorAnswers(self.clients, endpoint, deployment)
 
     def preflight(self, resources, observed):

@@ -57,7 +57,12 @@ def step_lines(correlated: list[tuple[str, str, str, int]]) -> list[str]:
     out = []
     for name, group in steps(correlated).items():
         gets = sum(1 for m, _ in group if m == "GET")
-        twice = ", ".join(f"{'/'.join(url.split('?')[0].split('/')[-2:])}{'?' + url.split('?')[1] if '?' in url else ''}"
-                          f" x{n}" for url, n in repeated_reads(group).items())
+        twice = ", ".join(f"{_short(url)} x{n}" for url, n in repeated_reads(group).items())
         out.append(f"{name}: {len(group)} calls, {gets} GETs" + (f"; read again: {twice}" if twice else ""))
     return out
+
+
+def _short(url: str) -> str:
+    """'/subscriptions/.../onlineendpoints/e?x=1' -> 'onlineendpoints/e?x=1'."""
+    path, sep, query = url.partition("?")
+    return "/".join(path.split("/")[-2:]) + sep + query
