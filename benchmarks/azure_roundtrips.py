@@ -10,7 +10,10 @@ that long -- real Azure calls take 50-300 ms), the real SDKs in the rtsctl subpr
   rtsctl, the Azure backend and the SDKs this manifest loads -- azure-ai-ml, azure-identity, the resource, AKS and
   extension management clients -- and ends), target <= 1.0 s;
 * the same manifest with N endpoints (one deployment each, in a resource group of its own): target <= 1.5x the
-  one-endpoint time.
+  one-endpoint time;
+* the calls an `apply` makes, step by step (each step's calls carry its own x-ms-correlation-request-id, which the
+  emulator keeps: tests/azure_emulator/steps.py): the first apply of manifests/azure.yaml and a one-change apply
+  (instance_count 1 -> 2), with what each step reads more than once between its own writes (issue 15: nothing).
 
 Both manifests are applied once with no latency, then planned in interleaved rounds (import, plan 1, plan N) on one
 pinned CPU (`taskset`; the emulator stays on the benchmark's own CPU); each round's plan time minus the same
@@ -34,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks._common import table  # noqa: E402
+from tests.azure_emulator.steps import step_lines, steps  # noqa: E402
 
 
 #: the SDK import as a process: interpreter start, rtsctl and the Azure SDKs it loads, ended without teardown
@@ -70,13 +74,23 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, cpu: str | None) -> flo
 def kinds(calls: list[tuple[str, str, int]]) -> dict[str, int]:
     out: collections.Counter = collections.Counter()
     for method, path, _ in calls:
-        if path.endswith("openid-configuration"):
+        if path.startswith("//"):  # blob storage (the model and code uploads)
+            out[f"{method} blob"] += 1
+        elif path.endswith("openid-configuration"):
             out["discovery"] += 1
         elif path.endswith("/token"):
             out["token"] += 1
         else:
             out[f"{method} ARM"] += 1
     return dict(out)
+
+
+def apply_report(label: str, calls: list[tuple[str, str, int]], correlated: list) -> list[str]:
+    """An apply's calls: all of them by kind, those its steps made (GETs among them), then one line per step."""
+    in_steps = [c for group in steps(correlated).values() for c in group]
+    gets = sum(1 for m, _ in in_steps if m == "GET")
+    return [f"  apply {label}: {len(calls)} calls {kinds(calls)}; {len(in_steps)} in its steps ({gets} GETs)",
+            *(f"      {line}" for line in step_lines(correlated))]
 
 
 def main() -> int:
@@ -104,7 +118,9 @@ def main() -> int:
         env.pop("AZUREML_CURRENT_CLOUD", None)
         env_many = {**env, "RTSCTL_RESOURCE_GROUP": "rts-rg-many"}
         rtsctl = [sys.executable, "-m", "rtsctl"]
+        log0, steps0 = len(emu.request_log), len(emu.correlated)
         run([*rtsctl, "apply", "azure.yaml", "-y"], env, project, cpu)
+        applies = apply_report("azure.yaml (first)", emu.request_log[log0:], emu.correlated[steps0:])
         run([*rtsctl, "apply", many, "-y"], env_many, project, cpu)
 
         emu.settings.latency_ms = args.latency_ms
@@ -116,6 +132,16 @@ def main() -> int:
                 start = len(emu.request_log)
                 times[label].append(run([*rtsctl, "plan", manifest, "--detailed-exitcode"], e, project, cpu))
                 calls[label] = emu.request_log[start:]
+
+        emu.settings.latency_ms = 0  # calls counted, not timed: the LROs would poll at 100 ms a round trip
+        import yaml
+
+        data = yaml.safe_load((project / "azure.yaml").read_text())
+        data["endpoints"][0]["deployments"][0]["instance_count"] = 2
+        (project / "azure.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        log0, steps0 = len(emu.request_log), len(emu.correlated)
+        run([*rtsctl, "apply", "azure.yaml", "-y"], env, project, cpu)
+        applies += apply_report("instance_count 1 -> 2", emu.request_log[log0:], emu.correlated[steps0:])
     finally:
         emu.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -128,7 +154,8 @@ def main() -> int:
     for label in ("one", "many"):
         print(f"  {label:4} plan: {len(calls[label])} calls {kinds(calls[label])}; rounds "
               + " / ".join(f"{t:.2f}" for t in times[label]))
-    print(f"  SDK import (interpreter + rtsctl + azure SDKs): rounds " + " / ".join(f"{t:.2f}" for t in times["import"]))
+    print("  SDK import (interpreter + rtsctl + azure SDKs): rounds " + " / ".join(f"{t:.2f}" for t in times["import"]))
+    print("\n".join(applies))
     print(table([
         ("no-op plan azure.yaml minus import (s)", f"{one:.2f}", "1.00 (target)", f"{one / 1.0:.2f}x", "<= 1.0x"),
         (f"no-op plan {args.endpoints} endpoints minus import (s)", f"{many_t:.2f}", f"{one:.2f} (1 endpoint)",

@@ -160,7 +160,20 @@ class Backend(ABC):
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Held while a plan observes the world: a backend may read each remote resource once for every reconciler
-        that asks, since the plan is one picture of one moment. Outside it every read is fresh (polls, watches)."""
+        that asks, since the plan is one picture of one moment. Outside it (and `step`) every read is fresh."""
+        yield
+
+    @contextmanager
+    def step(self, address: str) -> Iterator[None]:
+        """Held while one apply step acts on `address`, on the thread that runs it: a backend may read each remote
+        resource once within it (the step's own writes make it read again), and never shares those reads with
+        steps running beside it."""
+        yield
+
+    @contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Held while the engine polls or watches a resource inside a step (a rollout gate's health watch): every
+        read within sees the service as it is now."""
         yield
 
     def smoke_context(self) -> dict[str, Any]:

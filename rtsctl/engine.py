@@ -122,7 +122,7 @@ def apply(session: Session, plan: Plan, report: Reporter) -> ApplyResult:
     from rtsctl.rollout.gates import RolloutContext
 
     rollout = RolloutContext(session.reconcilers, session.backend, session.graph, report)
-    return apply_plan(plan, session.reconcilers, report, session.parallelism, rollout)
+    return apply_plan(plan, session.reconcilers, report, session.parallelism, rollout, session.backend.step)
 
 
 def endpoint_outputs(session: Session, endpoint: str | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.azure_emulator import Emulator
+from tests.azure_emulator.steps import WRITES, repeated_reads, steps
 from tests.conftest import Cli
 from tests.helpers import edit_yaml
 
@@ -85,6 +86,25 @@ def assert_one_round_trip_each(calls: list[tuple[str, str, int]]) -> None:
     assert len(calls) <= 12, "\n".join(f"{m} {p} {s}" for m, p, s in calls)
 
 
+def assert_each_step_reads_once(correlated: list[tuple[str, str, str, int]], steps_at_least: int) -> None:
+    """An apply (issue 15): each step (its calls carry one x-ms-correlation-request-id) GETs each resource URL once
+    between two of its own writes -- a write makes the next read a new one. Not counted: the LRO pollers' status
+    and result reads (their thread belongs to no step: they carry no id), and a workspace's own create step, where
+    azure-ai-ml GETs the workspace before its ARM template deployment (to refuse an existing one) and again as the
+    operation's result, the deployment itself going through the SDK's own resource client, which carries no id."""
+    groups = steps(correlated)
+    assert len(groups) >= steps_at_least, list(groups)
+    repeated = {}
+    for name, group in groups.items():
+        workspace_create = not any(m in WRITES for m, _ in group) and name.split(" ", 1)[1].startswith("workspaces/")
+        found = {url: n for url, n in repeated_reads(group).items()
+                 if not (workspace_create and url.rsplit("/", 2)[-2] == "workspaces")}
+        if found:
+            repeated[name] = found
+    assert not repeated, "\n".join(f"{name}: {found}\n  " + "\n  ".join(f"{m} {p}" for m, p in groups[name])
+                                   for name, found in repeated.items())
+
+
 def one_line_error(result) -> str:
     lines = [line for line in result.err.strip().splitlines() if line.strip()]
     assert lines, str(result)
@@ -103,6 +123,7 @@ def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory
     applied = cli.ok("apply", "azure.yaml", "-y")
     assert "Smoke test passed: rts-score" in applied.out, str(applied)
     assert "Apply complete! Resources: 9 added" in applied.out, str(applied)  # the pre-existing RG is not added
+    assert_each_step_reads_once(emu.correlated, 9)
 
     # every resource it created is marked; the pre-existing group is left as it was
     for suffix in (W, f"{W}/onlineEndpoints/rts-score", DEPLOYMENT, f"{W}/computes/k8s",
@@ -124,7 +145,9 @@ def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory
     assert planned.code == 2, str(planned)
     assert "~ deployment.rts-score/blue" in planned.out and "instance_count: 1 -> 2" in planned.out
     assert "-/+" not in planned.out
+    before_apply = len(emu.correlated)
     cli.ok("apply", "azure.yaml", "-y")
+    assert_each_step_reads_once(emu.correlated[before_apply:], 1)
     assert find(emu, DEPLOYMENT)["sku"]["capacity"] == 2
     assert cli("plan", "azure.yaml", "--detailed-exitcode").code == 0
     assert model_uploads(emu) == uploads
@@ -138,8 +161,10 @@ def test_full_lifecycle_apply_plan_update_replace_destroy(azure_emulator_factory
                      r"traffic 100 → 0 / 0 → 100\)", planned.out, re.M)
     assert step, planned.out
     assert "forces replacement" in planned.out
+    before_apply = len(emu.correlated)
     replaced = cli.ok("apply", "azure.yaml", "-y")
     assert "Smoke test passed" in replaced.out
+    assert_each_step_reads_once(emu.correlated[before_apply:], 1)  # successor, smoke test, traffic, delete: one step
     successor = f"{W}/onlineEndpoints/rts-score/deployments/{step[1]}"
     assert find(emu, successor)["properties"]["instanceType"] == "largeinstancetype"
     assert find(emu, successor)["tags"]["rtsctl.name"] == "blue"

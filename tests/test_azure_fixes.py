@@ -251,7 +251,6 @@ def test_raw_reads_use_the_api_version_the_sdk_writes_with(azure_emulator_factor
     deployment = "/onlineendpoints/rts-score/deployments/blue"
     written = {v for m, p, v in emu.api_versions if m == "PUT" and p.lower().endswith(deployment)}
     # a plan reads every deployment of the endpoint in one list (reconcilers/azure/reads.py), no GET per deployment
-    # (azure-ai-ml's own `online_endpoints.get`, used around writes, lists them with its older 2022-02-01-preview)
     read = {v for m, p, v in emu.api_versions[applied:]
             if m == "GET" and p.lower().endswith(deployment.rsplit("/", 1)[0])}
     assert len(written) == 1 and read == written, (written, read)

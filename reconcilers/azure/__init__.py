@@ -67,6 +67,12 @@ class AzureBackend(Backend):
         self.clients.prefetch_token()
         return self.clients.reads.snapshot()
 
+    def step(self, address: str):
+        return self.clients.reads.step()
+
+    def fresh(self):
+        return self.clients.reads.fresh()
+
     def smoke_context(self) -> dict[str, Any]:
         # the scoring URI is HTTPS; a private CA (Azure Stack, the emulator) comes in through the same
         # variable the SDKs' requests transport honours
@@ -105,7 +111,7 @@ class AzureBackend(Backend):
     def watch_traffic(self, endpoint: str, deployment: str):
         from .metrics import MonitorAnswers, kubernetes_not_counted
 
-        kubernetes_not_counted(self.clients, endpoint)
+        kubernetes_not_counted(self._reconcilers["endpoint"], endpoint)  # type: ignore[arg-type]
         return MonitorAnswers(self.clients, endpoint, deployment)
 
     def preflight(self, resources, observed):

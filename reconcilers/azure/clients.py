@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from azure.ai.ml import MLClient
 from azure.ai.ml._azure_environments import _environments as _ML_CLOUDS
 from azure.ai.ml._utils._azureml_polling import AzureMLPolling
 from azure.ai.ml.constants._common import LROConfigurations
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 from rtsctl.support.errors import RtsctlError
@@ -273,17 +275,26 @@ def shared_credential(block: dict[str, Any] | None, cloud: CloudConfig, tenant_i
 
 
 class ReadCache:
-    """What one plan has read, shared by every reconciler that needs it: each resource is read once, and
-    reconcilers that ask at the same moment wait for the one read in flight (single flight).
+    """Each resource read once, shared by every reader that may share it:
 
-    Outside `snapshot()` nothing is kept: a status poll, a gate's health watch and the reads around a write
-    always see the service as it is now.
+    * within `snapshot()` (a plan): by every reconciler, and reconcilers that ask at the same moment wait for the
+      one read in flight (single flight);
+    * within `step()` (one apply step, on the thread that runs it): by that step alone. The step's own writes
+      (any request other than a GET, seen by `StepPolicy`) drop what it read, and so does entering an endpoint's
+      write gate after another step held it (`entered`): what was read before may have changed meanwhile. Steps
+      running side by side never share a read.
+
+    Elsewhere, and inside `fresh()` (a poll, a health watch), every read is fresh: it waits for the service to
+    change.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._depth = 0
         self._reads: dict[Hashable, Future] = {}
+        self._local = threading.local()
+        #: each endpoint gate's last holder (a step), so a step knows when another one may have written
+        self._holders: dict[Hashable, object] = {}
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -296,6 +307,40 @@ class ReadCache:
                 self._depth -= 1
                 if not self._depth:
                     self._reads.clear()
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """One apply step on this thread: its reads kept until it writes; its calls carry one correlation id."""
+        outer = getattr(self._local, "step", None)
+        self._local.step = Step()
+        try:
+            yield
+        finally:
+            self._local.step = outer
+
+    @contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Reads within see the service as it is now, also inside a step (a poll waits for it to change)."""
+        outer = getattr(self._local, "fresh", False)
+        self._local.fresh = True
+        try:
+            yield
+        finally:
+            self._local.fresh = outer
+
+    def current(self) -> Step | None:
+        """The step this thread runs, if any."""
+        return getattr(self._local, "step", None)
+
+    def entered(self, gate: Hashable) -> None:
+        """This thread's step entered `gate`: if another step held it last, drop what this step read."""
+        step = self.current()
+        if step is None:
+            return
+        with self._lock:
+            last, self._holders[gate] = self._holders.get(gate), step
+        if last is not None and last is not step:
+            step.reads.clear()
 
     def ahead(self, key: Hashable, read: Callable[[], Any]) -> None:
         """Start `read` (a function that reads `key` through this cache) now, on a thread of its own, within a
@@ -313,11 +358,13 @@ class ReadCache:
         threading.Thread(target=run, name="rtsctl-read", daemon=True).start()
 
     def forget(self) -> None:
-        """Drop what was read (a write happened)."""
-        with self._lock:
-            self._reads.clear()
+        """Drop what this thread's step read (it wrote, or waits for the service to change)."""
+        step = self.current()
+        if step is not None:
+            step.reads.clear()
 
     def read(self, key: Hashable, fetch: Callable[[], T]) -> T:
+        step = None if getattr(self._local, "fresh", False) else self.current()
         with self._lock:
             if not self._depth:
                 future, mine = None, False
@@ -326,7 +373,11 @@ class ReadCache:
                 if mine:
                     future = self._reads[key] = Future()
         if future is None:
-            return fetch()
+            if step is None:
+                return fetch()
+            if key not in step.reads:  # one thread per step: no lock
+                step.reads[key] = fetch()
+            return step.reads[key]  # type: ignore[no-any-return]
         if not mine:
             return future.result()  # type: ignore[no-any-return]
         try:
@@ -336,6 +387,41 @@ class ReadCache:
             raise
         future.set_result(value)
         return value
+
+
+class Step:
+    """One apply step's reads, and the correlation id its calls carry (Azure's activity log groups them by it)."""
+
+    def __init__(self) -> None:
+        self.correlation_id = str(uuid.uuid4())
+        self.reads: dict[Hashable, Any] = {}
+
+
+class StepPolicy(SansIOHTTPPolicy):
+    """An azure-core per-call policy: a call made by an apply step carries the step's `x-ms-correlation-request-id`
+    (a client-chosen id that ARM keeps for every request of one operation: azure-resource-manager-rpc
+    v1.0/common-api-details.md, "Client Request Headers"), and a call that is not a read (PUT, PATCH, DELETE, POST)
+    drops what the step read. The LRO poller's own thread belongs to no step: its polls carry no id."""
+
+    def __init__(self, reads: ReadCache):
+        self._reads = reads
+
+    def on_request(self, request: Any) -> None:
+        step = self._reads.current()
+        if step is None:
+            return
+        http = request.http_request
+        http.headers["x-ms-correlation-request-id"] = step.correlation_id
+        if http.method.upper() not in ("GET", "HEAD") and not _reading_action(http.url):
+            step.reads.clear()
+
+
+def _reading_action(url: str) -> bool:
+    """A POST that reads: ARM's list actions (listKeys, listSecrets: "Microsoft.X/.../listKeys/action" is a read
+    permission) and an online endpoint's token action (azure-rest-api-specs machinelearningservices
+    OnlineEndpoints_GetToken)."""
+    last = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    return last.startswith("list") or last == "token"
 
 
 def _credential_value(block: dict[str, Any], key: str, env: str) -> str | None:
@@ -407,8 +493,9 @@ class Clients:
         self.poll_interval = 5.0 if not self.cloud.is_custom else 0.2
         self._built: dict[str, Any] = {}
         self._building: dict[str, threading.Lock] = {}
-        #: reads shared within one plan (ReadCache)
+        #: reads shared within one plan, kept within one apply step (ReadCache)
         self.reads = ReadCache()
+        self._step_policy = StepPolicy(self.reads)
         if self.cloud.is_custom and self.cloud.resource_manager != PUBLIC_RESOURCE_MANAGER:
             # azure-ai-ml sleeps a hard-coded 5 s between its own checks of the workspace's ARM template
             # deployment (on top of the poller, which already honours the service's Retry-After). On public
@@ -452,14 +539,16 @@ class Clients:
         )
 
     def _mgmt_kwargs(self) -> dict[str, Any]:
+        steps = {"per_call_policies": [self._step_policy]}
         if self.cloud.is_public:
-            return {}
-        return {"base_url": self.cloud.resource_manager.rstrip("/"), "credential_scopes": [self.cloud.scope]}
+            return steps
+        return {**steps, "base_url": self.cloud.resource_manager.rstrip("/"), "credential_scopes": [self.cloud.scope]}
 
     @property
     def ml(self) -> MLClient:
         def build() -> MLClient:
-            kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False}
+            kwargs: dict[str, Any] = {"show_progress": False, "enable_telemetry": False,
+                                      "per_call_policies": [self._step_policy]}
             name = self.cloud.ml_cloud_name
             if name:
                 kwargs["cloud"] = name
@@ -510,7 +599,8 @@ class Clients:
         """The process-wide write gate of one endpoint (gate.py): the service refuses overlapping writes."""
         from .gate import EndpointGate
 
-        return self._get(f"gate:{endpoint.lower()}", lambda: EndpointGate(endpoint))
+        key = f"gate:{endpoint.lower()}"
+        return self._get(key, lambda: EndpointGate(endpoint, lambda: self.reads.entered(key)))
 
     def close(self) -> None:
         with self._lock:

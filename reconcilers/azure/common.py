@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from reconcilers.base import BackendSettings, Reconciler
 
 from rtsctl.observe.applied import compact
-from rtsctl.support.errors import ResourceError
 from rtsctl.observe.ownership import OWNER_TAG
 from rtsctl.desired.resources import Resource
 
@@ -121,8 +121,16 @@ class AzureReconciler(Reconciler):
     def ml(self):
         return self.clients.ml
 
-    def errors(self, address: str):
-        return azure_errors(address)
+    @contextmanager
+    def errors(self, address: str) -> Iterator[None]:
+        """Azure's exceptions as one line naming `address` (azure_errors). A call that fails also drops what the
+        apply step read: the failure may come from what changed since, and a retry of the step reads again."""
+        try:
+            with azure_errors(address):
+                yield
+        except BaseException:
+            self.clients.reads.forget()
+            raise
 
     def get_or_none(self, address: str, getter, *args, **kwargs):
         """Call an SDK getter; None on 404 (also when a parent such as the workspace does not exist)."""
@@ -135,27 +143,21 @@ class AzureReconciler(Reconciler):
                 raise
 
     def read(self, address: str, key: tuple, getter, *args, **kwargs):
-        """`get_or_none`, read once per plan however many reconcilers ask (Clients.reads); fresh outside a plan."""
+        """`get_or_none`, read once per plan however many reconcilers ask, and once per apply step until it writes
+        (Clients.reads); fresh elsewhere."""
         return self.clients.reads.read(key, lambda: self.get_or_none(address, getter, *args, **kwargs))
 
-    def endpoint_idle(self, address: str, endpoint: str, timeout: float = 3600.0) -> Any:
-        """The endpoint once it is in a terminal state: a write while it is Creating/Updating/Deleting (left so by
-        another client, or an interrupted run) would be refused. Polls without Retry-After (Azure sends none),
-        says that it waits, and gives up after `timeout`. None if the endpoint does not exist."""
-        deadline = time.monotonic() + timeout
-        said = False
-        while True:
-            ep = self.get_or_none(address, self.ml.online_endpoints.get, endpoint)
-            state = (state_name(getattr(ep, "provisioning_state", None)) or "") if ep is not None else ""
-            if state.lower() not in BUSY_STATES:
-                return ep
-            if time.monotonic() >= deadline:
-                raise ResourceError(address, f"endpoint {endpoint} stayed {state} for {timeout:.0f}s; nothing was "
-                                    "sent", "EndpointBusy")
-            if not said:
-                self.notify(f"{address}: waiting for endpoint {endpoint} to leave the {state} state")
-                said = True
-            time.sleep(self.clients.poll_interval)
+    def patch_workspace(self, address: str, tags: dict[str, str], description: str | None = None) -> None:
+        """PATCH the workspace's tags (and description), and wait. azure-ai-ml's `workspaces.begin_update` GETs the
+        workspace first (operations/_workspace_operations_base.py, 1.35) to fill in a dozen fields this PATCH
+        leaves alone; the caller has just read it, so it goes one level down, to the same REST operation."""
+        from azure.ai.ml._restclient.arm_ml_service.models import WorkspaceUpdateParameters
+
+        ops = self.ml.workspaces
+        body = WorkspaceUpdateParameters(tags=tags, **({"description": description} if description is not None else {}))
+        with self.errors(address):
+            poller = ops._operation.begin_update(ops._resource_group_name, self.settings.workspace, body)
+        self.wait(address, poller)
 
     def wait(self, address: str, poller) -> Any:
         """Wait for a long-running operation; a Failed ending raises one ResourceError line."""

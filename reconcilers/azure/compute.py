@@ -119,14 +119,14 @@ class ComputeReconciler(AzureReconciler):
 
     def _set_owner(self, address: str, name: str, owner: str | None) -> None:
         """Write (or, with None, remove) the compute's owner tag on the workspace, keeping every other tag."""
-        with self.errors(address):
-            ws = self.ml.workspaces.get(self.settings.workspace)
-            tags = {k: v for k, v in (ws.tags or {}).items() if k != COMPUTE_OWNER_TAG + name}
-            if tags == (ws.tags or {}) and owner is None:
-                return
-            ws.tags = {**tags, **({COMPUTE_OWNER_TAG + name: owner} if owner else {})}
-            poller = self.ml.workspaces.begin_update(ws)
-        self.wait(address, poller)
+        ws = self.read(address, ("workspace", self.settings.workspace.casefold()), self.ml.workspaces.get,
+                       self.settings.workspace)
+        if ws is None:
+            return
+        tags = {k: v for k, v in (ws.tags or {}).items() if k != COMPUTE_OWNER_TAG + name}
+        if tags == (ws.tags or {}) and owner is None:
+            return
+        self.patch_workspace(address, {**tags, **({COMPUTE_OWNER_TAG + name: owner} if owner else {})})
 
     def update(self, res: Resource, observed: Observed) -> None:
         # every declared field is immutable (changes are replacements): an update only repairs a Failed attach,
@@ -139,5 +139,4 @@ class ComputeReconciler(AzureReconciler):
             return
         name = observed.address.split(".", 1)[1]
         self.wait_delete(observed.address, self.ml.compute.begin_delete, name, action="Detach")
-        if self.get_or_none(observed.address, self.ml.workspaces.get, self.settings.workspace) is not None:
-            self._set_owner(observed.address, name, None)
+        self._set_owner(observed.address, name, None)  # unless the workspace is gone

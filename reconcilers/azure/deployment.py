@@ -33,7 +33,7 @@ from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, faile
                      managed_tags, mirror_without_live, owner_of)
 from .common import DIGEST_TAG as ASSET_DIGEST_TAG
 from .errors import is_not_found
-from .reads import list_deployments, read_endpoint
+from .reads import endpoint_idle, list_deployments, read_endpoint
 
 MODEL_TAG = "rtsctl.model-digest"
 ENV_TAG = "rtsctl.environment-digest"
@@ -251,13 +251,43 @@ class DeploymentReconciler(AzureReconciler):
     def create(self, res: Resource) -> None:
         endpoint, _ = self._names(res.name, res.spec)
         with self.clients.gate(endpoint).shared(res.address, self.notify):
-            ep = self.endpoint_idle(res.address, endpoint)
+            ep = endpoint_idle(self, res.address, endpoint)
             if ep is None:
                 raise ResourceError(res.address, f"endpoint {endpoint} does not exist", "ResourceNotFound")
             entity = self._entity(res, kubernetes=bool(getattr(ep, "compute", None)))
             with self.errors(res.address):
-                poller = self.ml.online_deployments.begin_create_or_update(entity)
+                poller = self._begin_put(entity, ep)
             self.wait(res.address, poller)
+
+    def _begin_put(self, entity: Any, ep: Any) -> Any:
+        """`online_deployments.begin_create_or_update(entity)` without its two reads: it GETs the endpoint to check
+        that it exists (`ep` was just read, idle, by this step) and the workspace for its location (an online
+        endpoint lives in its workspace's region: `ep.location`). The rest as azure-ai-ml 1.35 does it
+        (operations/_online_deployment_operations.py `begin_create_or_update`): the scoring script checked, code
+        uploaded and assets resolved, one PUT polled as its poller polls."""
+        from azure.ai.ml._utils._azureml_polling import AzureMLPolling
+        from azure.ai.ml._utils._endpoint_utils import upload_dependencies, validate_scoring_script
+        from azure.ai.ml.constants._common import LROConfigurations
+        from azure.ai.ml.entities import OnlineDeployment
+        from azure.ai.ml.operations._operation_orchestrator import OperationOrchestrator
+
+        ops = self.ml.online_deployments
+        location = getattr(ep, "location", None)
+        if not location:
+            return ops.begin_create_or_update(entity)
+        validate_scoring_script(entity)
+        upload_dependencies(entity, OperationOrchestrator(
+            operation_container=ops._all_operations, operation_scope=ops._operation_scope,
+            operation_config=ops._operation_config), ops._credentials)
+        where = {"resource_group_name": ops._resource_group_name, "workspace_name": ops._workspace_name}
+        return ops._online_deployment.begin_create_or_update(
+            **where, endpoint_name=entity.endpoint_name, deployment_name=entity.name,
+            body=entity._to_rest_object(location=location),
+            polling=AzureMLPolling(LROConfigurations.POLL_INTERVAL, path_format_arguments={
+                "endpointName": entity.name, "resourceGroupName": where["resource_group_name"],
+                "workspaceName": where["workspace_name"]}, **ops._init_kwargs),
+            polling_interval=LROConfigurations.POLL_INTERVAL, **ops._init_kwargs,
+            cls=lambda response, deserialized, headers: OnlineDeployment._from_rest_object(deserialized))
 
     def update(self, res: Resource, observed: Observed) -> None:
         self.create(res)  # a PUT of the whole deployment: a rolling update on the service side
@@ -304,9 +334,9 @@ class DeploymentReconciler(AzureReconciler):
             self.wait(res.address, poller)
 
     # ------------------------------------------------------------------ delete
-    def _put_traffic(self, address: str, endpoint: str, traffic: dict[str, int]) -> None:
+    def _put_traffic(self, address: str, ep: Any, traffic: dict[str, int]) -> None:
+        """`ep` (just read, inside the endpoint's gate) PUT back with `traffic`."""
         with self.errors(address):
-            ep = self.ml.online_endpoints.get(endpoint)
             ep.traffic = traffic
             ep.mirror_traffic = mirror_without_live(ep.mirror_traffic, traffic)
             poller = self.ml.online_endpoints.begin_create_or_update(ep)
@@ -318,15 +348,15 @@ class DeploymentReconciler(AzureReconciler):
         endpoint, name = self._names(observed.address, observed.spec)
         name = observed.outputs.get("name") or name  # the live name (a successor's, after a rollout)
         gate = self.clients.gate(endpoint)
-        ep = self.get_or_none(observed.address, self.ml.online_endpoints.get, endpoint)
+        ep = read_endpoint(self, observed.address, endpoint)
         if ep is None:
             return  # the endpoint (and all its deployments) is gone
         if folded(ep.traffic).get(name.casefold(), 0) > 0:  # an endpoint write first: its share moves away
             with gate.exclusive(observed.address, self.notify):
-                ep = self.endpoint_idle(observed.address, endpoint)
+                ep = endpoint_idle(self, observed.address, endpoint)  # read again if another step wrote meanwhile
                 traffic = folded(ep.traffic if ep else None)
                 if traffic.get(name.casefold(), 0) > 0:
-                    self._put_traffic(observed.address, endpoint, move_share(traffic, name))
+                    self._put_traffic(observed.address, ep, move_share(traffic, name))
         with gate.shared(observed.address, self.notify):
             self.wait_delete(
                 observed.address, self.ml.online_deployments.begin_delete, name=name, endpoint_name=endpoint

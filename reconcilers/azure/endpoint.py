@@ -17,7 +17,7 @@ from rtsctl.desired.resources import Observed, Resource
 
 from .common import (APPLIED_TAG, AzureReconciler, applied_tag, drop_none, failed_problem, is_managed, managed_tags,
                      owner_of, state_name)
-from .reads import keys_ahead, read_endpoint, read_keys
+from .reads import endpoint_idle, keys_ahead, read_endpoint, read_keys
 
 
 def last_segment(ref: str | None) -> str | None:
@@ -101,7 +101,7 @@ class EndpointReconciler(AzureReconciler):
 
     def update(self, res: Resource, observed: Observed) -> None:
         with self.clients.gate(res.name).exclusive(res.address, self.notify):
-            current = self.endpoint_idle(res.address, res.name)
+            current = endpoint_idle(self, res.address, res.name)
             if current is None:
                 raise ResourceError(res.address, f"endpoint {res.name} vanished during the apply", "ResourceNotFound")
             tags = dict(current.tags or {})

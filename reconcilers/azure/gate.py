@@ -22,8 +22,11 @@ Notify = Callable[[str], None]
 class EndpointGate:
     """A readers-writer gate for one endpoint (readers = deployment writes, writer = endpoint writes)."""
 
-    def __init__(self, endpoint: str):
+    def __init__(self, endpoint: str, entered: Callable[[], None] = lambda: None):
+        """`entered` is called by each holder once it holds the gate (ReadCache.entered: what its step read
+        before may have been changed by the previous holder)."""
         self.endpoint = endpoint
+        self._entered = entered
         self._cond = threading.Condition()
         self._exclusive: str | None = None
         self._shared: Counter[str] = Counter()
@@ -41,6 +44,7 @@ class EndpointGate:
             self._cond.wait_for(lambda: not self._exclusive and not self._shared)
             self._exclusive = who
         try:
+            self._entered()
             yield
         finally:
             with self._cond:
@@ -57,6 +61,7 @@ class EndpointGate:
             self._cond.wait_for(lambda: not self._exclusive)
             self._shared[who] += 1
         try:
+            self._entered()
             yield
         finally:
             with self._cond:

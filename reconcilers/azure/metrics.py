@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from rtsctl.desired.resources import Resource
 
 from ..base import NotCounted, TrafficWatch
+from .common import AzureReconciler
 from .errors import azure_errors
+from .reads import read_endpoint
 
 METRIC = "RequestsPerMinute"
 DEFAULT_LAG_S = 180.0
@@ -45,10 +47,10 @@ KUBERNETES_BLIND = ("Azure Monitor keeps no request metrics for Kubernetes onlin
                     "user's own: concept-endpoints-online.md)")
 
 
-def kubernetes_not_counted(clients, endpoint: str) -> None:
-    """Raise NotCounted for a Kubernetes endpoint: its live answers are nowhere to be read."""
-    with azure_errors(f"endpoint.{endpoint}"):
-        ep = clients.ml.online_endpoints.get(endpoint)
+def kubernetes_not_counted(rec: AzureReconciler, endpoint: str) -> None:
+    """Raise NotCounted for a Kubernetes endpoint: its live answers are nowhere to be read. The endpoint as the
+    traffic step that runs the gate has read it (read_endpoint: once per step)."""
+    ep = read_endpoint(rec, f"endpoint.{endpoint}", endpoint)
     if getattr(ep, "compute", None):
         raise NotCounted(KUBERNETES_BLIND)
 

@@ -1,4 +1,5 @@
-"""The online-endpoint reads a plan shares: one GET per endpoint, one list of its deployments, one key read.
+"""The online-endpoint reads a plan shares (and an apply step keeps): one GET per endpoint, one list of its
+deployments, one key read.
 
 azure-ai-ml's public `online_endpoints.get` lists the endpoint's deployments as well (to put the ones without
 traffic into the traffic map at 0), `get_keys` GETs the endpoint again to learn its auth mode, and
@@ -12,9 +13,12 @@ SDK against the emulator, so an SDK upgrade that moves them fails there, not in 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from .common import AzureReconciler
+from rtsctl.support.errors import ResourceError
+
+from .common import BUSY_STATES, AzureReconciler, state_name
 from .errors import is_not_found
 
 
@@ -91,3 +95,27 @@ def keys_ahead(rec: AzureReconciler, address: str, endpoint: str, declared_mode:
     two); an endpoint whose mode drifted is asked again by its real mode (read_keys keys the cache by mode)."""
     rec.clients.reads.ahead(("keys", endpoint.casefold(), declared_mode.lower()),
                             lambda: read_keys(rec, address, endpoint, declared_mode))
+
+
+def endpoint_idle(rec: AzureReconciler, address: str, endpoint: str, timeout: float = 3600.0) -> Any:
+    """The endpoint (as `read_endpoint`) once it is in a terminal state: a write while it is Creating/Updating/
+    Deleting (left so by another client, or an interrupted run) would be refused. Polls without Retry-After (Azure
+    sends none), says that it waits, and gives up after `timeout`. None if the endpoint does not exist.
+
+    The first read is the step's one read of the endpoint (ReadCache: later reads in the step reuse it); each
+    poll after it waits for the state to change, so it drops what the step read and reads again."""
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        ep = read_endpoint(rec, address, endpoint)
+        state = (state_name(getattr(ep, "provisioning_state", None)) or "") if ep is not None else ""
+        if state.lower() not in BUSY_STATES:
+            return ep
+        if time.monotonic() >= deadline:
+            raise ResourceError(address, f"endpoint {endpoint} stayed {state} for {timeout:.0f}s; nothing was "
+                                "sent", "EndpointBusy")
+        if not said:
+            rec.notify(f"{address}: waiting for endpoint {endpoint} to leave the {state} state")
+            said = True
+        rec.clients.reads.forget()
+        time.sleep(rec.clients.poll_interval)

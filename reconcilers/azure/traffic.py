@@ -14,7 +14,7 @@ from rtsctl.rollout.successor import LABEL, live_to_manifest, manifest_to_live
 
 from .common import TRAFFIC_APPLIED_TAG, AzureReconciler, applied_tag, is_managed, mirror_without_live, owner_of
 from .deployment import live_names
-from .reads import read_endpoint
+from .reads import endpoint_idle, read_endpoint
 
 
 class TrafficReconciler(AzureReconciler):
@@ -43,7 +43,7 @@ class TrafficReconciler(AzureReconciler):
 
     def create(self, res: Resource) -> None:
         with self.clients.gate(res.name).exclusive(res.address, self.notify):
-            ep = self.endpoint_idle(res.address, res.name)  # carries every deployment (0 where no traffic)
+            ep = endpoint_idle(self, res.address, res.name)  # carries every deployment (0 where no traffic)
             if ep is None:
                 raise ResourceError(res.address, f"endpoint {res.name} does not exist", "ResourceNotFound")
             desired = {k: int(v) for k, v in (res.spec.get("weights") or {}).items()}

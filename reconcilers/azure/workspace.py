@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from rtsctl.plan.diff import project
+from rtsctl.support.errors import ResourceError
 from rtsctl.plan.normalize import location
 from rtsctl.observe.ownership import held
 from rtsctl.desired.resources import Observed, Resource
@@ -83,13 +84,12 @@ class WorkspaceReconciler(AzureReconciler):
         self.wait(res.address, self.ml.workspaces.begin_create(ws))
 
     def update(self, res: Resource, observed: Observed) -> None:
-        with self.errors(res.address):
-            ws = self.ml.workspaces.get(res.name)
-        if "description" in res.spec:
-            ws.description = res.spec["description"]
+        ws = self.read(res.address, ("workspace", res.name.casefold()), self.ml.workspaces.get, res.name)
+        if ws is None:
+            raise ResourceError(res.address, f"workspace {res.name} vanished during the apply", "ResourceNotFound")
         # keep every tag already there; set the declared ones and this manifest's ownership (only the owner updates)
-        ws.tags = {**self._tags(res, ws.tags), **self.settings.tags}
-        self.wait(res.address, self.ml.workspaces.begin_update(ws))
+        self.patch_workspace(res.address, {**self._tags(res, ws.tags), **self.settings.tags},
+                             res.spec.get("description") if "description" in res.spec else None)
 
     def holds(self, observed: Observed, owner: str) -> list[str]:
         """Endpoints, computes and model/environment versions in the workspace another manifest or nobody owns."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -50,11 +51,18 @@ class ApplyFailed(RtsctlError):
 
 
 Reporter = Callable[[str], None]
+#: the backend's `step(address)`: held around one step's act (Backend.step: its reads kept until it writes)
+Stepper = Callable[[str], AbstractContextManager[None]]
+
+
+def _no_step(address: str) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter, max_workers: int = 8,
-               rollout: RolloutContext | None = None) -> ApplyResult:
-    """`rollout`: traffic changes go through its steps and gates (rtsctl.rollout.gates); None writes them at once."""
+               rollout: RolloutContext | None = None, step: Stepper = _no_step) -> ApplyResult:
+    """`rollout`: traffic changes go through its steps and gates (rtsctl.rollout.gates); None writes them at once.
+    `step`: held around each action's act, on its own thread (Backend.step)."""
     result = ApplyResult()
     started = time.monotonic()
     for reconciler in reconcilers.values():
@@ -88,8 +96,8 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
             return set()
         return {d for d in dependents[address] if d in deletes} | orphans
 
-    _run(forward, forward_waits, reconcilers, report, result, max_workers, rollout)
-    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers, rollout)
+    _run(forward, forward_waits, reconcilers, report, result, max_workers, rollout, step)
+    _run({a: pending[a] for a in deletes}, delete_waits, reconcilers, report, result, max_workers, rollout, step)
     result.wall = time.monotonic() - started
     if result.failed:
         lines = "\n".join(f"  {reason}" for reason in result.failed.values())
@@ -99,7 +107,8 @@ def apply_plan(plan: Plan, reconcilers: dict[str, Reconciler], report: Reporter,
 
 
 def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], reconcilers: dict[str, Reconciler],
-         report: Reporter, result: ApplyResult, max_workers: int, rollout: RolloutContext | None = None) -> None:
+         report: Reporter, result: ApplyResult, max_workers: int, rollout: RolloutContext | None = None,
+         step: Stepper = _no_step) -> None:
     waiting = {a: waits_for(a) for a in actions}
     running: dict[Future, str] = {}
     done: set[str] = set()
@@ -107,7 +116,7 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
     # cancelled (a second Ctrl-C that lands before the handler below ends in cli.main, which exits 130 past them)
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply")
     try:
-        _drive(pool, actions, waiting, running, done, reconcilers, report, result, rollout)
+        _drive(pool, actions, waiting, running, done, reconcilers, report, result, rollout, step)
     except KeyboardInterrupt:
         # Wherever the Ctrl-C lands (in the wait or between two submissions), operations already sent cannot
         # be recalled: let them finish so nothing is left half-made; the world is the state, so the next
@@ -122,12 +131,12 @@ def _run(actions: dict[str, Action], waits_for: Callable[[str], set[str]], recon
 
 def _drive(pool: ThreadPoolExecutor, actions: dict[str, Action], waiting: dict[str, set[str]],
            running: dict[Future, str], done: set[str], reconcilers: dict[str, Reconciler], report: Reporter,
-           result: ApplyResult, rollout: RolloutContext | None) -> None:
+           result: ApplyResult, rollout: RolloutContext | None, step: Stepper) -> None:
     """Start each action once what it waits for is done, until nothing waits or runs."""
     while waiting or running:
         for address in [a for a, w in waiting.items() if w <= done]:
             del waiting[address]
-            running[pool.submit(_perform, actions[address], reconcilers, report, rollout)] = address
+            running[pool.submit(_perform, actions[address], reconcilers, report, rollout, step)] = address
         _skip_dependents_of_failures(waiting, result)
         if not running:
             if waiting:  # only possible with a cycle the graph missed
@@ -161,7 +170,7 @@ def _skip_dependents_of_failures(waiting: dict[str, set[str]], result: ApplyResu
 
 
 def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporter,
-             rollout: RolloutContext | None = None) -> float:
+             rollout: RolloutContext | None = None, step: Stepper = _no_step) -> float:
     reconciler = reconcilers[action.address.split(".", 1)[0]]  # addresses are kind.name
     doing, finished = VERBS[action.kind]
     report(f"{action.address}: {doing}...")
@@ -171,7 +180,8 @@ def _perform(action: Action, reconcilers: dict[str, Reconciler], report: Reporte
         report(f"{action.address}: failed its last smoke test; tested again after apply")
         return 0.0
     try:
-        _act(action, reconciler, reconcilers, report, rollout)
+        with step(action.address):
+            _act(action, reconciler, reconcilers, report, rollout)
     except StorageError as exc:
         raise ResourceError(action.address, str(exc)) from None
     except OSError as exc:  # a full disk, a read-only or vanished folder: named, never a bare [Errno 28]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
@@ -187,7 +188,8 @@ def watch_health(ctx: RolloutContext, endpoint: str, deployment: str, seconds: f
     res = _deployment_resource(ctx, endpoint, deployment)
     deadline = time.monotonic() + seconds
     while True:
-        observed = call_with_retry(reconciler.observe, res)  # a throttled read is not an unhealthy deployment
+        with ctx.backend.fresh() if ctx.backend else nullcontext():  # a poll: never what the step read before
+            observed = call_with_retry(reconciler.observe, res)  # a throttled read is not an unhealthy deployment
         if observed is None:
             return [f"deployment {deployment} is gone"]
         if observed.problems:

@@ -33,6 +33,7 @@ Python API (stable; the Azure backend tests rely on it)::
                           # (faults.RETRYABLE_LRO_CODES / NON_RETRYABLE_LRO_CODES / LRO_MESSAGES); the resource
                           # stays in state Failed (computes: provisioningErrors, extensions: errorInfo)
         emu.api_versions  # [(method, path, api-version)] of every ARM call
+        emu.correlated    # [(x-ms-correlation-request-id, method, path?query, status)] of ARM calls that carried one
         emu.request_log   # [(method, path, status)]; blob: "//{host}/{path}[?comp=X]"; dropped conn = 0
         emu.blob_names()  # "account/container/name" of stored blobs
 

@@ -53,3 +53,4 @@ class Context:
     dataplane: "DataPlane | None" = None
     request_log: list = field(default_factory=list)
     api_versions: list = field(default_factory=list)   # (method, path, api-version) of every ARM call
+    correlated: list = field(default_factory=list)     # (correlation id, method, path?query, status) of ARM calls

@@ -83,6 +83,12 @@ class Emulator:
         return self.ctx.request_log
 
     @property
+    def correlated(self) -> list[tuple[str, str, str, int]]:
+        """(x-ms-correlation-request-id, method, path with query, status) of every ARM call that carried one, oldest
+        first."""
+        return self.ctx.correlated
+
+    @property
     def api_versions(self) -> list[tuple[str, str, str | None]]:
         """(method, path, api-version) of every ARM call, oldest first."""
         return self.ctx.api_versions
@@ -299,7 +305,15 @@ class Emulator:
         response = await self.arm.handle(request, base_url)
         request_id = request.headers.get("x-ms-client-request-id") or str(uuid.uuid4())
         response.headers.setdefault("x-ms-request-id", request_id)
-        response.headers.setdefault("x-ms-correlation-request-id", request_id)
+        # a correlation id the client chose is kept for the whole operation, else ARM makes one
+        # (azure-resource-manager-rpc v1.0/common-api-details.md, "Client Request Headers")
+        correlation = request.headers.get("x-ms-correlation-request-id")
+        response.headers.setdefault("x-ms-correlation-request-id", correlation or request_id)
+        if correlation:
+            log = self.ctx.correlated
+            log.append((correlation, request.method, request.path_qs, response.status))
+            if len(log) > REQUEST_LOG_LIMIT:
+                del log[: REQUEST_LOG_LIMIT // 2]
         return response
 
     def _arm_metadata(self) -> dict:
