@@ -61,10 +61,19 @@ class Fleet:
                 except (ProcessLookupError, PermissionError):
                     pass
 
-    def end(self, grace: float = STOP_GRACE_S) -> None:
-        """SIGTERM to every group (a Locust master then writes its stats), SIGKILL to what is left after `grace`."""
+    def end(self, interrupt: bool = False) -> None:
+        """Ctrl-C: SIGINT to the master, which stops its workers and writes its stats (while a LoadTestShape runs,
+        Locust installs no SIGTERM handler: SIGTERM would lose them). Then SIGTERM to every group, SIGKILL to what
+        is left a few seconds later."""
+        master = self.procs[0] if self.procs else None
+        if interrupt and master is not None and master.poll() is None:
+            try:
+                os.kill(master.pid, signal.SIGINT)
+                master.wait(STOP_GRACE_S)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
         self.signal_all(signal.SIGTERM)
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + 3.0
         for proc in self.procs:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
@@ -130,6 +139,7 @@ def measure(cfg: BenchConfig) -> tuple[dict, list]:
         fleet = Fleet()
         progress = Progress(cfg.progress)
         interrupted = False
+        master = None
         started = time.monotonic()
         try:
             master = fleet.start(master_argv(python, bind, port, expected, None if remote else LOCAL_WAIT_S),
@@ -147,15 +157,19 @@ def measure(cfg: BenchConfig) -> tuple[dict, list]:
         except KeyboardInterrupt:
             interrupted = True
             progress.clear()
-            fleet.end()
+            say("interrupted: stopping Locust (its partial results follow)")
+            fleet.end(interrupt=True)
         finally:
             progress.clear()
             fleet.end()
-        code = master.returncode
+        code = master.returncode if master is not None else None
         stats = folder / f"{STATS}.json"
-        if not stats.exists() or (code not in (0, None) and not interrupted):
+        if interrupted and not stats.exists():
+            entries = []                # stopped before Locust measured anything: an empty report, exit 130
+        elif not stats.exists() or code != 0:
             raise RtsctlError(f"Locust's master failed (exit {code}): {tail(folder / 'master.log') or 'no output'}")
-        entries = results.read_stats(stats)
+        else:
+            entries = results.read_stats(stats)
     target, load = describe(cfg)
     load["workers"] = expected
     doc = results.to_doc(entries, target, load, interrupted,
@@ -192,13 +206,14 @@ def show(progress: Progress, path: Path) -> None:
         mtime = path.stat().st_mtime
     except (OSError, ValueError):
         return
-    if getattr(progress, "_rtsctl_seen", None) == mtime:
+    if getattr(progress, "_rtsctl_seen", None) == mtime or not state.get("requests"):
         return
     progress._rtsctl_seen = mtime
-    if state.get("state") in ("ready", "RunnerState.READY") or not state.get("requests"):
-        return
-    point = {"t": float(state.get("t") or 0.0), "rps": float(state.get("rps") or 0.0)}
-    progress(point, SimpleNamespace(done_requests=int(state["requests"]), done_errors=int(state["failures"])))
+    t, done = float(state.get("t") or 0.0), int(state["requests"])
+    last_t, last_done = getattr(progress, "_rtsctl_last", (0.0, 0))
+    progress._rtsctl_last = (t, done)
+    point = {"t": t, "rps": (done - last_done) / (t - last_t) if t > last_t else 0.0}
+    progress(point, SimpleNamespace(done_requests=done, done_errors=int(state.get("failures") or 0)))
 
 
 def remote_instructions(folder: Path, bind: str, port: int, remote: int) -> str:
