@@ -211,6 +211,8 @@ def show(progress: Progress, path: Path) -> None:
     progress._rtsctl_seen = mtime
     t, done = float(state.get("t") or 0.0), int(state["requests"])
     last_t, last_done = getattr(progress, "_rtsctl_last", (0.0, 0))
+    if done == last_done:       # workers report every few seconds: redraw when the totals move
+        return
     progress._rtsctl_last = (t, done)
     point = {"t": t, "rps": (done - last_done) / (t - last_t) if t > last_t else 0.0}
     progress(point, SimpleNamespace(done_requests=done, done_errors=int(state.get("failures") or 0)))
