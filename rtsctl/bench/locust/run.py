@@ -121,10 +121,9 @@ def tail(path: Path, lines: int = 8) -> str:
     return " | ".join(ln.strip() for ln in text.splitlines()[-lines:] if ln.strip())[:1200]
 
 
-def measure(cfg: BenchConfig) -> tuple[dict, list]:
-    """The Locust run `cfg` asks for -> (rtsctl result document, pending file writes), like session.measure."""
-    from rtsctl.bench.session import describe
-
+def measure(cfg: BenchConfig, target: dict, load: dict) -> tuple[dict, list]:
+    """The Locust run `cfg` asks for -> (rtsctl result document, pending file writes), like session.measure;
+    `target` and `load` describe the run in the report (session.describe)."""
     config = script.bench_config(cfg)
     python = locust_python()
     remote = cfg.remote_workers
@@ -170,8 +169,7 @@ def measure(cfg: BenchConfig) -> tuple[dict, list]:
             raise RtsctlError(f"Locust's master failed (exit {code}): {tail(folder / 'master.log') or 'no output'}")
         else:
             entries = results.read_stats(stats)
-    target, load = describe(cfg)
-    load["workers"] = expected
+    load = {**load, "workers": expected}
     doc = results.to_doc(entries, target, load, interrupted,
                          {"version": LOCUST_VERSION, "master": f"{bind}:{port}", "workers": expected})
     if not doc["requests"] and not interrupted:
