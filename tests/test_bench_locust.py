@@ -16,7 +16,6 @@ from rtsctl.bench.config import BenchConfig
 from rtsctl.bench.locust import results, script
 from rtsctl.support.errors import RtsctlError
 from tests.conftest import REPO, Cli, kill_recorded
-from tests.locust_tool import locust_python
 
 pytest_plugins = ["tests.locust_tool"]      # the session fixture locust_env
 
@@ -183,10 +182,10 @@ def test_a_locust_python_another_user_could_replace_is_refused(tmp_path: Path, m
         tool.locust_python()
 
 
-def test_rtsctl_provisions_its_locust_once_and_reuses_it(tmp_path: Path, monkeypatch):
+def test_rtsctl_provisions_its_locust_once_and_reuses_it(tmp_path: Path, monkeypatch, locust_env):
+    """locust_env installed the same Locust before: uv's cache holds its wheels, so this first use is quick."""
     from rtsctl.bench.locust import tool
 
-    locust_python()                          # the uv cache holds Locust's wheels: this is the first-use path, warm
     monkeypatch.delenv(tool.SETTING, raising=False)
     monkeypatch.setenv("RTSCTL_ENV_CACHE", str(tmp_path / "envs"))
     said: list[str] = []
