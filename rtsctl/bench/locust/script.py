@@ -49,8 +49,16 @@ import os
 import time
 from pathlib import Path
 
-from locust import LoadTestShape, events, task
+import functools
+
+from locust import LoadTestShape, argument_parser, events, task
 from locust.contrib.fasthttp import FastHttpUser
+
+# A worker handling a spawn message rebuilds Locust's whole argument parser once per option it was sent
+# (locust/runners.py, WorkerRunner: `k not in argument_parser.default_args_dict()` inside a comprehension): seconds
+# of CPU per message, so a ramp's message a second starves the worker until the master declares it missing. The
+# defaults never change within a run: build them once.
+argument_parser.default_args_dict = functools.lru_cache(maxsize=1)(argument_parser.default_args_dict)
 
 CONFIG = json.loads(Path(__file__).with_name("rtsctl-bench.json").read_text(encoding="utf-8"))
 if CONFIG.get("format") != 1:
