@@ -55,7 +55,7 @@ def test_locust_master_and_two_workers_report_like_the_native_engine(applied):
     key = cli.outputs()["primary_key"]
     # one run shows the count, the errors, the percentiles and a crossed threshold (exit 3, as native)
     run = cli("bench", "dev.yaml", "--engine", "locust", "--workers", "2", "-c", "4", "-d", "2s", "-o", "json",
-              "--max-error-rate", "0", "--max-p99", "0.001ms")
+              "--max-error-rate", "0", "--max-p99", "0.001ms", "--html-out", "locust.html")
     doc = report(run)
     assert run.code == 3, str(run)
     assert doc["requests"] > 0 and doc["errors"]["total"] == 0 and doc["status"] == {"200": doc["requests"]}
@@ -64,6 +64,8 @@ def test_locust_master_and_two_workers_report_like_the_native_engine(applied):
     assert doc["thresholds"]["max_error_rate"]["ok"] and not doc["thresholds"]["max_p99_ms"]["ok"]
     assert doc["load"]["engine"] == "locust" and doc["load"]["workers"] == 2
     assert "running Locust" in run.err and key not in run.out + run.err
+    html = (cli.workdir / "locust.html").read_text()
+    assert "measured by Locust 2.47.0" in html and "<svg" in html    # the same HTML report, saying who measured
     assert processes_under(tmp) == []                       # master and workers ended with the command
     assert list(tmp.iterdir()) == []                        # and the bundle (script + data) is gone
 
