@@ -141,7 +141,7 @@ def _score(out: dict, timeout: float = 10) -> int:
 
 # --- bad inputs -----------------------------------------------------------------------------------------------
 
-def bad_inputs(rows: list[Row], examples: int) -> None:
+def bad_inputs(rows: list[Row], examples: int, every: int = 1) -> None:
     import re
 
     from rtsctl.cli import main
@@ -153,7 +153,7 @@ def bad_inputs(rows: list[Row], examples: int) -> None:
     saved = dict(os.environ)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for name in corpus.CASES:
+            for name in corpus.CASES[::every]:
                 case = corpus.load_case(name)
                 project = corpus.build_project(Path(tmp) / name, case)
                 home = Path(tmp) / name / "home"
@@ -623,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated sections of {','.join(SECTIONS)}")
     parser.add_argument("--out", default=str(REPO / "RELIABILITY.md"))
     parser.add_argument("--examples", type=int, default=150, help="random mutations per strategy")
+    parser.add_argument("--corpus-every", type=int, default=1, metavar="K",
+                        help="every K-th corpus case only (tests/test_reliability.py: tests/test_corpus.py runs "
+                             "them all)")
     parser.add_argument("--seeds", type=int, default=2, help="emulator runs per fault scenario")
     parser.add_argument("--duration", type=int, default=15, help="seconds of load and of slowloris")
     args = parser.parse_args(argv)
@@ -633,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rows: list[Row] = []
     steps: list[tuple[str, Callable[[], None]]] = [
-        ("inputs", lambda: bad_inputs(rows, args.examples)),
+        ("inputs", lambda: bad_inputs(rows, args.examples, max(1, args.corpus_every))),
         ("secrets", lambda: secrets(rows)),
         ("faults", lambda: faults(rows, args.seeds)),
         ("crash", lambda: crash(rows, [0.5, 1.0, 2.0, 3.0, 5.0])),
