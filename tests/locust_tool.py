@@ -27,7 +27,9 @@ def cache_dir() -> Path:
 
 
 def _uv() -> str:
-    from uv import find_uv_bin   # rtsctl depends on uv (pyproject): the same tool builds deployment envs
+    from uv import (
+        find_uv_bin,  # rtsctl depends on uv (pyproject): the same tool builds deployment envs
+    )
 
     return find_uv_bin()
 
@@ -49,7 +51,7 @@ def locust_python() -> Path:
         steps = ([uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(folder / "venv")],
                  [uv, "pip", "install", "--quiet", "--python", str(python), f"locust=={VERSION}"])
         for argv in steps:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+            done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
             if done.returncode != 0:
                 raise RuntimeError(f"installing locust=={VERSION} failed ({' '.join(argv[:3])}):\n"
                                    f"{done.stdout}\n{done.stderr}")

@@ -28,7 +28,7 @@ Sources:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 NAMESPACES = [{"description": "Load test run client metrics", "name": "LoadTestRunMetrics"},
               {"description": "Engine health metrics", "name": "EngineHealthMetrics"}]   # recorded (2023 recording)
@@ -153,7 +153,7 @@ def judge(criteria: dict | None, stats: dict[str, dict]) -> tuple[dict, str]:
 
 # -- metrics ------------------------------------------------------------------------------------------
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def parse_timespan(text: str | None) -> tuple[float, float] | None:
@@ -165,7 +165,7 @@ def parse_timespan(text: str | None) -> tuple[float, float] | None:
         start, end = (datetime.fromisoformat(re.sub(r"Z$", "+00:00", p.strip())) for p in parts)
     except ValueError:
         return None
-    start, end = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (start, end))
+    start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
     return start.timestamp(), end.timestamp()
 
 

@@ -67,13 +67,23 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from . import keyvault, loadtest_results as results
-from .blob import API_VERSION as BLOB_API_VERSION, Blob
+from . import keyvault
+from . import loadtest_results as results
+from .blob import API_VERSION as BLOB_API_VERSION
+from .blob import Blob
 from .context import Context
 from .errors import ArmError, json_response
 from .ids import ArmPath, key
 from .kinds import Kind, deep_merge, props, register
-from .locust_engine import START_TIMEOUT, STOP_GRACE, EngineError, LocustRun, engine_env, run_seconds, MAX_RUN_SECONDS
+from .locust_engine import (
+    MAX_RUN_SECONDS,
+    START_TIMEOUT,
+    STOP_GRACE,
+    EngineError,
+    LocustRun,
+    engine_env,
+    run_seconds,
+)
 
 HOST_SUFFIX = ".cnt-prod.loadtesting.azure.com"
 AUDIENCE = "https://cnt-prod.loadtesting.azure.com"
@@ -535,7 +545,9 @@ class LoadTestingApi:
                                   f"{test.body.get('kind')}).")
             folder.mkdir(parents=True)
             script, config = self.stage_files(host, test, folder)
-            from tests.locust_tool import locust_python   # the emulator is test tooling: same pinned Locust
+            from tests.locust_tool import (
+                locust_python,  # the emulator is test tooling: same pinned Locust
+            )
 
             python = await asyncio.get_running_loop().run_in_executor(None, locust_python)
             if run.stop_requested:
