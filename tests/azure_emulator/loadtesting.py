@@ -6,10 +6,12 @@ What a client must know (host names, versions, conventions):
     1.0.0 sends api-version 2022-12-01; create/update/delete are long-running like every emulated PUT -- spec
     LoadTestService.Management examples/2022-12-01/LoadTests_CreateOrUpdate.json answers 201 +
     Azure-AsyncOperation). `properties.dataPlaneURI` is `{guid}.{region}.cnt-prod.loadtesting.azure.com`, WITHOUT a
-    scheme (azure-developer-loadtesting README "Data-Plane Endpoint": "00000000-0000-0000-0000-000000000000.aaa.cnt-
-    prod.loadtesting.azure.com ... followed by aaa which is the Azure region of the resource"; the clients take it
-    as `endpoint` and add https://). identity SystemAssigned / UserAssigned get principalId/tenantId/clientId as in
-    that example. `location` must be one of REGIONS (ARM's LocationNotAvailableForResourceType otherwise).
+    scheme (azure-sdk-for-js sdk/loadtesting/load-testing-rest/README.md "Data-Plane Endpoint": "00000000-0000-0000-
+    0000-000000000000.aaa.cnt-prod.loadtesting.azure.com ... followed by aaa which is the Azure region of the
+    resource" -- its example abbreviates East US as `eus`, the Az.LoadTesting PowerShell docs show
+    `{guid}.eastus.cnt-prod...` for a resource in eastus, which the emulator follows: a client must take the URI
+    from the resource, never build it; the clients take it as `endpoint` and add https://). identity SystemAssigned
+    / UserAssigned get principalId/tenantId/clientId as in that example. `location` must be one of REGIONS (ARM's LocationNotAvailableForResourceType otherwise).
   * data plane: host = dataPlaneURI, through the emulator's CONNECT proxy (certificate `*.{region}.cnt-prod.
     loadtesting.azure.com` for every region in REGIONS); bearer tokens for `https://cnt-prod.loadtesting.azure.com`
     (the SDKs' default credential scope `.../.default`) else 401. Any api-version is accepted and logged in
@@ -601,8 +603,9 @@ class LoadTestingApi:
         return values
 
     def check_identity(self, run: RunRecord) -> None:
-        """The service reads Key Vault with the resource's managed identity (how-to-parameterize-load-tests: grant the
-        load testing resource's identity access to the vault); without one it cannot."""
+        """The service reads Key Vault with the resource's managed identity (learn.microsoft.com/azure/load-testing/
+        how-to-use-a-managed-identity: "Currently, you can only use the managed identity for accessing Azure Key
+        Vault"; system-assigned unless keyvaultReferenceIdentityType says UserAssigned); without one it cannot."""
         resource = self.ctx.store.get(run.resource_id)
         identity = (resource.body.get("identity") if resource else None) or {}
         kinds = {k.strip().lower() for k in str(identity.get("type") or "None").split(",")}
