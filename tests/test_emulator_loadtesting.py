@@ -79,6 +79,23 @@ class Target:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def live_metrics(runs, run_id: str) -> list[dict]:
+    """TotalRequests points read while the run is still EXECUTING (what a client shows as live progress); [] if
+    the run ended before any point was written."""
+    deadline = time.monotonic() + 120
+    while (run := runs.get_test_run(run_id))["status"] not in ("DONE", "FAILED", "CANCELLED"):
+        assert time.monotonic() < deadline
+        if run["status"] == "EXECUTING":
+            span = f"{run['startDateTime']}/2999-01-01T00:00:00Z"
+            points = [p for series in runs.list_metrics(run_id, metric_name="TotalRequests", time_interval=span,
+                                                        metric_namespace="LoadTestRunMetrics")
+                      for p in series["data"]]
+            if points and runs.get_test_run(run_id)["status"] == "EXECUTING":
+                return points
+        time.sleep(POLL)
+    return []
+
+
 @pytest.fixture(scope="module")
 def world():
     from tests.locust_tool import locust_python
@@ -106,11 +123,11 @@ def world():
                 "volume": {"clientMetric": "requests", "aggregate": "count", "condition": ">", "value": 1}}}})
         uploaded = admin.begin_upload_test_file("score-test", "locustfile.py", SCRIPT, file_type="TEST_SCRIPT",
                                                 _polling_interval=POLL).result()
-        started = time.monotonic()
-        run = runs.begin_test_run("run-1", {"testId": "score-test", "displayName": "run one"},
-                                  _polling_interval=POLL).result()
+        poller = runs.begin_test_run("run-1", {"testId": "score-test", "displayName": "run one"},
+                                     _polling_interval=POLL)
+        live = live_metrics(runs, "run-1")
         yield {"emu": emu, "target": target, "secret": secret, "resource": resource, "admin": admin, "runs": runs,
-               "uploaded": uploaded, "run": run, "run_seconds": time.monotonic() - started}
+               "uploaded": uploaded, "run": poller.result(), "live": live}
     finally:
         emu.stop()
         target.server.shutdown()
@@ -198,6 +215,7 @@ def test_the_test_definition_shows_the_secret_reference_never_its_value(world):
 
 def test_metrics_and_result_files_come_from_the_run(world):
     emu, runs, run = world["emu"], world["runs"], world["run"]
+    assert world["live"], "no client metrics were served while the run was executing"
     assert next(n["name"] for n in runs.get_metric_namespaces("run-1")["value"]) == "LoadTestRunMetrics"
     names = [d["name"] for d in runs.get_metric_definitions("run-1", metric_namespace="LoadTestRunMetrics")["value"]]
     assert names == ["VirtualUsers", "ResponseTime", "TotalRequests", "Errors"]
