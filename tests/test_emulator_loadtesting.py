@@ -180,6 +180,12 @@ def test_load_test_resource_through_azure_mgmt_loadtesting(world):
 
     with pytest.raises(HttpResponseError, match="LocationNotAvailableForResourceType"):
         mgmt.load_tests.begin_create_or_update(RG, "lt-moon", {"location": "moonbase1"}).result()
+    # the data plane wants a token issued for Load Testing, not one for ARM
+    arm_token = clients.credential(emu).get_token("https://management.azure.com/.default").token
+    for headers in ({}, {"Authorization": f"Bearer {arm_token}"}):
+        answer = requests.get(f"https://{resource.data_plane_uri}/tests?api-version=2024-12-01-preview",
+                              headers=headers, verify=emu.ca_path, proxies={"https": emu.proxy_url}, timeout=10)
+        assert answer.status_code == 401
 
 
 def test_a_locust_run_on_two_engines_reports_what_locust_measured(world):
@@ -290,3 +296,6 @@ def test_a_script_python_cannot_parse_fails_validation(world):
     assert info["validationStatus"] == "VALIDATION_FAILURE" and "parsed" in info["validationFailureDetails"]
     with pytest.raises(HttpResponseError, match="no validated test script"):
         runs.begin_test_run("r-broken", {"testId": "broken"}, _polling_interval=POLL)
+    # a file name never reaches Locust's command line as an option
+    with pytest.raises(HttpResponseError, match="not a valid file name"):
+        admin.begin_upload_test_file("broken", "--help.py", SCRIPT, file_type="TEST_SCRIPT", _polling_interval=POLL)

@@ -16,6 +16,7 @@ from .errors import json_response
 from .locust_engine import LocustRun
 
 ID_RE = re.compile(r"^[a-z0-9_-]{2,50}$")              # spec: testId / testRunId pattern and lengths
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._ -]{0,199}$")   # guess (see loadtesting.upload)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")   # guess: POSIX names (values reach the engines' env)
 MAX_FILE_BYTES = 50 * 1024 * 1024                      # SDK: "File size can't be more than 50 MB"
 MAX_FILES = 50                                         # guess

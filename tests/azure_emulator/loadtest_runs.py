@@ -163,6 +163,12 @@ class RunsMixin:
             if run.engine is not None:
                 await run.engine.kill()
             raise
+        except Exception as exc:  # noqa: BLE001  an emulator bug, or a value the OS refuses (a NUL in a secret): fail the run,
+            if run.engine is not None:                              # never leave it CONFIGURING forever
+                await run.engine.kill()
+            run.body["errorDetails"] = [{"message": f"The emulator could not run the test: {type(exc).__name__}: "
+                                                    f"{exc}"}]
+            self.finish(host, run, "FAILED")
 
     def engine_values(self, run: RunRecord) -> dict[str, str]:
         """Environment variables and secret values for the engines (secrets read with the load test's identity)."""

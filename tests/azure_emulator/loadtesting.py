@@ -78,6 +78,7 @@ from .ids import ArmPath, key
 from .kinds import Kind, deep_merge, props, register
 from .loadtest_model import (
     ENV_NAME_RE,
+    FILE_NAME_RE,
     FILE_TYPES,
     FILE_URL_SECONDS,
     ID_RE,
@@ -319,7 +320,8 @@ class LoadTestingApi(RunsMixin):
         if len(variables) + len(secrets) > MAX_VARIABLES:
             raise bad(f"At most {MAX_VARIABLES} environment variables and secrets.")
         for name, value in variables.items():
-            if not ENV_NAME_RE.match(name) or not isinstance(value, str) or len(value) > MAX_VALUE_CHARS:
+            if not ENV_NAME_RE.match(name) or not isinstance(value, str) or len(value) > MAX_VALUE_CHARS \
+                    or "\x00" in value:
                 raise bad(f"environmentVariables['{name}']: the name must be a valid environment variable name "
                           f"and the value a string of at most {MAX_VALUE_CHARS} characters.")
         for name, secret in secrets.items():
@@ -387,8 +389,11 @@ class LoadTestingApi(RunsMixin):
         raise ApiError(405, "BadRequest", f"{request.method} is not supported on test files.")
 
     async def upload(self, request, host: str, test: TestRecord, test_id: str, name: str) -> web.Response:
-        if "/" in name or name in (".", "..") or not 1 <= len(name) <= 200:
-            raise ApiError(400, "BadRequest", f"'{name}' is not a valid file name.")
+        # guess: the service's own file-name rule is not published; these names reach Locust's command line
+        # (`-f name`, `--config name`), so one must never read as an option or leave the run folder
+        if not FILE_NAME_RE.match(name) or name in (".", ".."):
+            raise ApiError(400, "BadRequest", f"'{name}' is not a valid file name (1-200 characters of letters, "
+                                              f"digits, '.', '_', '-' and spaces, not starting with '-').")
         data = await request.content.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise ApiError(400, "BadRequest", "File size can't be more than 50 MB.")
