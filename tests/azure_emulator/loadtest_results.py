@@ -148,6 +148,8 @@ def judge(criteria: dict | None, stats: dict[str, dict]) -> tuple[dict, str]:
             criterion["result"] = "failed" if crossed else "passed"
             failed = failed or crossed
         metrics[key] = criterion
+    if not failed and all(c.get("result") == "undetermined" for c in metrics.values()):
+        return {**(criteria or {}), "passFailMetrics": metrics}, "NOT_APPLICABLE"   # guess: nothing measured
     return {**(criteria or {}), "passFailMetrics": metrics}, "FAILED" if failed else "PASSED"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -99,7 +100,7 @@ class RunsMixin:
                                   f"/testRunId/{run_id}"})
         run = RunRecord(body, resource.id)
         state.runs[run_id] = run
-        run.task = asyncio.get_running_loop().create_task(self.execute(host, state, test, run))
+        run.task = asyncio.get_running_loop().create_task(self.execute(host, test, run))
         return json_response(self.run_view(run), status=201)
 
     def stop(self, state: ResourceState, run_id: str) -> web.Response:
@@ -115,7 +116,9 @@ class RunsMixin:
         run.body["status"] = status
         run.body["lastModifiedDateTime"] = now_iso()
 
-    async def execute(self, host: str, state: ResourceState, test: TestRecord, run: RunRecord) -> None:
+    async def execute(self, host: str, test: TestRecord, run: RunRecord) -> None:
+        """The run, start to end, in the emulator's loop: secrets, files, engines, results; FAILED with the reason
+        when any step cannot be done."""
         folder = self.workdir / "loadtesting" / run.body["testRunId"] / uuid.uuid4().hex[:8]
         try:
             self.set_status(run, "PROVISIONING")
@@ -125,9 +128,8 @@ class RunsMixin:
                                   f"{test.body.get('kind')}).")
             folder.mkdir(parents=True)
             script, config = self.stage_files(host, test, folder)
-            from tests.locust_tool import (
-                locust_python,  # the emulator is test tooling: same pinned Locust
-            )
+            # the emulator is test tooling: its engines are the tests' pinned Locust
+            from ..locust_tool import locust_python
 
             python = await asyncio.get_running_loop().run_in_executor(None, locust_python)
             if run.stop_requested:
@@ -163,12 +165,14 @@ class RunsMixin:
             if run.engine is not None:
                 await run.engine.kill()
             raise
-        except Exception as exc:  # noqa: BLE001  an emulator bug, or a value the OS refuses (a NUL in a secret): fail the run,
-            if run.engine is not None:                              # never leave it CONFIGURING forever
+        except Exception as exc:  # noqa: BLE001 -- an emulator bug, or a value the OS refuses (a NUL in a secret):
+            if run.engine is not None:  # the run fails, it never stays CONFIGURING
                 await run.engine.kill()
             run.body["errorDetails"] = [{"message": f"The emulator could not run the test: {type(exc).__name__}: "
                                                     f"{exc}"}]
             self.finish(host, run, "FAILED")
+        finally:   # what the run produced is in the blob store (csv.zip, logs.zip) and in memory (its history)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def engine_values(self, run: RunRecord) -> dict[str, str]:
         """Environment variables and secret values for the engines (secrets read with the load test's identity)."""
