@@ -72,9 +72,11 @@ def _stat(row: dict[str, str], name: str) -> dict:
     size = number(row.get("Average Content Size")) or 0.0
     out = {"transaction": name, "sampleCount": count, "errorCount": failures,
            "errorPct": round(100.0 * failures / count, 2) if count else 0.0,
-           "meanResTime": number(row.get("Average Response Time")), "medianResTime": number(row.get("Median Response Time")),
+           "meanResTime": number(row.get("Average Response Time")),
+           "medianResTime": number(row.get("Median Response Time")),
            "maxResTime": number(row.get("Max Response Time")), "minResTime": number(row.get("Min Response Time")),
-           "pct1ResTime": number(row.get("90%")), "pct2ResTime": number(row.get("95%")), "pct3ResTime": number(row.get("99%")),
+           "pct1ResTime": number(row.get("90%")), "pct2ResTime": number(row.get("95%")),
+           "pct3ResTime": number(row.get("99%")),
            "pct75ResTime": number(row.get("75%")), "pct98ResTime": number(row.get("98%")),
            "pct999ResTime": number(row.get("99.9%")), "pct9999ResTime": number(row.get("99.99%")),
            "throughput": round(rate, 2), "receivedKBytesPerSec": round(size * rate / 1024.0, 2),

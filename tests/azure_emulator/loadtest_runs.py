@@ -231,9 +231,11 @@ class RunsMixin:
         run.body["testRunStatistics"] = stats
         criteria, verdict = results.judge(run.body.get("passFailCriteria"), stats)
         run.body["passFailCriteria"], run.body["testResult"] = criteria, verdict
+        # spec TestRun.virtualUsers "Number of virtual users, for which test has been run": the users asked for
+        # (LOCUST_USERS x engines), else the most Locust reported (a LoadTestShape sets its own)
         users = [results.number(r.get("User Count")) or 0 for r in run.history
                  if r.get("Name") == results.LOCUST_TOTAL]
-        run.body["virtualUsers"] = int(max(users)) if users else engine.users
+        run.body["virtualUsers"] = engine.users if engine.users is not None else int(max(users, default=0))
         self.upload_outputs(host, run)
 
     def upload_outputs(self, host: str, run: RunRecord) -> None:

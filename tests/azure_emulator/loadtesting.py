@@ -11,7 +11,8 @@ What a client must know (host names, versions, conventions):
     resource" -- its example abbreviates East US as `eus`, the Az.LoadTesting PowerShell docs show
     `{guid}.eastus.cnt-prod...` for a resource in eastus, which the emulator follows: a client must take the URI
     from the resource, never build it; the clients take it as `endpoint` and add https://). identity SystemAssigned
-    / UserAssigned get principalId/tenantId/clientId as in that example. `location` must be one of REGIONS (ARM's LocationNotAvailableForResourceType otherwise).
+    / UserAssigned get principalId/tenantId/clientId as in that example. `location` must be one of REGIONS (ARM's
+    LocationNotAvailableForResourceType otherwise).
   * data plane: host = dataPlaneURI, through the emulator's CONNECT proxy (certificate `*.{region}.cnt-prod.
     loadtesting.azure.com` for every region in REGIONS); bearer tokens for `https://cnt-prod.loadtesting.azure.com`
     (the SDKs' default credential scope `.../.default`) else 401. Any api-version is accepted and logged in
@@ -42,8 +43,8 @@ What a client must know (host names, versions, conventions):
     DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after
     POST /test-runs/{id}:stop (spec enum Status; begin_test_run's TestRunStatusPoller stops at DONE/FAILED/
     CANCELLED). A finished run has testRunStatistics, testResult, passFailCriteria with actualValue/result,
-    virtualUsers, startDateTime/endDateTime, duration (ms), portalUrl, and testArtifacts.outputArtifacts
-    resultFileInfo `csv.zip` (Locust's results_stats.csv, results_stats_history.csv, results_failures.csv,
+    virtualUsers (LOCUST_USERS x engines), startDateTime/endDateTime, duration (ms), portalUrl, and
+    testArtifacts.outputArtifacts resultFileInfo `csv.zip` (Locust's results_stats.csv, results_stats_history.csv, results_failures.csv,
     results_exceptions.csv) and logsFileInfo `logs.zip` (master.log, engine{N}.log), downloadable by their urls
     (expire 1 h: recording above). Metrics: GET /test-runs/{id}/metric-namespaces, GET .../metric-definitions?
     metricNamespace=LoadTestRunMetrics, POST .../metrics?metricname=&metricNamespace=&timespan={start}/{end}
