@@ -40,13 +40,13 @@ What a client must know (host names, versions, conventions):
     environment variables set the load (see locust_engine.py).
   * runs: PATCH /test-runs/{testRunId} {testId, displayName?, description?, environmentVariables?, secrets?,
     passFailCriteria?} -> 201 status ACCEPTED; then PROVISIONING, CONFIGURING, EXECUTING (engines running),
-    DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after
-    POST /test-runs/{id}:stop (spec enum Status; begin_test_run's TestRunStatusPoller stops at DONE/FAILED/
-    CANCELLED). A finished run has testRunStatistics, testResult, passFailCriteria with actualValue/result,
-    virtualUsers (LOCUST_USERS x engines), startDateTime/endDateTime, duration (ms), portalUrl, and
-    testArtifacts.outputArtifacts resultFileInfo `csv.zip` (Locust's results_stats.csv, results_stats_history.csv,
-    results_failures.csv, results_exceptions.csv) and logsFileInfo `logs.zip` (master.log, engine{N}.log),
-    downloadable by their urls (expire 1 h: recording above). Metrics: GET /test-runs/{id}/metric-namespaces, GET .../metric-definitions?
+    DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after POST
+    /test-runs/{id}:stop (spec enum Status; begin_test_run's TestRunStatusPoller stops at DONE/FAILED/CANCELLED). A
+    finished run has testRunStatistics, testResult, passFailCriteria with actualValue/result, virtualUsers
+    (LOCUST_USERS x engines), startDateTime/endDateTime, duration (ms), portalUrl, and testArtifacts.outputArtifacts
+    resultFileInfo `csv.zip` (Locust's results_stats.csv, results_stats_history.csv, results_failures.csv,
+    results_exceptions.csv) and logsFileInfo `logs.zip` (master.log, engine{N}.log), downloadable by their urls
+    (expire 1 h: recording above). Metrics: GET /test-runs/{id}/metric-namespaces, GET .../metric-definitions?
     metricNamespace=LoadTestRunMetrics, POST .../metrics?metricname=&metricNamespace=&timespan={start}/{end}
     [&aggregation=&interval=PT5S] body {"filters": [{"name": "SamplerName", "values": [...]}]}, GET
     .../metric-dimensions/SamplerName/values (loadtest_results.py).
