@@ -217,6 +217,10 @@ def test_the_test_definition_shows_the_secret_reference_never_its_value(world):
     assert KEY not in shown
     assert world["uploaded"]["validationStatus"] == "VALIDATION_SUCCESS"
     assert test["inputArtifacts"]["testScriptFileInfo"]["fileName"] == "locustfile.py"
+    # a plain SECRET_VALUE is kept for the engines but never shown either (guess: the service does not echo it)
+    plain = admin.create_or_update_test("plain-secret", {"kind": "Locust", "secrets": {
+        "TOKEN": {"type": "SECRET_VALUE", "value": "plain-" + KEY}}})
+    assert plain["secrets"]["TOKEN"] == {"type": "SECRET_VALUE"} and KEY not in json.dumps(plain.as_dict())
 
 
 def test_metrics_and_result_files_come_from_the_run(world):
@@ -297,6 +301,16 @@ def test_a_script_python_cannot_parse_fails_validation(world):
     assert info["validationStatus"] == "VALIDATION_FAILURE" and "parsed" in info["validationFailureDetails"]
     with pytest.raises(HttpResponseError, match="no validated test script"):
         runs.begin_test_run("r-broken", {"testId": "broken"}, _polling_interval=POLL)
+    # engines split over regions must add up, in regions Load Testing offers, the resource's own among them
+    for regional in ([{"region": "westeurope", "engineInstances": 1}, {"region": "eastus", "engineInstances": 2}],
+                     [{"region": "westeurope", "engineInstances": 1}, {"region": "atlantis", "engineInstances": 1}],
+                     [{"region": "eastus", "engineInstances": 2}]):
+        with pytest.raises(HttpResponseError, match="regionalLoadTestConfig"):
+            admin.create_or_update_test("regional", {"kind": "Locust", "loadTestConfiguration": {
+                "engineInstances": 2, "regionalLoadTestConfig": regional}})
+    admin.create_or_update_test("regional", {"kind": "Locust", "loadTestConfiguration": {
+        "engineInstances": 2, "regionalLoadTestConfig": [{"region": "westeurope", "engineInstances": 1},
+                                                         {"region": "eastus", "engineInstances": 1}]}})
     # a file name never reaches Locust's command line as an option
     with pytest.raises(HttpResponseError, match="not a valid file name"):
         admin.begin_upload_test_file("broken", "--help.py", SCRIPT, file_type="TEST_SCRIPT", _polling_interval=POLL)
