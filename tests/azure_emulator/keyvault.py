@@ -51,6 +51,7 @@ AUDIENCE = "https://vault.azure.net"
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
 MAX_VERSIONS = 100            # per secret, the oldest go first (guess: Key Vault keeps every version)
+MAX_SECRETS = 10_000          # per vault: an emulator bound on memory, not a Key Vault limit
 RECOVERY_LEVEL = "Recoverable+Purgeable"
 RECOVERABLE_DAYS = 90
 
@@ -225,6 +226,8 @@ class KeyVaultApi:
             return _error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state, and its "
                                            f"name cannot be reused; in this state, the secret can only be recovered "
                                            f"or purged.")
+        if secret is None and len(secrets) >= MAX_SECRETS:
+            return _error(400, "BadParameter", f"The emulator keeps at most {MAX_SECRETS} secrets per vault.")
         secret = secrets.setdefault(name.lower(), Secret())
         attributes = body.get("attributes") if isinstance(body.get("attributes"), dict) else {}
         version = Version(uuid.uuid4().hex, value, int(time.time()), body.get("contentType"),

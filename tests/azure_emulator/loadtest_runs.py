@@ -23,6 +23,7 @@ from .blob import Blob
 from .errors import json_response
 from .loadtest_model import (
     ID_RE,
+    MAX_RUNS,
     OUTPUT_URL_SECONDS,
     SCRIPT_TYPES,
     TERMINAL,
@@ -74,6 +75,9 @@ class RunsMixin:
         if existing is not None:      # guess: an existing run takes new display fields only
             existing.body.update({k: patch[k] for k in ("displayName", "description") if k in patch})
             return json_response(self.run_view(existing))
+        if len(state.runs) >= MAX_RUNS:
+            raise ApiError(400, "BadRequest", f"A load testing resource holds at most {MAX_RUNS} test runs here: "
+                                              f"delete old ones.")
         test = self.test(state, str(patch.get("testId") or ""))
         script = next((f for f in test.files.values() if f.file_type in SCRIPT_TYPES), None)
         if script is None or script.status not in ("VALIDATION_SUCCESS", "VALIDATION_INITIATED"):

@@ -86,6 +86,7 @@ from .loadtest_model import (
     MAX_ENGINES,
     MAX_FILE_BYTES,
     MAX_FILES,
+    MAX_TESTS,
     MAX_VALUE_CHARS,
     MAX_VARIABLES,
     SCRIPT_TYPES,
@@ -271,6 +272,8 @@ class LoadTestingApi(RunsMixin):
             raise ApiError(400, "BadRequest", f"testId '{test_id}' must be 2-50 characters of a-z, 0-9, '_' or '-'.")
         patch = await self.body_of(request)
         existing = state.tests.get(test_id)
+        if existing is None and len(state.tests) >= MAX_TESTS:
+            raise ApiError(400, "BadRequest", f"A load testing resource holds at most {MAX_TESTS} tests here.")
         body = deep_merge(existing.body if existing else {}, patch)
         self.check_test(body, self.resource_for(host))
         stamp, who = now_iso(), self.ctx.settings.client_id
