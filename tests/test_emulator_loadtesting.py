@@ -79,6 +79,19 @@ class Target:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def vault_id(emu: Emulator) -> str:
+    return f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}"
+
+
+def grant_secret_reads(emu: Emulator, principal_id: str) -> None:
+    """An access policy letting a managed identity read the vault's secrets (Vaults_UpdateAccessPolicy, through the
+    generic ARM client as rtsctl's Azure backend sends it)."""
+    clients.resource_client(emu).resources.begin_create_or_update_by_id(
+        f"{vault_id(emu)}/accessPolicies/add", {"properties": {"accessPolicies": [
+            {"tenantId": emu.settings.tenant_id, "objectId": principal_id,
+             "permissions": {"secrets": ["get"]}}]}}, api_version="2023-07-01").result()
+
+
 def live_metrics(runs, run_id: str) -> list[dict]:
     """TotalRequests points read while the run is still EXECUTING (what a client shows as live progress); [] if
     the run ended before any point was written."""
@@ -106,11 +119,11 @@ def world():
     try:
         sub = emu.settings.subscription_id
         emu.seed_resource(f"/subscriptions/{sub}/resourceGroups/{RG}", {"location": "westeurope"})
-        emu.seed_resource(f"/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}",
-                          {"location": "westeurope", "properties": {}})
+        emu.seed_resource(vault_id(emu), {"location": "westeurope", "properties": {}})
         secret = clients.secret_client(emu, f"https://{VAULT}.vault.azure.net").set_secret("endpoint-key", KEY)
         resource = clients.load_test_mgmt_client(emu).load_tests.begin_create_or_update(
             RG, "lt1", {"location": "westeurope", "identity": {"type": "SystemAssigned"}}).result()
+        grant_secret_reads(emu, resource.identity.principal_id)
         admin = clients.load_test_admin_client(emu, resource.data_plane_uri)
         runs = clients.load_test_run_client(emu, resource.data_plane_uri)
         admin.create_or_update_test("score-test", {
@@ -154,6 +167,30 @@ def test_key_vault_secrets_take_the_challenge_and_keep_versions(world):
 
     with pytest.raises(ResourceNotFoundError, match="SecretNotFound"):
         client.get_secret("no-such-secret")
+
+
+def test_vault_access_policies_update_per_permission(world):
+    emu = world["emu"]
+    arm = clients.resource_client(emu).resources
+    someone = "0b0b0b0b-0000-4000-8000-000000000001"
+
+    def update(kind: str, secrets: list[str]) -> None:
+        arm.begin_create_or_update_by_id(f"{vault_id(emu)}/accessPolicies/{kind}", {"properties": {"accessPolicies": [
+            {"tenantId": emu.settings.tenant_id, "objectId": someone, "permissions": {"secrets": secrets}}]}},
+            api_version="2023-07-01").result()
+
+    def policy() -> dict | None:
+        vault = arm.get_by_id(vault_id(emu), api_version="2023-07-01")
+        assert vault.properties["vaultUri"] == f"https://{VAULT}.vault.azure.net/"
+        return next((p["permissions"] for p in vault.properties["accessPolicies"] if p["objectId"] == someone), None)
+
+    update("add", ["get"])
+    update("add", ["list"])
+    assert policy() == {"secrets": ["get", "list"]}
+    update("remove", ["get"])
+    assert policy() == {"secrets": ["list"]}
+    update("remove", ["list"])
+    assert policy() is None
 
 
 def test_the_workspace_key_vault_answers_under_its_name(world):
@@ -277,18 +314,22 @@ def test_stopping_a_run_ends_its_engines(world):
             os.kill(pid, 0)
 
 
-def test_a_run_without_a_managed_identity_cannot_read_the_vault(world):
+@pytest.mark.parametrize("identity, refusal", [(None, "no system-assigned managed identity"),
+                                               ({"type": "SystemAssigned"}, "no access policy")])
+def test_a_run_reads_the_vault_only_with_an_identity_the_vault_lets_in(world, identity, refusal):
     emu, secret = world["emu"], world["secret"]
+    name = "lt-bare" if identity is None else "lt-no-policy"
     bare = clients.load_test_mgmt_client(emu).load_tests.begin_create_or_update(
-        RG, "lt-bare", {"location": "westeurope"}).result()
+        RG, name, {"location": "westeurope", **({"identity": identity} if identity else {})}).result()
     admin = clients.load_test_admin_client(emu, bare.data_plane_uri)
     admin.create_or_update_test("bare-test", {"kind": "Locust", "loadTestConfiguration": {"engineInstances": 1},
-                                      "secrets": {"K": {"type": "AKV_SECRET_URI", "value": secret.id}}})
+                                              "secrets": {"K": {"type": "AKV_SECRET_URI", "value": secret.id}}})
     admin.begin_upload_test_file("bare-test", "locustfile.py", SCRIPT, file_type="TEST_SCRIPT",
                                  _polling_interval=POLL).result()
     run = clients.load_test_run_client(emu, bare.data_plane_uri).begin_test_run(
         "bare-run", {"testId": "bare-test"}, _polling_interval=POLL).result()
-    assert run["status"] == "FAILED" and "managed identity" in run["errorDetails"][0]["message"]
+    assert run["status"] == "FAILED" and refusal in run["errorDetails"][0]["message"]
+    assert KEY not in run["errorDetails"][0]["message"]
 
 
 def test_a_script_python_cannot_parse_fails_validation(world):

@@ -24,8 +24,11 @@ Conventions a client needs:
   * names 1-127 of [0-9a-zA-Z-] and values up to 25 KB (learn.microsoft.com/azure/key-vault/general/about-keys-
     secrets-certificates#object-identifiers, service-limits: "secret value 25 KB"), else 400 BadParameter (wording:
     guess).
-Not modelled: access policies / RBAC on the vault (any token this emulator issued for vault.azure.net may read and
-write every vault), recovery of deleted secrets, certificates and keys.
+Access policies: PUT {vault ARM id}/accessPolicies/{add|replace|remove} (Vaults_UpdateAccessPolicy) updates the
+vault's `accessPolicies`; a service reading a secret with its managed identity (Load Testing) needs one for its
+principal with secrets `get` (`may_read_secrets`). Not modelled: the caller's own access through the data plane (any
+token this emulator issued for vault.azure.net may read and write every vault), Azure RBAC role assignments on an
+`enableRbacAuthorization` vault (allowed), recovery of deleted secrets, certificates and keys.
 
 `resolve(ctx, uri)` gives the in-process Load Testing engines a secret by its identifier (loadtesting.py).
 """
@@ -42,7 +45,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from .context import Context
-from .errors import json_response
+from .errors import ArmError, json_response
 from .ids import ArmPath
 from .kinds import Kind, fill_defaults, props, register
 
@@ -72,7 +75,87 @@ class VaultKind(Kind):
         return out, None
 
 
-register(VaultKind())
+PERMISSION_KINDS = ("keys", "secrets", "certificates", "storage")
+
+
+def _same_holder(a: dict, b: dict) -> bool:
+    return all(str(a.get(k) or "").lower() == str(b.get(k) or "").lower()
+               for k in ("tenantId", "objectId", "applicationId"))
+
+
+def update_policies(policies: list[dict], changes: list[dict], operation: str) -> list[dict]:
+    """Vaults_UpdateAccessPolicy (spec keyvault.json, PUT {vault}/accessPolicies/{add|replace|remove}): a policy is
+    addressed by tenant, object and application id; `add` merges the permissions into it, `replace` sets them,
+    `remove` takes them away; a policy left with no permission goes; add/replace append a policy nothing matches."""
+    out = [dict(p, permissions={k: list(v) for k, v in (p.get("permissions") or {}).items()}) for p in policies]
+    for change in changes:
+        wanted = change.get("permissions") or {}
+        match = next((p for p in out if _same_holder(p, change)), None)
+        if match is None:
+            if operation != "remove":
+                out.append({k: change[k] for k in ("tenantId", "objectId", "applicationId") if change.get(k)}
+                           | {"permissions": {k: list(v) for k, v in wanted.items() if k in PERMISSION_KINDS}})
+            continue
+        have = match["permissions"]
+        for kind in PERMISSION_KINDS:
+            given = [str(x).lower() for x in wanted.get(kind) or []]
+            current = [str(x).lower() for x in have.get(kind) or []]
+            if operation == "add":
+                have[kind] = current + [x for x in given if x not in current]
+            elif operation == "replace":
+                have[kind] = given
+            else:
+                have[kind] = [x for x in current if x not in given]
+        match["permissions"] = {k: v for k, v in have.items() if v}
+    return [p for p in out if any(p["permissions"].values())]
+
+
+class AccessPolicyKind(Kind):
+    """PUT {vault}/accessPolicies/{add|replace|remove}: a synchronous update of the vault's access policies (spec
+    Vaults_UpdateAccessPolicy answers 200/201); the answer echoes the policies sent (guess on the body)."""
+
+    type_key = "microsoft.keyvault/vaults/accesspolicies"
+    lro_put = lro_delete = False
+
+    def prepare(self, ctx, path, body, existing):
+        operation = path.name.lower()
+        if operation not in ("add", "replace", "remove"):
+            raise ArmError(400, "InvalidOperationKind", f"operationKind must be add, replace or remove, not "
+                                                        f"'{path.name}'.")
+        changes = (body.get("properties") or {}).get("accessPolicies")
+        if not isinstance(changes, list) or not all(isinstance(c, dict) and c.get("objectId") for c in changes):
+            raise ArmError(400, "BadRequest", "properties.accessPolicies must be a list of policies with objectId.")
+        vault = ctx.store.get(path.parent().path)
+        props(vault.body)["accessPolicies"] = update_policies(props(vault.body).get("accessPolicies") or [],
+                                                              changes, operation)
+        ctx.store.save()
+        return {"id": path.path, "name": path.name, "type": "Microsoft.KeyVault/vaults/accessPolicies",
+                "location": vault.body.get("location"), "properties": {"accessPolicies": changes}}, None
+
+    def view(self, ctx, record):
+        out = dict(record.body)
+        out["properties"] = {k: v for k, v in (out.get("properties") or {}).items() if k != "provisioningState"}
+        return out
+
+
+register(VaultKind(), AccessPolicyKind())
+
+
+def may_read_secrets(ctx: Context, vault: str, principal_id: str) -> str | None:
+    """Why `principal_id` may not read the vault's secrets, or None. A vault under access policies needs a policy for
+    the principal with secrets `get` (or `all`); a vault under Azure RBAC (enableRbacAuthorization) needs a role
+    assignment, which the emulator does not model (allowed); a vault known only by a workspace's reference has no
+    policies stored (allowed)."""
+    found = ctx.store.find(lambda r: ArmPath.parse(r.id).type_key() == VaultKind.type_key
+                           and r.body.get("name", "").lower() == vault.lower())
+    if not found or props(found[0].body).get("enableRbacAuthorization"):
+        return None
+    for policy in props(found[0].body).get("accessPolicies") or []:
+        secrets = [str(x).lower() for x in (policy.get("permissions") or {}).get("secrets") or []]
+        if str(policy.get("objectId", "")).lower() == principal_id.lower() and ("get" in secrets or "all" in secrets):
+            return None
+    return (f"Key Vault '{vault}' has no access policy giving the load testing resource's identity (object id "
+            f"{principal_id}) the secrets permission 'get'")
 
 
 @dataclass

@@ -182,34 +182,42 @@ class RunsMixin:
         """Environment variables and secret values for the engines (secrets read with the load test's identity)."""
         values = dict(run.body.get("environmentVariables") or {})
         secrets = run.body.get("secrets") or {}
-        if any(s.get("type") == "AKV_SECRET_URI" for s in secrets.values()):
-            self.check_identity(run)
+        principal = self.identity_principal(run) if any(
+            s.get("type") == "AKV_SECRET_URI" for s in secrets.values()) else ""
         for name, secret in secrets.items():
             if secret.get("type") == "SECRET_VALUE":
                 values[name] = str(secret.get("value") or "")
                 continue
+            vault = (keyvault.parse_secret_uri(secret.get("value")) or ("",))[0]
+            refused = keyvault.may_read_secrets(self.ctx, vault, principal)
+            if refused:
+                raise EngineError(f"Key Vault reference of secret '{name}' could not be resolved: {refused}.")
             try:
                 values[name] = keyvault.resolve(self.ctx, secret.get("value"))
             except KeyError as exc:
                 raise EngineError(f"Key Vault reference of secret '{name}' could not be resolved: {exc.args[0]}.")
         return values
 
-    def check_identity(self, run: RunRecord) -> None:
+    def identity_principal(self, run: RunRecord) -> str:
         """The service reads Key Vault with the resource's managed identity (learn.microsoft.com/azure/load-testing/
         how-to-use-a-managed-identity: "Currently, you can only use the managed identity for accessing Azure Key
-        Vault"; system-assigned unless keyvaultReferenceIdentityType says UserAssigned); without one it cannot."""
+        Vault"; system-assigned unless keyvaultReferenceIdentityType says UserAssigned); without one it cannot. The
+        identity's principal (object) id is what the vault's access policies name."""
         resource = self.ctx.store.get(run.resource_id)
         identity = (resource.body.get("identity") if resource else None) or {}
         kinds = {k.strip().lower() for k in str(identity.get("type") or "None").split(",")}
         wanted = str(run.body.get("keyvaultReferenceIdentityType") or "SystemAssigned").lower()
-        if wanted == "systemassigned" and "systemassigned" not in kinds:
-            raise EngineError("The load testing resource has no system-assigned managed identity to read Key Vault "
-                              "secrets with (identity.type must include SystemAssigned).")
         if wanted == "userassigned":
             wanted_id = str(run.body.get("keyvaultReferenceIdentityId") or "").lower()
-            if wanted_id not in {k.lower() for k in (identity.get("userAssignedIdentities") or {})}:
+            assigned = {k.lower(): v for k, v in (identity.get("userAssignedIdentities") or {}).items()}
+            if wanted_id not in assigned:
                 raise EngineError(f"keyvaultReferenceIdentityId '{wanted_id}' is not a user-assigned identity of the "
                                   f"load testing resource.")
+            return str(assigned[wanted_id].get("principalId") or "")
+        if "systemassigned" not in kinds:
+            raise EngineError("The load testing resource has no system-assigned managed identity to read Key Vault "
+                              "secrets with (identity.type must include SystemAssigned).")
+        return str(identity.get("principalId") or "")
 
     def stage_files(self, host: str, test: TestRecord, folder: Path) -> tuple[str, str | None]:
         """Copy the test's files into the run folder (one folder: the service puts artifacts beside the script)."""
