@@ -37,8 +37,8 @@ What a client must know (host names, versions, conventions):
     the key of `secrets`, holding the Key Vault value (read with the load test's managed identity: the resource
     must have a SystemAssigned identity, or the UserAssigned `keyvaultReferenceIdentityId`, and a vault under access
     policies must give that identity's principalId secrets `get` -- PUT {vault}/accessPolicies/add; Azure RBAC
-    vaults are not checked: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE (per engine), LOCUST_RUN_TIME, LOCUST_HOST as
-    environment variables set the load (see locust_engine.py).
+    vaults are not checked: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE (per engine),
+    LOCUST_RUN_TIME, LOCUST_HOST as environment variables set the load (see locust_engine.py).
   * runs: PATCH /test-runs/{testRunId} {testId, displayName?, description?, environmentVariables?, secrets?,
     passFailCriteria?} -> 201 status ACCEPTED; then PROVISIONING, CONFIGURING, EXECUTING (engines running),
     DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after POST
