@@ -80,7 +80,8 @@ class Target:
 
 
 def vault_id(emu: Emulator) -> str:
-    return f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}"
+    return (f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}/providers/Microsoft.KeyVault/"
+            f"vaults/{VAULT}")
 
 
 def grant_secret_reads(emu: Emulator, principal_id: str) -> None:
