@@ -26,9 +26,11 @@ Conventions a client needs:
     guess).
 Access policies: PUT {vault ARM id}/accessPolicies/{add|replace|remove} (Vaults_UpdateAccessPolicy) updates the
 vault's `accessPolicies`; a service reading a secret with its managed identity (Load Testing) needs one for its
-principal with secrets `get` (`may_read_secrets`). Not modelled: the caller's own access through the data plane (any
-token this emulator issued for vault.azure.net may read and write every vault), Azure RBAC role assignments on an
-`enableRbacAuthorization` vault (allowed), recovery of deleted secrets, certificates and keys.
+principal with secrets `get`; a vault with `enableRbacAuthorization` needs a role assignment (PUT {scope}/providers/
+Microsoft.Authorization/roleAssignments/{guid}) of a secret-reading built-in role at the vault or above
+(`may_read_secrets`). Not modelled: the caller's own access through the data plane (any token this emulator issued
+for vault.azure.net may read and write every vault -- on Azure an RBAC vault refuses even its creator without a data
+role), recovery of deleted secrets, certificates and keys.
 
 `resolve(ctx, uri)` gives the in-process Load Testing engines a secret by its identifier (loadtesting.py).
 """
@@ -141,15 +143,45 @@ class AccessPolicyKind(Kind):
 register(VaultKind(), AccessPolicyKind())
 
 
+# Built-in roles whose data actions read secret values (learn.microsoft.com/azure/key-vault/general/rbac-guide,
+# "Azure built-in roles for Key Vault data plane operations"): Key Vault Administrator, Secrets Officer, Secrets User.
+SECRET_READER_ROLES = {"00482a5a-887f-4fb3-b363-3b7fe8e74483", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+                       "4633458b-17de-408a-b874-0445c86b69e6"}
+
+
+def _has_secret_role(ctx: Context, vault_id: str, principal_id: str) -> bool:
+    """A role assignment (Microsoft.Authorization/roleAssignments at the vault, its resource group or subscription:
+    RBAC scopes inherit downwards) giving the principal a role that reads secrets."""
+    vault_key = vault_id.lower()
+
+    def grants(r) -> bool:
+        path = ArmPath.parse(r.id)
+        if path.type_key() != "microsoft.authorization/roleassignments":
+            return False
+        scope = "/".join(r.id.lower().split("/providers/microsoft.authorization/roleassignments/")[:1])
+        p = r.body.get("properties") or {}
+        return ((vault_key == scope or vault_key.startswith(scope + "/"))
+                and str(p.get("principalId", "")).lower() == principal_id.lower()
+                and str(p.get("roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower() in SECRET_READER_ROLES)
+
+    return bool(ctx.store.find(grants))
+
+
 def may_read_secrets(ctx: Context, vault: str, principal_id: str) -> str | None:
-    """Why `principal_id` may not read the vault's secrets, or None. A vault under access policies needs a policy for
-    the principal with secrets `get` (or `all`); a vault under Azure RBAC (enableRbacAuthorization) needs a role
-    assignment, which the emulator does not model (allowed); a vault known only by a workspace's reference has no
-    policies stored (allowed)."""
+    """Why `principal_id` may not read the vault's secrets, or None. A vault under Azure RBAC (enableRbacAuthorization:
+    what azure-ai-ml's workspace template creates) needs a role assignment with a secret-reading role; a vault under
+    access policies needs a policy for the principal with secrets `get` (or `all`); a vault known only by a
+    workspace's reference has neither stored (allowed)."""
     found = ctx.store.find(lambda r: ArmPath.parse(r.id).type_key() == VaultKind.type_key
                            and r.body.get("name", "").lower() == vault.lower())
-    if not found or props(found[0].body).get("enableRbacAuthorization"):
+    if not found:
         return None
+    if props(found[0].body).get("enableRbacAuthorization"):
+        if _has_secret_role(ctx, found[0].id, principal_id):
+            return None
+        return (f"Key Vault '{vault}' uses Azure RBAC and the load testing resource's identity (object id "
+                f"{principal_id}) has no role assignment reading secrets there (Key Vault Secrets User, Secrets "
+                f"Officer or Administrator)")
     for policy in props(found[0].body).get("accessPolicies") or []:
         secrets = [str(x).lower() for x in (policy.get("permissions") or {}).get("secrets") or []]
         if str(policy.get("objectId", "")).lower() == principal_id.lower() and ("get" in secrets or "all" in secrets):

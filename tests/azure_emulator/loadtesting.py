@@ -35,9 +35,10 @@ What a client must know (host names, versions, conventions):
     blob urls served by the emulator's blob route (expire 10 min after the answer: same recording).
   * engines: every engine gets the test's (and run's) `environmentVariables` and one variable per secret, named as
     the key of `secrets`, holding the Key Vault value (read with the load test's managed identity: the resource
-    must have a SystemAssigned identity, or the UserAssigned `keyvaultReferenceIdentityId`, and a vault under access
-    policies must give that identity's principalId secrets `get` -- PUT {vault}/accessPolicies/add; Azure RBAC
-    vaults are not checked: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE (per engine),
+    must have a SystemAssigned identity, or the UserAssigned `keyvaultReferenceIdentityId`; a vault under access
+    policies must give that identity's principalId secrets `get` (PUT {vault}/accessPolicies/add), an RBAC vault --
+    what azure-ai-ml's workspace template creates -- a role assignment of Key Vault Secrets User (or Officer /
+    Administrator) at the vault or above: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE (per engine),
     LOCUST_RUN_TIME, LOCUST_HOST as environment variables set the load (see locust_engine.py).
   * runs: PATCH /test-runs/{testRunId} {testId, displayName?, description?, environmentVariables?, secrets?,
     passFailCriteria?} -> 201 status ACCEPTED; then PROVISIONING, CONFIGURING, EXECUTING (engines running),
