@@ -38,8 +38,8 @@ What a client must know (host names, versions, conventions):
     must have a SystemAssigned identity, or the UserAssigned `keyvaultReferenceIdentityId`; a vault under access
     policies must give that identity's principalId secrets `get` (PUT {vault}/accessPolicies/add), an RBAC vault --
     what azure-ai-ml's workspace template creates -- a role assignment of Key Vault Secrets User (or Officer /
-    Administrator) at the vault or above: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE (per engine),
-    LOCUST_RUN_TIME, LOCUST_HOST as environment variables set the load (see locust_engine.py).
+    Administrator) at the vault or above: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE
+    (per engine), LOCUST_RUN_TIME, LOCUST_HOST as environment variables set the load (see locust_engine.py).
   * runs: PATCH /test-runs/{testRunId} {testId, displayName?, description?, environmentVariables?, secrets?,
     passFailCriteria?} -> 201 status ACCEPTED; then PROVISIONING, CONFIGURING, EXECUTING (engines running),
     DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after POST
