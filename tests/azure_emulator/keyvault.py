@@ -56,6 +56,7 @@ AUDIENCE = "https://vault.azure.net"
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
 MAX_VERSIONS = 100            # per secret, the oldest go first (guess: Key Vault keeps every version)
+MAX_ACCESS_POLICIES = 1024    # learn.microsoft.com/azure/key-vault/general/service-limits (code wording: guess)
 MAX_SECRETS = 10_000          # per vault: an emulator bound on memory, not a Key Vault limit
 RECOVERY_LEVEL = "Recoverable+Purgeable"
 RECOVERABLE_DAYS = 90
@@ -128,8 +129,11 @@ class AccessPolicyKind(Kind):
         if not isinstance(changes, list) or not all(isinstance(c, dict) and c.get("objectId") for c in changes):
             raise ArmError(400, "BadRequest", "properties.accessPolicies must be a list of policies with objectId.")
         vault = ctx.store.get(path.parent().path)
-        props(vault.body)["accessPolicies"] = update_policies(props(vault.body).get("accessPolicies") or [],
-                                                              changes, operation)
+        updated = update_policies(props(vault.body).get("accessPolicies") or [], changes, operation)
+        if len(updated) > MAX_ACCESS_POLICIES:
+            raise ArmError(400, "AccessPolicyLimitExceeded", f"A vault holds at most {MAX_ACCESS_POLICIES} access "
+                                                             f"policies.")
+        props(vault.body)["accessPolicies"] = updated
         ctx.store.save()
         return {"id": path.path, "name": path.name, "type": "Microsoft.KeyVault/vaults/accessPolicies",
                 "location": vault.body.get("location"), "properties": {"accessPolicies": changes}}, None
