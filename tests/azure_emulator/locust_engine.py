@@ -79,7 +79,7 @@ class LocustRun:
     env: dict[str, str]
     config_file: str | None = None
     procs: list[asyncio.subprocess.Process] = field(default_factory=list)
-    started: float | None = None  # epoch seconds the master began to run users
+    started: float | None = None  # epoch seconds the engines were started (the run's startDateTime)
     stopped: bool = False
     users: int | None = None
 
