@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +35,7 @@ pytest.importorskip("azure.mgmt.loadtesting")
 pytest.importorskip("azure.keyvault.secrets")
 
 RG, VAULT, KEY = "lt-rg", "kvloadtests1", "key-7f3a9c1e5b"
+SECRETS_USER, SECRETS_OFFICER = "4633458b-17de-408a-b874-0445c86b69e6", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 POLL = 0.1
 SCRIPT = b'''import os
 from locust import HttpUser, constant, task
@@ -84,13 +86,23 @@ def vault_id(emu: Emulator) -> str:
             f"vaults/{VAULT}")
 
 
-def grant_secret_reads(emu: Emulator, principal_id: str) -> None:
-    """An access policy letting a managed identity read the vault's secrets (Vaults_UpdateAccessPolicy, through the
+def grant_secrets(emu: Emulator, principal_id: str, permissions: tuple[str, ...] = ("get",)) -> None:
+    """An access policy giving a principal secret permissions on the vault (Vaults_UpdateAccessPolicy, through the
     generic ARM client as rtsctl's Azure backend sends it)."""
     clients.resource_client(emu).resources.begin_create_or_update_by_id(
         f"{vault_id(emu)}/accessPolicies/add", {"properties": {"accessPolicies": [
             {"tenantId": emu.settings.tenant_id, "objectId": principal_id,
-             "permissions": {"secrets": ["get"]}}]}}, api_version="2023-07-01").result()
+             "permissions": {"secrets": list(permissions)}}]}}, api_version="2023-07-01").result()
+
+
+def assign_role(emu: Emulator, scope: str, role: str, principal_id: str) -> None:
+    """A role assignment (Microsoft.Authorization/roleAssignments) of a built-in role id at `scope`."""
+    definition = (f"/subscriptions/{emu.settings.subscription_id}/providers/Microsoft.Authorization/"
+                  f"roleDefinitions/{role}")
+    clients.resource_client(emu).resources.begin_create_or_update_by_id(
+        f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+        {"properties": {"roleDefinitionId": definition, "principalId": principal_id,
+                        "principalType": "ServicePrincipal"}}, api_version="2022-04-01").result()
 
 
 def live_metrics(runs, run_id: str) -> list[dict]:
@@ -121,10 +133,12 @@ def world():
         sub = emu.settings.subscription_id
         emu.seed_resource(f"/subscriptions/{sub}/resourceGroups/{RG}", {"location": "westeurope"})
         emu.seed_resource(vault_id(emu), {"location": "westeurope", "properties": {}})
+        # Key Vault checks every caller: this service principal (token oid) writes secrets through a policy
+        grant_secrets(emu, emu.settings.client_id, ("get", "list", "set", "delete"))
         secret = clients.secret_client(emu, f"https://{VAULT}.vault.azure.net").set_secret("endpoint-key", KEY)
         resource = clients.load_test_mgmt_client(emu).load_tests.begin_create_or_update(
             RG, "lt1", {"location": "westeurope", "identity": {"type": "SystemAssigned"}}).result()
-        grant_secret_reads(emu, resource.identity.principal_id)
+        grant_secrets(emu, resource.identity.principal_id)
         admin = clients.load_test_admin_client(emu, resource.data_plane_uri)
         runs = clients.load_test_run_client(emu, resource.data_plane_uri)
         admin.create_or_update_test("score-test", {
@@ -168,6 +182,13 @@ def test_key_vault_secrets_take_the_challenge_and_keep_versions(world):
 
     with pytest.raises(ResourceNotFoundError, match="SecretNotFound"):
         client.get_secret("no-such-secret")
+    # every caller is checked against the vault's access policies: this one may delete, not purge
+    client.set_secret("short-lived", "x")
+    client.begin_delete_secret("short-lived", _polling_interval=POLL).result()
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError, match="does not have secrets purge permission"):
+        client.purge_deleted_secret("short-lived")
 
 
 def test_an_rbac_vault_wants_a_secret_reading_role_for_the_identity(world):
@@ -178,10 +199,14 @@ def test_an_rbac_vault_wants_a_secret_reading_role_for_the_identity(world):
     emu = world["emu"]
     rbac_vault = vault_id(emu).replace(VAULT, "kvrbac1")
     emu.seed_resource(rbac_vault, {"location": "westeurope", "properties": {"enableRbacAuthorization": True}})
-    secret = clients.secret_client(emu, "https://kvrbac1.vault.azure.net").set_secret("k", KEY)
+    vault = clients.secret_client(emu, "https://kvrbac1.vault.azure.net")
+    with pytest.raises(HttpResponseError, match="ForbiddenByRbac|not authorized"):   # its creator included
+        vault.set_secret("k", KEY)
+    assign_role(emu, rbac_vault, SECRETS_OFFICER, emu.settings.client_id)
+    secret = vault.set_secret("k", KEY)
     resource = clients.load_test_mgmt_client(emu).load_tests.begin_create_or_update(
         RG, "lt-rbac", {"location": "westeurope", "identity": {"type": "SystemAssigned"}}).result()
-    grant_secret_reads(emu, resource.identity.principal_id)     # a policy on the OTHER vault: no help here
+    grant_secrets(emu, resource.identity.principal_id)     # a policy on the OTHER vault: no help here
     admin = clients.load_test_admin_client(emu, resource.data_plane_uri)
     runs = clients.load_test_run_client(emu, resource.data_plane_uri)
     # 9 engines: more than the emulator runs, so a run that got past the vault fails on its engines, cheaply
@@ -191,12 +216,7 @@ def test_an_rbac_vault_wants_a_secret_reading_role_for_the_identity(world):
                                  _polling_interval=POLL).result()
     denied = runs.begin_test_run("rbac-1", {"testId": "rbac-test"}, _polling_interval=POLL).result()
     assert denied["status"] == "FAILED" and "uses Azure RBAC" in denied["errorDetails"][0]["message"]
-    role = (f"/subscriptions/{emu.settings.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/"
-            f"4633458b-17de-408a-b874-0445c86b69e6")                        # Key Vault Secrets User
-    clients.resource_client(emu).resources.begin_create_or_update_by_id(
-        f"{rbac_vault}/providers/Microsoft.Authorization/roleAssignments/1f2e3d4c-0000-4000-8000-000000000001",
-        {"properties": {"roleDefinitionId": role, "principalId": resource.identity.principal_id,
-                        "principalType": "ServicePrincipal"}}, api_version="2022-04-01").result()
+    assign_role(emu, rbac_vault, SECRETS_USER, resource.identity.principal_id)
     allowed = runs.begin_test_run("rbac-2", {"testId": "rbac-test"}, _polling_interval=POLL).result()
     assert allowed["status"] == "FAILED" and "engines" in allowed["errorDetails"][0]["message"]
     with pytest.raises(HttpResponseError):
