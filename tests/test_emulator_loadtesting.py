@@ -151,11 +151,8 @@ def world():
                 "volume": {"clientMetric": "requests", "aggregate": "count", "condition": ">", "value": 1}}}})
         uploaded = admin.begin_upload_test_file("score-test", "locustfile.py", SCRIPT, file_type="TEST_SCRIPT",
                                                 _polling_interval=POLL).result()
-        poller = runs.begin_test_run("run-1", {"testId": "score-test", "displayName": "run one"},
-                                     _polling_interval=POLL)
-        live = live_metrics(runs, "run-1")
         yield {"emu": emu, "target": target, "secret": secret, "resource": resource, "admin": admin, "runs": runs,
-               "uploaded": uploaded, "run": poller.result(), "live": live}
+               "uploaded": uploaded}
     finally:
         emu.stop()
         target.server.shutdown()
@@ -280,7 +277,12 @@ def test_load_test_resource_through_azure_mgmt_loadtesting(world):
 
 
 def test_a_locust_run_on_two_engines_reports_what_locust_measured(world):
-    run, target = world["run"], world["target"]
+    """The one real run of this module (its checks in one test, so parallel workers start it once): live client
+    metrics while it executes, then statistics, criteria, metrics and result files, all from what Locust measured."""
+    emu, runs, target = world["emu"], world["runs"], world["target"]
+    poller = runs.begin_test_run("run-1", {"testId": "score-test", "displayName": "run one"}, _polling_interval=POLL)
+    assert live_metrics(runs, "run-1"), "no client metrics were served while the run was executing"
+    run = poller.result()
     assert run["status"] == "DONE", run.get("errorDetails")
     total = run["testRunStatistics"]["Total"]
     assert total["sampleCount"] > 0 and total["errorCount"] == 0      # every request carried the Key Vault secret
@@ -298,33 +300,15 @@ def test_a_locust_run_on_two_engines_reports_what_locust_measured(world):
     assert run["testResult"] == "FAILED"
     assert metrics["volume"]["result"] == "failed" and metrics["volume"]["actualValue"] == total["sampleCount"]
     assert metrics["errors"]["result"] == "passed" and metrics["errors"]["actualValue"] == 0.0
-
-
-def test_the_test_definition_shows_the_secret_reference_never_its_value(world):
-    admin, runs, secret = world["admin"], world["runs"], world["secret"]
-    test = admin.get_test("score-test")
-    assert test["secrets"]["ENDPOINT_KEY"] == {"type": "AKV_SECRET_URI", "value": secret.id}
-    shown = json.dumps(test.as_dict()) + json.dumps(runs.get_test_run("run-1").as_dict())
-    assert KEY not in shown
-    assert world["uploaded"]["validationStatus"] == "VALIDATION_SUCCESS"
-    assert test["inputArtifacts"]["testScriptFileInfo"]["fileName"] == "locustfile.py"
-    # a plain SECRET_VALUE is kept for the engines but never shown either (guess: the service does not echo it)
-    plain = admin.create_or_update_test("plain-secret", {"kind": "Locust", "secrets": {
-        "TOKEN": {"type": "SECRET_VALUE", "value": "plain-" + KEY}}})
-    assert plain["secrets"]["TOKEN"] == {"type": "SECRET_VALUE"} and KEY not in json.dumps(plain.as_dict())
-
-
-def test_metrics_and_result_files_come_from_the_run(world):
-    emu, runs, run = world["emu"], world["runs"], world["run"]
-    assert world["live"], "no client metrics were served while the run was executing"
+    assert KEY not in json.dumps(runs.get_test_run("run-1").as_dict())      # the run shows the reference too
+    # client metrics and the result files
     assert next(n["name"] for n in runs.get_metric_namespaces("run-1")["value"]) == "LoadTestRunMetrics"
     names = [d["name"] for d in runs.get_metric_definitions("run-1", metric_namespace="LoadTestRunMetrics")["value"]]
     assert names == ["VirtualUsers", "ResponseTime", "TotalRequests", "Errors"]
     span = f"{run['startDateTime']}/{run['endDateTime']}"
-    total = run["testRunStatistics"]["Total"]["sampleCount"]
     series = list(runs.list_metrics("run-1", metric_name="TotalRequests", metric_namespace="LoadTestRunMetrics",
                                     time_interval=span, interval="PT5S"))
-    assert sum(point["value"] for point in series[0]["data"]) == total
+    assert sum(point["value"] for point in series[0]["data"]) == total["sampleCount"]
     by_sampler = list(runs.list_metrics("run-1", metric_name="TotalRequests", metric_namespace="LoadTestRunMetrics",
                                         time_interval=span, body={"filters": [{"name": "SamplerName",
                                                                                "values": ["score"]}]}))
@@ -338,10 +322,23 @@ def test_metrics_and_result_files_come_from_the_run(world):
     archive = zipfile.ZipFile(io.BytesIO(download.content))
     stats = archive.read("results_stats.csv").decode()
     aggregated = next(line for line in stats.splitlines() if line.startswith(",Aggregated,"))
-    assert int(aggregated.split(",")[2]) == total
+    assert int(aggregated.split(",")[2]) == total["sampleCount"]
     logs = zipfile.ZipFile(io.BytesIO(requests.get(outputs["logsFileInfo"]["url"], verify=emu.ca_path,
                                                    proxies={"https": emu.proxy_url}, timeout=10).content))
     assert sorted(logs.namelist()) == ["engine1.log", "engine2.log", "master.log"]
+
+
+def test_the_test_definition_shows_the_secret_reference_never_its_value(world):
+    admin, secret = world["admin"], world["secret"]
+    test = admin.get_test("score-test")
+    assert test["secrets"]["ENDPOINT_KEY"] == {"type": "AKV_SECRET_URI", "value": secret.id}
+    assert KEY not in json.dumps(test.as_dict())
+    assert world["uploaded"]["validationStatus"] == "VALIDATION_SUCCESS"
+    assert test["inputArtifacts"]["testScriptFileInfo"]["fileName"] == "locustfile.py"
+    # a plain SECRET_VALUE is kept for the engines but never shown either (guess: the service does not echo it)
+    plain = admin.create_or_update_test("plain-secret", {"kind": "Locust", "secrets": {
+        "TOKEN": {"type": "SECRET_VALUE", "value": "plain-" + KEY}}})
+    assert plain["secrets"]["TOKEN"] == {"type": "SECRET_VALUE"} and KEY not in json.dumps(plain.as_dict())
 
 
 def test_stopping_a_run_ends_its_engines(world):
