@@ -194,6 +194,10 @@ def _check_names(data: dict[str, Any], report: Report) -> None:
     workspace = data.get("workspace")
     if isinstance(workspace, dict):
         _name(report, "workspace", workspace.get("name"), "workspace", "name")
+    testing = data.get("load_testing")
+    if isinstance(testing, dict):
+        _name(report, "load_testing", testing.get("name"), "load_testing", "name")
+        _name(report, "load_test_id", testing.get("test"), "load_testing", "test")
     for path, model in _entries(data, "models"):
         _name(report, "model", model.get("name"), *path, "name")
     for path, env in _entries(data, "environments"):
@@ -242,6 +246,15 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
     if local and "lock" in provider:
         fail("lock is for the azure backend (a blob lease other machines see); the local backend locks its own "
              "home and needs none", "provider", "lock")
+
+    if local and "load_testing" in data:
+        # the local backend runs no load testing service: a resource it could only pretend to create would make
+        # `bench --engine azure-load-testing` fail later, far from the line that asked for it
+        fail("load_testing is an Azure resource (Azure Load Testing); the local backend has no load testing "
+             "service: remove it here, and load a local endpoint with `rtsctl bench` (or `--engine locust`)",
+             "load_testing")
+    if isinstance(data.get("load_testing"), dict):
+        _check_tags(report, data["load_testing"].get("tags"), "load_testing", "tags")
 
     for path, model in _entries(data, "models"):
         _path_check(manifest, report, model.get("path"), "model path", files.file_or_folder, *path, "path")
