@@ -127,6 +127,11 @@ class AzureBackend(Backend):
 
         return export(self, dest, owner, endpoints)
 
+    def load_service(self, resource: str):
+        from .load_runs import AzureLoadTesting
+
+        return AzureLoadTesting(self.clients, resource)
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):
         from .logs import deployment_logs

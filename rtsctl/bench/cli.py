@@ -24,6 +24,7 @@ examples:
   rtsctl bench -u URL -k KEY --template '{"name": "user-{i}"}' -o json --max-error-rate 1%
   rtsctl bench -u URL -k KEY --workers 2 -c 64 -d 20s --hdr-out run1.hlog --html-out run1.html
   rtsctl bench merge run1.hlog run2.hlog --html-out all.html
+  rtsctl bench manifests/azure.yaml --engine azure-load-testing --engines 4 --regions eastus,westeurope -d 5m
 
 exit codes: 0 ok, 1 error (bad input, or no request succeeded), 3 a --max-error-rate / --max-p99 threshold was
 crossed, 130 interrupted (the partial report is still printed).
@@ -131,6 +132,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="live progress line on stderr (default: only on a terminal)")
     o.add_argument("--no-chart", action="store_true", help="no terminal charts in the text report")
 
+    e = p.add_argument_group("engine")
+    e.add_argument("--engine", choices=("native", "azure-load-testing"), default="native",
+                   help="native: rtsctl's own client on this machine (default); azure-load-testing: the same load "
+                        "as a Locust test on Azure Load Testing's engines (needs a MANIFEST on the azure backend)")
+    e.add_argument("--engines", type=int, metavar="N",
+                   help="azure-load-testing: engine instances (default 1), spread over --regions")
+    e.add_argument("--regions", metavar="R1,R2",
+                   help="azure-load-testing: regions the engines run in (default: the Load Testing resource's)")
+    e.add_argument("--load-testing", metavar="NAME",
+                   help="azure-load-testing: the Load Testing resource (default: the manifest's load_testing:)")
+    e.add_argument("--test-id", metavar="ID",
+                   help="azure-load-testing: the test to create or reuse (default: the manifest's load_testing.test, "
+                        "else rtsctl-<endpoint>)")
+    e.add_argument("--results-dir", metavar="DIR",
+                   help="azure-load-testing: download the run's result and log archives into DIR")
+
     c = p.add_argument_group("CI gates (exit code 3 when crossed)")
     c.add_argument("--max-error-rate", metavar="X", help="fail above this error rate (1%% or 0.01)")
     c.add_argument("--max-p99", metavar="D", help="fail when p99 latency is above D (250, 250ms, 0.5s)")
@@ -150,8 +167,42 @@ def run(args) -> int:
     ns.manifest = positional[0] if positional else None
     from rtsctl.bench.config import from_args
     from rtsctl.bench.session import execute
+    if ns.engine == "azure-load-testing":
+        return run_cloud(ns)
+    cloud_only = [f for f, v in (("--engines", ns.engines), ("--regions", ns.regions), ("--load-testing",
+                  ns.load_testing), ("--test-id", ns.test_id), ("--results-dir", ns.results_dir)) if v is not None]
+    if cloud_only:
+        raise RtsctlError(f"{', '.join(cloud_only)}: only with --engine azure-load-testing")
     outputs = None
     if ns.manifest and not ns.url:  # the verb reads the manifest's endpoint; the load tester only gets the values
         from rtsctl import engine
         outputs = engine.read_outputs(ns.manifest, ns.endpoint, getattr(ns, "variables", None))
     return execute(from_args(ns, outputs))
+
+
+def run_cloud(ns) -> int:
+    """--engine azure-load-testing: the endpoint and the load testing service both come from the MANIFEST."""
+    from rtsctl import engine
+    from rtsctl.bench.cloud import CloudRun, default_test_id, execute, parse_regions
+    from rtsctl.bench.config import from_args, positive_int
+    from rtsctl.manifest.names import name_problem
+    from rtsctl.support.errors import RtsctlError
+
+    if not ns.manifest or ns.url:
+        raise RtsctlError("--engine azure-load-testing loads a MANIFEST's endpoint (its key goes to the workspace's "
+                          "Key Vault): give the manifest, not -u")
+    refused = [f for f, v in (("--workers", ns.workers), ("--hdr-out", ns.hdr_out), ("-k", ns.key)) if v is not None]
+    if refused:
+        raise RtsctlError(f"{', '.join(refused)}: not with --engine azure-load-testing (the service runs the engines, "
+                          "keeps the figures, and reads the key from Key Vault)")
+    engines = positive_int(ns.engines, "--engines") if ns.engines is not None else 1
+    regions = parse_regions(ns.regions)
+    if ns.test_id is not None and (problem := name_problem("load_test_id", ns.test_id)):
+        raise RtsctlError(f"--test-id: {problem}")
+    with engine.load_service(ns.manifest, ns.endpoint, getattr(ns, "variables", None), ns.load_testing) as (
+            outputs, service, test):
+        cfg = from_args(ns, outputs)
+        test_id = ns.test_id or test or default_test_id(cfg.endpoint or "")
+        run = CloudRun(engines=engines, regions=regions, test_id=test_id, results_dir=ns.results_dir,
+                       poll_s=service.poll_interval)
+        return execute(cfg, service, run)

@@ -1,0 +1,263 @@
+"""Azure Load Testing's data plane for `rtsctl bench --engine azure-load-testing` (azure-developer-loadtesting,
+azure-keyvault-secrets): one test in a Load Testing resource, its files, the endpoint key as a Key Vault reference,
+its runs, their statistics, client metrics and result files.
+
+The key never travels in the test: it is written as a secret to the WORKSPACE's own Key Vault (the workspace's
+`key_vault` ARM id; the vault URI is read from ARM, so sovereign clouds and the emulator need no host rule here),
+and the test names that secret as a Load Testing secret of type AKV_SECRET_URI, read on the engines by the Load
+Testing resource's system-assigned identity (load_testing.py creates it with one). The uploaded script and config
+hold no key (checked before any upload), and the test's environment variables carry none.
+
+Plain dicts and strings cross into rtsctl/bench/cloud.py, which owns progress, the report and the exit code: the
+bench package never imports an Azure SDK.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rtsctl.support.errors import RtsctlError
+
+from .errors import azure_errors, is_not_found
+
+#: Locust tests are a preview of the data plane: kind "Locust" needs this API version (issue 17; Microsoft's
+#: quickstart-create-run-load-test-with-locust.md calls Locust support a preview). azure-developer-loadtesting
+#: 1.1.0b1 (pinned in pyproject) speaks it; its own default, 2024-12-01-preview, predates the Locust GA features.
+DATA_PLANE_API = "2025-05-01-preview"
+#: the data plane's file types (azure-developer-loadtesting models FileType): the Locust script is the test
+#: script, the config JSON beside it an additional artifact the engines download next to it
+SCRIPT_TYPE, ARTIFACT_TYPE = "TEST_SCRIPT", "ADDITIONAL_ARTIFACTS"
+#: Microsoft.KeyVault/vaults API version for reading a vault's URI and access policies (azure-rest-api-specs
+#: keyvault resource-manager stable/2023-07-01)
+VAULT_API = "2023-07-01"
+#: terminal test run states (azure-developer-loadtesting _operations/_patch.py TestRunStatusPoller)
+DONE_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
+#: the secret name the engines see the key under; the locustfile reads this environment variable
+KEY_ENV = "RTSCTL_ENDPOINT_KEY"
+#: client metrics that make the report's timeline (spec examples ListTestRunMetricsDefinitions.json)
+METRICS_NAMESPACE = "LoadTestRunMetrics"
+MAX_RESULT_BYTES = 512 * 1024 * 1024  # a results archive larger than this is left in the portal
+
+
+def secret_name(endpoint: str) -> str:
+    """Key Vault secret names are 1-127 letters, digits and '-' (azure-docs key-vault general/about-keys-secrets-
+    certificates.md): an endpoint name (letters, digits, '-') always makes one."""
+    return f"rtsctl-{endpoint}-key"[:127]
+
+
+class AzureLoadTesting:
+    """One Load Testing resource of the manifest's resource group, seen from its data plane."""
+
+    def __init__(self, clients: Any, resource: str):
+        self.clients, self.resource = clients, resource
+        self.address = f"load_testing.{resource}"
+        with azure_errors(self.address):
+            try:
+                lt = clients.load_testing.load_tests.get(clients.resource_group, resource)
+            except Exception as exc:  # noqa: BLE001 - a missing resource is said plainly
+                if is_not_found(exc):
+                    raise RtsctlError(f"{self.address}: no Azure Load Testing resource {resource!r} in resource group "
+                                      f"{clients.resource_group}: declare it as `load_testing:` and apply, or name "
+                                      "an existing one with --load-testing") from None
+                raise
+        if not lt.data_plane_uri:
+            raise RtsctlError(f"{self.address}: the resource has no data plane URI yet (provisioning state "
+                              f"{lt.provisioning_state}); try again when it is Succeeded")
+        self.id = lt.id
+        #: seconds between status reads (the ARM pace on Azure, faster on a custom cloud: Clients.poll_interval)
+        self.poll_interval = clients.poll_interval
+        self.principal_id = getattr(getattr(lt, "identity", None), "principal_id", None)
+        kwargs = {"api_version": DATA_PLANE_API}
+        from azure.developer.loadtesting import LoadTestAdministrationClient, LoadTestRunClient
+
+        self.admin = LoadTestAdministrationClient(lt.data_plane_uri, clients.credential, **kwargs)
+        self.runs = LoadTestRunClient(lt.data_plane_uri, clients.credential, **kwargs)
+
+    # ------------------------------------------------------------------ the key, in the workspace's vault
+    def _vault(self) -> tuple[str, dict[str, Any]]:
+        """(vault ARM id, its properties) of the workspace's own Key Vault."""
+        where = f"workspace.{self.clients.workspace}"
+        with azure_errors(where):
+            ws = self.clients.ml.workspaces.get(self.clients.workspace)
+        vault_id = getattr(ws, "key_vault", None)
+        if not vault_id:
+            raise RtsctlError(f"{where}: the workspace names no Key Vault to keep the endpoint key in")
+        with azure_errors(where):
+            vault = self.clients.resources.resources.get_by_id(vault_id, VAULT_API)
+        return vault_id, dict(vault.properties or {})
+
+    def _grant(self, vault_id: str, props: dict[str, Any]) -> None:
+        """Let the resource's identity read secrets from the vault: an access policy `get` on secrets (the vault
+        kind azure-ai-ml's workspace template creates), unless it has one. A vault under Azure RBAC needs a role
+        assignment instead, which rtsctl does not make: it says which."""
+        if not self.principal_id:
+            raise RtsctlError(f"{self.address}: the resource has no system-assigned identity to read the endpoint "
+                              "key with: apply the manifest (rtsctl gives it one) or enable it in the portal")
+        if props.get("enableRbacAuthorization"):
+            raise RtsctlError(f"the workspace's Key Vault {vault_id.rsplit('/', 1)[-1]} uses Azure RBAC: give "
+                              f"{self.address}'s identity ({self.principal_id}) the 'Key Vault Secrets User' role on "
+                              "it (az role assignment create), then run bench again")
+        for policy in props.get("accessPolicies") or []:
+            secrets = [p.lower() for p in (policy.get("permissions") or {}).get("secrets") or []]
+            if policy.get("objectId") == self.principal_id and ("get" in secrets or "all" in secrets):
+                return
+        body = {"properties": {"accessPolicies": [{"tenantId": props.get("tenantId"), "objectId": self.principal_id,
+                                                   "permissions": {"secrets": ["get"]}}]}}
+        with azure_errors(f"{self.address} (Key Vault access policy)"):
+            # Vaults_UpdateAccessPolicy: PUT {vault}/accessPolicies/add (azure-rest-api-specs keyvault keyvault.json)
+            self.clients.resources.resources.begin_create_or_update_by_id(
+                f"{vault_id}/accessPolicies/add", VAULT_API, body).result()
+
+    def store_key(self, endpoint: str, key: str) -> str:
+        """The endpoint key as a secret of the workspace's vault (written only when it changed) -> its versioned
+        URI, which the test references. The key itself goes to Key Vault only, over its own TLS connection."""
+        from azure.keyvault.secrets import SecretClient
+
+        vault_id, props = self._vault()
+        uri = props.get("vaultUri")
+        if not uri:
+            raise RtsctlError(f"the workspace's Key Vault {vault_id.rsplit('/', 1)[-1]} has no vaultUri")
+        self._grant(vault_id, props)
+        name = secret_name(endpoint)
+        client = SecretClient(uri, self.clients.credential, verify_challenge_resource=not self.clients.cloud.is_custom)
+        with azure_errors(f"Key Vault secret {name}"):
+            try:
+                current = client.get_secret(name)
+            except Exception as exc:  # noqa: BLE001 - a first run finds none
+                if not is_not_found(exc):
+                    raise
+                current = None
+            if current is None or current.value != key:
+                current = client.set_secret(name, key, content_type="text/plain",
+                                            tags={"managed-by": "rtsctl", "rtsctl.endpoint": endpoint})
+        return str(current.id)
+
+    # ------------------------------------------------------------------ the test and its files
+    def prepare(self, test_id: str, *, display: str, files: Mapping[str, bytes], script: str, secret_uri: str,
+                key: str | None, engines: int, regions: Sequence[str], criteria: Mapping[str, Any]) -> dict:
+        """Create or update the Locust test and upload its files (`script` is the test script among `files`);
+        returns the test definition as the service keeps it."""
+        for name, data in files.items():  # the engines must never find the key in a file they were given
+            if key and key.encode() in data:
+                raise RtsctlError(f"refused to upload {name}: it contains the endpoint key")
+        config: dict[str, Any] = {"engineInstances": engines}
+        if regions:
+            config["regionalLoadTestConfig"] = split_engines(engines, regions)
+        body = {"displayName": display[:50], "description": "rtsctl bench --engine azure-load-testing",
+                "kind": "Locust", "loadTestConfiguration": config,
+                "passFailCriteria": {"passFailMetrics": dict(criteria)},
+                "secrets": {KEY_ENV: {"type": "AKV_SECRET_URI", "value": secret_uri}},
+                "keyvaultReferenceIdentityType": "SystemAssigned"}
+        where = f"{self.address} test {test_id}"
+        with azure_errors(where):
+            self.admin.create_or_update_test(test_id, body)
+            for name, data in files.items():
+                kind = SCRIPT_TYPE if name == script else ARTIFACT_TYPE
+                info = self.admin.begin_upload_test_file(test_id, name, data, file_type=kind,
+                                                         _polling_interval=self.clients.poll_interval).result()
+                status = _get(info, "validationStatus")
+                if status == "VALIDATION_FAILURE":
+                    raise RtsctlError(f"{where}: the service refused {name}: {_get(info, 'validationFailureDetails')}")
+            return dict(self.admin.get_test(test_id))
+
+    # ------------------------------------------------------------------ runs
+    def start(self, test_id: str, run_id: str, display: str) -> None:
+        with azure_errors(f"{self.address} run {run_id}"):
+            self.runs.begin_test_run(run_id, {"testId": test_id, "displayName": display[:50]},
+                                     _polling_interval=self.clients.poll_interval)
+
+    def status(self, run_id: str) -> dict:
+        """The run as the service reports it now: status, statistics per sampler ("Total" among them), test
+        result, portal URL, error details."""
+        with azure_errors(f"{self.address} run {run_id}"):
+            return dict(self.runs.get_test_run(run_id))
+
+    def stop(self, run_id: str) -> None:
+        with azure_errors(f"{self.address} run {run_id}"):
+            self.runs.stop_test_run(run_id)
+
+    def metrics(self, run_id: str, start: str, end: str) -> dict[str, dict[str, float]]:
+        """Client metrics per 5 s (the finest grain, ListTestRunMetricsDefinitions.json): total requests, errors
+        and response-time percentiles, keyed by metric then ISO timestamp."""
+        span = f"{start}/{end}"
+        out: dict[str, dict[str, float]] = {}
+        wanted = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
+                  ("ResponseTime", "Percentile90"), ("ResponseTime", "Percentile99"))
+        with azure_errors(f"{self.address} run {run_id} metrics"):
+            for name, aggregation in wanted:
+                series: dict[str, float] = {}
+                for element in self.runs.list_metrics(run_id, metric_name=name, metric_namespace=METRICS_NAMESPACE,
+                                                      time_interval=span, aggregation=aggregation, interval="PT5S"):
+                    for point in _get(element, "data") or []:
+                        stamp, value = _get(point, "timestamp"), _get(point, "value")
+                        if stamp is not None and value is not None:
+                            series[str(stamp)] = series.get(str(stamp), 0.0) + float(value)
+                out[f"{name}/{aggregation}"] = series
+        return out
+
+    def download(self, run: Mapping[str, Any], dest: Path) -> list[Path]:
+        """The run's results and logs archives (SAS URLs the service hands out) into `dest`, privately."""
+        from rtsctl.support.home import private_dir, write_atomic
+
+        outputs = (_get(run, "testArtifacts") or {}).get("outputArtifacts") or {}
+        wrote = []
+        for key in ("resultFileInfo", "logsFileInfo", "reportFileInfo"):
+            info = outputs.get(key) or {}
+            url, name = info.get("url"), os.path.basename(str(info.get("fileName") or key))
+            if not url:
+                continue
+            private_dir(dest)
+            target = dest / (name or key)
+            write_atomic(target, _fetch(url, f"{self.address} {key}"), what="test run result")
+            wrote.append(target)
+        return wrote
+
+    def close(self) -> None:
+        for client in (self.admin, self.runs):
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+def split_engines(engines: int, regions: Sequence[str]) -> list[dict[str, Any]]:
+    """N engines over the regions, as evenly as they go (the first regions take the remainder); every region
+    needs one at least."""
+    if engines < len(regions):
+        raise RtsctlError(f"--engines {engines} cannot cover {len(regions)} regions: each region runs one engine "
+                          "at least")
+    base, extra = divmod(engines, len(regions))
+    return [{"region": r, "engineInstances": base + (1 if i < extra else 0)} for i, r in enumerate(regions)]
+
+
+def _get(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _fetch(url: str, what: str) -> bytes:
+    """GET a SAS URL through azure-core's pipeline transport (the proxy and CA settings the SDKs honour)."""
+    from azure.core.pipeline.transport import HttpRequest, RequestsTransport
+
+    with RequestsTransport() as transport:
+        for attempt in range(3):
+            response = transport.send(HttpRequest("GET", url), stream=True)
+            if response.status_code < 500:
+                break
+            time.sleep(1 + attempt)
+        if response.status_code != 200:
+            raise RtsctlError(f"{what}: download failed with HTTP {response.status_code}")
+        chunks, size = [], 0
+        for chunk in response.stream_download(None):
+            size += len(chunk)
+            if size > MAX_RESULT_BYTES:
+                raise RtsctlError(f"{what}: larger than {MAX_RESULT_BYTES // 2**20} MiB; download it from the portal")
+            chunks.append(chunk)
+        return b"".join(chunks)

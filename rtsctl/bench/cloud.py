@@ -1,0 +1,290 @@
+"""`rtsctl bench --engine azure-load-testing`: the bench's Locust script run by a managed load service on N engines
+(Azure Load Testing), watched live, judged and reported as any bench run.
+
+The service is reached through the backend (`Backend.load_service`, reconcilers/azure/load_runs.py), which hands
+plain dicts back: this module owns what every engine shares -- the bundle (the locustfile and its config, from
+rtsctl.bench.locust.script), thresholds mapped onto the service's pass/fail criteria AND checked here on the
+figures it reports, the live progress line, the result document (rtsctl's text/JSON/HTML report, with the
+portal's link to the run) and the exit codes: 0 ok, 1 error, 3 a threshold crossed, 130 interrupted (Ctrl-C
+stops the service's run first).
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from rtsctl.bench.config import BenchConfig
+from rtsctl.support.errors import RtsctlError
+
+ENGINE = "azure-load-testing"
+#: engine instances per test run (azure-docs load-testing resource-limits-quotas-capacity.md: 400)
+MAX_ENGINES = 400
+STOP_WAIT_S = 300.0        # after a Ctrl-C, how long the service may take to wind its engines down
+FIGURES_NOTE = ("figures from Azure Load Testing (Locust on the service's engines): counts and percentiles as the "
+                "service aggregated them, not rtsctl's HDR histograms")
+
+
+class LoadService(Protocol):
+    """What a backend's load testing service offers a bench run (reconcilers/azure/load_runs.AzureLoadTesting)."""
+
+    address: str
+    poll_interval: float
+
+    def store_key(self, endpoint: str, key: str) -> str: ...
+    def prepare(self, test_id: str, *, display: str, files: Mapping[str, bytes], script: str, secret_uri: str,
+                key: str | None, engines: int, regions: Sequence[str], criteria: Mapping[str, Any]) -> dict: ...
+    def start(self, test_id: str, run_id: str, display: str) -> None: ...
+    def status(self, run_id: str) -> dict: ...
+    def stop(self, run_id: str) -> None: ...
+    def metrics(self, run_id: str, start: str, end: str) -> dict[str, dict[str, float]]: ...
+    def download(self, run: Mapping[str, Any], dest: Path) -> list[Path]: ...
+
+
+@dataclass
+class CloudRun:
+    """The cloud-only choices of one run (the load shape itself is the BenchConfig's)."""
+
+    engines: int = 1
+    regions: tuple[str, ...] = ()
+    test_id: str = ""
+    results_dir: str | None = None
+    poll_s: float = 5.0
+
+
+def parse_regions(text: str | None) -> tuple[str, ...]:
+    """--regions eastus,westeurope -> ('eastus', 'westeurope'); Azure region names are lower-case letters and
+    digits (azure-docs: `az account list-locations --query [].name`)."""
+    if not text:
+        return ()
+    import re
+
+    regions = tuple(r.strip().lower() for r in text.split(",") if r.strip())
+    bad = [r for r in regions if not re.fullmatch(r"[a-z][a-z0-9]{1,39}", r)]
+    if bad or not regions:
+        raise RtsctlError(f"--regions: {bad[0] if bad else text!r} is not an Azure region name "
+                          "(e.g. eastus,westeurope)")
+    if len(set(regions)) != len(regions):
+        raise RtsctlError("--regions: a region is named twice")
+    return regions
+
+
+def default_test_id(endpoint: str) -> str:
+    """rtsctl-<endpoint>, lower-cased: the data plane's test ids are lower-case (rtsctl.manifest.names load_test_id)."""
+    return f"rtsctl-{endpoint}".lower()[:50]
+
+
+def criteria(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
+    """--max-error-rate / --max-p99 as the service's pass/fail criteria (azure-developer-loadtesting models
+    PassFailMetric: clientMetric error|response_time_ms, aggregate percentage|p99, condition '>')."""
+    out: dict[str, dict[str, Any]] = {}
+    if cfg.max_error_rate is not None:
+        out["rtsctl-max-error-rate"] = {"clientMetric": "error", "aggregate": "percentage", "condition": ">",
+                                        "value": round(cfg.max_error_rate * 100.0, 6), "action": "continue"}
+    if cfg.max_p99_ms is not None:
+        out["rtsctl-max-p99"] = {"clientMetric": "response_time_ms", "aggregate": "p99", "condition": ">",
+                                 "value": cfg.max_p99_ms, "action": "continue"}
+    return out
+
+
+def bundle(cfg: BenchConfig) -> tuple[dict[str, bytes], str]:
+    """The locustfile and its config JSON, as the locust engine writes them (one generator for both engines):
+    ({file name: bytes}, the script's name)."""
+    from rtsctl.bench.locust.script import bench_config, write_bundle
+
+    with tempfile.TemporaryDirectory(prefix="rtsctl-bench-") as folder:
+        paths = write_bundle(Path(folder), bench_config(cfg))
+        files = {p.name: p.read_bytes() for p in paths}
+    script = next((n for n in files if n.endswith(".py")), None)
+    if script is None:
+        raise RtsctlError("the Locust bundle holds no script")
+    return files, script
+
+
+def execute(cfg: BenchConfig, service: LoadService, run: CloudRun) -> int:
+    """Prepare the test, run it, watch it, report it -> the bench exit code."""
+    from rtsctl.bench.session import emit
+
+    if not 1 <= run.engines <= MAX_ENGINES:
+        raise RtsctlError(f"--engines must be 1-{MAX_ENGINES}")
+    files, script = bundle(cfg)
+    endpoint = cfg.endpoint or "endpoint"
+    secret_uri = service.store_key(endpoint, cfg.key) if cfg.key else ""
+    if not secret_uri:
+        raise RtsctlError(f"endpoint {endpoint} gave no key: the azure-load-testing engine sends the key as a Key "
+                          "Vault reference (aml_token endpoints are not supported by it)")
+    display = f"rtsctl bench {endpoint}"
+    service.prepare(run.test_id, display=display, files=files, script=script, secret_uri=secret_uri, key=cfg.key,
+                    engines=run.engines, regions=run.regions, criteria=criteria(cfg))
+    run_id = f"rtsctl-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+    service.start(run.test_id, run_id, display)
+    final, interrupted = watch(service, run_id, run.poll_s, cfg.progress)
+    doc = document(cfg, run, final, service, run_id, interrupted)
+    writes = []
+    if run.results_dir and not interrupted:
+        from rtsctl.bench.session import saying
+
+        dest = Path(run.results_dir)
+        writes.append(saying(lambda: service.download(final, dest), "the service's result files", str(dest)))
+    code = emit(doc, cfg.output, cfg.chart, cfg.html_out, cfg.max_error_rate, cfg.max_p99_ms, writes)
+    return judged(doc, code)
+
+
+def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | None) -> tuple[dict, bool]:
+    """Poll the run until the service ends it, showing its status and figures; Ctrl-C stops the service's run
+    (then waits for it to wind down) -> (the last run state, interrupted)."""
+    from rtsctl.bench.progress import Progress
+
+    import sys
+
+    progress = Progress(progress_on)
+    interrupted, stop_deadline, said = False, None, ""
+    began = time.monotonic()
+    try:
+        while True:
+            try:
+                state = service.status(run_id)
+                status = str(state.get("status", "")).upper()
+                if status != said and progress.enabled:  # the service's phases: provisioning, executing, ...
+                    progress.clear()
+                    print(f"rtsctl bench: {service.address} run {run_id}: {status}", file=sys.stderr)
+                said = status
+                if status in DONE:
+                    return state, interrupted
+                show(progress, state, time.monotonic() - began)
+                if stop_deadline is not None and time.monotonic() > stop_deadline:
+                    raise RtsctlError(f"{service.address} run {run_id}: still {state.get('status')} "
+                                      f"{STOP_WAIT_S:g} s after it was asked to stop; see the portal")
+                time.sleep(poll_s)
+            except KeyboardInterrupt:
+                if interrupted:  # a second Ctrl-C: stop waiting for the service
+                    raise
+                interrupted, stop_deadline = True, time.monotonic() + STOP_WAIT_S
+                progress.clear()
+                print(f"rtsctl bench: interrupted: stopping {service.address} run {run_id} ...", file=sys.stderr)
+                service.stop(run_id)
+    finally:
+        progress.clear()
+
+
+DONE = frozenset({"DONE", "FAILED", "CANCELLED"})
+
+
+class _Counts:
+    """What Progress reads off an aggregator: requests and errors so far."""
+
+    def __init__(self, done: int, errors: int):
+        self.done_requests, self.done_errors = done, errors
+
+
+def show(progress: Any, state: Mapping[str, Any], elapsed: float) -> None:
+    total = (state.get("testRunStatistics") or {}).get("Total") or {}
+    requests, errors = int(total.get("sampleCount") or 0), int(total.get("errorCount") or 0)
+    point = {"t": elapsed, "rps": float(total.get("throughput") or 0.0)}
+    if total.get("pct3ResTime") is not None:
+        point.update(p50_ms=float(total.get("medianResTime") or 0.0), p99_ms=float(total["pct3ResTime"]))
+    progress(point, _Counts(requests, errors))
+
+
+def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service: LoadService, run_id: str,
+             interrupted: bool) -> dict:
+    """The bench result document from the service's own figures: totals and percentiles of its "Total" sampler,
+    the timeline from its 5-second client metrics."""
+    from rtsctl.bench.session import describe
+    from rtsctl.bench.summary import diagnose
+
+    status = str(state.get("status", "")).upper()
+    stats = (state.get("testRunStatistics") or {}).get("Total") or {}
+    requests, errors = int(stats.get("sampleCount") or 0), int(stats.get("errorCount") or 0)
+    ok = max(requests - errors, 0)
+    duration = float(state.get("duration") or 0.0) / 1000.0 or _seconds(state)
+    target, load = describe(cfg)
+    load.update(engine=ENGINE, engines=run.engines, **({"regions": list(run.regions)} if run.regions else {}))
+    latency: dict[str, Any] = {"count": requests}
+    for key, field in (("min_ms", "minResTime"), ("mean_ms", "meanResTime"), ("p50_ms", "medianResTime"),
+                       ("p90_ms", "pct1ResTime"), ("p99_ms", "pct3ResTime"), ("p99.9_ms", "pct999ResTime"),
+                       ("max_ms", "maxResTime")):
+        if stats.get(field) is not None:
+            latency[key] = float(stats[field])
+    if not requests:
+        latency = {"count": 0}
+    doc: dict[str, Any] = {
+        "target": target, "load": load, "requests": requests, "ok": ok,
+        "errors": {"total": errors, "rate": round(errors / requests, 6) if requests else 0.0, "by_status": {},
+                   "by_kind": {"not 2xx (the service counts every failure together)": errors} if errors else {}},
+        "status": {"2xx": ok} if ok else {}, "samples": {}, "duration_s": round(duration, 3),
+        "rps": round(requests / duration, 1) if duration > 0 else 0.0, "sent": requests, "unsent": 0,
+        "cancelled": 0, "interrupted": interrupted, "latency_ms": latency,
+        "timeline": timeline(service, run_id, state), "histogram": "",
+        "service": {"name": "Azure Load Testing", "resource": service.address, "test_id": run.test_id,
+                    "run_id": run_id, "status": status, "test_result": state.get("testResult"),
+                    "portal_url": state.get("portalUrl"), "virtual_users": state.get("virtualUsers")},
+    }
+    messages = [FIGURES_NOTE]
+    if state.get("portalUrl"):
+        messages.append(f"the run in the Azure portal: {state['portalUrl']}")
+    if status == "FAILED":
+        details = "; ".join(str((e or {}).get("message") or e) for e in state.get("errorDetails") or [])
+        messages.append(f"the service failed the run {run_id}" + (f": {details}" if details else ""))
+    if interrupted:
+        messages.append(f"interrupted: the service's run {run_id} was stopped; partial figures")
+    doc["messages"] = messages + [m for m in diagnose(doc) if not m.startswith("interrupted")]
+    return doc
+
+
+def judged(doc: dict, code: int) -> int:
+    """The exit code, with the service's own verdict on the same thresholds: a run the service failed (its run,
+    or its pass/fail criteria) is not reported as a success."""
+    import sys
+
+    service = doc.get("service") or {}
+    if code in (0, 3) and str(service.get("test_result") or "").upper() == "FAILED" and doc.get("thresholds"):
+        if code == 0:
+            print("rtsctl bench: Azure Load Testing's pass/fail criteria failed the run (its own figures): "
+                  "threshold crossed", file=sys.stderr)
+        return 3
+    if code == 0 and service.get("status") == "FAILED":
+        return 1
+    return code
+
+
+def timeline(service: LoadService, run_id: str, state: Mapping[str, Any]) -> list[dict]:
+    """One point per 5 s of the run from the service's client metrics (requests, errors, response times);
+    empty when it has none to give (a run that never started)."""
+    start, end = state.get("startDateTime"), state.get("endDateTime")
+    if not start or not end:
+        return []
+    series = service.metrics(run_id, str(start), str(end))
+    requests, errors = series.get("TotalRequests/Total") or {}, series.get("Errors/Total") or {}
+    mean, p90, p99 = (series.get(f"ResponseTime/{a}") or {} for a in ("Average", "Percentile90", "Percentile99"))
+    began = _instant(start)
+    points = []
+    for stamp in sorted(set(requests) | set(errors), key=_instant):
+        total, bad = int(requests.get(stamp, 0)), int(errors.get(stamp, 0))
+        point = {"t": round(_instant(stamp) - began + GRAIN_S, 3), "len": GRAIN_S, "ok": max(total - bad, 0),
+                 "errors": bad, "sent": total, "rps": round(total / GRAIN_S, 1)}
+        if stamp in p99:  # the service gives mean/p90/p99 per grain: its mean stands where rtsctl shows a p50
+            point.update(p50_ms=mean.get(stamp, 0.0), p90_ms=p90.get(stamp, 0.0), p99_ms=p99[stamp])
+        points.append(point)
+    return points
+
+
+GRAIN_S = 5.0  # the finest grain of the service's client metrics (ListTestRunMetricsDefinitions.json: PT5S)
+
+
+def _instant(stamp: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _seconds(state: Mapping[str, Any]) -> float:
+    start, end = state.get("startDateTime"), state.get("endDateTime")
+    return max(_instant(end) - _instant(start), 0.0) if start and end else 0.0
