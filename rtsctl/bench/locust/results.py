@@ -1,0 +1,165 @@
+"""Locust's final stats -> rtsctl's result document (rtsctl.bench.summary.build), so `--engine locust` prints the
+same text, JSON and HTML reports as the native engine and meets the same thresholds and exit codes.
+
+Input: the file Locust writes with `--json-file NAME` (NAME.json: `RequestStats.serialize_stats()`, one entry per
+request name). Chosen over the `--csv` files because it carries Locust's whole response-time histogram
+(`response_times`: {bucket ms: count}) and per-second request and failure counts, so every percentile, the HTML
+percentile plot and the throughput timeline come from what Locust measured; the CSVs hold only eleven
+percentiles. Any Locust >= 2.x run (a local master, or Azure Load Testing's engines running the same script) can
+write it.
+
+The locustfile (script.py) names each request by its outcome (`HTTP 200`, `HTTP 429`, `transport: TimeoutError`),
+so the entries are the status codes and transport errors. How the figures differ from the native engine's:
+- Locust rounds each response time to a bucket before counting it (whole milliseconds below 100 ms, then two
+  significant digits: 147 ms counts as 150), so a percentile is one of those buckets. rtsctl's native engine keeps
+  an HDR histogram of microseconds with three significant digits. Locust's figures are coarser, never finer.
+- Latency is measured from the actual send (Locust has no open loop; --rate is closed-loop pacing).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rtsctl.bench import histogram as H
+from rtsctl.bench.summary import build
+from rtsctl.support.errors import RtsctlError
+
+MAX_STATS_BYTES = 32 << 20
+MAX_ENTRIES = 10_000
+BUCKETS_NOTE = ("percentiles from Locust's response-time buckets (whole ms below 100 ms, 2 significant digits "
+                "above: 147 ms counts as 150 ms), coarser than the native engine's HDR histogram "
+                "(microseconds, 3 significant digits)")
+PACING_NOTE = ("--rate is closed-loop pacing in Locust (constant_throughput per user): a slow server lowers the "
+               "rate instead of queueing requests, and latency is measured from the actual send")
+#: Locust's transport error class names -> the native engine's error kinds (rtsctl.bench.wire.error_kind), so the
+#: report's hints (`is the endpoint running?`) read the same
+_KINDS = {"ConnectionRefusedError": "connect: connection refused", "ConnectionResetError": "connection reset by peer",
+          "TimeoutError": "timeout", "timeout": "timeout", "ConnectionTimeout": "connect: timeout",
+          "SSLCertVerificationError": "tls: certificate verify failed", "SSLError": "tls: ssl error",
+          "gaierror": "dns: name not resolved", "BrokenPipeError": "connection closed before the response ended"}
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    """Locust's `--json-file` output, bounded and checked for the fields used here."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_STATS_BYTES + 1)
+    except FileNotFoundError:
+        raise RtsctlError(f"Locust wrote no results ({path} is missing): see its log above") from None
+    except OSError as exc:
+        raise RtsctlError(f"cannot read Locust's results {path}: {exc.strerror}") from None
+    if len(raw) > MAX_STATS_BYTES:
+        raise RtsctlError(f"Locust's results {path} are larger than {MAX_STATS_BYTES >> 20} MiB")
+    try:
+        entries = json.loads(raw)
+    except ValueError:
+        raise RtsctlError(f"Locust's results {path} are not JSON") from None
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES or not all(_entry(e) for e in entries):
+        raise RtsctlError(f"Locust's results {path} are not a list of Locust stats entries")
+    return entries
+
+
+def _entry(e: Any) -> bool:
+    return (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("num_requests"), int)
+            and isinstance(e.get("num_failures"), int) and isinstance(e.get("response_times"), dict))
+
+
+def outcome(name: str) -> tuple[int | None, str | None]:
+    """An entry's name -> (status code, None) or (None, transport error kind)."""
+    if name.startswith("HTTP "):
+        try:
+            return int(name[5:]), None
+        except ValueError:
+            pass
+    if name.startswith("transport: "):
+        cls = name[len("transport: "):]
+        return None, _KINDS.get(cls, f"locust: {cls}"[:80])
+    return None, f"locust: {name}"[:80]
+
+
+def _counts(response_times: dict) -> dict[int, int]:
+    """Locust's {bucket ms (a string key in JSON): count} as the native engine's {microseconds: count}."""
+    out: dict[int, int] = {}
+    for ms, n in response_times.items():
+        us = H.bucket(max(0, round(float(ms) * 1000)))
+        out[us] = out.get(us, 0) + int(n)
+    return out
+
+
+def totals_of(entries: list[dict[str, Any]], interrupted: bool = False) -> tuple[dict, dict, int]:
+    """-> (totals as summary.merge_results makes them, latency counts (429s apart, as the native engine keeps
+    them), requests)."""
+    totals: dict[str, Any] = {"status": {}, "errors": {}, "samples": {}, "elapsed": 0.0, "unsent": 0,
+                              "cancelled": 0, "interrupted": interrupted, "connected": 0, "throttled": {}}
+    lat: dict[int, int] = {}
+    starts, ends, requests = [], [], 0
+    for e in entries:
+        status, kind = outcome(e["name"])
+        n = e["num_requests"]
+        requests += n
+        if status is not None:
+            totals["status"][status] = totals["status"].get(status, 0) + n
+        else:
+            totals["errors"][kind] = totals["errors"].get(kind, 0) + n
+        H.add_counts(totals["throttled"] if status == 429 else lat, _counts(e["response_times"]))
+        if isinstance(e.get("start_time"), (int, float)):
+            starts.append(float(e["start_time"]))
+        if isinstance(e.get("last_request_timestamp"), (int, float)):
+            ends.append(float(e["last_request_timestamp"]))
+    if starts and ends:
+        totals["elapsed"] = max(0.0, max(ends) - min(starts))
+    totals["connected"] = 1 if totals["status"] else 0
+    return totals, lat, requests
+
+
+def timeline_of(entries: list[dict[str, Any]]) -> list[dict]:
+    """One point per wall-clock second from Locust's per-second request and failure counts (Locust keeps no
+    per-second latency: the points carry none, and the report draws throughput only)."""
+    per_sec: dict[int, list[int]] = {}
+    starts = [float(e["start_time"]) for e in entries if isinstance(e.get("start_time"), (int, float))]
+    for e in entries:
+        for key, field in (("num_reqs_per_sec", 0), ("num_fail_per_sec", 1)):
+            for sec, n in (e.get(key) or {}).items():
+                per_sec.setdefault(int(float(sec)), [0, 0])[field] += int(n)
+    if not per_sec:
+        return []
+    t0 = min(starts) if starts else float(min(per_sec))
+    points = []
+    for sec in sorted(per_sec):
+        total, failed = per_sec[sec]
+        begin, end = max(float(sec), t0), float(sec + 1)
+        length = max(end - begin, 1e-9)
+        points.append({"t": round(end - t0, 3), "len": round(length, 3), "ok": total - failed, "errors": failed,
+                       "sent": total, "rps": round(total / length, 1), "queued": 0})
+    return points
+
+
+def to_doc(entries: list[dict[str, Any]], target: dict, load: dict, interrupted: bool = False,
+           locust: dict | None = None) -> dict:
+    """rtsctl's result document for what Locust measured; `load` says the run was Locust's (load["engine"]) and
+    how its figures differ (load["locust"]["notes"]), which the text and HTML reports print."""
+    totals, lat, requests = totals_of(entries, interrupted)
+    notes = [BUCKETS_NOTE] + ([PACING_NOTE] if load.get("rate") or load.get("mode") == "open" else [])
+    load = {**load, "engine": "locust", "locust": {**(locust or {}), "notes": notes}}
+    if load.get("mode") == "open":      # Locust paces a closed loop: say what ran, not what was asked
+        load["mode"] = "closed"
+    doc = build(target, load, totals, H.to_hist(lat), None, timeline_of(entries), requests)
+    exact(doc["latency_ms"], [e for e in entries if outcome(e["name"])[0] != 429])
+    return doc
+
+
+def exact(latency: dict, entries: list[dict[str, Any]]) -> None:
+    """Locust keeps the exact min, max and sum of response times beside its buckets: use them."""
+    n = sum(e["num_requests"] - int(e.get("num_none_requests") or 0) for e in entries)
+    if not latency.get("count") or not n:
+        return
+    lows = [e["min_response_time"] for e in entries if isinstance(e.get("min_response_time"), (int, float))]
+    highs = [e["max_response_time"] for e in entries if isinstance(e.get("max_response_time"), (int, float))]
+    total = sum(float(e.get("total_response_time") or 0.0) for e in entries)
+    if lows:
+        latency["min_ms"] = round(min(lows), 3)
+    if highs:
+        latency["max_ms"] = round(max(highs), 3)
+    latency["mean_ms"] = round(total / n, 3)
