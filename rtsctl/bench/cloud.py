@@ -111,14 +111,22 @@ def execute(cfg: BenchConfig, service: LoadService, run: CloudRun) -> int:
     """Prepare the test, run it, watch it, report it -> the bench exit code."""
     from rtsctl.bench.session import emit
 
+    doc, writes = measure(cfg, service, run)
+    code = emit(doc, cfg.output, cfg.chart, cfg.html_out, cfg.max_error_rate, cfg.max_p99_ms, writes)
+    return judged(doc, code)
+
+
+def measure(cfg: BenchConfig, service: LoadService, run: CloudRun) -> tuple[dict, list]:
+    """One run on the service -> (result document, pending file writes); also what a rollout gate with
+    `engine: azure-load-testing` runs (rtsctl.rollout.gates)."""
     if not 1 <= run.engines <= MAX_ENGINES:
         raise RtsctlError(f"--engines must be 1-{MAX_ENGINES}")
     files, script = bundle(cfg)
     endpoint = cfg.endpoint or "endpoint"
-    secret_uri = service.store_key(endpoint, cfg.key) if cfg.key else ""
-    if not secret_uri:
-        raise RtsctlError(f"endpoint {endpoint} gave no key: the azure-load-testing engine sends the key as a Key "
-                          "Vault reference (aml_token endpoints are not supported by it)")
+    if not cfg.key:
+        raise RtsctlError(f"endpoint {endpoint} gave no key: the azure-load-testing engine hands the engines a key "
+                          "through Key Vault")
+    secret_uri = service.store_key(endpoint, cfg.key)
     display = f"rtsctl bench {endpoint}"
     service.prepare(run.test_id, display=display, files=files, script=script, secret_uri=secret_uri, key=cfg.key,
                     engines=run.engines, regions=run.regions, criteria=criteria(cfg))
@@ -132,8 +140,7 @@ def execute(cfg: BenchConfig, service: LoadService, run: CloudRun) -> int:
 
         dest = Path(run.results_dir)
         writes.append(saying(lambda: service.download(final, dest), "the service's result files", str(dest)))
-    code = emit(doc, cfg.output, cfg.chart, cfg.html_out, cfg.max_error_rate, cfg.max_p99_ms, writes)
-    return judged(doc, code)
+    return doc, writes
 
 
 def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | None) -> tuple[dict, bool]:

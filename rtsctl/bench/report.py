@@ -60,6 +60,18 @@ def chart_widths() -> tuple[int, int]:
     return max(10, min(cols - 22, 120)), max(10, min(cols - 14, 120))
 
 
+def service_lines(doc: dict) -> list[str]:
+    """Where a managed service ran the load (Azure Load Testing): its run, verdict and the portal's link to it."""
+    svc = doc.get("service")
+    if not svc:
+        return []
+    verdict = f", test result {svc['test_result']}" if svc.get("test_result") else ""
+    out = [f"  {svc['name']} {svc['resource']}: test {svc['test_id']}, run {svc['run_id']} ({svc['status']}{verdict})"]
+    if svc.get("portal_url"):
+        out.append(f"  portal     {svc['portal_url']}")
+    return out
+
+
 def to_text(doc: dict, chart: bool = True) -> str:
     t, load = doc["target"], doc["load"]
     where = t.get("url", "")
@@ -71,6 +83,7 @@ def to_text(doc: dict, chart: bool = True) -> str:
     runs = [{**r, "runs": None} for r in load.get("runs") or [load]]
     lines = [f"rtsctl bench  {where}"]
     lines += [f"  {r['source'].rsplit('/', 1)[-1] + ': ' if 'source' in r else ''}{describe_load(r)}" for r in runs]
+    lines += service_lines(doc)
     lines.append("")
     req, ok = doc["requests"], doc["ok"]
     lines.append(f"  requests   {_n(req)} in {doc['duration_s']:.2f} s = {doc['rps']:,.1f} req/s")

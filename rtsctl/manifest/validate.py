@@ -402,6 +402,16 @@ def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local:
         report.add("Azure Monitor counts no requests of Kubernetes online endpoints, so min_requests could never be "
                    "met: remove it (the watch then judges the deployment's health; a bench run judges errors)",
                    *path, "rollout", "gate", "min_requests")
+    if isinstance(gate, dict) and gate.get("engine") == "azure-load-testing":
+        if local:
+            report.add("the local backend has no load testing service: a gate's engine: azure-load-testing needs the "
+                       "azure backend (use engine: native here)", *path, "rollout", "gate", "engine")
+        elif not isinstance(report.data.get("load_testing"), dict):
+            report.add("engine: azure-load-testing runs the gate in the manifest's Azure Load Testing resource: "
+                       "declare one as `load_testing:`", *path, "rollout", "gate", "engine")
+    elif isinstance(gate, dict) and {"engines", "regions"} & gate.keys():
+        report.add("engines and regions are Azure Load Testing's: add engine: azure-load-testing or remove them",
+                   *path, "rollout", "gate", next(k for k in ("engines", "regions") if k in gate))
     if isinstance(gate, dict) and "min_requests" in gate and "watch" not in gate:
         report.add("min_requests counts the live answers a watch sees while it holds a step: add watch (seconds) "
                    "or remove min_requests", *path, "rollout", "gate", "min_requests")
