@@ -1,0 +1,154 @@
+"""Azure Load Testing end to end (issue 17): the `load_testing:` kind planned, applied and destroyed, and `rtsctl bench
+--engine azure-load-testing` creating the test, uploading the locustfile and its config, keeping the endpoint key in
+the workspace's Key Vault, running on 2 engines and reporting -- all through the REAL SDKs (azure-mgmt-loadtesting,
+azure-developer-loadtesting, azure-keyvault-secrets) in the CLI subprocess, against the emulator, whose data plane
+runs the uploaded Locust script for real against its scoring data plane.
+
+One emulator and one applied manifest serve the module (the apply is the expensive part); the tests run in file
+order, destroy last.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.azure_emulator import Emulator
+from tests.conftest import REPO, Cli
+from tests.helpers import edit_yaml
+
+MANIFEST = "examples/azure-managed-endpoint.yaml"
+ENDPOINT = "rts-lt"
+RG = "rts-managed-rg"
+LOAD_TESTING = "rts-load"
+TEST_ID = "rtsctl-rts-lt"
+
+
+@pytest.fixture(scope="module")
+def emu():
+    emulator = Emulator(lro_mode="sync").start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def cli(emu: Emulator, tmp_path_factory) -> Cli:
+    root = tmp_path_factory.mktemp("load-testing")
+    project = root / "project"
+    shutil.copytree(REPO / "manifests", project, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def declare(m: dict) -> None:
+        m["load_testing"] = {"name": LOAD_TESTING, "description": "rtsctl bench in the cloud"}
+        m["endpoints"][0]["auth_mode"] = "key"   # a key, kept in Key Vault (aml_token expires)
+
+    edit_yaml(project / MANIFEST, declare)
+    env = {**emu.env(), "RTSCTL_ENDPOINT": ENDPOINT}
+    env.pop("AZUREML_CURRENT_CLOUD", None)
+    return Cli(root / "home", project, env)
+
+
+@pytest.fixture(scope="module")
+def applied(cli: Cli, emu: Emulator) -> dict:
+    """The manifest planned (load_testing to be created) and applied once; the endpoint's outputs."""
+    planned = cli("plan", MANIFEST, "--detailed-exitcode")
+    assert planned.code == 2, str(planned)
+    assert f"+ load_testing.{LOAD_TESTING}" in planned.out, planned.out
+    cli.ok("apply", MANIFEST, "-y")
+    return cli.outputs(MANIFEST)
+
+
+def load_test_id(emu: Emulator) -> str:
+    return (f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}/providers/"
+            f"Microsoft.LoadTestService/loadTests/{LOAD_TESTING}")
+
+
+def data_plane(emu: Emulator, monkeypatch):
+    """The test's administration client, in this process, as a user's script would make it."""
+    from azure.developer.loadtesting import LoadTestAdministrationClient
+    from azure.identity import ClientSecretCredential
+
+    for name, value in emu.env().items():
+        monkeypatch.setenv(name, value)
+    s = emu.settings
+    credential = ClientSecretCredential(s.tenant_id, s.client_id, s.client_secret, authority=emu.url,
+                                        disable_instance_discovery=True)
+    uri = emu.resource(load_test_id(emu))["properties"]["dataPlaneURI"]
+    return LoadTestAdministrationClient(uri, credential, api_version="2025-05-01-preview")
+
+
+def fetch(url: str) -> bytes:
+    from azure.core.pipeline.transport import HttpRequest, RequestsTransport
+
+    with RequestsTransport() as transport:
+        response = transport.send(HttpRequest("GET", url))
+        assert response.status_code == 200, response.status_code
+        return response.body()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+def test_validate_refuses_load_testing_on_the_local_backend_with_file_and_line(cli: Cli):
+    """No emulator needed: the local backend has no load testing service, said at the line that asks for one."""
+    local = cli.workdir / "dev.yaml"
+    text = local.read_text()
+    local.write_text(text.replace("\nmodels:", "\nload_testing:\n  name: rts-load\n\nmodels:", 1))
+    line = local.read_text().splitlines().index("load_testing:") + 1
+    result = cli("validate", "dev.yaml")
+    assert result.code == 1, str(result)
+    assert f"dev.yaml:{line}: load_testing: load_testing is an Azure resource" in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+def test_apply_creates_an_owned_load_testing_resource_with_an_identity(applied: dict, cli: Cli, emu: Emulator):
+    found = emu.resource(load_test_id(emu))
+    assert found is not None
+    assert found["tags"]["managed-by"] == "rtsctl" and found["tags"]["rtsctl.owner"] == "azure-managed-endpoint"
+    assert found["identity"]["type"] == "SystemAssigned"
+    assert found["properties"]["description"] == "rtsctl bench in the cloud"
+    assert cli("plan", MANIFEST, "--detailed-exitcode").code == 0   # converged: nothing to do
+
+
+def test_bench_on_two_engines_reports_and_keeps_the_key_out_of_the_test(applied: dict, cli: Cli, emu: Emulator,
+                                                                        tmp_path: Path, monkeypatch):
+    key = applied["primary_key"]
+    html = tmp_path / "report.html"
+    run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "-d", "2s", "-c", "2",
+              "-o", "json", "--progress", "--max-error-rate", "1%", "--html-out", str(html),
+              "--results-dir", str(tmp_path / "results"))
+    assert run.code == 0, str(run)
+    doc = json.loads(run.out)
+    assert doc["requests"] > 0 and doc["errors"]["total"] == 0, doc
+    assert doc["load"]["engine"] == "azure-load-testing" and doc["load"]["engines"] == 2
+    assert doc["service"]["status"] == "DONE" and doc["service"]["test_id"] == TEST_ID
+    assert doc["service"]["portal_url"].startswith("https://")
+    assert doc["latency_ms"]["p99_ms"] > 0
+    assert doc["thresholds"]["max_error_rate"]["ok"] is True
+    assert ": EXECUTING" in run.err or ": DONE" in run.err, run.err            # the service's phases, live
+    assert "portal" in html.read_text()
+    assert list((tmp_path / "results").iterdir()), "the result files were downloaded"
+    assert key not in run.out + run.err
+
+    admin = data_plane(emu, monkeypatch)
+    test = admin.get_test(TEST_ID)
+    assert test["kind"] == "Locust" and test["loadTestConfiguration"]["engineInstances"] == 2
+    secret = test["secrets"]["RTSCTL_ENDPOINT_KEY"]
+    assert secret["type"] == "AKV_SECRET_URI" and "/secrets/rtsctl-rts-lt-key" in secret["value"]
+    assert key not in json.dumps(test.as_dict())                               # the definition holds no key
+    files = {f["fileName"]: fetch(f["url"]) for f in admin.list_test_files(TEST_ID)}
+    assert set(files) == {"locustfile.py", "rtsctl-bench.json"}, set(files)
+    assert all(key.encode() not in data for data in files.values())            # nor do the script and its config
+    assert json.loads(files["rtsctl-bench.json"])["users"] == 2
+
+
+def test_a_crossed_threshold_exits_3_and_the_service_fails_it_too(applied: dict, cli: Cli):
+    run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "-d", "1s", "-c", "1",
+              "--max-p99", "0.001ms", "--no-chart")
+    assert run.code == 3, str(run)
+    assert "FAIL  p99" in run.out and "test result FAILED" in run.out, run.out
+
+
+def test_destroy_deletes_the_load_testing_resource(applied: dict, cli: Cli, emu: Emulator):
+    cli.ok("destroy", MANIFEST, "-y")
+    assert emu.resource(load_test_id(emu)) is None
