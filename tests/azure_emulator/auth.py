@@ -50,8 +50,10 @@ class TokenAuthority:
         signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
         return signing_input + "." + _b64(hmac.new(self.secret, signing_input.encode(), hashlib.sha256).digest())
 
-    def verify(self, authorization: str | None) -> str | None:
-        """Return None if the bearer token is good, else the reason."""
+    def verify(self, authorization: str | None, audience: str | None = None) -> str | None:
+        """Return None if the bearer token is good (and, when `audience` is given, issued for it), else the reason.
+        Data-plane services (Key Vault, Load Testing) accept only tokens for their own resource (Entra ID access
+        tokens: `aud` is validated by the resource; learn.microsoft.com/entra/identity-platform/access-tokens)."""
         if not authorization or not authorization.lower().startswith("bearer "):
             return "The request does not have a bearer token (Authorization header missing)."
         token = authorization[7:].strip()
@@ -65,6 +67,8 @@ class TokenAuthority:
             return "The access token is malformed."
         if claims.get("exp", 0) < time.time():
             return "The access token has expired."
+        if audience is not None and str(claims.get("aud", "")).rstrip("/").lower() != audience.rstrip("/").lower():
+            return f"The access token's audience '{claims.get('aud')}' is not {audience}."
         return None
 
     # -- routes ------------------------------------------------------------------------------------

@@ -6,12 +6,17 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from .loadtesting import HOST_SUFFIX as LOAD_TESTING_SUFFIX, REGIONS as LOAD_TESTING_REGIONS
+
 SERVER_NAMES = (
     "127.0.0.1",
     "localhost",
     "management.azure.com",
     "*.blob.core.windows.net",
     "login.microsoftonline.com",
+    "*.vault.azure.net",
+    # a wildcard covers one label: one name per region for {guid}.{region}.cnt-prod.loadtesting.azure.com
+    *(f"*.{region}{LOAD_TESTING_SUFFIX}" for region in LOAD_TESTING_REGIONS),
 )
 
 
@@ -28,10 +33,14 @@ class TlsFiles:
 
 
 def ensure_tls(directory: Path) -> TlsFiles:
-    """Reuse the PEM files in `directory` if they are there (a restarted emulator keeps its CA), else mint them."""
+    """Reuse the PEM files in `directory` if they are there and name the same hosts (a restarted emulator keeps its
+    CA), else mint them."""
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(directory / "ca.pem", directory / "server-cert.pem", directory / "server-key.pem")
-    if all(p.exists() for p in (files.ca_path, files.cert_path, files.key_path)):
+    names = directory / "names.txt"
+    wanted = "\n".join(SERVER_NAMES)
+    if all(p.exists() for p in (files.ca_path, files.cert_path, files.key_path)) and names.exists() \
+            and names.read_text() == wanted:
         return files
     import trustme
 
@@ -42,4 +51,5 @@ def ensure_tls(directory: Path) -> TlsFiles:
     with open(files.cert_path, "wb") as out:
         for blob in cert.cert_chain_pems:
             out.write(blob.bytes())
+    names.write_text(wanted)
     return files

@@ -54,3 +54,35 @@ def ml_client(emu: "Emulator", resource_group: str, workspace: str | None = None
 
     return MLClient(cred or credential(emu), emu.settings.subscription_id, resource_group, workspace,
                     cloud=emu.cloud_name, cloud_metadata=emu.cloud_metadata())
+
+
+def _dataplane_kwargs(emu: "Emulator") -> dict:
+    """Data-plane hosts ({vault}.vault.azure.net, {guid}.{region}.cnt-prod.loadtesting.azure.com) are reached by
+    their real names through the emulator's proxy."""
+    return {"connection_verify": emu.ca_path, "proxies": {"https": emu.proxy_url}}
+
+
+def load_test_mgmt_client(emu: "Emulator", cred=None):
+    from azure.mgmt.loadtesting import LoadTestMgmtClient
+
+    return LoadTestMgmtClient(cred or credential(emu), emu.settings.subscription_id, **_mgmt_kwargs(emu))
+
+
+def load_test_admin_client(emu: "Emulator", data_plane_uri: str, cred=None):
+    """`data_plane_uri`: the resource's properties.dataPlaneURI (no scheme, as the service gives it)."""
+    from azure.developer.loadtesting import LoadTestAdministrationClient
+
+    return LoadTestAdministrationClient(data_plane_uri, cred or credential(emu), **_dataplane_kwargs(emu))
+
+
+def load_test_run_client(emu: "Emulator", data_plane_uri: str, cred=None):
+    from azure.developer.loadtesting import LoadTestRunClient
+
+    return LoadTestRunClient(data_plane_uri, cred or credential(emu), **_dataplane_kwargs(emu))
+
+
+def secret_client(emu: "Emulator", vault_url: str, cred=None):
+    """`vault_url`: https://{vault}.vault.azure.net"""
+    from azure.keyvault.secrets import SecretClient
+
+    return SecretClient(vault_url, cred or credential(emu), **_dataplane_kwargs(emu))

@@ -12,6 +12,8 @@ from .store import Store
 if TYPE_CHECKING:
     from .blob import BlobStore
     from .dataplane import DataPlane
+    from .keyvault import KeyVaultApi
+    from .loadtesting import LoadTestingApi
 
 TENANT_ID = "72f988bf-0000-4000-8000-00000000e7e7"
 CLIENT_ID = "e7e7e7e7-0000-4000-8000-0000000c1e17"
@@ -51,5 +53,9 @@ class Context:
     blobs: "BlobStore"
     url: str = ""                          # https://127.0.0.1:PORT, known once the listener is bound
     dataplane: "DataPlane | None" = None
+    keyvault: "KeyVaultApi | None" = None        # {vault}.vault.azure.net (keyvault.py)
+    loadtesting: "LoadTestingApi | None" = None  # {guid}.{region}.cnt-prod.loadtesting.azure.com (loadtesting.py)
+    ca_path: str = ""                      # the emulator CA (what its clients and Load Testing engines trust)
+    proxy_url: str = ""                    # http://127.0.0.1:PROXY, known once the proxy is bound
     request_log: list = field(default_factory=list)
     api_versions: list = field(default_factory=list)   # (method, path, api-version) of every ARM call

@@ -1,6 +1,7 @@
 """An HTTP CONNECT proxy that splices Azure host names to the emulator's own TLS listener.
 
-Blob URLs are hard-coded as `https://{account}.blob.core.windows.net`, so with
+Blob URLs are hard-coded as `https://{account}.blob.core.windows.net` (Key Vault `https://{vault}.vault.azure.net`,
+Load Testing `https://{guid}.{region}.cnt-prod.loadtesting.azure.com`), so with
 `HTTPS_PROXY=http://127.0.0.1:{proxy}` every tunnel to an emulated host lands on the emulator,
 which routes by the `Host` header (its certificate carries those names). `routes` sends one host's tunnels to
 another listener instead (a storage account served by Azurite, say), so a client reaches it by its real name.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-EMULATED_SUFFIXES = (".blob.core.windows.net",)
+EMULATED_SUFFIXES = (".blob.core.windows.net", ".vault.azure.net", ".cnt-prod.loadtesting.azure.com")
 EMULATED_HOSTS = ("management.azure.com", "login.microsoftonline.com", "127.0.0.1", "localhost")
 
 

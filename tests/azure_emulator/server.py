@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import aml, insights, kube, templates  # noqa: F401  (register the resource kinds)
+from . import keyvault, loadtesting
 from .arm import ArmApi
 from .auth import TokenAuthority
 from .blob import BlobApi, BlobStore
@@ -162,6 +163,9 @@ class Emulator:
                            BlobStore(state_dir))
         self.authority = TokenAuthority(self.settings, secret)
         self.ctx.dataplane = DataPlane(self.ctx, base / "dataplane", self.authority)
+        self.ctx.keyvault = keyvault.KeyVaultApi(self.ctx, self.authority)
+        self.ctx.loadtesting = loadtesting.LoadTestingApi(self.ctx, self.authority, base / "dataplane")
+        self.ctx.ca_path = self.ca_path
         self.arm = ArmApi(self.ctx)
         self.blob = BlobApi(self.ctx.blobs)
         atexit.register(self.stop)    # scoring hosts run in their own sessions: never leave them behind
@@ -228,8 +232,10 @@ class Emulator:
         self.ctx.url = self.url
         self._proxy = ConnectProxy("127.0.0.1", self.port)
         self.proxy_port = await self._proxy.start(self._requested_ports[1])
+        self.ctx.proxy_url = self.proxy_url
 
     async def _shutdown(self) -> None:
+        await self.ctx.loadtesting.close()       # Locust engines of runs still going end with the emulator
         await self.ctx.dataplane.close()
         await self._proxy.close()
         await self._runner.cleanup()
@@ -241,6 +247,8 @@ class Emulator:
         if host.endswith(".blob.core.windows.net"):
             comp = request.query.get("comp")
             label = f"//{host}{request.path}" + (f"?comp={comp}" if comp else "")
+        elif host.endswith((keyvault.HOST_SUFFIX, loadtesting.HOST_SUFFIX)):
+            label = f"//{host}{request.path}"
         if self.settings.latency_ms > 0 and label != "/_emulator/health":
             await asyncio.sleep(self.settings.latency_ms / 1000.0)  # the round trip to a distant service
         try:
@@ -257,6 +265,10 @@ class Emulator:
         base_url = f"https://{request.host}"
         if host.endswith(".blob.core.windows.net"):
             return await self.blob.handle(request, host.split(".")[0])
+        if host.endswith(keyvault.HOST_SUFFIX):
+            return await self.ctx.keyvault.handle(request, host)
+        if host.endswith(loadtesting.HOST_SUFFIX):
+            return await self.ctx.loadtesting.handle(request, host)
         segs = [s for s in request.path.split("/") if s]
         low = [s.lower() for s in segs]
         if low[:1] == ["subscriptions"]:

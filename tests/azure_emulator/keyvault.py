@@ -1,0 +1,269 @@
+"""Key Vault: the vault resource (ARM) and the secrets data plane at `https://{vault}.vault.azure.net`.
+
+Conventions a client needs:
+  * host `{vault}.vault.azure.net` (reached through the emulator's CONNECT proxy, certificate `*.vault.azure.net`);
+    a vault answers when the store holds `Microsoft.KeyVault/vaults/{vault}` or a workspace names it as its
+    `keyVault` (Azure ML creates the workspace's vault with it); any other name answers 404 (real: no DNS name);
+  * api-version: any is accepted and logged in `ctx.api_versions` (azure-keyvault-secrets 4.12 sends 2026-04-01);
+  * challenge auth, as azure-keyvault-secrets' ChallengeAuthPolicy expects (its _shared/challenge_auth_policy.py):
+    a request without a bearer token answers 401 `{"error": {"code": "Unauthorized", "message": "Request is
+    missing a Bearer or PoP token."}}` with `WWW-Authenticate: Bearer authorization="https://login.windows.net/
+    {tenant}", resource="https://vault.azure.net"` (both recorded: azure-sdk-for-js keyvault-secrets
+    recordings/node/challenge_based_authentication_tests/recording_once_authenticated_new_requests_should_not_
+    authenticate_again.js); the client then asks the emulator's token route for `https://vault.azure.net/.default`;
+    a token for another audience, or not issued here, answers 401 with the same challenge (code Unauthorized,
+    message wording: guess);
+  * PUT /secrets/{name} {value, contentType?, tags?, attributes?} -> 200 SecretBundle, a new 32-hex version each
+    time; GET /secrets/{name}[/{version}]; GET /secrets (ids and attributes, never values); DELETE /secrets/{name}
+    -> 200 DeletedSecretBundle (soft delete, 90 days); GET/DELETE /deletedsecrets/{name} (recover not emulated).
+    Bodies as recorded (same JS recording: `{"value", "id": "https://{vault}.vault.azure.net/secrets/{name}/
+    {version}", "attributes": {"enabled", "created", "updated", "recoveryLevel", "recoverableDays"}}`;
+    recoveryLevel "Recoverable+Purgeable" / 90 days: the soft-delete defaults of learn.microsoft.com/azure/key-vault/
+    general/soft-delete-overview);
+  * 404 SecretNotFound "A secret with (name/id) {name} was not found in this key vault. ..." (the service's text);
+  * names 1-127 of [0-9a-zA-Z-] and values up to 25 KB (learn.microsoft.com/azure/key-vault/general/about-keys-
+    secrets-certificates#object-identifiers, service-limits: "secret value 25 KB"), else 400 BadParameter (wording:
+    guess).
+Not modelled: access policies / RBAC on the vault (any token this emulator issued for vault.azure.net may read and
+write every vault), recovery of deleted secrets, certificates and keys.
+
+`resolve(ctx, uri)` gives the in-process Load Testing engines a secret by its identifier (loadtesting.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from aiohttp import web
+
+from .context import Context
+from .errors import json_response
+from .ids import ArmPath
+from .kinds import Kind, fill_defaults, props, register
+
+HOST_SUFFIX = ".vault.azure.net"
+AUDIENCE = "https://vault.azure.net"
+NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+MAX_VALUE_BYTES = 25 * 1024
+MAX_VERSIONS = 100            # per secret, the oldest go first (guess: Key Vault keeps every version)
+RECOVERY_LEVEL = "Recoverable+Purgeable"
+RECOVERABLE_DAYS = 90
+
+
+class VaultKind(Kind):
+    """Microsoft.KeyVault/vaults: `properties.vaultUri` is the data plane (spec keyvault resource-manager
+    stable/2023-07-01 keyvault.json VaultProperties.vaultUri, "https://{name}.vault.azure.net/"), tenantId and sku
+    are required there (defaults here: the emulated tenant, standard: guess)."""
+
+    type_key = "microsoft.keyvault/vaults"
+
+    def prepare(self, ctx, path, body, existing):
+        out = self.envelope(ctx, path, body, existing)
+        fill_defaults(props(out), {"tenantId": ctx.settings.tenant_id, "sku": {"family": "A", "name": "standard"},
+                                   "accessPolicies": [], "enableSoftDelete": True,
+                                   "softDeleteRetentionInDays": RECOVERABLE_DAYS})
+        props(out)["vaultUri"] = f"https://{path.name.lower()}{HOST_SUFFIX}/"
+        return out, None
+
+
+register(VaultKind())
+
+
+@dataclass
+class Version:
+    id: str
+    value: str
+    created: int
+    content_type: str | None = None
+    tags: dict | None = None
+    enabled: bool = True
+
+
+@dataclass
+class Secret:
+    versions: list[Version] = field(default_factory=list)
+    deleted: int | None = None         # epoch seconds of a soft delete
+
+
+class Vaults:
+    """Secrets of every vault: {vault name (lower): {secret name (lower): Secret}}."""
+
+    def __init__(self):
+        self.secrets: dict[str, dict[str, Secret]] = {}
+
+    def latest(self, vault: str, name: str, version: str | None = None) -> Version | None:
+        secret = self.secrets.get(vault.lower(), {}).get(name.lower())
+        if secret is None or secret.deleted is not None:
+            return None
+        if version:
+            return next((v for v in secret.versions if v.id == version.lower()), None)
+        return secret.versions[-1] if secret.versions else None
+
+
+def vault_exists(ctx: Context, vault: str) -> bool:
+    vault = vault.lower()
+    return bool(ctx.store.find(
+        lambda r: (ArmPath.parse(r.id).type_key() == "microsoft.keyvault/vaults" and r.body.get("name", "").lower()
+                   == vault)
+        or (ArmPath.parse(r.id).type_key() == "microsoft.machinelearningservices/workspaces"
+            and str(props(r.body).get("keyVault") or "").rstrip("/").split("/")[-1].lower() == vault)))
+
+
+def parse_secret_uri(uri: str) -> tuple[str, str, str | None] | None:
+    """(vault, name, version or None) of `https://{vault}.vault.azure.net/secrets/{name}[/{version}]`."""
+    parsed = urlparse(uri or "")
+    host = (parsed.hostname or "").lower()
+    segs = [s for s in parsed.path.split("/") if s]
+    if parsed.scheme != "https" or not host.endswith(HOST_SUFFIX) or len(segs) not in (2, 3) or segs[0] != "secrets":
+        return None
+    return host[: -len(HOST_SUFFIX)], segs[1], (segs[2] if len(segs) == 3 else None)
+
+
+def resolve(ctx: Context, uri: str) -> str:
+    """The value a secret identifier names, for a service reading the vault with its identity; KeyError if none."""
+    parsed = parse_secret_uri(uri)
+    if parsed is None:
+        raise KeyError(f"'{uri}' is not a Key Vault secret identifier (https://{{vault}}.vault.azure.net/secrets/"
+                       f"{{name}}[/{{version}}])")
+    vault, name, version = parsed
+    if not vault_exists(ctx, vault):
+        raise KeyError(f"Key Vault '{vault}' does not exist")
+    found = ctx.keyvault.vaults.latest(vault, name, version)
+    if found is None or not found.enabled:
+        raise KeyError(f"secret '{name}'{f' version {version}' if version else ''} was not found in Key Vault "
+                       f"'{vault}'")
+    return found.value
+
+
+def _error(status: int, code: str, message: str, tenant: str | None = None) -> web.Response:
+    headers = {"x-ms-keyvault-region": "emulated", "x-ms-request-id": str(uuid.uuid4())}
+    if tenant is not None:
+        headers["WWW-Authenticate"] = f'Bearer authorization="https://login.windows.net/{tenant}", ' \
+                                      f'resource="{AUDIENCE}"'
+    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def _not_found(name: str) -> web.Response:
+    return _error(404, "SecretNotFound",
+                  f"A secret with (name/id) {name} was not found in this key vault. If you recently deleted this "
+                  f"secret you may be able to recover it using the correct recovery command. For help resolving "
+                  f"this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182")
+
+
+class KeyVaultApi:
+    def __init__(self, ctx: Context, authority):
+        self.ctx = ctx
+        self.authority = authority
+        self.vaults = Vaults()
+
+    async def handle(self, request: web.Request, host: str) -> web.Response:
+        vault = host[: -len(HOST_SUFFIX)]
+        self.ctx.api_versions.append((request.method, f"//{host}{request.path}", request.query.get("api-version")))
+        tenant = self.ctx.settings.tenant_id
+        authorization = request.headers.get("Authorization")
+        if not authorization or not authorization.lower().startswith("bearer "):
+            await request.read()
+            return _error(401, "Unauthorized", "Request is missing a Bearer or PoP token.", tenant)
+        problem = self.authority.verify(authorization, audience=AUDIENCE)
+        if problem is not None:
+            return _error(401, "Unauthorized", f"AKV10000: Request is missing a valid token: {problem}", tenant)
+        if not vault_exists(self.ctx, vault):
+            return _error(404, "VaultNotFound", f"The vault '{vault}' does not exist (emulator: no "
+                                                f"Microsoft.KeyVault/vaults/{vault} and no workspace names it).")
+        segs = [s for s in request.path.split("/") if s]
+        base = f"https://{host}"
+        if segs[:1] == ["secrets"] and len(segs) == 1 and request.method == "GET":
+            return self.list(vault, base)
+        if segs[:1] == ["secrets"] and len(segs) in (2, 3):
+            if request.method == "PUT" and len(segs) == 2:
+                return await self.put(request, vault, segs[1], base)
+            if request.method == "GET":
+                found = self.vaults.latest(vault, segs[1], segs[2] if len(segs) == 3 else None)
+                return json_response(self.bundle(base, segs[1], found)) if found else _not_found(segs[1])
+            if request.method == "DELETE" and len(segs) == 2:
+                return self.delete(vault, segs[1], base)
+        if segs[:1] == ["deletedsecrets"] and len(segs) == 2:
+            return self.deleted(request.method, vault, segs[1], base)
+        return _error(400, "BadParameter", f"The emulator has no Key Vault route for {request.method} {request.path}.")
+
+    @staticmethod
+    def bundle(base: str, name: str, version: Version, with_value: bool = True) -> dict:
+        out = {"id": f"{base}/secrets/{name}/{version.id}",
+               "attributes": {"enabled": version.enabled, "created": version.created, "updated": version.created,
+                              "recoveryLevel": RECOVERY_LEVEL, "recoverableDays": RECOVERABLE_DAYS}}
+        if with_value:
+            out = {"value": version.value, **out}
+        if version.content_type is not None:
+            out["contentType"] = version.content_type
+        if version.tags:
+            out["tags"] = version.tags
+        return out
+
+    async def put(self, request: web.Request, vault: str, name: str, base: str) -> web.Response:
+        raw = await request.read()
+        if len(raw) > MAX_VALUE_BYTES + 4096:
+            return _error(400, "BadParameter", f"The secret value exceeds {MAX_VALUE_BYTES} bytes.")
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return _error(400, "BadParameter", "The request body is not valid JSON.")
+        value = body.get("value") if isinstance(body, dict) else None
+        if not NAME_RE.match(name):
+            return _error(400, "BadParameter", f"Secret name '{name}' is invalid: 1-127 characters of 0-9, a-z, "
+                                               f"A-Z and '-'.")
+        if not isinstance(value, str) or len(value.encode()) > MAX_VALUE_BYTES:
+            return _error(400, "BadParameter", f"The secret value must be a string of at most {MAX_VALUE_BYTES} "
+                                               f"bytes.")
+        secrets = self.vaults.secrets.setdefault(vault.lower(), {})
+        secret = secrets.get(name.lower())
+        if secret is not None and secret.deleted is not None:
+            return _error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state, and its "
+                                           f"name cannot be reused; in this state, the secret can only be recovered "
+                                           f"or purged.")
+        secret = secrets.setdefault(name.lower(), Secret())
+        attributes = body.get("attributes") if isinstance(body.get("attributes"), dict) else {}
+        version = Version(uuid.uuid4().hex, value, int(time.time()), body.get("contentType"),
+                          body.get("tags") if isinstance(body.get("tags"), dict) else None,
+                          attributes.get("enabled", True) is not False)
+        secret.versions.append(version)
+        del secret.versions[:-MAX_VERSIONS]
+        return json_response(self.bundle(base, name, version))
+
+    def list(self, vault: str, base: str) -> web.Response:
+        out = []
+        for name, secret in sorted(self.vaults.secrets.get(vault.lower(), {}).items()):
+            if secret.deleted is None and secret.versions:
+                item = self.bundle(base, name, secret.versions[-1], with_value=False)
+                item["id"] = f"{base}/secrets/{name}"
+                out.append(item)
+        return json_response({"value": out, "nextLink": None})
+
+    def delete(self, vault: str, name: str, base: str) -> web.Response:
+        secret = self.vaults.secrets.get(vault.lower(), {}).get(name.lower())
+        if secret is None or secret.deleted is not None or not secret.versions:
+            return _not_found(name)
+        secret.deleted = int(time.time())
+        return json_response(self.deleted_bundle(base, name, secret))
+
+    @staticmethod
+    def deleted_bundle(base: str, name: str, secret: Secret) -> dict:
+        return {"recoveryId": f"{base}/deletedsecrets/{name}", "deletedDate": secret.deleted,
+                "scheduledPurgeDate": secret.deleted + RECOVERABLE_DAYS * 86400,
+                **KeyVaultApi.bundle(base, name, secret.versions[-1], with_value=False)}
+
+    def deleted(self, method: str, vault: str, name: str, base: str) -> web.Response:
+        secrets = self.vaults.secrets.get(vault.lower(), {})
+        secret = secrets.get(name.lower())
+        if secret is None or secret.deleted is None:
+            return _error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+        if method == "GET":
+            return json_response(self.deleted_bundle(base, name, secret))
+        if method == "DELETE":       # purge
+            del secrets[name.lower()]
+            return web.Response(status=204)
+        return _error(405, "BadParameter", f"{method} is not supported on deleted secrets.")
