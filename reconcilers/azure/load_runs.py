@@ -87,7 +87,7 @@ class AzureLoadTesting:
         if not vault_id:
             raise RtsctlError(f"{where}: the workspace names no Key Vault to keep the endpoint key in")
         with azure_errors(where):
-            vault = self.clients.resources.resources.get_by_id(vault_id, VAULT_API)
+            vault = self.clients.resources.resources.get_by_id(vault_id, api_version=VAULT_API)
         return vault_id, dict(vault.properties or {})
 
     def _grant(self, vault_id: str, props: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ class AzureLoadTesting:
         with azure_errors(f"{self.address} (Key Vault access policy)"):
             # Vaults_UpdateAccessPolicy: PUT {vault}/accessPolicies/add (azure-rest-api-specs keyvault keyvault.json)
             self.clients.resources.resources.begin_create_or_update_by_id(
-                f"{vault_id}/accessPolicies/add", VAULT_API, body).result()
+                f"{vault_id}/accessPolicies/add", body, api_version=VAULT_API).result()
 
     def store_key(self, endpoint: str, key: str) -> str:
         """The endpoint key as a secret of the workspace's vault (written only when it changed) -> its versioned

@@ -151,7 +151,7 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
     import sys
 
     progress = Progress(progress_on)
-    interrupted, stop_deadline, said = False, None, ""
+    interrupted, stop_deadline, said, shown = False, None, "", [float("-inf")]
     began = time.monotonic()
     try:
         while True:
@@ -164,7 +164,7 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
                 said = status
                 if status in DONE:
                     return state, interrupted
-                show(progress, state, time.monotonic() - began)
+                show(progress, state, time.monotonic() - began, shown)
                 if stop_deadline is not None and time.monotonic() > stop_deadline:
                     raise RtsctlError(f"{service.address} run {run_id}: still {state.get('status')} "
                                       f"{STOP_WAIT_S:g} s after it was asked to stop; see the portal")
@@ -181,6 +181,7 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
 
 
 DONE = frozenset({"DONE", "FAILED", "CANCELLED"})
+LINE_EVERY_S = 1.0
 
 
 class _Counts:
@@ -190,7 +191,11 @@ class _Counts:
         self.done_requests, self.done_errors = done, errors
 
 
-def show(progress: Any, state: Mapping[str, Any], elapsed: float) -> None:
+def show(progress: Any, state: Mapping[str, Any], elapsed: float, last: list[float]) -> None:
+    """The progress line from the service's figures so far; off a terminal at most one line per LINE_EVERY_S."""
+    if not progress.tty and elapsed - last[0] < LINE_EVERY_S:
+        return
+    last[0] = elapsed
     total = (state.get("testRunStatistics") or {}).get("Total") or {}
     requests, errors = int(total.get("sampleCount") or 0), int(total.get("errorCount") or 0)
     point = {"t": elapsed, "rps": float(total.get("throughput") or 0.0)}
