@@ -278,7 +278,6 @@ def load_service(manifest_path: str, endpoint: str | None = None, variables: Map
     """(the endpoint's bench outputs, the backend's load testing service, the manifest's test id or None) for
     `bench --engine azure-load-testing`: the service is the manifest's `load_testing:` resource, or `resource`."""
     with open_session(manifest_path, variables) as session:
-        out = _bench_outputs(session, endpoint)
         declared = [r for r in session.graph.nodes.values() if r.kind == "load_testing"]
         name = resource or (declared[0].name if declared else None)
         if not name:
@@ -287,6 +286,7 @@ def load_service(manifest_path: str, endpoint: str | None = None, variables: Map
         test = declared[0].inputs.get("test") if declared and declared[0].name == name else None
         service = session.backend.load_service(name)
         try:
+            out = _bench_outputs(session, endpoint)
             yield out, service, test
         finally:
             close = getattr(service, "close", None)

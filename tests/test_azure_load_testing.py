@@ -89,16 +89,29 @@ def fetch(url: str) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-def test_validate_refuses_load_testing_on_the_local_backend_with_file_and_line(cli: Cli):
-    """No emulator needed: the local backend has no load testing service, said at the line that asks for one."""
+def test_the_local_backend_refuses_load_testing_at_validate_with_file_and_line(cli: Cli):
+    """The local backend has no load testing service: `load_testing:` and a gate's `engine: azure-load-testing` are
+    refused at the lines that ask for them, and bench's cloud engine and flags say why they cannot run here."""
     local = cli.workdir / "dev.yaml"
+    edit_yaml(local, lambda m: m["endpoints"][0].update(rollout={"gate": {"engine": "azure-load-testing"}}))
     text = local.read_text()
-    local.write_text(text.replace("\nmodels:", "\nload_testing:\n  name: rts-load\n\nmodels:", 1))
-    line = local.read_text().splitlines().index("load_testing:") + 1
+    local.write_text(text.replace("\nendpoints:", "\nload_testing:\n  name: rts-load\nendpoints:", 1))
+    lines = local.read_text().splitlines()
+    at = lines.index("load_testing:") + 1
+    gate = next(i for i, line in enumerate(lines, 1) if "engine: azure-load-testing" in line)
     result = cli("validate", "dev.yaml")
     assert result.code == 1, str(result)
-    assert f"dev.yaml:{line}: load_testing: load_testing is an Azure resource" in result.err, result.err
+    assert f"dev.yaml:{at}: load_testing: load_testing is an Azure resource" in result.err, result.err
+    assert f"dev.yaml:{gate}: endpoints[0].rollout.gate.engine: the local backend has no load testing service" \
+        in result.err, result.err
     assert "Traceback" not in result.err
+
+    flags = cli("bench", "examples/local-rollout.yaml", "--engines", "2")
+    assert flags.code == 1 and "--engines: only with --engine azure-load-testing" in flags.err, str(flags)
+    local_engine = cli("bench", "examples/local-rollout.yaml", "--engine", "azure-load-testing",
+                       "--load-testing", "rts-load")
+    assert local_engine.code == 1, str(local_engine)
+    assert "the local backend has no load testing service" in local_engine.err, str(local_engine)
 
 
 def test_apply_creates_an_owned_load_testing_resource_with_an_identity(applied: dict, cli: Cli, emu: Emulator):
@@ -118,8 +131,8 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     pass/fail criteria alike -- and the key in none of the script, the config, the test definition, the output."""
     key = applied["primary_key"]
     html = tmp_path / "report.html"
-    run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "-d", "3s", "-c", "2",
-              "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms", "--html-out", str(html),
+    run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "--regions", "westeurope,eastus",
+              "-d", "3s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms", "--html-out", str(html),
               "--results-dir", str(tmp_path / "results"))
     assert run.code == 3, str(run)
     doc = json.loads(run.out)
@@ -139,6 +152,8 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     admin = data_plane(emu, monkeypatch)
     test = admin.get_test(TEST_ID)
     assert test["kind"] == "Locust" and test["loadTestConfiguration"]["engineInstances"] == 2
+    assert test["loadTestConfiguration"]["regionalLoadTestConfig"] == [
+        {"region": "westeurope", "engineInstances": 1}, {"region": "eastus", "engineInstances": 1}]
     secret = test["secrets"]["RTSCTL_ENDPOINT_KEY"]
     assert secret["type"] == "AKV_SECRET_URI" and "/secrets/rtsctl-rts-lt-key/" in secret["value"]
     assert key not in json.dumps(test.as_dict())                               # the definition holds no key
@@ -146,7 +161,8 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     files = {f["fileName"]: fetch(f["url"]) for f in admin.list_test_files(TEST_ID)}
     assert set(files) == {"locustfile.py", "rtsctl-bench.json"}, set(files)
     assert all(key.encode() not in data for data in files.values())            # nor do the script and its config
-    assert json.loads(files["rtsctl-bench.json"])["users"] == 2
+    config = json.loads(files["rtsctl-bench.json"])
+    assert config["users"] == 2 and config["verify"] is True   # the engines' own trust store, not a local CA path
 
 
 def test_destroy_deletes_the_load_testing_resource(applied: dict, cli: Cli, emu: Emulator):

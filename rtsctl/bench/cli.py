@@ -191,10 +191,12 @@ def run_cloud(ns) -> int:
     if not ns.manifest or ns.url:
         raise RtsctlError("--engine azure-load-testing loads a MANIFEST's endpoint (its key goes to the workspace's "
                           "Key Vault): give the manifest, not -u")
-    refused = [f for f, v in (("--workers", ns.workers), ("--hdr-out", ns.hdr_out), ("-k", ns.key)) if v is not None]
+    refused = [f for f, v in (("--workers", ns.workers), ("--hdr-out", ns.hdr_out), ("-k", ns.key),
+                              ("--cacert", ns.cacert)) if v is not None]
     if refused:
         raise RtsctlError(f"{', '.join(refused)}: not with --engine azure-load-testing (the service runs the engines, "
-                          "keeps the figures, and reads the key from Key Vault)")
+                          "keeps the figures, reads the key from Key Vault, and its engines trust the public CAs, "
+                          "not a file of this machine)")
     engines = positive_int(ns.engines, "--engines") if ns.engines is not None else 1
     regions = parse_regions(ns.regions)
     if ns.test_id is not None and (problem := name_problem("load_test_id", ns.test_id)):

@@ -15,7 +15,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,6 +121,8 @@ def measure(cfg: BenchConfig, service: LoadService, run: CloudRun) -> tuple[dict
     `engine: azure-load-testing` runs (rtsctl.rollout.gates)."""
     if not 1 <= run.engines <= MAX_ENGINES:
         raise RtsctlError(f"--engines must be 1-{MAX_ENGINES}")
+    if isinstance(cfg.verify, str):  # a CA file of THIS machine (REQUESTS_CA_BUNDLE): the engines use their own store
+        cfg = replace(cfg, verify=True)
     files, script = bundle(cfg)
     endpoint = cfg.endpoint or "endpoint"
     if not cfg.key:
