@@ -1,57 +1,55 @@
-"""Locust (PyPI `locust`), pinned, in a venv of its own for tests, the emulator's Load Testing engines and benchmarks.
+"""Locust for tests: a Python with the Locust that rtsctl pins, installed once with uv into a cache folder.
 
-`locust_python()` returns the interpreter of a uv-built venv holding `locust==VERSION`, created once under
-`~/.cache/rtsctl-tests/locust-VERSION/` (XDG_CACHE_HOME honoured) and reused while present. xdist workers (and
-concurrent pytest runs) build it once between them: the build holds an exclusive file lock, and a finished venv is
-marked by a stamp file written last, so a half-built one is never used. Locust lives apart from rtsctl's own
-environment because it pins gevent/greenlet versions that must not leak into the package under test.
-
-Helper 17a owns the final version of this module (the `--engine locust` work); this is the same name and signature.
+`locust_python()` provisions or reuses it and returns the interpreter; tests hand it to the CLI subprocesses as
+RTSCTL_LOCUST_PYTHON (so a run does not build rtsctl's own Locust environment in every test's RTSCTL_HOME), and the
+Azure emulator runs uploaded locustfiles with it. A fresh machine installs it on first use (a few seconds: uv); xdist
+workers install it once between them (a file lock), and later runs reuse it (~/.cache/rtsctl-tests/, as
+tests/azurite.py keeps Azurite).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-VERSION = "2.47.0"
-INSTALL_TIMEOUT = 900.0
+from rtsctl.bench.locust.tool import REQUIREMENT
+
+MARKER = ".rtsctl-complete"
 
 
 def cache_dir() -> Path:
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "rtsctl-tests" / f"locust-{VERSION}"
-
-
-def _uv() -> str:
-    from uv import find_uv_bin   # rtsctl depends on uv (pyproject): the same tool builds deployment envs
-
-    return find_uv_bin()
+    tag = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return root / "rtsctl-tests" / f"{REQUIREMENT.replace('==', '-')}-{tag}"
 
 
 def locust_python() -> Path:
-    """The python of a venv with locust==VERSION installed (built on first use, then reused)."""
+    """The interpreter of the cached Locust environment, built now if it is missing or incomplete."""
     folder = cache_dir()
-    python = folder / "venv" / "bin" / "python"
-    stamp = folder / "ready"
-    if stamp.exists() and python.exists():
+    python = folder / "bin" / "python"
+    if (folder / MARKER).exists():
         return python
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".locust-{VERSION}.install-lock", "w") as lock:
+    with open(folder.parent / f".{folder.name}.install-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and python.exists():
+        if (folder / MARKER).exists():
             return python
-        folder.mkdir(parents=True, exist_ok=True)
-        uv = _uv()
-        steps = ([uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(folder / "venv")],
-                 [uv, "pip", "install", "--quiet", "--python", str(python), f"locust=={VERSION}"])
-        for argv in steps:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+        from reconcilers.local.envs import uv_bin, uv_environment
+
+        staging = folder.with_name(folder.name + ".staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        for argv in ([uv_bin(), "venv", "--no-config", "--quiet", "--relocatable", "--python", sys.executable, str(staging)],
+                     [uv_bin(), "pip", "install", "--no-config", "--quiet", "--python", str(staging / "bin" / "python"),
+                      "--", REQUIREMENT]):
+            done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600, env=uv_environment())
             if done.returncode != 0:
-                raise RuntimeError(f"installing locust=={VERSION} failed ({' '.join(argv[:3])}):\n"
-                                   f"{done.stdout}\n{done.stderr}")
-        stamp.write_text(VERSION)
+                shutil.rmtree(staging, ignore_errors=True)
+                raise RuntimeError(f"{' '.join(argv[:3])} failed:\n{done.stdout}\n{done.stderr}")
+        staging.rename(folder)   # --relocatable: its scripts find their interpreter after the rename
+        (folder / MARKER).write_text("ok\n")
     return python

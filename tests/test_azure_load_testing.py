@@ -107,7 +107,7 @@ def test_the_local_backend_refuses_load_testing_at_validate_with_file_and_line(c
     assert "Traceback" not in result.err
 
     flags = cli("bench", "examples/local-rollout.yaml", "--engines", "2")
-    assert flags.code == 1 and "--engines: only with --engine azure-load-testing" in flags.err, str(flags)
+    assert flags.code == 1 and "--engines is for --engine azure-load-testing" in flags.err, str(flags)
     local_engine = cli("bench", "examples/local-rollout.yaml", "--engine", "azure-load-testing",
                        "--load-testing", "rts-load")
     assert local_engine.code == 1, str(local_engine)

@@ -24,7 +24,19 @@ examples:
   rtsctl bench -u URL -k KEY --template '{"name": "user-{i}"}' -o json --max-error-rate 1%
   rtsctl bench -u URL -k KEY --workers 2 -c 64 -d 20s --hdr-out run1.hlog --html-out run1.html
   rtsctl bench merge run1.hlog run2.hlog --html-out all.html
+  rtsctl bench manifests/dev.yaml --engine locust --workers 2 -d 30s -c 32
+  rtsctl bench manifests/dev.yaml --engine locust --workers 2 --remote-workers 4 --locust-master 10.0.0.4 -d 5m
   rtsctl bench manifests/azure.yaml --engine azure-load-testing --engines 4 --regions eastus,westeurope -d 5m
+
+engine locust: Locust (pinned, installed once with uv into rtsctl's cache; RTSCTL_LOCUST_PYTHON names your own)
+runs a master and --workers workers; -c is its users, --stages a LoadTestShape, --rate closed-loop pacing per user.
+Its figures are Locust's: percentiles from its response-time buckets (whole ms below 100 ms), coarser than the
+native engine's HDR histogram. Not with it: --template, -i, -n, --hdr-out, --warmup.
+
+engine azure-load-testing: the same locustfile as a test in the manifest's load_testing: resource (Azure Load
+Testing, azure backend), on --engines instances in --regions; the key goes to the workspace's Key Vault, the test
+references it. Its figures are the service's aggregates; the report links the run in the portal. Not with it: what
+locust refuses, and --workers, -k, --cacert.
 
 exit codes: 0 ok, 1 error (bad input, or no request succeeded), 3 a --max-error-rate / --max-p99 threshold was
 crossed, 130 interrupted (the partial report is still printed).
@@ -111,7 +123,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--warmup", metavar="D", help="load for D first, without measuring")
     g.add_argument("--timeout", metavar="D", help="per-request timeout (default 30s)")
     g.add_argument("--workers", type=int, metavar="P",
-                   help="client processes (use the cores; their histograms are merged)")
+                   help="client processes (use the cores; their histograms are merged); with --engine locust, "
+                        "Locust workers on this machine")
+
+    e = p.add_argument_group("engine (native: this machine, fastest; locust: Locust's master and workers, here "
+                             "and on other machines; azure-load-testing: Locust on Azure Load Testing's engines)")
+    e.add_argument("--engine", choices=("native", "locust", "azure-load-testing"), default="native",
+                   help="load engine (default native). locust: a Locust master and --workers workers run a "
+                        "locustfile rtsctl writes; azure-load-testing: Azure Load Testing runs it on --engines "
+                        "instances; the report, thresholds and exit codes are rtsctl's")
+    e.add_argument("--remote-workers", type=int, metavar="N",
+                   help="locust: also wait for N workers on other machines (prints the command to run there)")
+    e.add_argument("--locust-master", metavar="ADDRESS",
+                   help="locust: the address of this machine the master listens on (default 127.0.0.1; "
+                        "needed with --remote-workers)")
+    e.add_argument("--engines", type=int, metavar="N",
+                   help="azure-load-testing: engine instances (default 1), spread over --regions")
+    e.add_argument("--regions", metavar="R1,R2",
+                   help="azure-load-testing: regions the engines run in (default: the Load Testing resource's)")
+    e.add_argument("--load-testing", metavar="NAME",
+                   help="azure-load-testing: the Load Testing resource (default: the manifest's load_testing:)")
+    e.add_argument("--test-id", metavar="ID",
+                   help="azure-load-testing: the test to create or reuse (default: the manifest's load_testing.test, "
+                        "else rtsctl-<endpoint>)")
+    e.add_argument("--results-dir", metavar="DIR",
+                   help="azure-load-testing: download the run's result and log archives into DIR")
 
     r = p.add_argument_group("request")
     r.add_argument("--payload", metavar="FILE", help="JSON body from FILE (JSON Lines: one per line, cycled)")
@@ -132,22 +168,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="live progress line on stderr (default: only on a terminal)")
     o.add_argument("--no-chart", action="store_true", help="no terminal charts in the text report")
 
-    e = p.add_argument_group("engine")
-    e.add_argument("--engine", choices=("native", "azure-load-testing"), default="native",
-                   help="native: rtsctl's own client on this machine (default); azure-load-testing: the same load "
-                        "as a Locust test on Azure Load Testing's engines (needs a MANIFEST on the azure backend)")
-    e.add_argument("--engines", type=int, metavar="N",
-                   help="azure-load-testing: engine instances (default 1), spread over --regions")
-    e.add_argument("--regions", metavar="R1,R2",
-                   help="azure-load-testing: regions the engines run in (default: the Load Testing resource's)")
-    e.add_argument("--load-testing", metavar="NAME",
-                   help="azure-load-testing: the Load Testing resource (default: the manifest's load_testing:)")
-    e.add_argument("--test-id", metavar="ID",
-                   help="azure-load-testing: the test to create or reuse (default: the manifest's load_testing.test, "
-                        "else rtsctl-<endpoint>)")
-    e.add_argument("--results-dir", metavar="DIR",
-                   help="azure-load-testing: download the run's result and log archives into DIR")
-
     c = p.add_argument_group("CI gates (exit code 3 when crossed)")
     c.add_argument("--max-error-rate", metavar="X", help="fail above this error rate (1%% or 0.01)")
     c.add_argument("--max-p99", metavar="D", help="fail when p99 latency is above D (250, 250ms, 0.5s)")
@@ -165,14 +185,11 @@ def run(args) -> int:
         raise RtsctlError(f"one MANIFEST at a time (got {len(positional)}: {' '.join(positional)})")
     ns = argparse.Namespace(**vars(args))
     ns.manifest = positional[0] if positional else None
-    from rtsctl.bench.config import from_args
+    from rtsctl.bench.config import check_engine, from_args
+    check_engine(ns)         # a flag the engine cannot honour is refused before the manifest is read
     from rtsctl.bench.session import execute
     if ns.engine == "azure-load-testing":
         return run_cloud(ns)
-    cloud_only = [f for f, v in (("--engines", ns.engines), ("--regions", ns.regions), ("--load-testing",
-                  ns.load_testing), ("--test-id", ns.test_id), ("--results-dir", ns.results_dir)) if v is not None]
-    if cloud_only:
-        raise RtsctlError(f"{', '.join(cloud_only)}: only with --engine azure-load-testing")
     outputs = None
     if ns.manifest and not ns.url:  # the verb reads the manifest's endpoint; the load tester only gets the values
         from rtsctl import engine
@@ -191,12 +208,6 @@ def run_cloud(ns) -> int:
     if not ns.manifest or ns.url:
         raise RtsctlError("--engine azure-load-testing loads a MANIFEST's endpoint (its key goes to the workspace's "
                           "Key Vault): give the manifest, not -u")
-    refused = [f for f, v in (("--workers", ns.workers), ("--hdr-out", ns.hdr_out), ("-k", ns.key),
-                              ("--cacert", ns.cacert)) if v is not None]
-    if refused:
-        raise RtsctlError(f"{', '.join(refused)}: not with --engine azure-load-testing (the service runs the engines, "
-                          "keeps the figures, reads the key from Key Vault, and its engines trust the public CAs, "
-                          "not a file of this machine)")
     engines = positive_int(ns.engines, "--engines") if ns.engines is not None else 1
     regions = parse_regions(ns.regions)
     if ns.test_id is not None and (problem := name_problem("load_test_id", ns.test_id)):

@@ -27,8 +27,8 @@ ENGINE = "azure-load-testing"
 #: engine instances per test run (azure-docs load-testing resource-limits-quotas-capacity.md: 400)
 MAX_ENGINES = 400
 STOP_WAIT_S = 300.0        # after a Ctrl-C, how long the service may take to wind its engines down
-FIGURES_NOTE = ("figures from Azure Load Testing (Locust on the service's engines): counts and percentiles as the "
-                "service aggregated them, not rtsctl's HDR histograms")
+FIGURES_NOTE = ("counts and percentiles as the service aggregated them over all engines (no HDR histogram: no "
+                "percentile plot); the timeline is its 5-second client metrics, where a mean stands for p50")
 
 
 class LoadService(Protocol):
@@ -219,7 +219,11 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
     ok = max(requests - errors, 0)
     duration = float(state.get("duration") or 0.0) / 1000.0 or _seconds(state)
     target, load = describe(cfg)
-    load.update(engine=ENGINE, engines=run.engines, **({"regions": list(run.regions)} if run.regions else {}))
+    from rtsctl.bench.locust.results import PACING_NOTE
+
+    notes = [FIGURES_NOTE] + ([PACING_NOTE] if cfg.open_loop else [])
+    load.update(engine=ENGINE, engines=run.engines, notes=notes,
+                **({"regions": list(run.regions)} if run.regions else {}))
     latency: dict[str, Any] = {"count": requests}
     for key, field in (("min_ms", "minResTime"), ("mean_ms", "meanResTime"), ("p50_ms", "medianResTime"),
                        ("p90_ms", "pct1ResTime"), ("p99_ms", "pct3ResTime"), ("p99.9_ms", "pct999ResTime"),
@@ -240,7 +244,7 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
                     "run_id": run_id, "status": status, "test_result": state.get("testResult"),
                     "portal_url": state.get("portalUrl"), "virtual_users": state.get("virtualUsers")},
     }
-    messages = [FIGURES_NOTE]
+    messages = []
     if state.get("portalUrl"):
         messages.append(f"the run in the Azure portal: {state['portalUrl']}")
     if status == "FAILED":

@@ -87,6 +87,11 @@ class BenchConfig:
     chart: bool = True
     max_error_rate: float | None = None
     max_p99_ms: float | None = None
+    #: the load engine: "native" (this package's own) or "locust" (rtsctl.bench.locust)
+    engine: str = "native"
+    #: Locust: workers started by the user on other machines, and the address the master listens on for them
+    remote_workers: int = 0
+    locust_master: str | None = None
 
     @property
     def open_loop(self) -> bool:
@@ -256,10 +261,70 @@ def target(args, cfg: BenchConfig, out: dict | None = None) -> None:
     cfg.deployment = live.get(args.deployment, args.deployment)
 
 
+#: what the Locust engine cannot do, and why (refused before anything runs, naming the flag)
+LOCUST_REFUSES = (
+    ("template", "--template", "the locustfile sends fixed bodies (use --payload FILE with one body per line)"),
+    ("iterations", "-i", "Locust runs for a duration, not an exact count (use -d)"),
+    ("requests", "-n", "Locust runs for a duration, not an exact count (use -d)"),
+    ("hdr_out", "--hdr-out", "Locust keeps bucketed response times, not an HDR histogram"),
+    ("warmup", "--warmup", "Locust has no unmeasured warm-up phase"),
+)
+
+
+#: what the azure-load-testing engine refuses beyond Locust's (its engines run the same locustfile)
+CLOUD_REFUSES = (
+    ("workers", "--workers", "the service runs the engines: give --engines"),
+    ("key", "-k", "the engines read the manifest endpoint's key from the workspace's Key Vault"),
+    ("cacert", "--cacert", "the engines cannot read a file of this machine; they trust the public CAs"),
+)
+CLOUD_ONLY = (("engines", "--engines"), ("regions", "--regions"), ("load_testing", "--load-testing"),
+              ("test_id", "--test-id"), ("results_dir", "--results-dir"))
+
+
+def check_engine(args) -> None:
+    """--engine and the flags that belong to one engine: checked first, before a manifest is read."""
+    engine = getattr(args, "engine", None) or "native"
+    if engine != "azure-load-testing":
+        for dest, flag in CLOUD_ONLY:
+            if getattr(args, dest, None) is not None:
+                raise RtsctlError(f"{flag} is for --engine azure-load-testing")
+    if engine in ("locust", "azure-load-testing"):
+        for dest, flag, why in LOCUST_REFUSES + (CLOUD_REFUSES if engine != "locust" else ()):
+            if getattr(args, dest, None) is not None:
+                raise RtsctlError(f"{flag} cannot be used with --engine {engine}: {why}")
+    if engine == "locust":
+        if getattr(args, "remote_workers", None) and not getattr(args, "locust_master", None):
+            raise RtsctlError("--remote-workers needs --locust-master ADDRESS: the address of this machine that "
+                              "the other machines' workers connect to")
+        return
+    for dest, flag in (("remote_workers", "--remote-workers"), ("locust_master", "--locust-master")):
+        if getattr(args, dest, None) is not None:
+            raise RtsctlError(f"{flag} is for --engine locust")
+
+
+def engine_shape(args, cfg: BenchConfig) -> None:
+    cfg.engine = getattr(args, "engine", None) or "native"
+    if cfg.engine != "locust":
+        return
+    if getattr(args, "remote_workers", None) is not None:
+        cfg.remote_workers = positive_int(args.remote_workers, "--remote-workers")
+    master = getattr(args, "locust_master", None)
+    if master is not None:
+        import ipaddress
+
+        try:
+            cfg.locust_master = str(ipaddress.ip_address(master.strip()))
+        except ValueError:
+            raise RtsctlError(f"--locust-master {master!r}: give an IP address of this machine "
+                              "(e.g. 10.0.0.4, or 0.0.0.0 for all)") from None
+
+
 def from_args(args, endpoint: dict | None = None) -> BenchConfig:
     """The run `args` ask for; `endpoint` holds the manifest endpoint's outputs (engine.read_outputs) when a
     MANIFEST is given."""
+    check_engine(args)
     cfg = BenchConfig(url="")
+    engine_shape(args, cfg)
     target(args, cfg, endpoint)
     load_shape(args, cfg)
     request_shape(args, cfg)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rtsctl.bench import histogram as H
 from rtsctl.bench.chart import fmt_ms
-from rtsctl.bench.report import describe_load
+from rtsctl.bench.report import describe_load, engine_note
 from rtsctl.bench.summary import STATUS_TEXT
 
 W, HGT, ML, MR, MT, MB = 760, 300, 64, 40, 16, 40
@@ -175,6 +175,8 @@ def render(doc: dict) -> str:
     if t.get("sources"):
         title = f"{len(t['sources'])} merged runs - {title}"
     msgs = "".join(f'<p class="msg">{_e(m)}</p>' for m in doc.get("messages", []))
+    note = engine_note(doc["load"])
+    msgs = (f"<p class=sub>{_e(note)}</p>" if note else "") + msgs
     return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>rtsctl bench - {_e(title)}</title>"
             f"<style>{CSS}</style></head><body>"
             f"<h1>rtsctl bench</h1><p class=sub>{_e(title)}<br>{_e(describe_load(doc['load']))}</p>"

@@ -27,9 +27,12 @@ def describe_load(load: dict) -> str:
         parts.append(f"open loop at {load['rate']:g} req/s (latency from the intended send time)")
     else:
         parts.append("open loop" if open_loop else "closed loop")
-    parts.append(f"{load.get('connections', '?')} connections")
     w = load.get("workers", 1)
-    parts.append(f"{w} process" + ("es" if w != 1 else ""))
+    if load.get("engine") == "locust":    # Locust's users each keep one request in flight, like a connection
+        parts.append(f"{load.get('connections', '?')} Locust users, {w} Locust worker" + ("s" if w != 1 else ""))
+    else:
+        parts.append(f"{load.get('connections', '?')} connections")
+        parts.append(f"{w} process" + ("es" if w != 1 else ""))
     if load.get("per_connection"):
         parts.append(f"{load['per_connection']} requests each")
     elif load.get("requests") and "rps" not in load:
@@ -41,6 +44,16 @@ def describe_load(load: dict) -> str:
     if load.get("warmup_s"):
         parts.append(f"after {load['warmup_s']:g} s warm-up")
     return ", ".join(parts)
+
+
+def engine_note(load: dict) -> str | None:
+    """Who measured, when it was not the native engine, and how its figures differ (text and HTML reports)."""
+    if load.get("engine") == "azure-load-testing":  # rtsctl.bench.cloud: the service's own aggregates
+        return "measured by Azure Load Testing (Locust on its engines): " + "; ".join(load.get("notes", []))
+    if load.get("engine") != "locust":
+        return None
+    info = load.get("locust") or {}
+    return f"measured by Locust {info.get('version', '')}".rstrip() + ": " + "; ".join(info.get("notes", []))
 
 
 def _latency_line(lat: dict) -> str:
@@ -83,6 +96,9 @@ def to_text(doc: dict, chart: bool = True) -> str:
     runs = [{**r, "runs": None} for r in load.get("runs") or [load]]
     lines = [f"rtsctl bench  {where}"]
     lines += [f"  {r['source'].rsplit('/', 1)[-1] + ': ' if 'source' in r else ''}{describe_load(r)}" for r in runs]
+    note = engine_note(load)
+    if note:
+        lines.append(f"  {note}")
     lines += service_lines(doc)
     lines.append("")
     req, ok = doc["requests"], doc["ok"]

@@ -108,7 +108,11 @@ def saying(write, what: str, path: str):
 
 
 def execute(cfg: BenchConfig) -> int:
-    doc, writes = measure(cfg)
+    if cfg.engine == "locust":
+        from rtsctl.bench.locust.run import measure as on_locust
+        doc, writes = on_locust(cfg, *describe(cfg))
+    else:
+        doc, writes = measure(cfg)
     return emit(doc, cfg.output, cfg.chart, cfg.html_out, cfg.max_error_rate, cfg.max_p99_ms, writes)
 
 

@@ -150,11 +150,30 @@ def to_doc(entries: list[dict[str, Any]], target: dict, load: dict, interrupted:
     return doc
 
 
+def percentile(buckets: dict[float, int], count: int, fraction: float) -> float:
+    """Locust's own percentile of its buckets (locust.stats.calculate_response_time_percentile), so the report
+    shows the figures Locust itself prints: the bucket below which `fraction` of the requests finished."""
+    wanted = int(count * fraction)
+    seen = 0
+    for ms in sorted(buckets, reverse=True):
+        seen += buckets[ms]
+        if count - seen <= wanted:
+            return ms
+    return 0.0
+
+
 def exact(latency: dict, entries: list[dict[str, Any]]) -> None:
-    """Locust keeps the exact min, max and sum of response times beside its buckets: use them."""
+    """Percentiles as Locust computes them, and the exact min, max and mean it keeps beside its buckets."""
     n = sum(e["num_requests"] - int(e.get("num_none_requests") or 0) for e in entries)
     if not latency.get("count") or not n:
         return
+    buckets: dict[float, int] = {}
+    for e in entries:
+        for ms, k in e["response_times"].items():
+            buckets[float(ms)] = buckets.get(float(ms), 0) + int(k)
+    count = sum(buckets.values())
+    for p in H.PERCENTILES:
+        latency[f"p{p:g}_ms"] = percentile(buckets, count, p / 100.0)
     lows = [e["min_response_time"] for e in entries if isinstance(e.get("min_response_time"), (int, float))]
     highs = [e["max_response_time"] for e in entries if isinstance(e.get("max_response_time"), (int, float))]
     total = sum(float(e.get("total_response_time") or 0.0) for e in entries)
