@@ -30,6 +30,10 @@ def describe_load(load: dict) -> str:
     w = load.get("workers", 1)
     if load.get("engine") == "locust":    # Locust's users each keep one request in flight, like a connection
         parts.append(f"{load.get('connections', '?')} Locust users, {w} Locust worker" + ("s" if w != 1 else ""))
+    elif load.get("engine") == "azure-load-testing":   # the service's engine instances, not processes here
+        e = load.get("engines", 1)
+        parts.append(f"{load.get('connections', '?')} Locust users on {e} engine" + ("s" if e != 1 else "")
+                     + (f" in {', '.join(load['regions'])}" if load.get("regions") else ""))
     else:
         parts.append(f"{load.get('connections', '?')} connections")
         parts.append(f"{w} process" + ("es" if w != 1 else ""))
