@@ -132,8 +132,8 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     key = applied["primary_key"]
     html = tmp_path / "report.html"
     run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "--regions", "westeurope,eastus",
-              "-d", "3s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms", "--html-out", str(html),
-              "--results-dir", str(tmp_path / "results"))
+              "-d", "3s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms",
+              "--html-out", str(html), "--results-dir", str(tmp_path / "results"))
     assert run.code == 3, str(run)
     doc = json.loads(run.out)
     assert doc["requests"] > 0 and doc["errors"]["total"] == 0, doc

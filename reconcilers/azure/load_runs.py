@@ -40,6 +40,8 @@ DONE_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
 KEY_ENV = "RTSCTL_ENDPOINT_KEY"
 #: client metrics that make the report's timeline (spec examples ListTestRunMetricsDefinitions.json)
 METRICS_NAMESPACE = "LoadTestRunMetrics"
+METRICS = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
+           ("ResponseTime", "Percentile90"), ("ResponseTime", "Percentile99"))
 MAX_RESULT_BYTES = 512 * 1024 * 1024  # a results archive larger than this is left in the portal
 
 
@@ -180,13 +182,12 @@ class AzureLoadTesting:
         with azure_errors(f"{self.address} run {run_id}"):
             self.runs.stop_test_run(run_id)
 
-    def metrics(self, run_id: str, start: str, end: str) -> dict[str, dict[str, float]]:
-        """Client metrics per 5 s (the finest grain, ListTestRunMetricsDefinitions.json): total requests, errors
-        and response-time percentiles, keyed by metric then ISO timestamp."""
+    def metrics(self, run_id: str, start: str, end: str,
+                wanted: Sequence[tuple[str, str]] = METRICS) -> dict[str, dict[str, float]]:
+        """Client metrics per 5 s (the finest grain, ListTestRunMetricsDefinitions.json), `wanted` as (metric,
+        aggregation) pairs, keyed "metric/aggregation" then ISO timestamp."""
         span = f"{start}/{end}"
         out: dict[str, dict[str, float]] = {}
-        wanted = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
-                  ("ResponseTime", "Percentile90"), ("ResponseTime", "Percentile99"))
         with azure_errors(f"{self.address} run {run_id} metrics"):
             for name, aggregation in wanted:
                 series: dict[str, float] = {}

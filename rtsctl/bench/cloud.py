@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,7 +43,8 @@ class LoadService(Protocol):
     def start(self, test_id: str, run_id: str, display: str) -> None: ...
     def status(self, run_id: str) -> dict: ...
     def stop(self, run_id: str) -> None: ...
-    def metrics(self, run_id: str, start: str, end: str) -> dict[str, dict[str, float]]: ...
+    def metrics(self, run_id: str, start: str, end: str,
+                wanted: Sequence[tuple[str, str]] = ...) -> dict[str, dict[str, float]]: ...
     def download(self, run: Mapping[str, Any], dest: Path) -> list[Path]: ...
 
 
@@ -153,7 +154,8 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
     import sys
 
     progress = Progress(progress_on)
-    interrupted, stop_deadline, said, shown = False, None, "", [float("-inf")]
+    # shown: when the last line was drawn, when the metrics were last read, the figures they gave
+    interrupted, stop_deadline, said, shown = False, None, "", [float("-inf"), float("-inf"), {}]
     began = time.monotonic()
     try:
         while True:
@@ -166,7 +168,7 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
                 said = status
                 if status in DONE:
                     return state, interrupted
-                show(progress, state, time.monotonic() - began, shown)
+                show(progress, live(service, run_id, state, shown), time.monotonic() - began, shown)
                 if stop_deadline is not None and time.monotonic() > stop_deadline:
                     raise RtsctlError(f"{service.address} run {run_id}: still {state.get('status')} "
                                       f"{STOP_WAIT_S:g} s after it was asked to stop; see the portal")
@@ -193,7 +195,32 @@ class _Counts:
         self.done_requests, self.done_errors = done, errors
 
 
-def show(progress: Any, state: Mapping[str, Any], elapsed: float, last: list[float]) -> None:
+LIVE = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Percentile99"))
+
+
+def live(service: LoadService, run_id: str, state: Mapping[str, Any], shown: list[float]) -> Mapping[str, Any]:
+    """The run's figures so far: its statistics when the service gives them, else (while the engines run) the sum
+    of its client metrics, read once per grain; a metrics read that fails only leaves the line as it was."""
+    if (state.get("testRunStatistics") or {}).get("Total") or str(state.get("status")).upper() != "EXECUTING":
+        return state
+    if not state.get("startDateTime") or time.monotonic() - shown[1] < GRAIN_S:
+        return {**state, "testRunStatistics": {"Total": shown[2]}}
+    shown[1] = time.monotonic()
+    try:
+        now = datetime.now(timezone.utc).isoformat()
+        series = service.metrics(run_id, str(state["startDateTime"]), now, LIVE)
+    except RtsctlError:
+        return state
+    requests, errors = series.get("TotalRequests/Total") or {}, series.get("Errors/Total") or {}
+    p99 = series.get("ResponseTime/Percentile99") or {}
+    last = max(requests, key=_instant, default=None)
+    shown[2] = {"sampleCount": sum(requests.values()), "errorCount": sum(errors.values()),
+                "throughput": requests[last] / GRAIN_S if last else 0.0,
+                **({"pct3ResTime": p99[last], "medianResTime": None} if last in p99 else {})}
+    return {**state, "testRunStatistics": {"Total": shown[2]}}
+
+
+def show(progress: Any, state: Mapping[str, Any], elapsed: float, last: list) -> None:
     """The progress line from the service's figures so far; off a terminal at most one line per LINE_EVERY_S."""
     if not progress.tty and elapsed - last[0] < LINE_EVERY_S:
         return
@@ -202,7 +229,9 @@ def show(progress: Any, state: Mapping[str, Any], elapsed: float, last: list[flo
     requests, errors = int(total.get("sampleCount") or 0), int(total.get("errorCount") or 0)
     point = {"t": elapsed, "rps": float(total.get("throughput") or 0.0)}
     if total.get("pct3ResTime") is not None:
-        point.update(p50_ms=float(total.get("medianResTime") or 0.0), p99_ms=float(total["pct3ResTime"]))
+        point["p99_ms"] = float(total["pct3ResTime"])
+        if total.get("medianResTime") is not None:
+            point["p50_ms"] = float(total["medianResTime"])
     progress(point, _Counts(requests, errors))
 
 
