@@ -161,6 +161,8 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     files = {f["fileName"]: fetch(f["url"]) for f in admin.list_test_files(TEST_ID)}
     assert set(files) == {"locustfile.py", "rtsctl-bench.json"}, set(files)
     assert all(key.encode() not in data for data in files.values())            # nor do the script and its config
+    data_plane_versions = {v for _, path, v in emu.api_versions if ".cnt-prod.loadtesting.azure.com" in path}
+    assert data_plane_versions == {"2025-05-01-preview"}, data_plane_versions   # Locust's preview API, every call
     config = json.loads(files["rtsctl-bench.json"])
     assert config["users"] == 2 and config["verify"] is True   # the engines' own trust store, not a local CA path
 

@@ -126,7 +126,7 @@ class AzureLoadTesting:
         self._grant(vault_id, props)
         name = secret_name(endpoint)
         client = SecretClient(uri, self.clients.credential, verify_challenge_resource=not self.clients.cloud.is_custom)
-        with azure_errors(f"Key Vault secret {name}"):
+        with client, azure_errors(f"Key Vault secret {name}"):
             try:
                 current = client.get_secret(name)
             except Exception as exc:  # noqa: BLE001 - a first run finds none
