@@ -269,6 +269,8 @@ def summary_line(doc: dict[str, Any], gate: dict[str, Any]) -> str:
 def report_lines(doc: dict[str, Any], gate: dict[str, Any]) -> list[str]:
     """The gate's report: load, counts, latency, thresholds, and a sample of each failing status."""
     load = (f"{gate['rate']:g} req/s" if gate.get("rate") else f"{gate.get('concurrency', 1)} connection(s)")
+    if gate.get("engine") == "azure-load-testing":
+        load += f" from Azure Load Testing ({int(gate.get('engines', 1))} engine(s))"
     out = [f"load: {load} for {float(gate['duration']):g} s against the deployment alone "
            "(azureml-model-deployment header)", summary_line(doc, gate)]
     statuses = ", ".join(f"{k} x {v}" for k, v in (doc.get("status") or {}).items())
