@@ -26,7 +26,7 @@ from .errors import azure_errors, is_not_found
 
 #: Locust tests are a preview of the data plane: kind "Locust" needs this API version (issue 17; Microsoft's
 #: quickstart-create-run-load-test-with-locust.md calls Locust support a preview). azure-developer-loadtesting
-#: 1.1.0b1 (pinned in pyproject) speaks it; its own default, 2024-12-01-preview, predates the Locust GA features.
+#: 1.1.0b1 (pinned in pyproject) knows kind "Locust" but defaults to 2024-12-01-preview: rtsctl asks for this one.
 DATA_PLANE_API = "2025-05-01-preview"
 #: the data plane's file types (azure-developer-loadtesting models FileType): the Locust script is the test
 #: script, the config JSON beside it an additional artifact the engines download next to it
@@ -34,10 +34,6 @@ SCRIPT_TYPE, ARTIFACT_TYPE = "TEST_SCRIPT", "ADDITIONAL_ARTIFACTS"
 #: Microsoft.KeyVault/vaults API version for reading a vault's URI and access policies (azure-rest-api-specs
 #: keyvault resource-manager stable/2023-07-01)
 VAULT_API = "2023-07-01"
-#: terminal test run states (azure-developer-loadtesting _operations/_patch.py TestRunStatusPoller)
-DONE_STATES = frozenset({"DONE", "FAILED", "CANCELLED"})
-#: the secret name the engines see the key under; the locustfile reads this environment variable
-KEY_ENV = "RTSCTL_ENDPOINT_KEY"
 #: client metrics that make the report's timeline (spec examples ListTestRunMetricsDefinitions.json)
 METRICS_NAMESPACE = "LoadTestRunMetrics"
 METRICS = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
@@ -140,9 +136,11 @@ class AzureLoadTesting:
 
     # ------------------------------------------------------------------ the test and its files
     def prepare(self, test_id: str, *, display: str, files: Mapping[str, bytes], script: str, secret_uri: str,
-                key: str | None, engines: int, regions: Sequence[str], criteria: Mapping[str, Any]) -> dict:
-        """Create or update the Locust test and upload its files (`script` is the test script among `files`);
-        returns the test definition as the service keeps it."""
+                secret_env: str, key: str | None, engines: int, regions: Sequence[str],
+                criteria: Mapping[str, Any]) -> dict:
+        """Create or update the Locust test and upload its files (`script` is the test script among `files`); the
+        engines get the secret at `secret_uri` as the variable `secret_env`. Returns the test as the service keeps
+        it."""
         for name, data in files.items():  # the engines must never find the key in a file they were given
             if key and key.encode() in data:
                 raise RtsctlError(f"refused to upload {name}: it contains the endpoint key")
@@ -152,7 +150,7 @@ class AzureLoadTesting:
         body = {"displayName": display[:50], "description": "rtsctl bench --engine azure-load-testing",
                 "kind": "Locust", "loadTestConfiguration": config,
                 "passFailCriteria": {"passFailMetrics": dict(criteria)},
-                "secrets": {KEY_ENV: {"type": "AKV_SECRET_URI", "value": secret_uri}},
+                "secrets": {secret_env: {"type": "AKV_SECRET_URI", "value": secret_uri}},
                 "keyvaultReferenceIdentityType": "SystemAssigned"}
         where = f"{self.address} test {test_id}"
         with azure_errors(where):

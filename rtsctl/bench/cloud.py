@@ -12,6 +12,7 @@ stops the service's run first).
 from __future__ import annotations
 
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -21,12 +22,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rtsctl.bench.config import BenchConfig
+from rtsctl.bench.locust.script import KEY_VARIABLE
 from rtsctl.support.errors import RtsctlError
 
 ENGINE = "azure-load-testing"
 #: engine instances per test run (azure-docs load-testing resource-limits-quotas-capacity.md: 400)
 MAX_ENGINES = 400
 STOP_WAIT_S = 300.0        # after a Ctrl-C, how long the service may take to wind its engines down
+#: the service's terminal run states (azure-developer-loadtesting _operations/_patch.py TestRunStatusPoller)
+DONE = frozenset({"DONE", "FAILED", "CANCELLED"})
+LINE_EVERY_S = 1.0         # off a terminal, at most one progress line a second (the native engine's pace)
+GRAIN_S = 5.0              # the finest grain of the service's client metrics (ListTestRunMetricsDefinitions.json)
+#: what the live line reads while the engines run (a run's statistics only come at its end)
+LIVE = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Percentile99"))
 FIGURES_NOTE = ("counts and percentiles as the service aggregated them over all engines (no HDR histogram: no "
                 "percentile plot); the timeline is its 5-second client metrics, where a mean stands for p50")
 
@@ -39,7 +47,8 @@ class LoadService(Protocol):
 
     def store_key(self, endpoint: str, key: str) -> str: ...
     def prepare(self, test_id: str, *, display: str, files: Mapping[str, bytes], script: str, secret_uri: str,
-                key: str | None, engines: int, regions: Sequence[str], criteria: Mapping[str, Any]) -> dict: ...
+                secret_env: str, key: str | None, engines: int, regions: Sequence[str],
+                criteria: Mapping[str, Any]) -> dict: ...
     def start(self, test_id: str, run_id: str, display: str) -> None: ...
     def status(self, run_id: str) -> dict: ...
     def stop(self, run_id: str) -> None: ...
@@ -131,8 +140,9 @@ def measure(cfg: BenchConfig, service: LoadService, run: CloudRun) -> tuple[dict
                           "through Key Vault")
     secret_uri = service.store_key(endpoint, cfg.key)
     display = f"rtsctl bench {endpoint}"
-    service.prepare(run.test_id, display=display, files=files, script=script, secret_uri=secret_uri, key=cfg.key,
-                    engines=run.engines, regions=run.regions, criteria=criteria(cfg))
+    service.prepare(run.test_id, display=display, files=files, script=script, secret_uri=secret_uri,
+                    secret_env=KEY_VARIABLE, key=cfg.key, engines=run.engines, regions=run.regions,
+                    criteria=criteria(cfg))
     run_id = f"rtsctl-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
     service.start(run.test_id, run_id, display)
     final, interrupted = watch(service, run_id, run.poll_s, cfg.progress)
@@ -150,8 +160,6 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
     """Poll the run until the service ends it, showing its status and figures; Ctrl-C stops the service's run
     (then waits for it to wind down) -> (the last run state, interrupted)."""
     from rtsctl.bench.progress import Progress
-
-    import sys
 
     progress = Progress(progress_on)
     # shown: when the last line was drawn, when the metrics were last read, the figures they gave
@@ -184,18 +192,11 @@ def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | 
         progress.clear()
 
 
-DONE = frozenset({"DONE", "FAILED", "CANCELLED"})
-LINE_EVERY_S = 1.0
-
-
 class _Counts:
     """What Progress reads off an aggregator: requests and errors so far."""
 
     def __init__(self, done: int, errors: int):
         self.done_requests, self.done_errors = done, errors
-
-
-LIVE = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Percentile99"))
 
 
 def live(service: LoadService, run_id: str, state: Mapping[str, Any], shown: list[float]) -> Mapping[str, Any]:
@@ -239,6 +240,7 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
              interrupted: bool) -> dict:
     """The bench result document from the service's own figures: totals and percentiles of its "Total" sampler,
     the timeline from its 5-second client metrics."""
+    from rtsctl.bench.locust.results import PACING_NOTE
     from rtsctl.bench.session import describe
     from rtsctl.bench.summary import diagnose
 
@@ -248,8 +250,6 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
     ok = max(requests - errors, 0)
     duration = float(state.get("duration") or 0.0) / 1000.0 or _seconds(state)
     target, load = describe(cfg)
-    from rtsctl.bench.locust.results import PACING_NOTE
-
     notes = [FIGURES_NOTE] + ([PACING_NOTE] if cfg.open_loop else [])
     load.update(engine=ENGINE, engines=run.engines, notes=notes,
                 **({"regions": list(run.regions)} if run.regions else {}))
@@ -288,8 +288,6 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
 def judged(doc: dict, code: int) -> int:
     """The exit code, with the service's own verdict on the same thresholds: a run the service failed (its run,
     or its pass/fail criteria) is not reported as a success."""
-    import sys
-
     service = doc.get("service") or {}
     if code in (0, 3) and str(service.get("test_result") or "").upper() == "FAILED" and doc.get("thresholds"):
         if code == 0:
@@ -320,9 +318,6 @@ def timeline(service: LoadService, run_id: str, state: Mapping[str, Any]) -> lis
             point.update(p50_ms=mean.get(stamp, 0.0), p90_ms=p90.get(stamp, 0.0), p99_ms=p99[stamp])
         points.append(point)
     return points
-
-
-GRAIN_S = 5.0  # the finest grain of the service's client metrics (ListTestRunMetricsDefinitions.json: PT5S)
 
 
 def _instant(stamp: Any) -> float:
