@@ -1,10 +1,10 @@
 """Locust for tests: a Python with the Locust that rtsctl pins, installed once with uv into a cache folder.
 
-`locust_python()` provisions or reuses it and returns the interpreter; tests hand it to the CLI subprocesses as
-RTSCTL_LOCUST_PYTHON (so a run does not build rtsctl's own Locust environment in every test's RTSCTL_HOME), and the
-Azure emulator runs uploaded locustfiles with it. A fresh machine installs it on first use (a few seconds: uv); xdist
-workers install it once between them (a file lock), and later runs reuse it (~/.cache/rtsctl-tests/, as
-tests/azurite.py keeps Azurite).
+`locust_python()` provisions or reuses it and returns the interpreter; `pytest_plugins = ["tests.locust_tool"]` gives
+the session fixture `locust_env`, which names it in RTSCTL_LOCUST_PYTHON for the CLI subprocesses (so a run does not
+build rtsctl's own Locust environment in every test's RTSCTL_HOME). The Azure emulator runs uploaded locustfiles with
+it. A fresh machine installs it on first use (a few seconds: uv); xdist workers install it once between them (a file
+lock), and later runs reuse it (~/.cache/rtsctl-tests/, as tests/azurite.py keeps Azurite).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from rtsctl.bench.locust.tool import REQUIREMENT
 
@@ -53,3 +55,9 @@ def locust_python() -> Path:
         staging.rename(folder)   # --relocatable: its scripts find their interpreter after the rename
         (folder / MARKER).write_text("ok\n")
     return python
+
+
+@pytest.fixture(scope="session")
+def locust_env() -> dict[str, str]:
+    """The environment a CLI subprocess needs to run `bench --engine locust` with the cached Locust."""
+    return {"RTSCTL_LOCUST_PYTHON": str(locust_python())}

@@ -18,16 +18,18 @@ from rtsctl.support.errors import RtsctlError
 from tests.conftest import REPO, Cli, kill_recorded
 from tests.locust_tool import locust_python
 
+pytest_plugins = ["tests.locust_tool"]      # the session fixture locust_env
+
 
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory):
+def applied(tmp_path_factory, locust_env):
     """manifests/dev.yaml applied once for the module (a real local endpoint), Locust's Python at hand."""
     base = tmp_path_factory.mktemp("locust")
     project = base / "project"
     shutil.copytree(REPO / "manifests", project, ignore=shutil.ignore_patterns("__pycache__"))
     tmp = base / "tmp"
     tmp.mkdir(mode=0o700)
-    runner = Cli(base / "home", project, {"RTSCTL_LOCUST_PYTHON": str(locust_python()), "TMPDIR": str(tmp)})
+    runner = Cli(base / "home", project, {**locust_env, "TMPDIR": str(tmp)})
     runner.ok("apply", "dev.yaml", "-y")
     yield runner, tmp
     kill_recorded(runner)

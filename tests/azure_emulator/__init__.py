@@ -1,7 +1,8 @@
 """A wire-level Azure emulator for testing rtsctl's Azure backend through the REAL SDKs.
 
 One HTTPS listener on 127.0.0.1 (trustme certificate; SANs 127.0.0.1, localhost,
-management.azure.com, *.blob.core.windows.net, login.microsoftonline.com) serves, routed by path
+management.azure.com, *.blob.core.windows.net, login.microsoftonline.com, *.vault.azure.net,
+*.{region}.cnt-prod.loadtesting.azure.com) serves, routed by path
 and Host header:
   * ARM + Azure ML control plane under /subscriptions/... (generic resource store, case-insensitive
     ids, any api-version, LROs, service rules -- see arm.py, aml/, kube.py, templates.py). An online
@@ -11,6 +12,12 @@ and Host header:
     (client_credentials), GET /common/discovery/instance -- the real azure-identity/MSAL works;
   * Blob (Host {account}.blob.core.windows.net, reached through the CONNECT proxy);
   * the scoring data plane: POST {url}/endpoints/{endpoint}/score (real scoring host per deployment);
+  * Key Vault secrets (Host {vault}.vault.azure.net, challenge auth; keyvault.py) for Microsoft.KeyVault/vaults and
+    every workspace's `keyVault`;
+  * Azure Load Testing: Microsoft.LoadTestService/loadTests (ARM) and its data plane (Host = the resource's
+    dataPlaneURI, {guid}.{region}.cnt-prod.loadtesting.azure.com; loadtesting.py), whose Locust test runs start a
+    real Locust master and one worker per engine on 127.0.0.1 (locust_engine.py; Locust from tests/locust_tool.py)
+    and report what Locust measured (loadtest_results.py);
   * GET /metadata/endpoints (ARM_CLOUD_METADATA_URL format).
 Plus an HTTP CONNECT proxy (`proxy_url`) that splices those Azure host names to the listener.
 
@@ -32,8 +39,10 @@ Python API (stable; the Azure backend tests rely on it)::
         emu.fail_next_lro(path_substring, code, message, times=1)  # next LRO(s) on a matching path end Failed
                           # (faults.RETRYABLE_LRO_CODES / NON_RETRYABLE_LRO_CODES / LRO_MESSAGES); the resource
                           # stays in state Failed (computes: provisioningErrors, extensions: errorInfo)
-        emu.api_versions  # [(method, path, api-version)] of every ARM call
-        emu.request_log   # [(method, path, status)]; blob: "//{host}/{path}[?comp=X]"; dropped conn = 0
+        emu.api_versions  # [(method, path, api-version)] of every ARM call (Key Vault / Load Testing data-plane
+                          # calls too, their path as "//{host}{path}")
+        emu.request_log   # [(method, path, status)]; blob: "//{host}/{path}[?comp=X]", Key Vault and Load
+                          # Testing: "//{host}{path}"; dropped conn = 0
         emu.blob_names()  # "account/container/name" of stored blobs
 
 `durations` ({"managedClusters": 3.0, "extensions": 1.0, "deployments": 1.0, "onlineEndpoints": 0.3,

@@ -6,7 +6,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from .loadtesting import HOST_SUFFIX as LOAD_TESTING_SUFFIX, REGIONS as LOAD_TESTING_REGIONS
+from .loadtesting import HOST_SUFFIX as LOAD_TESTING_SUFFIX
+from .loadtesting import REGIONS as LOAD_TESTING_REGIONS
 
 SERVER_NAMES = (
     "127.0.0.1",

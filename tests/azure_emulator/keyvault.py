@@ -24,8 +24,13 @@ Conventions a client needs:
   * names 1-127 of [0-9a-zA-Z-] and values up to 25 KB (learn.microsoft.com/azure/key-vault/general/about-keys-
     secrets-certificates#object-identifiers, service-limits: "secret value 25 KB"), else 400 BadParameter (wording:
     guess).
-Not modelled: access policies / RBAC on the vault (any token this emulator issued for vault.azure.net may read and
-write every vault), recovery of deleted secrets, certificates and keys.
+Access policies: PUT {vault ARM id}/accessPolicies/{add|replace|remove} (Vaults_UpdateAccessPolicy) updates the
+vault's `accessPolicies`; a service reading a secret with its managed identity (Load Testing) needs one for its
+principal with secrets `get`; a vault with `enableRbacAuthorization` needs a role assignment (PUT {scope}/providers/
+Microsoft.Authorization/roleAssignments/{guid}) of a secret-reading built-in role at the vault or above
+(`may_read_secrets`). Not modelled: the caller's own access through the data plane (any token this emulator issued
+for vault.azure.net may read and write every vault -- on Azure an RBAC vault refuses even its creator without a data
+role), recovery of deleted secrets, certificates and keys.
 
 `resolve(ctx, uri)` gives the in-process Load Testing engines a secret by its identifier (loadtesting.py).
 """
@@ -42,7 +47,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from .context import Context
-from .errors import json_response
+from .errors import ArmError, json_response
 from .ids import ArmPath
 from .kinds import Kind, fill_defaults, props, register
 
@@ -51,6 +56,8 @@ AUDIENCE = "https://vault.azure.net"
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
 MAX_VERSIONS = 100            # per secret, the oldest go first (guess: Key Vault keeps every version)
+MAX_ACCESS_POLICIES = 1024    # learn.microsoft.com/azure/key-vault/general/service-limits (code wording: guess)
+MAX_SECRETS = 10_000          # per vault: an emulator bound on memory, not a Key Vault limit
 RECOVERY_LEVEL = "Recoverable+Purgeable"
 RECOVERABLE_DAYS = 90
 
@@ -71,7 +78,120 @@ class VaultKind(Kind):
         return out, None
 
 
-register(VaultKind())
+PERMISSION_KINDS = ("keys", "secrets", "certificates", "storage")
+
+
+def _same_holder(a: dict, b: dict) -> bool:
+    return all(str(a.get(k) or "").lower() == str(b.get(k) or "").lower()
+               for k in ("tenantId", "objectId", "applicationId"))
+
+
+def update_policies(policies: list[dict], changes: list[dict], operation: str) -> list[dict]:
+    """Vaults_UpdateAccessPolicy (spec keyvault.json, PUT {vault}/accessPolicies/{add|replace|remove}): a policy is
+    addressed by tenant, object and application id; `add` merges the permissions into it, `replace` sets them,
+    `remove` takes them away; a policy left with no permission goes; add/replace append a policy nothing matches."""
+    out = [dict(p, permissions={k: list(v) for k, v in (p.get("permissions") or {}).items()}) for p in policies]
+    for change in changes:
+        wanted = change.get("permissions") or {}
+        match = next((p for p in out if _same_holder(p, change)), None)
+        if match is None:
+            if operation != "remove":
+                out.append({k: change[k] for k in ("tenantId", "objectId", "applicationId") if change.get(k)}
+                           | {"permissions": {k: list(v) for k, v in wanted.items() if k in PERMISSION_KINDS}})
+            continue
+        have = match["permissions"]
+        for kind in PERMISSION_KINDS:
+            given = [str(x).lower() for x in wanted.get(kind) or []]
+            current = [str(x).lower() for x in have.get(kind) or []]
+            if operation == "add":
+                have[kind] = current + [x for x in given if x not in current]
+            elif operation == "replace":
+                have[kind] = given
+            else:
+                have[kind] = [x for x in current if x not in given]
+        match["permissions"] = {k: v for k, v in have.items() if v}
+    return [p for p in out if any(p["permissions"].values())]
+
+
+class AccessPolicyKind(Kind):
+    """PUT {vault}/accessPolicies/{add|replace|remove}: a synchronous update of the vault's access policies (spec
+    Vaults_UpdateAccessPolicy answers 200/201); the answer echoes the policies sent (guess on the body)."""
+
+    type_key = "microsoft.keyvault/vaults/accesspolicies"
+    lro_put = lro_delete = False
+
+    def prepare(self, ctx, path, body, existing):
+        operation = path.name.lower()
+        if operation not in ("add", "replace", "remove"):
+            raise ArmError(400, "InvalidOperationKind", f"operationKind must be add, replace or remove, not "
+                                                        f"'{path.name}'.")
+        changes = (body.get("properties") or {}).get("accessPolicies")
+        if not isinstance(changes, list) or not all(isinstance(c, dict) and c.get("objectId") for c in changes):
+            raise ArmError(400, "BadRequest", "properties.accessPolicies must be a list of policies with objectId.")
+        vault = ctx.store.get(path.parent().path)
+        updated = update_policies(props(vault.body).get("accessPolicies") or [], changes, operation)
+        if len(updated) > MAX_ACCESS_POLICIES:
+            raise ArmError(400, "AccessPolicyLimitExceeded", f"A vault holds at most {MAX_ACCESS_POLICIES} access "
+                                                             f"policies.")
+        props(vault.body)["accessPolicies"] = updated
+        ctx.store.save()
+        return {"id": path.path, "name": path.name, "type": "Microsoft.KeyVault/vaults/accessPolicies",
+                "location": vault.body.get("location"), "properties": {"accessPolicies": changes}}, None
+
+    def view(self, ctx, record):
+        out = dict(record.body)
+        out["properties"] = {k: v for k, v in (out.get("properties") or {}).items() if k != "provisioningState"}
+        return out
+
+
+register(VaultKind(), AccessPolicyKind())
+
+
+# Built-in roles whose data actions read secret values (learn.microsoft.com/azure/key-vault/general/rbac-guide,
+# "Azure built-in roles for Key Vault data plane operations"): Key Vault Administrator, Secrets Officer, Secrets User.
+SECRET_READER_ROLES = {"00482a5a-887f-4fb3-b363-3b7fe8e74483", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+                       "4633458b-17de-408a-b874-0445c86b69e6"}
+
+
+def _has_secret_role(ctx: Context, vault_id: str, principal_id: str) -> bool:
+    """A role assignment (Microsoft.Authorization/roleAssignments at the vault, its resource group or subscription:
+    RBAC scopes inherit downwards) giving the principal a role that reads secrets."""
+    vault_key = vault_id.lower()
+
+    def grants(r) -> bool:
+        path = ArmPath.parse(r.id)
+        if path.type_key() != "microsoft.authorization/roleassignments":
+            return False
+        scope = "/".join(r.id.lower().split("/providers/microsoft.authorization/roleassignments/")[:1])
+        p = r.body.get("properties") or {}
+        return ((vault_key == scope or vault_key.startswith(scope + "/"))
+                and str(p.get("principalId", "")).lower() == principal_id.lower()
+                and str(p.get("roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower() in SECRET_READER_ROLES)
+
+    return bool(ctx.store.find(grants))
+
+
+def may_read_secrets(ctx: Context, vault: str, principal_id: str) -> str | None:
+    """Why `principal_id` may not read the vault's secrets, or None. A vault under Azure RBAC (enableRbacAuthorization:
+    what azure-ai-ml's workspace template creates) needs a role assignment with a secret-reading role; a vault under
+    access policies needs a policy for the principal with secrets `get` (or `all`); a vault known only by a
+    workspace's reference has neither stored (allowed)."""
+    found = ctx.store.find(lambda r: ArmPath.parse(r.id).type_key() == VaultKind.type_key
+                           and r.body.get("name", "").lower() == vault.lower())
+    if not found:
+        return None
+    if props(found[0].body).get("enableRbacAuthorization"):
+        if _has_secret_role(ctx, found[0].id, principal_id):
+            return None
+        return (f"Key Vault '{vault}' uses Azure RBAC and the load testing resource's identity (object id "
+                f"{principal_id}) has no role assignment reading secrets there (Key Vault Secrets User, Secrets "
+                f"Officer or Administrator)")
+    for policy in props(found[0].body).get("accessPolicies") or []:
+        secrets = [str(x).lower() for x in (policy.get("permissions") or {}).get("secrets") or []]
+        if str(policy.get("objectId", "")).lower() == principal_id.lower() and ("get" in secrets or "all" in secrets):
+            return None
+    return (f"Key Vault '{vault}' has no access policy giving the load testing resource's identity (object id "
+            f"{principal_id}) the secrets permission 'get'")
 
 
 @dataclass
@@ -225,6 +345,8 @@ class KeyVaultApi:
             return _error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state, and its "
                                            f"name cannot be reused; in this state, the secret can only be recovered "
                                            f"or purged.")
+        if secret is None and len(secrets) >= MAX_SECRETS:
+            return _error(400, "BadParameter", f"The emulator keeps at most {MAX_SECRETS} secrets per vault.")
         secret = secrets.setdefault(name.lower(), Secret())
         attributes = body.get("attributes") if isinstance(body.get("attributes"), dict) else {}
         version = Version(uuid.uuid4().hex, value, int(time.time()), body.get("contentType"),

@@ -28,7 +28,7 @@ Sources:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 NAMESPACES = [{"description": "Load test run client metrics", "name": "LoadTestRunMetrics"},
               {"description": "Engine health metrics", "name": "EngineHealthMetrics"}]   # recorded (2023 recording)
@@ -58,7 +58,7 @@ DEFINITIONS = [
 ]
 
 
-def _num(value: str | None) -> float | None:
+def number(value: str | None) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -66,17 +66,19 @@ def _num(value: str | None) -> float | None:
 
 
 def _stat(row: dict[str, str], name: str) -> dict:
-    count = _num(row.get("Request Count")) or 0.0
-    failures = _num(row.get("Failure Count")) or 0.0
-    rate = _num(row.get("Requests/s")) or 0.0
-    size = _num(row.get("Average Content Size")) or 0.0
+    count = number(row.get("Request Count")) or 0.0
+    failures = number(row.get("Failure Count")) or 0.0
+    rate = number(row.get("Requests/s")) or 0.0
+    size = number(row.get("Average Content Size")) or 0.0
     out = {"transaction": name, "sampleCount": count, "errorCount": failures,
            "errorPct": round(100.0 * failures / count, 2) if count else 0.0,
-           "meanResTime": _num(row.get("Average Response Time")), "medianResTime": _num(row.get("Median Response Time")),
-           "maxResTime": _num(row.get("Max Response Time")), "minResTime": _num(row.get("Min Response Time")),
-           "pct1ResTime": _num(row.get("90%")), "pct2ResTime": _num(row.get("95%")), "pct3ResTime": _num(row.get("99%")),
-           "pct75ResTime": _num(row.get("75%")), "pct98ResTime": _num(row.get("98%")),
-           "pct999ResTime": _num(row.get("99.9%")), "pct9999ResTime": _num(row.get("99.99%")),
+           "meanResTime": number(row.get("Average Response Time")),
+           "medianResTime": number(row.get("Median Response Time")),
+           "maxResTime": number(row.get("Max Response Time")), "minResTime": number(row.get("Min Response Time")),
+           "pct1ResTime": number(row.get("90%")), "pct2ResTime": number(row.get("95%")),
+           "pct3ResTime": number(row.get("99%")),
+           "pct75ResTime": number(row.get("75%")), "pct98ResTime": number(row.get("98%")),
+           "pct999ResTime": number(row.get("99.9%")), "pct9999ResTime": number(row.get("99.99%")),
            "throughput": round(rate, 2), "receivedKBytesPerSec": round(size * rate / 1024.0, 2),
            "sentKBytesPerSec": 0.0}
     return {k: v for k, v in out.items() if v is not None}
@@ -148,12 +150,14 @@ def judge(criteria: dict | None, stats: dict[str, dict]) -> tuple[dict, str]:
             criterion["result"] = "failed" if crossed else "passed"
             failed = failed or crossed
         metrics[key] = criterion
+    if not failed and all(c.get("result") == "undetermined" for c in metrics.values()):
+        return {**(criteria or {}), "passFailMetrics": metrics}, "NOT_APPLICABLE"   # guess: nothing measured
     return {**(criteria or {}), "passFailMetrics": metrics}, "FAILED" if failed else "PASSED"
 
 
 # -- metrics ------------------------------------------------------------------------------------------
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def parse_timespan(text: str | None) -> tuple[float, float] | None:
@@ -165,28 +169,28 @@ def parse_timespan(text: str | None) -> tuple[float, float] | None:
         start, end = (datetime.fromisoformat(re.sub(r"Z$", "+00:00", p.strip())) for p in parts)
     except ValueError:
         return None
-    start, end = (d if d.tzinfo else d.replace(tzinfo=timezone.utc) for d in (start, end))
+    start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
     return start.timestamp(), end.timestamp()
 
 
 def _grain_value(metric: str, aggregation: str, rows: list[dict], before: dict | None) -> float | None:
     last = rows[-1]
     if metric == "VirtualUsers":
-        return max((_num(r.get("User Count")) or 0.0) for r in rows)
-    total, failures = _num(last.get("Total Request Count")) or 0.0, _num(last.get("Total Failure Count")) or 0.0
-    prev_total = (_num(before.get("Total Request Count")) or 0.0) if before else 0.0
-    prev_failures = (_num(before.get("Total Failure Count")) or 0.0) if before else 0.0
+        return max((number(r.get("User Count")) or 0.0) for r in rows)
+    total, failures = number(last.get("Total Request Count")) or 0.0, number(last.get("Total Failure Count")) or 0.0
+    prev_total = (number(before.get("Total Request Count")) or 0.0) if before else 0.0
+    prev_failures = (number(before.get("Total Failure Count")) or 0.0) if before else 0.0
     if metric == "TotalRequests":
         return total - prev_total
     if metric == "Errors":
         return failures - prev_failures
     if aggregation == "Average":
-        mean = _num(last.get("Total Average Response Time")) or 0.0
-        prev_mean = (_num(before.get("Total Average Response Time")) or 0.0) if before else 0.0
+        mean = number(last.get("Total Average Response Time")) or 0.0
+        prev_mean = (number(before.get("Total Average Response Time")) or 0.0) if before else 0.0
         new = total - prev_total
         return round((mean * total - prev_mean * prev_total) / new, 3) if new > 0 else None
     column = {"Percentile90": "90%", "Percentile95": "95%", "Percentile99": "99%"}.get(aggregation, "90%")
-    return _num(last.get(column))
+    return number(last.get(column))
 
 
 def series(history: list[dict[str, str]], metric: str, aggregation: str | None, grain: int,
@@ -204,7 +208,7 @@ def series(history: list[dict[str, str]], metric: str, aggregation: str | None, 
             rows = [{**r, "User Count": users.get(r.get("Timestamp"), r.get("User Count"))} for r in rows]
         buckets: dict[int, list[dict]] = {}
         for row in rows:
-            ts = _num(row.get("Timestamp"))
+            ts = number(row.get("Timestamp"))
             if ts is None or (span and not span[0] <= ts <= span[1]):
                 continue
             buckets.setdefault(int(ts // grain) * grain, []).append(row)

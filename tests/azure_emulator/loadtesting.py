@@ -6,10 +6,13 @@ What a client must know (host names, versions, conventions):
     1.0.0 sends api-version 2022-12-01; create/update/delete are long-running like every emulated PUT -- spec
     LoadTestService.Management examples/2022-12-01/LoadTests_CreateOrUpdate.json answers 201 +
     Azure-AsyncOperation). `properties.dataPlaneURI` is `{guid}.{region}.cnt-prod.loadtesting.azure.com`, WITHOUT a
-    scheme (azure-developer-loadtesting README "Data-Plane Endpoint": "00000000-0000-0000-0000-000000000000.aaa.cnt-
-    prod.loadtesting.azure.com ... followed by aaa which is the Azure region of the resource"; the clients take it
-    as `endpoint` and add https://). identity SystemAssigned / UserAssigned get principalId/tenantId/clientId as in
-    that example. `location` must be one of REGIONS (ARM's LocationNotAvailableForResourceType otherwise).
+    scheme (azure-sdk-for-js sdk/loadtesting/load-testing-rest/README.md "Data-Plane Endpoint": "00000000-0000-0000-
+    0000-000000000000.aaa.cnt-prod.loadtesting.azure.com ... followed by aaa which is the Azure region of the
+    resource" -- its example abbreviates East US as `eus`, the Az.LoadTesting PowerShell docs show
+    `{guid}.eastus.cnt-prod...` for a resource in eastus, which the emulator follows: a client must take the URI
+    from the resource, never build it; the clients take it as `endpoint` and add https://). identity SystemAssigned
+    / UserAssigned get principalId/tenantId/clientId as in that example. `location` must be one of REGIONS (ARM's
+    LocationNotAvailableForResourceType otherwise).
   * data plane: host = dataPlaneURI, through the emulator's CONNECT proxy (certificate `*.{region}.cnt-prod.
     loadtesting.azure.com` for every region in REGIONS); bearer tokens for `https://cnt-prod.loadtesting.azure.com`
     (the SDKs' default credential scope `.../.default`) else 401. Any api-version is accepted and logged in
@@ -32,15 +35,17 @@ What a client must know (host names, versions, conventions):
     blob urls served by the emulator's blob route (expire 10 min after the answer: same recording).
   * engines: every engine gets the test's (and run's) `environmentVariables` and one variable per secret, named as
     the key of `secrets`, holding the Key Vault value (read with the load test's managed identity: the resource
-    must have a SystemAssigned identity, or the UserAssigned `keyvaultReferenceIdentityId`; RBAC on the vault is
-    not checked). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE (per engine), LOCUST_RUN_TIME, LOCUST_HOST as
-    environment variables set the load (see locust_engine.py).
+    must have a SystemAssigned identity, or the UserAssigned `keyvaultReferenceIdentityId`; a vault under access
+    policies must give that identity's principalId secrets `get` (PUT {vault}/accessPolicies/add), an RBAC vault --
+    what azure-ai-ml's workspace template creates -- a role assignment of Key Vault Secrets User (or Officer /
+    Administrator) at the vault or above: keyvault.may_read_secrets). LOCUST_USERS (per engine), LOCUST_SPAWN_RATE
+    (per engine), LOCUST_RUN_TIME, LOCUST_HOST as environment variables set the load (see locust_engine.py).
   * runs: PATCH /test-runs/{testRunId} {testId, displayName?, description?, environmentVariables?, secrets?,
     passFailCriteria?} -> 201 status ACCEPTED; then PROVISIONING, CONFIGURING, EXECUTING (engines running),
-    DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after
-    POST /test-runs/{id}:stop (spec enum Status; begin_test_run's TestRunStatusPoller stops at DONE/FAILED/
-    CANCELLED). A finished run has testRunStatistics, testResult, passFailCriteria with actualValue/result,
-    virtualUsers, startDateTime/endDateTime, duration (ms), portalUrl, and testArtifacts.outputArtifacts
+    DEPROVISIONING, DONE -- or FAILED with errorDetails [{message}], or CANCELLING then CANCELLED after POST
+    /test-runs/{id}:stop (spec enum Status; begin_test_run's TestRunStatusPoller stops at DONE/FAILED/CANCELLED). A
+    finished run has testRunStatistics, testResult, passFailCriteria with actualValue/result, virtualUsers
+    (LOCUST_USERS x engines), startDateTime/endDateTime, duration (ms), portalUrl, and testArtifacts.outputArtifacts
     resultFileInfo `csv.zip` (Locust's results_stats.csv, results_stats_history.csv, results_failures.csv,
     results_exceptions.csv) and logsFileInfo `logs.zip` (master.log, engine{N}.log), downloadable by their urls
     (expire 1 h: recording above). Metrics: GET /test-runs/{id}/metric-namespaces, GET .../metric-definitions?
@@ -61,19 +66,41 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 
-from . import keyvault, loadtest_results as results
-from .blob import API_VERSION as BLOB_API_VERSION, Blob
+from . import keyvault
+from . import loadtest_results as results
+from .blob import API_VERSION as BLOB_API_VERSION
+from .blob import Blob
 from .context import Context
 from .errors import ArmError, json_response
 from .ids import ArmPath, key
 from .kinds import Kind, deep_merge, props, register
-from .locust_engine import START_TIMEOUT, STOP_GRACE, EngineError, LocustRun, engine_env, run_seconds, MAX_RUN_SECONDS
+from .loadtest_model import (
+    ENV_NAME_RE,
+    FILE_NAME_RE,
+    FILE_TYPES,
+    FILE_URL_SECONDS,
+    ID_RE,
+    MAX_ENGINES,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_TESTS,
+    MAX_VALUE_CHARS,
+    MAX_VARIABLES,
+    SCRIPT_TYPES,
+    VALIDATION_SECONDS,
+    ApiError,
+    ResourceState,
+    TestFile,
+    TestRecord,
+    now_iso,
+)
+from .loadtest_model import error_response as _error
+from .loadtest_runs import RunsMixin
 
 HOST_SUFFIX = ".cnt-prod.loadtesting.azure.com"
 AUDIENCE = "https://cnt-prod.loadtesting.azure.com"
@@ -84,24 +111,6 @@ REGIONS = ("eastus", "eastus2", "westus", "westus2", "westus3", "centralus", "no
            "germanywestcentral", "swedencentral", "switzerlandnorth", "norwayeast", "italynorth", "polandcentral",
            "australiaeast", "japaneast", "koreacentral", "southeastasia", "eastasia", "centralindia",
            "southafricanorth", "uaenorth", "israelcentral")
-ID_RE = re.compile(r"^[a-z0-9_-]{2,50}$")              # spec: testId / testRunId pattern and lengths
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")   # guess: POSIX names (values reach the engines' env)
-MAX_FILE_BYTES = 50 * 1024 * 1024                      # SDK: "File size can't be more than 50 MB"
-MAX_FILES = 50                                         # guess
-MAX_VARIABLES = 200                                    # guess (env vars + secrets of a test)
-MAX_VALUE_CHARS = 32 * 1024                            # guess
-MAX_ENGINES = 400                                      # SDK model LoadTestConfiguration: "range of 1-400"
-VALIDATION_SECONDS = 0.2                               # guess (the service validates in seconds: recording)
-FILE_URL_SECONDS = 600                                 # recording: expireDateTime = answer + 10 min
-OUTPUT_URL_SECONDS = 3600                              # recording: output artifacts expire 1 h later
-TERMINAL = ("DONE", "FAILED", "CANCELLED")
-SCRIPT_TYPES = ("TEST_SCRIPT", "JMX_FILE")
-FILE_TYPES = ("JMX_FILE", "USER_PROPERTIES", "ADDITIONAL_ARTIFACTS", "ZIPPED_ARTIFACTS", "URL_TEST_CONFIG",
-              "TEST_SCRIPT")
-
-
-def now_iso(ts: float | None = None) -> str:
-    return results.iso(time.time() if ts is None else ts)
 
 
 class LoadTestKind(Kind):
@@ -146,51 +155,7 @@ class LoadTestKind(Kind):
 register(LoadTestKind())
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status=status,
-                         headers={"x-ms-error-code": code})
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class TestFile:
-    name: str
-    file_type: str
-    uploaded: float
-    status: str
-    details: str | None = None
-    gets: int = 0
-
-
-@dataclass
-class TestRecord:
-    body: dict
-    files: dict[str, TestFile] = field(default_factory=dict)   # by file name
-
-
-@dataclass
-class RunRecord:
-    body: dict
-    resource_id: str
-    engine: LocustRun | None = None
-    task: asyncio.Task | None = None
-    stop_requested: bool = False
-    history: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class ResourceState:
-    resource_id: str
-    tests: dict[str, TestRecord] = field(default_factory=dict)
-    runs: dict[str, RunRecord] = field(default_factory=dict)
-
-
-class LoadTestingApi:
+class LoadTestingApi(RunsMixin):
     """Tests, files and runs per load testing resource (by data plane host), in memory."""
 
     def __init__(self, ctx: Context, authority, workdir: Path):
@@ -219,13 +184,6 @@ class LoadTestingApi:
                 del self.states[host]
                 for run in state.runs.values():
                     self._cancel(run)
-
-    def _cancel(self, run: RunRecord) -> None:
-        run.stop_requested = True
-        if run.engine is not None:
-            asyncio.get_running_loop().create_task(run.engine.kill())
-        if run.task is not None and not run.task.done():
-            run.task.cancel()
 
     async def close(self) -> None:
         runs = [run for state in self.states.values() for run in state.runs.values()]
@@ -299,12 +257,6 @@ class LoadTestingApi:
             raise ApiError(404, "TestNotFound", f"Test couldn't find with given identifier {test_id}")
         return found
 
-    def run(self, state: ResourceState, run_id: str) -> RunRecord:
-        found = state.runs.get(run_id)
-        if found is None:
-            raise ApiError(404, "TestRunNotFound", f"Test run not found with given name \"{run_id}\".")
-        return found
-
     @staticmethod
     async def body_of(request: web.Request) -> dict:
         raw = await request.read()
@@ -322,6 +274,8 @@ class LoadTestingApi:
             raise ApiError(400, "BadRequest", f"testId '{test_id}' must be 2-50 characters of a-z, 0-9, '_' or '-'.")
         patch = await self.body_of(request)
         existing = state.tests.get(test_id)
+        if existing is None and len(state.tests) >= MAX_TESTS:
+            raise ApiError(400, "BadRequest", f"A load testing resource holds at most {MAX_TESTS} tests here.")
         body = deep_merge(existing.body if existing else {}, patch)
         self.check_test(body, self.resource_for(host))
         stamp, who = now_iso(), self.ctx.settings.client_id
@@ -372,7 +326,8 @@ class LoadTestingApi:
         if len(variables) + len(secrets) > MAX_VARIABLES:
             raise bad(f"At most {MAX_VARIABLES} environment variables and secrets.")
         for name, value in variables.items():
-            if not ENV_NAME_RE.match(name) or not isinstance(value, str) or len(value) > MAX_VALUE_CHARS:
+            if not ENV_NAME_RE.match(name) or not isinstance(value, str) or len(value) > MAX_VALUE_CHARS \
+                    or "\x00" in value:
                 raise bad(f"environmentVariables['{name}']: the name must be a valid environment variable name "
                           f"and the value a string of at most {MAX_VALUE_CHARS} characters.")
         for name, secret in secrets.items():
@@ -440,8 +395,11 @@ class LoadTestingApi:
         raise ApiError(405, "BadRequest", f"{request.method} is not supported on test files.")
 
     async def upload(self, request, host: str, test: TestRecord, test_id: str, name: str) -> web.Response:
-        if "/" in name or name in (".", "..") or not 1 <= len(name) <= 200:
-            raise ApiError(400, "BadRequest", f"'{name}' is not a valid file name.")
+        # guess: the service's own file-name rule is not published; these names reach Locust's command line
+        # (`-f name`, `--config name`), so one must never read as an option or leave the run folder
+        if not FILE_NAME_RE.match(name) or name in (".", ".."):
+            raise ApiError(400, "BadRequest", f"'{name}' is not a valid file name (1-200 characters of letters, "
+                                              f"digits, '.', '_', '-' and spaces, not starting with '-').")
         data = await request.content.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise ApiError(400, "BadRequest", "File size can't be more than 50 MB.")
@@ -467,233 +425,3 @@ class LoadTestingApi:
         self.ctx.blobs.put(self.account(host), test_id, name, Blob(data, {}, "application/octet-stream"))
         test.files[name] = TestFile(name, file_type, time.time(), status, details)
         return json_response(self.file_view(host, test_id, test.files[name], count_get=False), status=201)
-
-    # -- runs -----------------------------------------------------------------------------------------
-    def run_view(self, run: RunRecord) -> dict:
-        out = json.loads(json.dumps(run.body))
-        if "secrets" in out:
-            out["secrets"] = self.hide_secret_values(out["secrets"])
-        return out
-
-    async def put_run(self, request, host: str, state: ResourceState, resource, run_id: str) -> web.Response:
-        if not ID_RE.match(run_id):
-            raise ApiError(400, "BadRequest", f"testRunId '{run_id}' must be 2-50 characters of a-z, 0-9, '_' or '-'.")
-        patch = await self.body_of(request)
-        existing = state.runs.get(run_id)
-        if existing is not None:      # guess: an existing run takes new display fields only
-            existing.body.update({k: patch[k] for k in ("displayName", "description") if k in patch})
-            return json_response(self.run_view(existing))
-        test = self.test(state, str(patch.get("testId") or ""))
-        script = next((f for f in test.files.values() if f.file_type in SCRIPT_TYPES), None)
-        if script is None or script.status not in ("VALIDATION_SUCCESS", "VALIDATION_INITIATED"):
-            raise ApiError(400, "BadRequest", f"Test {test.body['testId']} has no validated test script.")
-        stamp = now_iso()
-        body = {k: json.loads(json.dumps(v)) for k, v in test.body.items()
-                if k in ("passFailCriteria", "autoStopCriteria", "secrets", "certificate", "environmentVariables",
-                         "loadTestConfiguration", "kind", "keyvaultReferenceIdentityType",
-                         "keyvaultReferenceIdentityId", "publicIPDisabled", "subnetId")}
-        body["environmentVariables"] = {**body.get("environmentVariables", {}), **(patch.get("environmentVariables")
-                                                                                  or {})}
-        body["secrets"] = {**body.get("secrets", {}), **(patch.get("secrets") or {})}
-        if patch.get("passFailCriteria"):
-            body["passFailCriteria"] = patch["passFailCriteria"]
-        self.check_test({**body, "loadTestConfiguration": body.get("loadTestConfiguration") or {}}, resource)
-        body.update({"testRunId": run_id, "testId": test.body["testId"], "displayName": patch.get("displayName")
-                     or f"TestRun_{time.strftime('%m/%d/%Y_%H:%M:%S')}", "description": patch.get("description"),
-                     "status": "ACCEPTED", "executedDateTime": stamp, "createdDateTime": stamp,
-                     "createdBy": self.ctx.settings.client_id, "lastModifiedDateTime": stamp,
-                     "lastModifiedBy": self.ctx.settings.client_id,
-                     "testArtifacts": {"inputArtifacts": self.test_view(host, test)["inputArtifacts"]},
-                     "portalUrl": "https://portal.azure.com/#blade/Microsoft_Azure_CloudNativeTesting/NewReport//"
-                                  f"resourceId/{quote(resource.id.lower(), safe='')}/testId/{test.body['testId']}"
-                                  f"/testRunId/{run_id}"})
-        run = RunRecord(body, resource.id)
-        state.runs[run_id] = run
-        run.task = asyncio.get_running_loop().create_task(self.execute(host, state, test, run))
-        return json_response(self.run_view(run), status=201)
-
-    def stop(self, state: ResourceState, run_id: str) -> web.Response:
-        run = self.run(state, run_id)
-        if run.body["status"] not in TERMINAL:
-            run.stop_requested = True
-            self.set_status(run, "CANCELLING")
-            if run.engine is not None:
-                asyncio.get_running_loop().create_task(run.engine.stop())
-        return json_response(self.run_view(run))
-
-    def set_status(self, run: RunRecord, status: str) -> None:
-        run.body["status"] = status
-        run.body["lastModifiedDateTime"] = now_iso()
-
-    async def execute(self, host: str, state: ResourceState, test: TestRecord, run: RunRecord) -> None:
-        folder = self.workdir / "loadtesting" / run.body["testRunId"] / uuid.uuid4().hex[:8]
-        try:
-            self.set_status(run, "PROVISIONING")
-            values = self.engine_values(run)
-            if test.body.get("kind") != "Locust":
-                raise EngineError(f"the emulator runs Locust tests only (this test's kind is "
-                                  f"{test.body.get('kind')}).")
-            folder.mkdir(parents=True)
-            script, config = self.stage_files(host, test, folder)
-            from tests.locust_tool import locust_python   # the emulator is test tooling: same pinned Locust
-
-            python = await asyncio.get_running_loop().run_in_executor(None, locust_python)
-            if run.stop_requested:
-                return self.finish(host, run, "CANCELLED")
-            self.set_status(run, "CONFIGURING")
-            engines = int((run.body.get("loadTestConfiguration") or {}).get("engineInstances") or 1)
-            env = engine_env(values, self.ctx.ca_path, self.ctx.proxy_url)
-            run.engine = LocustRun(folder, script, engines, env, config)
-            from reconcilers.local.procs import free_port
-
-            await run.engine.start(python, free_port())
-            run.body["startDateTime"] = now_iso()
-            run.engine.started = time.time()
-            self.set_status(run, "CANCELLING" if run.stop_requested else "EXECUTING")
-            if run.stop_requested:
-                await run.engine.stop()
-            limit = (run_seconds(env.get("LOCUST_RUN_TIME")) or MAX_RUN_SECONDS) + START_TIMEOUT + STOP_GRACE
-            code = await run.engine.wait(limit)
-            self.set_status(run, "CANCELLING" if run.stop_requested else "DEPROVISIONING")
-            stats = results.statistics(run.engine.rows("stats"))
-            if not stats and not run.stop_requested:
-                raise EngineError(f"Locust ended (exit code {code}) without results. Master log tail:\n"
-                                  f"{run.engine.log_tail()}")
-            self.collect(host, run, stats)
-            self.finish(host, run, "CANCELLED" if run.stop_requested else "DONE")
-        except EngineError as exc:
-            if run.engine is not None:
-                await run.engine.kill()
-                self.upload_outputs(host, run)
-            run.body["errorDetails"] = [{"message": str(exc)}]
-            self.finish(host, run, "FAILED")
-        except asyncio.CancelledError:
-            if run.engine is not None:
-                await run.engine.kill()
-            raise
-
-    def engine_values(self, run: RunRecord) -> dict[str, str]:
-        """Environment variables and secret values for the engines (secrets read with the load test's identity)."""
-        values = dict(run.body.get("environmentVariables") or {})
-        secrets = run.body.get("secrets") or {}
-        if any(s.get("type") == "AKV_SECRET_URI" for s in secrets.values()):
-            self.check_identity(run)
-        for name, secret in secrets.items():
-            if secret.get("type") == "SECRET_VALUE":
-                values[name] = str(secret.get("value") or "")
-                continue
-            try:
-                values[name] = keyvault.resolve(self.ctx, secret.get("value"))
-            except KeyError as exc:
-                raise EngineError(f"Key Vault reference of secret '{name}' could not be resolved: {exc.args[0]}.")
-        return values
-
-    def check_identity(self, run: RunRecord) -> None:
-        """The service reads Key Vault with the resource's managed identity (how-to-parameterize-load-tests: grant the
-        load testing resource's identity access to the vault); without one it cannot."""
-        resource = self.ctx.store.get(run.resource_id)
-        identity = (resource.body.get("identity") if resource else None) or {}
-        kinds = {k.strip().lower() for k in str(identity.get("type") or "None").split(",")}
-        wanted = str(run.body.get("keyvaultReferenceIdentityType") or "SystemAssigned").lower()
-        if wanted == "systemassigned" and "systemassigned" not in kinds:
-            raise EngineError("The load testing resource has no system-assigned managed identity to read Key Vault "
-                              "secrets with (identity.type must include SystemAssigned).")
-        if wanted == "userassigned":
-            wanted_id = str(run.body.get("keyvaultReferenceIdentityId") or "").lower()
-            if wanted_id not in {k.lower() for k in (identity.get("userAssignedIdentities") or {})}:
-                raise EngineError(f"keyvaultReferenceIdentityId '{wanted_id}' is not a user-assigned identity of the "
-                                  f"load testing resource.")
-
-    def stage_files(self, host: str, test: TestRecord, folder: Path) -> tuple[str, str | None]:
-        """Copy the test's files into the run folder (one folder: the service puts artifacts beside the script)."""
-        script = config = None
-        for f in test.files.values():
-            blob = self.ctx.blobs.get(self.account(host), test.body["testId"], f.name)
-            if blob is None:
-                continue
-            (folder / Path(f.name).name).write_bytes(blob.data)
-            if f.file_type in SCRIPT_TYPES:
-                if f.status == "VALIDATION_FAILURE":
-                    raise EngineError(f"The test script {f.name} failed validation: {f.details}")
-                script = f.name
-            elif f.file_type == "USER_PROPERTIES":
-                config = f.name
-        if script is None:
-            raise EngineError("The test has no test script.")
-        return script, config
-
-    def collect(self, host: str, run: RunRecord, stats: dict[str, dict]) -> None:
-        engine = run.engine
-        run.history = engine.rows("stats_history")
-        run.body["testRunStatistics"] = stats
-        criteria, verdict = results.judge(run.body.get("passFailCriteria"), stats)
-        run.body["passFailCriteria"], run.body["testResult"] = criteria, verdict
-        users = [results._num(r.get("User Count")) or 0 for r in run.history if r.get("Name") == results.LOCUST_TOTAL]
-        run.body["virtualUsers"] = int(max(users)) if users else engine.users
-        self.upload_outputs(host, run)
-
-    def upload_outputs(self, host: str, run: RunRecord) -> None:
-        run_id, account = run.body["testRunId"], self.account(host)
-        outputs = {}
-        for what, name, field_ in (("csv", "csv.zip", "resultFileInfo"), ("logs", "logs.zip", "logsFileInfo")):
-            self.ctx.blobs.put(account, run_id, name, Blob(run.engine.zip_outputs(what), {}, "application/zip"))
-            outputs[field_] = {"url": self.blob_url(host, run_id, name, OUTPUT_URL_SECONDS), "fileName": name,
-                               "fileType": "ADDITIONAL_ARTIFACTS",
-                               "expireDateTime": now_iso(time.time() + OUTPUT_URL_SECONDS),
-                               "validationStatus": "VALIDATION_NOT_REQUIRED"}
-        run.body.setdefault("testArtifacts", {})["outputArtifacts"] = outputs
-
-    def finish(self, host: str, run: RunRecord, status: str) -> None:
-        end = time.time()
-        run.body["endDateTime"] = now_iso(end)
-        if run.engine is not None and run.engine.started:
-            run.body["duration"] = int((end - run.engine.started) * 1000)
-        run.body.setdefault("testResult", "NOT_APPLICABLE")
-        self.set_status(run, status)
-
-    # -- run data -------------------------------------------------------------------------------------
-    async def run_data(self, request, state: ResourceState, segs: list[str]) -> web.Response:
-        run = self.run(state, segs[1])
-        what, q = segs[2], request.query
-        if what == "files" and len(segs) == 4:
-            artifacts = run.body.get("testArtifacts") or {}
-            infos = list((artifacts.get("outputArtifacts") or {}).values())
-            infos += [v for v in (artifacts.get("inputArtifacts") or {}).values() if isinstance(v, dict)]
-            infos += (artifacts.get("inputArtifacts") or {}).get("additionalFileInfo") or []
-            found = next((i for i in infos if i.get("fileName") == segs[3]), None)
-            if found is None:
-                raise ApiError(404, "FileNotFound", f"File {segs[3]} not found for test run {segs[1]}.")
-            return json_response(found)
-        if what == "metric-namespaces":
-            return json_response({"value": results.NAMESPACES})
-        if what == "metric-definitions":
-            namespace = q.get("metricNamespace")
-            return json_response({"value": results.DEFINITIONS if namespace == "LoadTestRunMetrics" else []})
-        if what == "metric-dimensions" and len(segs) == 5 and segs[4] == "values":
-            names = sorted({r["Name"] for r in run.history if r.get("Type") and r.get("Name")})
-            return json_response({"value": names if segs[3].lower() in results.DIMENSION_ALIASES else []})
-        if what == "metrics" and request.method == "POST":
-            return await self.metrics(request, run)
-        raise ApiError(404, "NotFound", f"The emulator has no Load Testing route for {request.method} {request.path}.")
-
-    async def metrics(self, request, run: RunRecord) -> web.Response:
-        q = request.query
-        name, namespace = q.get("metricname"), q.get("metricNamespace")
-        definition = next((d for d in results.DEFINITIONS if d["name"] == name), None)
-        if namespace != "LoadTestRunMetrics" or definition is None:
-            raise ApiError(400, "BadRequest", f"Metric '{name}' is not in namespace '{namespace}' (known: "
-                                              f"{[d['name'] for d in results.DEFINITIONS]} in LoadTestRunMetrics).")
-        aggregation = q.get("aggregation")
-        if aggregation and aggregation not in definition["supportedAggregationTypes"]:
-            raise ApiError(400, "BadRequest", f"Aggregation '{aggregation}' is not supported by {name} "
-                                              f"({definition['supportedAggregationTypes']}).")
-        grain = results.GRAINS.get(q.get("interval") or "PT5S")
-        span = results.parse_timespan(q.get("timespan"))
-        if grain is None or span is None:
-            raise ApiError(400, "BadRequest", "interval must be a TimeGrain (PT5S, PT10S, PT1M, PT5M, PT1H) and "
-                                              "timespan '{start}/{end}' in ISO 8601.")
-        samplers = None
-        for item in (await self.body_of(request)).get("filters") or []:
-            if str(item.get("name", "")).lower() in results.DIMENSION_ALIASES:
-                samplers = [str(v) for v in item.get("values") or []][:100]
-        return json_response({"value": results.series(run.history, name, aggregation, grain, span, samplers)})

@@ -79,7 +79,7 @@ class LocustRun:
     env: dict[str, str]
     config_file: str | None = None
     procs: list[asyncio.subprocess.Process] = field(default_factory=list)
-    started: float | None = None  # epoch seconds the master began to run users
+    started: float | None = None  # epoch seconds the engines were started (the run's startDateTime)
     stopped: bool = False
     users: int | None = None
 
@@ -120,15 +120,18 @@ class LocustRun:
             self.procs.append(await self._spawn(worker, logs / f"engine{index + 1}.log"))
 
     async def _spawn(self, argv: list[str], log: Path) -> asyncio.subprocess.Process:
-        with open(log, "wb") as out:
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)    # a local file: no blocking worth a thread
+        try:
             return await asyncio.create_subprocess_exec(*argv, cwd=self.folder, env=self.env, stdout=out,
                                                         stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        finally:
+            os.close(out)
 
     async def wait(self, timeout: float) -> int:
         """The master's exit code once it ends (it stops its workers); killed after `timeout` seconds."""
         try:
             code = await asyncio.wait_for(self.procs[0].wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill()
             raise EngineError(f"the Locust master did not finish within {timeout:g}s and was stopped.")
         await self.kill(grace=5.0)
@@ -152,7 +155,7 @@ class LocustRun:
             if proc.returncode is None:
                 try:
                     await asyncio.wait_for(proc.wait(), 5.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     @staticmethod

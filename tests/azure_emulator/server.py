@@ -14,8 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import aml, insights, kube, templates  # noqa: F401  (register the resource kinds)
-from . import keyvault, loadtesting
+from . import aml, insights, keyvault, kube, loadtesting, templates  # noqa: F401  (register the resource kinds)
 from .arm import ArmApi
 from .auth import TokenAuthority
 from .blob import BlobApi, BlobStore

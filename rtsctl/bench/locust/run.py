@@ -169,11 +169,12 @@ def measure(cfg: BenchConfig, target: dict, load: dict) -> tuple[dict, list]:
             raise RtsctlError(f"Locust's master failed (exit {code}): {tail(folder / 'master.log') or 'no output'}")
         else:
             entries = results.read_stats(stats)
+        if not any(e["num_requests"] for e in entries) and not interrupted:
+            said = "; ".join(f"{log.stem}: {tail(log, 4)}" for log in fleet.logs if tail(log, 4))
+            raise RtsctlError(f"Locust sent no request to {cfg.url}: {said or 'its processes said nothing'}")
     load = {**load, "workers": expected}
     doc = results.to_doc(entries, target, load, interrupted,
                          {"version": LOCUST_VERSION, "master": f"{bind}:{port}", "workers": expected})
-    if not doc["requests"] and not interrupted:
-        raise RtsctlError(f"Locust sent no request to {cfg.url}: {tail(folder / 'master.log') or 'no output'}")
     return doc, []
 
 

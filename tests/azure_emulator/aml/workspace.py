@@ -119,6 +119,11 @@ def materialise_workspace(ctx: "Context", ws_path: str, params: dict) -> None:
             # delete_dependent_resources follows to delete that workspace too)
             log_analytics = params.get("logAnalyticsArmId") or created.get("logAnalyticsName")
             body["properties"] = {"Application_Type": "web", "WorkspaceResourceId": log_analytics}
+        if path.type_key() == "microsoft.keyvault/vaults":
+            # the template's new vault uses Azure RBAC, no access policies (azure-ai-ml 1.35
+            # _arm_deployments/arm_templates/workspace_base.json, Microsoft.KeyVault/vaults 2023-07-01)
+            body["properties"] = {"tenantId": ctx.settings.tenant_id, "sku": {"name": "standard", "family": "A"},
+                                  "accessPolicies": [], "enableRbacAuthorization": True}
         stored, private = kind_for(path).prepare(ctx, path, body, None)
         props(stored)[PS] = "Succeeded"
         ctx.store.put(arm_id, stored, private)
