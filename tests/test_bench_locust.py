@@ -16,7 +16,6 @@ from rtsctl.bench.config import BenchConfig
 from rtsctl.bench.locust import results, script
 from rtsctl.support.errors import RtsctlError
 from tests.conftest import REPO, Cli, kill_recorded
-from tests.locust_tool import locust_python
 
 pytest_plugins = ["tests.locust_tool"]      # the session fixture locust_env
 
@@ -183,10 +182,10 @@ def test_a_locust_python_another_user_could_replace_is_refused(tmp_path: Path, m
         tool.locust_python()
 
 
-def test_rtsctl_provisions_its_locust_once_and_reuses_it(tmp_path: Path, monkeypatch):
+def test_rtsctl_provisions_its_locust_once_and_reuses_it(tmp_path: Path, monkeypatch, locust_env):
+    """locust_env installed the same Locust before: uv's cache holds its wheels, so this first use is quick."""
     from rtsctl.bench.locust import tool
 
-    locust_python()                          # the uv cache holds Locust's wheels: this is the first-use path, warm
     monkeypatch.delenv(tool.SETTING, raising=False)
     monkeypatch.setenv("RTSCTL_ENV_CACHE", str(tmp_path / "envs"))
     said: list[str] = []
@@ -194,3 +193,23 @@ def test_rtsctl_provisions_its_locust_once_and_reuses_it(tmp_path: Path, monkeyp
     assert python.exists() and any("first use of --engine locust" in line for line in said)
     said.clear()
     assert tool.locust_python(said.append) == python and said == []
+
+
+def test_azure_load_testing_per_request_results_become_the_same_figures(tmp_path: Path):
+    """Azure Load Testing's results (Apache JMeter CSV log, one file per engine) through the same conversion."""
+    head = "timeStamp,elapsed,label,responseCode,responseMessage,threadName,success,bytes,URL\n"
+    (tmp_path / "engine1.csv").write_text(head + "1700000000100,12,HTTP 200,200,OK,t1,true,36,u\n"
+                                                 "1700000001200,3,HTTP 401,401,Unauthorized,t1,false,36,u\n")
+    (tmp_path / "engine2.csv").write_text(head + "1700000000300,15,HTTP 200,200,OK,t1,true,36,u\n"
+                                                 "1700000001500,1000,x,Non HTTP response code: java.net."
+                                                 "SocketTimeoutException,Read timed out,t1,false,0,u\n")
+    entries = results.entries_from_jtl(sorted(tmp_path.glob("engine*.csv")))
+    doc = results.to_doc(entries, {"url": "u"}, {"mode": "closed", "workers": 2}, figures=results.JTL_NOTE)
+    assert doc["requests"] == 4 and doc["ok"] == 2 and doc["status"] == {"200": 2, "401": 1}
+    assert doc["errors"]["by_kind"] == {"locust: Read timed out": 1}
+    assert doc["latency_ms"]["max_ms"] == 1000.0 and doc["latency_ms"]["min_ms"] == 3.0
+    assert [(p["ok"], p["errors"]) for p in doc["timeline"]] == [(2, 0), (0, 2)]
+    assert "JMeter CSV" in doc["load"]["locust"]["notes"][0]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(RtsctlError, match="not a JMeter CSV log"):
+        results.entries_from_jtl([tmp_path / "bad.csv"])

@@ -6,7 +6,8 @@ request name). Chosen over the `--csv` files because it carries Locust's whole r
 (`response_times`: {bucket ms: count}) and per-second request and failure counts, so every percentile, the HTML
 percentile plot and the throughput timeline come from what Locust measured; the CSVs hold only eleven
 percentiles. Any Locust >= 2.x run (a local master, or Azure Load Testing's engines running the same script) can
-write it.
+write it. Azure Load Testing itself hands back per-request results in the Apache JMeter CSV log format:
+entries_from_jtl() turns those into the same entries (exact whole milliseconds rather than Locust's buckets).
 
 The locustfile (script.py) names each request by its outcome (`HTTP 200`, `HTTP 429`, `transport: TimeoutError`),
 so the entries are the status codes and transport errors. How the figures differ from the native engine's:
@@ -137,11 +138,12 @@ def timeline_of(entries: list[dict[str, Any]]) -> list[dict]:
 
 
 def to_doc(entries: list[dict[str, Any]], target: dict, load: dict, interrupted: bool = False,
-           locust: dict | None = None) -> dict:
+           locust: dict | None = None, figures: str = BUCKETS_NOTE) -> dict:
     """rtsctl's result document for what Locust measured; `load` says the run was Locust's (load["engine"]) and
-    how its figures differ (load["locust"]["notes"]), which the text and HTML reports print."""
+    how its figures differ (load["locust"]["notes"], starting with `figures`), which the text and HTML reports
+    print."""
     totals, lat, requests = totals_of(entries, interrupted)
-    notes = [BUCKETS_NOTE] + ([PACING_NOTE] if load.get("rate") or load.get("mode") == "open" else [])
+    notes = [figures] + ([PACING_NOTE] if load.get("rate") or load.get("mode") == "open" else [])
     load = {**load, "engine": "locust", "locust": {**(locust or {}), "notes": notes}}
     if load.get("mode") == "open":      # Locust paces a closed loop: say what ran, not what was asked
         load["mode"] = "closed"
@@ -182,3 +184,63 @@ def exact(latency: dict, entries: list[dict[str, Any]]) -> None:
     if highs:
         latency["max_ms"] = round(max(highs), 3)
     latency["mean_ms"] = round(total / n, 3)
+
+
+JTL_NOTE = ("percentiles from Azure Load Testing's per-request results (Apache JMeter CSV format: whole "
+            "milliseconds), coarser than the native engine's HDR histogram (microseconds)")
+MAX_JTL_BYTES = 1 << 30
+
+
+def entries_from_jtl(paths: list[Path]) -> list[dict[str, Any]]:
+    """Per-request results in the Apache JMeter CSV log format (what Azure Load Testing gives back, one file per
+    engine: https://learn.microsoft.com/azure/load-testing/how-to-export-test-results; columns timeStamp (epoch
+    ms), elapsed (ms), responseCode, success, ...) as Locust-style stats entries, one per outcome, so to_doc
+    renders them (with figures=JTL_NOTE). Read row by row: memory follows the distinct latencies, not the rows."""
+    import csv
+
+    entries: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        try:
+            if path.stat().st_size > MAX_JTL_BYTES:
+                raise RtsctlError(f"results file {path} is larger than {MAX_JTL_BYTES >> 30} GiB")
+            with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+                for n, row in enumerate(csv.DictReader(handle), 2):
+                    _add_row(entries, row, path, n)
+        except OSError as exc:
+            raise RtsctlError(f"cannot read results file {path}: {exc.strerror}") from None
+        except csv.Error as exc:
+            raise RtsctlError(f"results file {path} is not CSV: {exc}") from None
+    return list(entries.values())
+
+
+def _add_row(entries: dict[str, dict[str, Any]], row: dict, path: Path, line: int) -> None:
+    try:
+        started_ms, elapsed = int(row["timeStamp"]), float(row["elapsed"])
+    except (KeyError, TypeError, ValueError):
+        raise RtsctlError(f"results file {path}, line {line}: no timeStamp/elapsed (not a JMeter CSV log)") from None
+    code = (row.get("responseCode") or "").strip()
+    name = f"HTTP {int(code)}" if code.isdigit() and 100 <= int(code) <= 599 else \
+        f"transport: {(row.get('responseMessage') or code or 'no answer').strip()[:60]}"
+    e = entries.get(name)
+    if e is None:
+        if len(entries) >= MAX_ENTRIES:
+            raise RtsctlError(f"results file {path}: more than {MAX_ENTRIES} distinct outcomes")
+        e = entries[name] = {"name": name, "method": "", "num_requests": 0, "num_failures": 0,
+                             "num_none_requests": 0, "response_times": {}, "total_response_time": 0.0,
+                             "min_response_time": None, "max_response_time": 0.0, "start_time": None,
+                             "last_request_timestamp": None, "num_reqs_per_sec": {}, "num_fail_per_sec": {}}
+    failed = (row.get("success") or "").strip().lower() != "true"
+    start, sec = started_ms / 1000.0, str(started_ms // 1000)
+    ms = round(elapsed)
+    e["num_requests"] += 1
+    e["num_failures"] += failed
+    e["response_times"][ms] = e["response_times"].get(ms, 0) + 1
+    e["total_response_time"] += elapsed
+    e["min_response_time"] = elapsed if e["min_response_time"] is None else min(e["min_response_time"], elapsed)
+    e["max_response_time"] = max(e["max_response_time"], elapsed)
+    e["start_time"] = start if e["start_time"] is None else min(e["start_time"], start)
+    end = start + elapsed / 1000.0
+    e["last_request_timestamp"] = end if e["last_request_timestamp"] is None else max(e["last_request_timestamp"], end)
+    e["num_reqs_per_sec"][sec] = e["num_reqs_per_sec"].get(sec, 0) + 1
+    if failed:
+        e["num_fail_per_sec"][sec] = e["num_fail_per_sec"].get(sec, 0) + 1

@@ -152,7 +152,7 @@ def measure(cfg: BenchConfig, target: dict, load: dict) -> tuple[dict, list]:
                 f"{cfg.duration:g} s")
             if remote:
                 say(remote_instructions(folder, bind, port, remote))
-            interrupted = wait(cfg, fleet, master, folder, progress, started)
+            wait(cfg, fleet, master, folder, progress, started)
         except KeyboardInterrupt:
             interrupted = True
             progress.clear()
@@ -179,9 +179,9 @@ def measure(cfg: BenchConfig, target: dict, load: dict) -> tuple[dict, list]:
 
 
 def wait(cfg: BenchConfig, fleet: Fleet, master: subprocess.Popen, folder: Path, progress: Progress,
-         started: float) -> bool:
-    """Until the master ends the run; a worker dying early, or a master stuck past its time, is an error.
-    -> False (Ctrl-C raises KeyboardInterrupt through)."""
+         started: float) -> None:
+    """Until the master ends the run; a worker dying early, or a master stuck past its time, is an error
+    (Ctrl-C raises KeyboardInterrupt through)."""
     remote = cfg.remote_workers
     limit = None if remote else LOCAL_WAIT_S + cfg.duration + 30.0
     while master.poll() is None:
@@ -193,7 +193,6 @@ def wait(cfg: BenchConfig, fleet: Fleet, master: subprocess.Popen, folder: Path,
         if limit is not None and time.monotonic() - started > limit:
             raise RtsctlError(f"Locust did not finish within {limit:g} s: {tail(folder / 'master.log')}")
         show(progress, folder / PROGRESS)
-    return False
 
 
 def show(progress: Progress, path: Path) -> None:
