@@ -149,6 +149,11 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert {p.name for p in (tmp_path / "results").iterdir()} >= {"csv.zip"}
     assert key not in run.out + run.err
 
+    principal = emu.resource(load_test_id(emu))["identity"]["principalId"]   # may read the vault's secrets:
+    grants = [emu.resource(i)["properties"] for i in emu.resources() if "/roleAssignments/" in i]
+    assert [g["roleDefinitionId"].rsplit("/", 1)[-1] for g in grants if g["principalId"] == principal] == [
+        "4633458b-17de-408a-b874-0445c86b69e6"], grants                        # Key Vault Secrets User, once
+
     admin = data_plane(emu, monkeypatch)
     test = admin.get_test(TEST_ID)
     assert test["kind"] == "Locust" and test["loadTestConfiguration"]["engineInstances"] == 2

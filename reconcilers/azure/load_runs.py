@@ -34,6 +34,11 @@ SCRIPT_TYPE, ARTIFACT_TYPE = "TEST_SCRIPT", "ADDITIONAL_ARTIFACTS"
 #: Microsoft.KeyVault/vaults API version for reading a vault's URI and access policies (azure-rest-api-specs
 #: keyvault resource-manager stable/2023-07-01)
 VAULT_API = "2023-07-01"
+#: role assignments (azure-rest-api-specs authorization resource-manager stable/2022-04-01 authorization-
+#: RoleAssignmentsCalls.json) of the built-in role "Key Vault Secrets User" (learn.microsoft.com/azure/role-based-
+#: access-control/built-in-roles/security: 4633458b-17de-408a-b874-0445c86b69e6, reads secret contents)
+ROLE_API = "2022-04-01"
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 #: client metrics that make the report's timeline (spec examples ListTestRunMetricsDefinitions.json)
 METRICS_NAMESPACE = "LoadTestRunMetrics"
 METRICS = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
@@ -89,26 +94,50 @@ class AzureLoadTesting:
         return vault_id, dict(vault.properties or {})
 
     def _grant(self, vault_id: str, props: dict[str, Any]) -> None:
-        """Let the resource's identity read secrets from the vault: an access policy `get` on secrets (the vault
-        kind azure-ai-ml's workspace template creates), unless it has one. A vault under Azure RBAC needs a role
-        assignment instead, which rtsctl does not make: it says which."""
+        """Let the resource's identity read the vault's secrets, the way the vault is governed: under Azure RBAC
+        (what azure-ai-ml's workspace template creates) a 'Key Vault Secrets User' role assignment at the vault,
+        under access policies a policy with secrets `get`. Both writes are idempotent; both need the caller to
+        administer the vault (Owner / User Access Administrator for a role assignment)."""
         if not self.principal_id:
             raise RtsctlError(f"{self.address}: the resource has no system-assigned identity to read the endpoint "
                               "key with: apply the manifest (rtsctl gives it one) or enable it in the portal")
+        vault = vault_id.rsplit("/", 1)[-1]
         if props.get("enableRbacAuthorization"):
-            raise RtsctlError(f"the workspace's Key Vault {vault_id.rsplit('/', 1)[-1]} uses Azure RBAC: give "
-                              f"{self.address}'s identity ({self.principal_id}) the 'Key Vault Secrets User' role on "
-                              "it (az role assignment create), then run bench again")
+            return self._assign_role(vault_id, vault)
         for policy in props.get("accessPolicies") or []:
             secrets = [p.lower() for p in (policy.get("permissions") or {}).get("secrets") or []]
             if policy.get("objectId") == self.principal_id and ("get" in secrets or "all" in secrets):
-                return
+                return None
         body = {"properties": {"accessPolicies": [{"tenantId": props.get("tenantId"), "objectId": self.principal_id,
                                                    "permissions": {"secrets": ["get"]}}]}}
-        with azure_errors(f"{self.address} (Key Vault access policy)"):
+        with azure_errors(f"Key Vault {vault} (access policy for {self.address})"):
             # Vaults_UpdateAccessPolicy: PUT {vault}/accessPolicies/add (azure-rest-api-specs keyvault keyvault.json)
             self.clients.resources.resources.begin_create_or_update_by_id(
                 f"{vault_id}/accessPolicies/add", body, api_version=VAULT_API).result()
+        return None
+
+    def _assign_role(self, vault_id: str, vault: str) -> None:
+        """A role assignment named after (vault, identity, role), so a second run PUTs the same one; one made under
+        another name is already what is needed (ARM answers 409 RoleAssignmentExists)."""
+        import uuid
+
+        name = uuid.uuid5(uuid.NAMESPACE_URL, f"{vault_id.lower()}|{self.principal_id}|{SECRETS_USER}")
+        body = {"properties": {"roleDefinitionId": f"/subscriptions/{self.clients.subscription_id}/providers/"
+                                                   f"Microsoft.Authorization/roleDefinitions/{SECRETS_USER}",
+                               "principalId": self.principal_id, "principalType": "ServicePrincipal"}}
+        try:
+            with azure_errors(f"Key Vault {vault} (role assignment for {self.address})"):
+                self.clients.resources.resources.begin_create_or_update_by_id(
+                    f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{name}", body,
+                    api_version=ROLE_API).result()
+        except RtsctlError as exc:
+            if "RoleAssignmentExists" in str(exc):
+                return
+            raise RtsctlError(f"{exc} -- rtsctl gives {self.address}'s identity ({self.principal_id}) the 'Key Vault "
+                              "Secrets User' role on the workspace's vault, which needs Owner or User Access "
+                              "Administrator there; or have it granted (az role assignment create --role "
+                              f"\"Key Vault Secrets User\" --assignee-object-id {self.principal_id} --scope "
+                              f"{vault_id}) and run again") from None
 
     def store_key(self, endpoint: str, key: str) -> str:
         """The endpoint key as a secret of the workspace's vault (written only when it changed) -> its versioned
