@@ -142,6 +142,7 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert doc["service"]["test_result"] == "FAILED", doc["service"]           # the service's own criteria
     assert doc["service"]["portal_url"].startswith("https://")
     assert doc["latency_ms"]["p99_ms"] > 0.001
+    assert 0 < doc["duration_s"] <= 5 and doc["rps"] > 0, doc                 # the load's 3 s, not provisioning
     assert doc["thresholds"]["max_error_rate"]["ok"] is True and doc["thresholds"]["max_p99_ms"]["ok"] is False
     assert doc["verdict"] == "threshold crossed"
     assert ": EXECUTING" in run.err and ": DONE" in run.err, run.err           # the service's phases, live

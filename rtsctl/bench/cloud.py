@@ -248,7 +248,10 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
     stats = (state.get("testRunStatistics") or {}).get("Total") or {}
     requests, errors = int(stats.get("sampleCount") or 0), int(stats.get("errorCount") or 0)
     ok = max(requests - errors, 0)
-    duration = float(state.get("duration") or 0.0) / 1000.0 or _seconds(state)
+    # the service's throughput is its own requests/s while loading; the run's duration also counts provisioning
+    throughput = float(stats.get("throughput") or 0.0)
+    duration = requests / throughput if throughput > 0 else float(state.get("duration") or 0.0) / 1000.0 \
+        or _seconds(state)
     target, load = describe(cfg)
     notes = [FIGURES_NOTE] + ([PACING_NOTE] if cfg.open_loop else [])
     load.update(engine=ENGINE, engines=run.engines, notes=notes,
@@ -266,7 +269,7 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
         "errors": {"total": errors, "rate": round(errors / requests, 6) if requests else 0.0, "by_status": {},
                    "by_kind": {"not 2xx (the service counts every failure together)": errors} if errors else {}},
         "status": {"2xx": ok} if ok else {}, "samples": {}, "duration_s": round(duration, 3),
-        "rps": round(requests / duration, 1) if duration > 0 else 0.0, "sent": requests, "unsent": 0,
+        "rps": round(throughput or (requests / duration if duration > 0 else 0.0), 1), "sent": requests, "unsent": 0,
         "cancelled": 0, "interrupted": interrupted, "latency_ms": latency,
         "timeline": timeline(service, run_id, state), "histogram": "",
         "service": {"name": "Azure Load Testing", "resource": service.address, "test_id": run.test_id,
