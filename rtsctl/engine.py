@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -284,11 +284,5 @@ def load_service(manifest_path: str, endpoint: str | None = None, variables: Map
             raise RtsctlError(f"{manifest_path}: no load testing resource to run in: declare `load_testing:` in the "
                               "manifest (and apply it), or name an existing one with --load-testing NAME")
         test = declared[0].inputs.get("test") if declared and declared[0].name == name else None
-        service = session.backend.load_service(name)
-        try:
-            out = _bench_outputs(session, endpoint)
-            yield out, service, test
-        finally:
-            close = getattr(service, "close", None)
-            if close:
-                close()
+        with closing(session.backend.load_service(name)) as service:
+            yield _bench_outputs(session, endpoint), service, test

@@ -228,21 +228,18 @@ def bench_gate(ctx: RolloutContext, endpoint: str, deployment: str, gate: dict[s
 def cloud_gate(ctx: RolloutContext, cfg: Any, gate: dict[str, Any]) -> tuple[dict, list]:
     """The gate's load sent by the manifest's load testing service (`engine: azure-load-testing`): the same Locust
     test as `bench --engine azure-load-testing`, against the new deployment alone, judged on the service's figures."""
+    from contextlib import closing
+
     from rtsctl.bench.cloud import CloudRun, default_test_id, measure
 
     testing = next((r for r in ctx.graph.nodes.values() if r.kind == "load_testing"), None)
     if ctx.backend is None or testing is None:
         raise RtsctlError("engine: azure-load-testing needs the manifest's load_testing: resource")
-    service = ctx.backend.load_service(testing.name)
-    try:
+    with closing(ctx.backend.load_service(testing.name)) as service:
         run = CloudRun(engines=int(gate.get("engines", 1)), regions=tuple(gate.get("regions") or ()),
                        test_id=testing.inputs.get("test") or default_test_id(f"{cfg.endpoint}-gate"),
                        poll_s=service.poll_interval)
         return measure(cfg, service, run)
-    finally:
-        close = getattr(service, "close", None)
-        if close:
-            close()
 
 
 def gate_verdict(doc: dict[str, Any]) -> str | None:
