@@ -14,7 +14,7 @@ bench package never imports an Azure SDK.
 
 from __future__ import annotations
 
-import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +44,7 @@ METRICS_NAMESPACE = "LoadTestRunMetrics"
 METRICS = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
            ("ResponseTime", "Percentile90"), ("ResponseTime", "Percentile99"))
 MAX_RESULT_BYTES = 512 * 1024 * 1024  # a results archive larger than this is left in the portal
+SAFE_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def secret_name(endpoint: str) -> str:
@@ -235,11 +236,13 @@ class AzureLoadTesting:
         wrote = []
         for key in ("resultFileInfo", "logsFileInfo", "reportFileInfo"):
             info = outputs.get(key) or {}
-            url, name = info.get("url"), os.path.basename(str(info.get("fileName") or key))
+            url, name = info.get("url"), str(info.get("fileName") or "")
             if not url:
                 continue
+            if not SAFE_FILE.fullmatch(name):  # the service names the file: never a path, a dot file or a device
+                name = f"{key}.zip"
             private_dir(dest)
-            target = dest / (name or key)
+            target = dest / name
             write_atomic(target, _fetch(url, f"{self.address} {key}"), what="test run result")
             wrote.append(target)
         return wrote

@@ -82,10 +82,12 @@ def service_lines(doc: dict) -> list[str]:
     svc = doc.get("service")
     if not svc:
         return []
-    verdict = f", test result {svc['test_result']}" if svc.get("test_result") else ""
-    out = [f"  {svc['name']} {svc['resource']}: test {svc['test_id']}, run {svc['run_id']} ({svc['status']}{verdict})"]
-    if svc.get("portal_url"):
-        out.append(f"  portal     {svc['portal_url']}")
+    said = {k: "".join(c for c in str(v) if c.isprintable()) for k, v in svc.items() if v}  # the service's words
+    verdict = f", test result {said['test_result']}" if said.get("test_result") else ""
+    out = [f"  {said['name']} {said['resource']}: test {said['test_id']}, run {said['run_id']} ({said['status']}"
+           f"{verdict})"]
+    if said.get("portal_url"):
+        out.append(f"  portal     {said['portal_url']}")
     return out
 
 
