@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from rtsctl.bench.config import BenchConfig
 from rtsctl.bench.locust.script import KEY_VARIABLE
+from rtsctl.bench.report import printable
 from rtsctl.support.errors import RtsctlError
 
 ENGINE = "azure-load-testing"
@@ -279,9 +280,9 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
     }
     messages = []
     if state.get("portalUrl"):
-        messages.append(f"the run in the Azure portal: {_printable(state['portalUrl'])}")
+        messages.append(f"the run in the Azure portal: {printable(state['portalUrl'])}")
     if status == "FAILED":
-        details = "; ".join(_printable((e or {}).get("message") or e)[:500] for e in state.get("errorDetails") or [])
+        details = "; ".join(printable((e or {}).get("message") or e)[:500] for e in state.get("errorDetails") or [])
         messages.append(f"the service failed the run {run_id}" + (f": {details}" if details else ""))
     if interrupted:
         messages.append(f"interrupted: the service's run {run_id} was stopped; partial figures")
@@ -329,11 +330,6 @@ def _instant(stamp: Any) -> float:
         return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
-
-
-def _printable(value: Any) -> str:
-    """The service's own words for the terminal: no control characters (an escape sequence is not a message)."""
-    return "".join(c for c in str(value) if c.isprintable())
 
 
 def _seconds(state: Mapping[str, Any]) -> float:

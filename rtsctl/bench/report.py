@@ -77,12 +77,17 @@ def chart_widths() -> tuple[int, int]:
     return max(10, min(cols - 22, 120)), max(10, min(cols - 14, 120))
 
 
+def printable(value) -> str:
+    """A service's own words for the terminal: no control characters (an escape sequence is not a message)."""
+    return "".join(c for c in str(value) if c.isprintable())
+
+
 def service_lines(doc: dict) -> list[str]:
     """Where a managed service ran the load (Azure Load Testing): its run, verdict and the portal's link to it."""
     svc = doc.get("service")
     if not svc:
         return []
-    said = {k: "".join(c for c in str(v) if c.isprintable()) for k, v in svc.items() if v}  # the service's words
+    said = {k: printable(v) for k, v in svc.items() if v}
     verdict = f", test result {said['test_result']}" if said.get("test_result") else ""
     out = [f"  {said['name']} {said['resource']}: test {said['test_id']}, run {said['run_id']} ({said['status']}"
            f"{verdict})"]
