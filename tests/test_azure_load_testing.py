@@ -176,3 +176,33 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
 def test_destroy_deletes_the_load_testing_resource(applied: dict, cli: Cli, emu: Emulator):
     cli.ok("destroy", MANIFEST, "-y")
     assert emu.resource(load_test_id(emu)) is None
+
+
+def test_per_request_results_in_jmeter_csv_make_the_report_exact(tmp_path: Path):
+    """When the service's result archive holds its per-request logs (JMeter CSV, one per engine: how-to-export-test-
+    results), the report counts every request by status from them instead of the service's aggregates; an archive
+    without them (the emulator's Locust CSVs) leaves the report as the service's figures made it."""
+    import zipfile
+
+    from rtsctl.bench.cloud import per_request
+
+    header = "timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,failureMessage\n"
+    logs = tmp_path / "csv.zip"
+    with zipfile.ZipFile(logs, "w") as archive:
+        archive.writestr("engine1_results.csv", header + "".join(
+            f"{1765160000000 + i * 250},{ms},score,200,OK,u 1-1,text,true,\n" for i, ms in enumerate((10, 20, 30))))
+        archive.writestr("engine2_results.csv", header + "1765160000500,40,score,500,Server Error,u 2-1,text,false,\n")
+        archive.writestr("results_stats.csv", "Type,Name,Request Count\n,Aggregated,4\n")
+    doc = {"target": {"url": "https://x/score"}, "load": {"mode": "closed", "connections": 2, "engine":
+           "azure-load-testing", "engines": 2, "notes": ["the service's aggregates"]}, "interrupted": False,
+           "service": {"run_id": "r1"}, "messages": []}
+    exact = per_request(doc, [logs])
+    assert exact["requests"] == 4 and exact["ok"] == 3 and exact["errors"]["by_status"] == {"500": 1}, exact
+    assert exact["latency_ms"]["max_ms"] == 40 and exact["histogram"], exact["latency_ms"]
+    assert exact["load"]["engine"] == "azure-load-testing" and "per-request" in exact["load"]["notes"][0]
+    assert exact["service"] == {"run_id": "r1"}
+
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("results_stats.csv", "Type,Name,Request Count\n,Aggregated,4\n")
+    assert per_request(doc, [other]) is doc

@@ -149,13 +149,13 @@ def measure(cfg: BenchConfig, service: LoadService, run: CloudRun) -> tuple[dict
     service.start(run.test_id, run_id, display)
     final, interrupted = watch(service, run_id, run.poll_s, cfg.progress)
     doc = document(cfg, run, final, service, run_id, interrupted)
-    writes = []
-    if run.results_dir and not interrupted:
-        from rtsctl.bench.session import saying
-
+    notes = run_notes(final, run_id, interrupted)
+    if run.results_dir and not interrupted:  # downloaded now: the report prefers the per-request results in them
         dest = Path(run.results_dir)
-        writes.append(saying(lambda: service.download(final, dest), "the service's result files", str(dest)))
-    return doc, writes
+        doc = per_request(doc, service.download(final, dest))
+        notes.append(f"wrote the service's result files to {dest.resolve()}")
+    doc["messages"] = notes + doc["messages"]
+    return doc, []
 
 
 def watch(service: LoadService, run_id: str, poll_s: float, progress_on: bool | None) -> tuple[dict, bool]:
@@ -278,16 +278,69 @@ def document(cfg: BenchConfig, run: CloudRun, state: Mapping[str, Any], service:
                     "run_id": run_id, "status": status, "test_result": state.get("testResult"),
                     "portal_url": state.get("portalUrl"), "virtual_users": state.get("virtualUsers")},
     }
-    messages = []
-    if state.get("portalUrl"):
-        messages.append(f"the run in the Azure portal: {printable(state['portalUrl'])}")
-    if status == "FAILED":
-        details = "; ".join(printable((e or {}).get("message") or e)[:500] for e in state.get("errorDetails") or [])
-        messages.append(f"the service failed the run {run_id}" + (f": {details}" if details else ""))
-    if interrupted:
-        messages.append(f"interrupted: the service's run {run_id} was stopped; partial figures")
-    doc["messages"] = messages + [m for m in diagnose(doc) if not m.startswith("interrupted")]
+    doc["messages"] = [m for m in diagnose(doc) if not m.startswith("interrupted")]
     return doc
+
+
+def run_notes(state: Mapping[str, Any], run_id: str, interrupted: bool) -> list[str]:
+    """What the report says about the service's run: where to see it, why it failed, that it was stopped."""
+    notes = []
+    if state.get("portalUrl"):
+        notes.append(f"the run in the Azure portal: {printable(state['portalUrl'])}")
+    if str(state.get("status", "")).upper() == "FAILED":
+        details = "; ".join(printable((e or {}).get("message") or e)[:500] for e in state.get("errorDetails") or [])
+        notes.append(f"the service failed the run {run_id}" + (f": {details}" if details else ""))
+    if interrupted:
+        notes.append(f"interrupted: the service's run {run_id} was stopped; partial figures")
+    return notes
+
+
+def per_request(doc: dict, archives: Sequence[Path]) -> dict:
+    """`doc` recomputed from the per-request results among the service's archives -- JMeter CSV logs, one per
+    engine (learn.microsoft.com/azure/load-testing/how-to-export-test-results) -- through the locust engine's
+    converter: an exact count per status, a histogram and a per-second timeline instead of the service's
+    aggregates. `doc` as it is when the archives hold no such log."""
+    from rtsctl.bench.locust.results import JTL_NOTE, PACING_NOTE, entries_from_jtl, to_doc
+
+    with tempfile.TemporaryDirectory(prefix="rtsctl-results-") as folder:
+        logs = jtl_logs(archives, Path(folder))
+        if not logs:
+            return doc
+        load = {k: v for k, v in doc["load"].items() if k not in ("engine", "notes")}
+        exact = to_doc(entries_from_jtl(logs), doc["target"], load, doc["interrupted"], figures=JTL_NOTE)
+    exact["load"].pop("locust", None)
+    exact["load"].update(engine=ENGINE, notes=[JTL_NOTE] + ([PACING_NOTE] if doc["load"].get("rate") else []))
+    exact["service"] = doc["service"]
+    return exact
+
+
+def jtl_logs(archives: Sequence[Path], folder: Path) -> list[Path]:
+    """The CSV members of the archives whose header is a JMeter CSV log's (timeStamp, elapsed, ...), copied into
+    `folder` (bounded: a member larger than the converter reads is refused, not unpacked)."""
+    import shutil
+    import zipfile
+
+    from rtsctl.bench.locust.results import MAX_JTL_BYTES
+
+    out: list[Path] = []
+    for archive in archives:
+        if not zipfile.is_zipfile(archive):
+            continue
+        with zipfile.ZipFile(archive) as zipped:
+            for info in zipped.infolist():
+                if info.is_dir() or not info.filename.lower().endswith(".csv"):
+                    continue
+                with zipped.open(info) as member:
+                    header = member.readline(4096).decode("utf-8", "replace").split(",")
+                if "timeStamp" not in header or "elapsed" not in header:
+                    continue
+                if info.file_size > MAX_JTL_BYTES:
+                    raise RtsctlError(f"{archive.name}: {info.filename} is larger than {MAX_JTL_BYTES >> 30} GiB")
+                target = folder / f"{len(out)}.csv"   # the member's own name is the archive's, never a path here
+                with zipped.open(info) as member, open(target, "wb") as copy:
+                    shutil.copyfileobj(member, copy)
+                out.append(target)
+    return out
 
 
 def judged(doc: dict, code: int) -> int:
