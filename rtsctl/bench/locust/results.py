@@ -104,7 +104,8 @@ def totals_of(entries: list[dict[str, Any]], interrupted: bool = False) -> tuple
             totals["status"][status] = totals["status"].get(status, 0) + n
         else:
             totals["errors"][kind] = totals["errors"].get(kind, 0) + n
-        H.add_counts(totals["throttled"] if status == 429 else lat, _counts(e["response_times"]))
+        if status is not None:      # as the native engine: latency of HTTP answers, 429s apart, no transport error
+            H.add_counts(totals["throttled"] if status == 429 else lat, _counts(e["response_times"]))
         if isinstance(e.get("start_time"), (int, float)):
             starts.append(float(e["start_time"]))
         if isinstance(e.get("last_request_timestamp"), (int, float)):
@@ -148,7 +149,7 @@ def to_doc(entries: list[dict[str, Any]], target: dict, load: dict, interrupted:
     if load.get("mode") == "open":      # Locust paces a closed loop: say what ran, not what was asked
         load["mode"] = "closed"
     doc = build(target, load, totals, H.to_hist(lat), None, timeline_of(entries), requests)
-    exact(doc["latency_ms"], [e for e in entries if outcome(e["name"])[0] != 429])
+    exact(doc["latency_ms"], [e for e in entries if outcome(e["name"])[0] not in (None, 429)])
     return doc
 
 
@@ -174,15 +175,14 @@ def exact(latency: dict, entries: list[dict[str, Any]]) -> None:
         for ms, k in e["response_times"].items():
             buckets[float(ms)] = buckets.get(float(ms), 0) + int(k)
     count = sum(buckets.values())
-    for p in H.PERCENTILES:
-        latency[f"p{p:g}_ms"] = percentile(buckets, count, p / 100.0)
     lows = [e["min_response_time"] for e in entries if isinstance(e.get("min_response_time"), (int, float))]
     highs = [e["max_response_time"] for e in entries if isinstance(e.get("max_response_time"), (int, float))]
+    low, high = (min(lows), max(highs)) if lows and highs else (0.0, float("inf"))
+    for p in H.PERCENTILES:     # a bucket may lie past the exact extremes (119.4 ms counts as 120): keep within
+        latency[f"p{p:g}_ms"] = round(min(max(percentile(buckets, count, p / 100.0), low), high), 3)
+    if lows and highs:
+        latency["min_ms"], latency["max_ms"] = round(low, 3), round(high, 3)
     total = sum(float(e.get("total_response_time") or 0.0) for e in entries)
-    if lows:
-        latency["min_ms"] = round(min(lows), 3)
-    if highs:
-        latency["max_ms"] = round(max(highs), 3)
     latency["mean_ms"] = round(total / n, 3)
 
 

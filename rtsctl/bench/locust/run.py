@@ -134,7 +134,7 @@ def measure(cfg: BenchConfig, target: dict, load: dict) -> tuple[dict, list]:
         os.chmod(folder, 0o700)
         script.write_bundle(folder, config)
         port = free_port(bind)
-        env = child_env(folder, cfg.key)
+        env = child_env(folder, cfg.key)       # the workers send the requests; the master never needs the key
         fleet = Fleet()
         progress = Progress(cfg.progress)
         interrupted = False
@@ -142,7 +142,7 @@ def measure(cfg: BenchConfig, target: dict, load: dict) -> tuple[dict, list]:
         started = time.monotonic()
         try:
             master = fleet.start(master_argv(python, bind, port, expected, None if remote else LOCAL_WAIT_S),
-                                 {**env, "RTSCTL_LOCUST_PROGRESS": str(folder / PROGRESS)}, folder,
+                                 {**child_env(folder, None), "RTSCTL_LOCUST_PROGRESS": str(folder / PROGRESS)}, folder,
                                  folder / "master.log")
             connect = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
             for n in range(cfg.workers):
