@@ -206,3 +206,16 @@ def test_per_request_results_in_jmeter_csv_make_the_report_exact(tmp_path: Path)
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("results_stats.csv", "Type,Name,Request Count\n,Aggregated,4\n")
     assert per_request(doc, [other]) is doc
+
+
+def test_thresholds_become_the_tests_criteria_and_unset_ones_are_removed():
+    """A reused test is updated by JSON merge patch: the thresholds of this run become criteria (the error rate as
+    the service's percentage), one it does not set is sent as null so an earlier run's does not linger."""
+    from rtsctl.bench.cloud import criteria
+    from rtsctl.bench.config import BenchConfig
+
+    both = criteria(BenchConfig(url="https://x/score", max_error_rate=0.01, max_p99_ms=250.0))
+    assert both["rtsctl-max-error-rate"] == {"clientMetric": "error", "aggregate": "percentage", "condition": ">",
+                                             "value": 1.0, "action": "continue"}
+    assert both["rtsctl-max-p99"]["value"] == 250.0 and both["rtsctl-max-p99"]["aggregate"] == "p99"
+    assert criteria(BenchConfig(url="https://x/score")) == {"rtsctl-max-error-rate": None, "rtsctl-max-p99": None}

@@ -174,9 +174,9 @@ class AzureLoadTesting:
         for name, data in files.items():  # the engines must never find the key in a file they were given
             if key and key.encode() in data:
                 raise RtsctlError(f"refused to upload {name}: it contains the endpoint key")
-        config: dict[str, Any] = {"engineInstances": engines}
-        if regions:
-            config["regionalLoadTestConfig"] = split_engines(engines, regions)
+        # a JSON merge patch (the SDK's content type): null removes what an earlier run set and this one does not
+        config: dict[str, Any] = {"engineInstances": engines,
+                                  "regionalLoadTestConfig": split_engines(engines, regions) if regions else None}
         body = {"displayName": display[:50], "description": "rtsctl bench --engine azure-load-testing",
                 "kind": "Locust", "loadTestConfiguration": config,
                 "passFailCriteria": {"passFailMetrics": dict(criteria)},

@@ -92,10 +92,12 @@ def default_test_id(endpoint: str) -> str:
     return f"rtsctl-{endpoint}".lower()[:50]
 
 
-def criteria(cfg: BenchConfig) -> dict[str, dict[str, Any]]:
+def criteria(cfg: BenchConfig) -> dict[str, dict[str, Any] | None]:
     """--max-error-rate / --max-p99 as the service's pass/fail criteria (azure-developer-loadtesting models
-    PassFailMetric: clientMetric error|response_time_ms, aggregate percentage|p99, condition '>')."""
-    out: dict[str, dict[str, Any]] = {}
+    PassFailMetric: clientMetric error|response_time_ms, aggregate percentage|p99, condition '>'). The test is
+    updated by JSON merge patch, so a threshold this run does not set is sent as null: a reused test keeps no
+    criterion of an earlier run."""
+    out: dict[str, dict[str, Any] | None] = {"rtsctl-max-error-rate": None, "rtsctl-max-p99": None}
     if cfg.max_error_rate is not None:
         out["rtsctl-max-error-rate"] = {"clientMetric": "error", "aggregate": "percentage", "condition": ">",
                                         "value": round(cfg.max_error_rate * 100.0, 6), "action": "continue"}
