@@ -187,8 +187,12 @@ class AzureLoadTesting:
             self.admin.create_or_update_test(test_id, body)
             for name, data in files.items():
                 kind = SCRIPT_TYPE if name == script else ARTIFACT_TYPE
-                info = self.admin.begin_upload_test_file(test_id, name, data, file_type=kind,
-                                                         _polling_interval=self.clients.poll_interval).result()
+                poller = self.admin.begin_upload_test_file(test_id, name, data, file_type=kind,
+                                                           _polling_interval=self.clients.poll_interval)
+                poller.wait()
+                # the SDK's poller hands back None (its deserializer is `lambda *_: None`, _operations/_patch.py):
+                # the file as last read is its polling method's resource
+                info = poller.polling_method().resource()
                 status = _get(info, "validationStatus")
                 if status == "VALIDATION_FAILURE":
                     raise RtsctlError(f"{where}: the service refused {name}: {_get(info, 'validationFailureDetails')}")
