@@ -219,3 +219,19 @@ def test_thresholds_become_the_tests_criteria_and_unset_ones_are_removed():
                                              "value": 1.0, "action": "continue"}
     assert both["rtsctl-max-p99"]["value"] == 250.0 and both["rtsctl-max-p99"]["aggregate"] == "p99"
     assert criteria(BenchConfig(url="https://x/score")) == {"rtsctl-max-error-rate": None, "rtsctl-max-p99": None}
+
+
+def test_import_takes_a_load_testing_resource_made_outside_rtsctl(applied: dict, cli: Cli, emu: Emulator):
+    """After destroy (file order): one made by someone else is `exists, not owned` until `rtsctl import` claims it,
+    which only adds the ownership tags."""
+    assert emu.resource(load_test_id(emu)) is None
+    emu.seed_resource(f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}",
+                      {"location": "westeurope", "tags": {"owner": "platform-team"}})
+    emu.seed_resource(load_test_id(emu), {"location": "westeurope", "tags": {"team": "perf"},
+                                          "identity": {"type": "SystemAssigned"},
+                                          "properties": {"description": "rtsctl bench in the cloud"}})
+    planned = cli("plan", MANIFEST)
+    assert f"exists, not owned: rtsctl import {MANIFEST} load_testing.{LOAD_TESTING}" in planned.out, str(planned)
+    cli.ok("import", MANIFEST, f"load_testing.{LOAD_TESTING}", "-y")
+    tags = emu.resource(load_test_id(emu))["tags"]
+    assert tags["rtsctl.owner"] == "azure-managed-endpoint" and tags["team"] == "perf", tags
