@@ -112,6 +112,8 @@ def test_the_local_backend_refuses_load_testing_at_validate_with_file_and_line(c
                        "--load-testing", "rts-load")
     assert local_engine.code == 1, str(local_engine)
     assert "the local backend has no load testing service" in local_engine.err, str(local_engine)
+    bad = cli("bench", "examples/local-rollout.yaml", "--engine", "azure-load-testing", "--load-testing", "../x")
+    assert bad.code == 1 and "--load-testing: '../x' is not a valid name" in bad.err, str(bad)
 
 
 def test_apply_creates_an_owned_load_testing_resource_with_an_identity(applied: dict, cli: Cli, emu: Emulator):

@@ -210,8 +210,10 @@ def run_cloud(ns) -> int:
                           "Key Vault): give the manifest, not -u")
     engines = positive_int(ns.engines, "--engines") if ns.engines is not None else 1
     regions = parse_regions(ns.regions)
-    if ns.test_id is not None and (problem := name_problem("load_test_id", ns.test_id)):
-        raise RtsctlError(f"--test-id: {problem}")
+    for flag, kind, value in (("--test-id", "load_test_id", ns.test_id), ("--load-testing", "load_testing",
+                                                                          ns.load_testing)):
+        if value is not None and (problem := name_problem(kind, value)):
+            raise RtsctlError(f"{flag}: {problem}")
     with engine.load_service(ns.manifest, ns.endpoint, getattr(ns, "variables", None), ns.load_testing) as (
             outputs, service, test):
         cfg = from_args(ns, outputs)
