@@ -4,8 +4,10 @@ the workspace's Key Vault, running on 2 engines and reporting -- all through the
 azure-developer-loadtesting, azure-keyvault-secrets) in the CLI subprocess, against the emulator, whose data plane
 runs the uploaded Locust script for real against its scoring data plane.
 
-One emulator and one applied manifest serve the module (the apply is the expensive part); the tests run in file
-order, destroy last.
+One emulator and one applied manifest (examples/azure-managed-endpoint.yaml: no AKS, the cheapest full apply) serve
+the module; the tests run in file order: validate, apply, one cloud bench run, destroy, then import. The
+Ctrl-C path (the service's run stopped, exit 130) and a rollout gate with `engine: azure-load-testing` were checked
+by hand against the emulator, not here: each costs another cloud run.
 """
 
 from __future__ import annotations
