@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,6 +35,7 @@ pytest.importorskip("azure.mgmt.loadtesting")
 pytest.importorskip("azure.keyvault.secrets")
 
 RG, VAULT, KEY = "lt-rg", "kvloadtests1", "key-7f3a9c1e5b"
+SECRETS_USER, SECRETS_OFFICER = "4633458b-17de-408a-b874-0445c86b69e6", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 POLL = 0.1
 SCRIPT = b'''import os
 from locust import HttpUser, constant, task
@@ -84,13 +86,23 @@ def vault_id(emu: Emulator) -> str:
             f"vaults/{VAULT}")
 
 
-def grant_secret_reads(emu: Emulator, principal_id: str) -> None:
-    """An access policy letting a managed identity read the vault's secrets (Vaults_UpdateAccessPolicy, through the
+def grant_secrets(emu: Emulator, principal_id: str, permissions: tuple[str, ...] = ("get",)) -> None:
+    """An access policy giving a principal secret permissions on the vault (Vaults_UpdateAccessPolicy, through the
     generic ARM client as rtsctl's Azure backend sends it)."""
     clients.resource_client(emu).resources.begin_create_or_update_by_id(
         f"{vault_id(emu)}/accessPolicies/add", {"properties": {"accessPolicies": [
             {"tenantId": emu.settings.tenant_id, "objectId": principal_id,
-             "permissions": {"secrets": ["get"]}}]}}, api_version="2023-07-01").result()
+             "permissions": {"secrets": list(permissions)}}]}}, api_version="2023-07-01").result()
+
+
+def assign_role(emu: Emulator, scope: str, role: str, principal_id: str) -> None:
+    """A role assignment (Microsoft.Authorization/roleAssignments) of a built-in role id at `scope`."""
+    definition = (f"/subscriptions/{emu.settings.subscription_id}/providers/Microsoft.Authorization/"
+                  f"roleDefinitions/{role}")
+    clients.resource_client(emu).resources.begin_create_or_update_by_id(
+        f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+        {"properties": {"roleDefinitionId": definition, "principalId": principal_id,
+                        "principalType": "ServicePrincipal"}}, api_version="2022-04-01").result()
 
 
 def live_metrics(runs, run_id: str) -> list[dict]:
@@ -121,10 +133,12 @@ def world():
         sub = emu.settings.subscription_id
         emu.seed_resource(f"/subscriptions/{sub}/resourceGroups/{RG}", {"location": "westeurope"})
         emu.seed_resource(vault_id(emu), {"location": "westeurope", "properties": {}})
+        # Key Vault checks every caller: this service principal (token oid) writes secrets through a policy
+        grant_secrets(emu, emu.settings.client_id, ("get", "list", "set", "delete"))
         secret = clients.secret_client(emu, f"https://{VAULT}.vault.azure.net").set_secret("endpoint-key", KEY)
         resource = clients.load_test_mgmt_client(emu).load_tests.begin_create_or_update(
             RG, "lt1", {"location": "westeurope", "identity": {"type": "SystemAssigned"}}).result()
-        grant_secret_reads(emu, resource.identity.principal_id)
+        grant_secrets(emu, resource.identity.principal_id)
         admin = clients.load_test_admin_client(emu, resource.data_plane_uri)
         runs = clients.load_test_run_client(emu, resource.data_plane_uri)
         admin.create_or_update_test("score-test", {
@@ -137,11 +151,8 @@ def world():
                 "volume": {"clientMetric": "requests", "aggregate": "count", "condition": ">", "value": 1}}}})
         uploaded = admin.begin_upload_test_file("score-test", "locustfile.py", SCRIPT, file_type="TEST_SCRIPT",
                                                 _polling_interval=POLL).result()
-        poller = runs.begin_test_run("run-1", {"testId": "score-test", "displayName": "run one"},
-                                     _polling_interval=POLL)
-        live = live_metrics(runs, "run-1")
         yield {"emu": emu, "target": target, "secret": secret, "resource": resource, "admin": admin, "runs": runs,
-               "uploaded": uploaded, "run": poller.result(), "live": live}
+               "uploaded": uploaded}
     finally:
         emu.stop()
         target.server.shutdown()
@@ -168,6 +179,13 @@ def test_key_vault_secrets_take_the_challenge_and_keep_versions(world):
 
     with pytest.raises(ResourceNotFoundError, match="SecretNotFound"):
         client.get_secret("no-such-secret")
+    # every caller is checked against the vault's access policies: this one may delete, not purge
+    client.set_secret("short-lived", "x")
+    client.begin_delete_secret("short-lived", _polling_interval=POLL).result()
+    from azure.core.exceptions import HttpResponseError
+
+    with pytest.raises(HttpResponseError, match="does not have secrets purge permission"):
+        client.purge_deleted_secret("short-lived")
 
 
 def test_an_rbac_vault_wants_a_secret_reading_role_for_the_identity(world):
@@ -178,10 +196,14 @@ def test_an_rbac_vault_wants_a_secret_reading_role_for_the_identity(world):
     emu = world["emu"]
     rbac_vault = vault_id(emu).replace(VAULT, "kvrbac1")
     emu.seed_resource(rbac_vault, {"location": "westeurope", "properties": {"enableRbacAuthorization": True}})
-    secret = clients.secret_client(emu, "https://kvrbac1.vault.azure.net").set_secret("k", KEY)
+    vault = clients.secret_client(emu, "https://kvrbac1.vault.azure.net")
+    with pytest.raises(HttpResponseError, match="ForbiddenByRbac|not authorized"):   # its creator included
+        vault.set_secret("k", KEY)
+    assign_role(emu, rbac_vault, SECRETS_OFFICER, emu.settings.client_id)
+    secret = vault.set_secret("k", KEY)
     resource = clients.load_test_mgmt_client(emu).load_tests.begin_create_or_update(
         RG, "lt-rbac", {"location": "westeurope", "identity": {"type": "SystemAssigned"}}).result()
-    grant_secret_reads(emu, resource.identity.principal_id)     # a policy on the OTHER vault: no help here
+    grant_secrets(emu, resource.identity.principal_id)     # a policy on the OTHER vault: no help here
     admin = clients.load_test_admin_client(emu, resource.data_plane_uri)
     runs = clients.load_test_run_client(emu, resource.data_plane_uri)
     # 9 engines: more than the emulator runs, so a run that got past the vault fails on its engines, cheaply
@@ -191,12 +213,7 @@ def test_an_rbac_vault_wants_a_secret_reading_role_for_the_identity(world):
                                  _polling_interval=POLL).result()
     denied = runs.begin_test_run("rbac-1", {"testId": "rbac-test"}, _polling_interval=POLL).result()
     assert denied["status"] == "FAILED" and "uses Azure RBAC" in denied["errorDetails"][0]["message"]
-    role = (f"/subscriptions/{emu.settings.subscription_id}/providers/Microsoft.Authorization/roleDefinitions/"
-            f"4633458b-17de-408a-b874-0445c86b69e6")                        # Key Vault Secrets User
-    clients.resource_client(emu).resources.begin_create_or_update_by_id(
-        f"{rbac_vault}/providers/Microsoft.Authorization/roleAssignments/1f2e3d4c-0000-4000-8000-000000000001",
-        {"properties": {"roleDefinitionId": role, "principalId": resource.identity.principal_id,
-                        "principalType": "ServicePrincipal"}}, api_version="2022-04-01").result()
+    assign_role(emu, rbac_vault, SECRETS_USER, resource.identity.principal_id)
     allowed = runs.begin_test_run("rbac-2", {"testId": "rbac-test"}, _polling_interval=POLL).result()
     assert allowed["status"] == "FAILED" and "engines" in allowed["errorDetails"][0]["message"]
     with pytest.raises(HttpResponseError):
@@ -260,7 +277,12 @@ def test_load_test_resource_through_azure_mgmt_loadtesting(world):
 
 
 def test_a_locust_run_on_two_engines_reports_what_locust_measured(world):
-    run, target = world["run"], world["target"]
+    """The one real run of this module (its checks in one test, so parallel workers start it once): live client
+    metrics while it executes, then statistics, criteria, metrics and result files, all from what Locust measured."""
+    emu, runs, target = world["emu"], world["runs"], world["target"]
+    poller = runs.begin_test_run("run-1", {"testId": "score-test", "displayName": "run one"}, _polling_interval=POLL)
+    assert live_metrics(runs, "run-1"), "no client metrics were served while the run was executing"
+    run = poller.result()
     assert run["status"] == "DONE", run.get("errorDetails")
     total = run["testRunStatistics"]["Total"]
     assert total["sampleCount"] > 0 and total["errorCount"] == 0      # every request carried the Key Vault secret
@@ -278,33 +300,15 @@ def test_a_locust_run_on_two_engines_reports_what_locust_measured(world):
     assert run["testResult"] == "FAILED"
     assert metrics["volume"]["result"] == "failed" and metrics["volume"]["actualValue"] == total["sampleCount"]
     assert metrics["errors"]["result"] == "passed" and metrics["errors"]["actualValue"] == 0.0
-
-
-def test_the_test_definition_shows_the_secret_reference_never_its_value(world):
-    admin, runs, secret = world["admin"], world["runs"], world["secret"]
-    test = admin.get_test("score-test")
-    assert test["secrets"]["ENDPOINT_KEY"] == {"type": "AKV_SECRET_URI", "value": secret.id}
-    shown = json.dumps(test.as_dict()) + json.dumps(runs.get_test_run("run-1").as_dict())
-    assert KEY not in shown
-    assert world["uploaded"]["validationStatus"] == "VALIDATION_SUCCESS"
-    assert test["inputArtifacts"]["testScriptFileInfo"]["fileName"] == "locustfile.py"
-    # a plain SECRET_VALUE is kept for the engines but never shown either (guess: the service does not echo it)
-    plain = admin.create_or_update_test("plain-secret", {"kind": "Locust", "secrets": {
-        "TOKEN": {"type": "SECRET_VALUE", "value": "plain-" + KEY}}})
-    assert plain["secrets"]["TOKEN"] == {"type": "SECRET_VALUE"} and KEY not in json.dumps(plain.as_dict())
-
-
-def test_metrics_and_result_files_come_from_the_run(world):
-    emu, runs, run = world["emu"], world["runs"], world["run"]
-    assert world["live"], "no client metrics were served while the run was executing"
+    assert KEY not in json.dumps(runs.get_test_run("run-1").as_dict())      # the run shows the reference too
+    # client metrics and the result files
     assert next(n["name"] for n in runs.get_metric_namespaces("run-1")["value"]) == "LoadTestRunMetrics"
     names = [d["name"] for d in runs.get_metric_definitions("run-1", metric_namespace="LoadTestRunMetrics")["value"]]
     assert names == ["VirtualUsers", "ResponseTime", "TotalRequests", "Errors"]
     span = f"{run['startDateTime']}/{run['endDateTime']}"
-    total = run["testRunStatistics"]["Total"]["sampleCount"]
     series = list(runs.list_metrics("run-1", metric_name="TotalRequests", metric_namespace="LoadTestRunMetrics",
                                     time_interval=span, interval="PT5S"))
-    assert sum(point["value"] for point in series[0]["data"]) == total
+    assert sum(point["value"] for point in series[0]["data"]) == total["sampleCount"]
     by_sampler = list(runs.list_metrics("run-1", metric_name="TotalRequests", metric_namespace="LoadTestRunMetrics",
                                         time_interval=span, body={"filters": [{"name": "SamplerName",
                                                                                "values": ["score"]}]}))
@@ -318,10 +322,23 @@ def test_metrics_and_result_files_come_from_the_run(world):
     archive = zipfile.ZipFile(io.BytesIO(download.content))
     stats = archive.read("results_stats.csv").decode()
     aggregated = next(line for line in stats.splitlines() if line.startswith(",Aggregated,"))
-    assert int(aggregated.split(",")[2]) == total
+    assert int(aggregated.split(",")[2]) == total["sampleCount"]
     logs = zipfile.ZipFile(io.BytesIO(requests.get(outputs["logsFileInfo"]["url"], verify=emu.ca_path,
                                                    proxies={"https": emu.proxy_url}, timeout=10).content))
     assert sorted(logs.namelist()) == ["engine1.log", "engine2.log", "master.log"]
+
+
+def test_the_test_definition_shows_the_secret_reference_never_its_value(world):
+    admin, secret = world["admin"], world["secret"]
+    test = admin.get_test("score-test")
+    assert test["secrets"]["ENDPOINT_KEY"] == {"type": "AKV_SECRET_URI", "value": secret.id}
+    assert KEY not in json.dumps(test.as_dict())
+    assert world["uploaded"]["validationStatus"] == "VALIDATION_SUCCESS"
+    assert test["inputArtifacts"]["testScriptFileInfo"]["fileName"] == "locustfile.py"
+    # a plain SECRET_VALUE is kept for the engines but never shown either (guess: the service does not echo it)
+    plain = admin.create_or_update_test("plain-secret", {"kind": "Locust", "secrets": {
+        "TOKEN": {"type": "SECRET_VALUE", "value": "plain-" + KEY}}})
+    assert plain["secrets"]["TOKEN"] == {"type": "SECRET_VALUE"} and KEY not in json.dumps(plain.as_dict())
 
 
 def test_stopping_a_run_ends_its_engines(world):

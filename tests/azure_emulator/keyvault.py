@@ -28,9 +28,10 @@ Access policies: PUT {vault ARM id}/accessPolicies/{add|replace|remove} (Vaults_
 vault's `accessPolicies`; a service reading a secret with its managed identity (Load Testing) needs one for its
 principal with secrets `get`; a vault with `enableRbacAuthorization` needs a role assignment (PUT {scope}/providers/
 Microsoft.Authorization/roleAssignments/{guid}) of a secret-reading built-in role at the vault or above
-(`may_read_secrets`). Not modelled: the caller's own access through the data plane (any token this emulator issued
-for vault.azure.net may read and write every vault -- on Azure an RBAC vault refuses even its creator without a data
-role), recovery of deleted secrets, certificates and keys.
+(`may_read_secrets`). Every data-plane caller is checked the same way (`caller_refusal`, by the token's `oid`: this
+emulator's service principal has oid = its client id): 403 AccessDenied / ForbiddenByRbac otherwise -- an RBAC vault
+refuses even its creator until it holds Key Vault Secrets Officer. A vault only a workspace names (no vault resource
+stored) is not checked. Not modelled: deny assignments, recovery of deleted secrets, certificates and keys.
 
 `resolve(ctx, uri)` gives the in-process Load Testing engines a secret by its identifier (loadtesting.py).
 """
@@ -153,7 +154,7 @@ SECRET_READER_ROLES = {"00482a5a-887f-4fb3-b363-3b7fe8e74483", "b86a8fe4-44ce-49
                        "4633458b-17de-408a-b874-0445c86b69e6"}
 
 
-def _has_secret_role(ctx: Context, vault_id: str, principal_id: str) -> bool:
+def _has_secret_role(ctx: Context, vault_id: str, principal_id: str, roles: set[str]) -> bool:
     """A role assignment (Microsoft.Authorization/roleAssignments at the vault, its resource group or subscription:
     RBAC scopes inherit downwards) giving the principal a role that reads secrets."""
     vault_key = vault_id.lower()
@@ -166,30 +167,61 @@ def _has_secret_role(ctx: Context, vault_id: str, principal_id: str) -> bool:
         p = r.body.get("properties") or {}
         return ((vault_key == scope or vault_key.startswith(scope + "/"))
                 and str(p.get("principalId", "")).lower() == principal_id.lower()
-                and str(p.get("roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower() in SECRET_READER_ROLES)
+                and str(p.get("roleDefinitionId", "")).rstrip("/").rsplit("/", 1)[-1].lower() in roles)
 
     return bool(ctx.store.find(grants))
 
 
-def may_read_secrets(ctx: Context, vault: str, principal_id: str) -> str | None:
-    """Why `principal_id` may not read the vault's secrets, or None. A vault under Azure RBAC (enableRbacAuthorization:
-    what azure-ai-ml's workspace template creates) needs a role assignment with a secret-reading role; a vault under
-    access policies needs a policy for the principal with secrets `get` (or `all`); a vault known only by a
-    workspace's reference has neither stored (allowed)."""
+SECRET_WRITER_ROLES = {"00482a5a-887f-4fb3-b363-3b7fe8e74483", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"}  # Admin, Officer
+
+
+def caller_refusal(ctx: Context, vault: str, principal_id: str, permission: str) -> tuple[str, str] | None:
+    """(innererror code, message) when the principal may not use `permission` (get/list/set/delete/purge) on the
+    vault's secrets through the data plane, else None. Key Vault checks the caller on every request: an RBAC vault
+    wants a data role (Secrets User reads, Secrets Officer or Administrator also writes: rbac-guide) -- the vault's
+    creator included, Owner/Contributor carry no data actions; an access-policy vault wants a policy of the caller
+    with that permission (learn.microsoft.com/azure/key-vault/general/assign-access-policy). The 403 texts follow the
+    service's ForbiddenByRbac / AccessDenied answers as users report them (wording: guess). A vault only a workspace
+    names (no resource stored) is not checked."""
+    found = _vault_record(ctx, vault)
+    if found is None:
+        return None
+    location = found.body.get("location", "")
+    if props(found.body).get("enableRbacAuthorization"):
+        roles = SECRET_READER_ROLES if permission in ("get", "list") else SECRET_WRITER_ROLES
+        if _has_secret_role(ctx, found.id, principal_id, roles):
+            return None
+        return "ForbiddenByRbac", (f"Caller is not authorized to perform action on resource.\r\nCaller: "
+                                   f"oid={principal_id}\r\nAction: 'Microsoft.KeyVault/vaults/secrets/"
+                                   f"{'readMetadata' if permission == 'list' else permission}/action'\r\nResource: "
+                                   f"'{found.id.lower()}/secrets'\r\nAssignment: (not found)\r\nVault: {vault};"
+                                   f"location={location}\r\n")
+    for policy in props(found.body).get("accessPolicies") or []:
+        granted = [str(x).lower() for x in (policy.get("permissions") or {}).get("secrets") or []]
+        if str(policy.get("objectId", "")).lower() == principal_id.lower() and (permission in granted
+                                                                                 or "all" in granted):
+            return None
+    return "AccessDenied", (f"The user, group or application 'oid={principal_id}' does not have secrets {permission} "
+                            f"permission on key vault '{vault};location={location}'. For help resolving this issue, "
+                            f"please see https://go.microsoft.com/fwlink/?linkid=2125287")
+
+
+def _vault_record(ctx: Context, vault: str):
     found = ctx.store.find(lambda r: ArmPath.parse(r.id).type_key() == VaultKind.type_key
                            and r.body.get("name", "").lower() == vault.lower())
-    if not found:
+    return found[0] if found else None
+
+
+def may_read_secrets(ctx: Context, vault: str, principal_id: str) -> str | None:
+    """Why a service's managed identity (`principal_id`) may not read the vault's secrets, or None: the same rule as
+    for any caller (`caller_refusal`), as the service reads the vault with that identity."""
+    refused = caller_refusal(ctx, vault, principal_id, "get")
+    if refused is None:
         return None
-    if props(found[0].body).get("enableRbacAuthorization"):
-        if _has_secret_role(ctx, found[0].id, principal_id):
-            return None
+    if refused[0] == "ForbiddenByRbac":
         return (f"Key Vault '{vault}' uses Azure RBAC and the load testing resource's identity (object id "
                 f"{principal_id}) has no role assignment reading secrets there (Key Vault Secrets User, Secrets "
                 f"Officer or Administrator)")
-    for policy in props(found[0].body).get("accessPolicies") or []:
-        secrets = [str(x).lower() for x in (policy.get("permissions") or {}).get("secrets") or []]
-        if str(policy.get("objectId", "")).lower() == principal_id.lower() and ("get" in secrets or "all" in secrets):
-            return None
     return (f"Key Vault '{vault}' has no access policy giving the load testing resource's identity (object id "
             f"{principal_id}) the secrets permission 'get'")
 
@@ -296,6 +328,10 @@ class KeyVaultApi:
             return _error(404, "VaultNotFound", f"The vault '{vault}' does not exist (emulator: no "
                                                 f"Microsoft.KeyVault/vaults/{vault} and no workspace names it).")
         segs = [s for s in request.path.split("/") if s]
+        refused = self.refuse(vault, self.authority.claims(authorization), request.method, segs)
+        if refused is not None:
+            await request.read()
+            return refused
         base = f"https://{host}"
         if segs[:1] == ["secrets"] and len(segs) == 1 and request.method == "GET":
             return self.list(vault, base)
@@ -310,6 +346,18 @@ class KeyVaultApi:
         if segs[:1] == ["deletedsecrets"] and len(segs) == 2:
             return self.deleted(request.method, vault, segs[1], base)
         return _error(400, "BadParameter", f"The emulator has no Key Vault route for {request.method} {request.path}.")
+
+    def refuse(self, vault: str, claims: dict, method: str, segs: list[str]) -> web.Response | None:
+        """403 unless the caller may do this to the vault's secrets: a role assignment on an RBAC vault, an access
+        policy otherwise (`caller_refusal`)."""
+        permission = {"GET": "list" if len(segs) == 1 else "get", "PUT": "set",
+                      "DELETE": "purge" if segs[:1] == ["deletedsecrets"] else "delete"}.get(method, "get")
+        reason = caller_refusal(self.ctx, vault, str(claims.get("oid") or ""), permission)
+        if reason is None:
+            return None
+        code, message = reason
+        return json_response({"error": {"code": "Forbidden", "message": message, "innererror": {"code": code}}},
+                             status=403, headers={"x-ms-keyvault-region": "emulated"})
 
     @staticmethod
     def bundle(base: str, name: str, version: Version, with_value: bool = True) -> dict:

@@ -42,6 +42,7 @@ MAX_LOCAL_ENGINES = 8          # guess: what one test machine can run beside the
 MAX_RUN_SECONDS = 600.0        # guess: the service's limit is 3 h (CLI HighScaleThreshold)
 START_TIMEOUT = 60.0           # workers must report to the master within this (guess)
 STOP_GRACE = 10.0              # after the run time, the master has this long to write its CSV files
+WORKER_GRACE = 2.0             # workers quit on the master's "quit" message; those that did not are killed then
 OUTPUT_PREFIX = "results"      # Locust's --csv prefix: results_stats.csv, results_stats_history.csv, ...
 RUN_TIME_RE = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s?)?\s*$")
 
@@ -134,7 +135,7 @@ class LocustRun:
         except TimeoutError:
             await self.kill()
             raise EngineError(f"the Locust master did not finish within {timeout:g}s and was stopped.")
-        await self.kill(grace=5.0)
+        await self.kill(grace=WORKER_GRACE)
         return code
 
     async def stop(self) -> None:
