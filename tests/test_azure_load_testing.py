@@ -154,10 +154,12 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert {p.name for p in (tmp_path / "results").iterdir()} >= {"csv.zip"}
     assert key not in run.out + run.err
 
-    principal = emu.resource(load_test_id(emu))["identity"]["principalId"]   # may read the vault's secrets:
-    grants = [emu.resource(i)["properties"] for i in emu.resources() if "/roleAssignments/" in i]
-    assert [g["roleDefinitionId"].rsplit("/", 1)[-1] for g in grants if g["principalId"] == principal] == [
-        "4633458b-17de-408a-b874-0445c86b69e6"], grants                        # Key Vault Secrets User, once
+    # the workspace's vault is under RBAC: the resource's identity may read secrets (Key Vault Secrets User), rtsctl's
+    # caller may write them (Key Vault Secrets Officer), each granted once
+    principal = emu.resource(load_test_id(emu))["identity"]["principalId"]
+    grants = sorted((g["principalId"] == principal, g["roleDefinitionId"].rsplit("/", 1)[-1]) for g in
+                    (emu.resource(i)["properties"] for i in emu.resources() if "/roleAssignments/" in i))
+    assert grants == [(False, "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"), (True, "4633458b-17de-408a-b874-0445c86b69e6")]
 
     admin = data_plane(emu, monkeypatch)
     test = admin.get_test(TEST_ID)

@@ -39,6 +39,9 @@ VAULT_API = "2023-07-01"
 #: access-control/built-in-roles/security: 4633458b-17de-408a-b874-0445c86b69e6, reads secret contents)
 ROLE_API = "2022-04-01"
 SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+#: "Key Vault Secrets Officer" (same page: b86a8fe4-44ce-4948-aee5-eccb2c155cd7, writes secrets)
+SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+ROLE_PROPAGATION_S = 600.0
 #: client metrics that make the report's timeline (spec examples ListTestRunMetricsDefinitions.json)
 METRICS_NAMESPACE = "LoadTestRunMetrics"
 METRICS = (("TotalRequests", "Total"), ("Errors", "Total"), ("ResponseTime", "Average"),
@@ -94,17 +97,24 @@ class AzureLoadTesting:
             vault = self.clients.resources.resources.get_by_id(vault_id, api_version=VAULT_API)
         return vault_id, dict(vault.properties or {})
 
-    def _grant(self, vault_id: str, props: dict[str, Any]) -> None:
+    def _grant(self, vault_id: str, props: dict[str, Any]) -> bool:
         """Let the resource's identity read the vault's secrets, the way the vault is governed: under Azure RBAC
-        (what azure-ai-ml's workspace template creates) a 'Key Vault Secrets User' role assignment at the vault,
-        under access policies a policy with secrets `get`. Both writes are idempotent; both need the caller to
-        administer the vault (Owner / User Access Administrator for a role assignment)."""
+        (what azure-ai-ml's workspace template creates) a 'Key Vault Secrets User' role assignment at the vault --
+        and, since an RBAC vault refuses data-plane calls to everyone without a data role, its creator included, a
+        'Key Vault Secrets Officer' one for rtsctl's own caller, who writes the key; under access policies a policy
+        with secrets `get` (the caller's own access is the vault owner's business there). Every write is
+        idempotent; each needs the caller to administer the vault (Owner / User Access Administrator for a role
+        assignment). True when the vault is under RBAC."""
         if not self.principal_id:
             raise RtsctlError(f"{self.address}: the resource has no system-assigned identity to read the endpoint "
                               "key with: apply the manifest (rtsctl gives it one) or enable it in the portal")
         vault = vault_id.rsplit("/", 1)[-1]
         if props.get("enableRbacAuthorization"):
-            return self._assign_role(vault_id, vault)
+            self._assign_role(vault_id, vault, self.principal_id, SECRETS_USER, "Key Vault Secrets User",
+                              f"{self.address}'s identity", "ServicePrincipal")
+            self._assign_role(vault_id, vault, caller_object_id(self.clients), SECRETS_OFFICER,
+                              "Key Vault Secrets Officer", "rtsctl's caller (you)", None)
+            return True
         for policy in props.get("accessPolicies") or []:
             secrets = [p.lower() for p in (policy.get("permissions") or {}).get("secrets") or []]
             if policy.get("objectId") == self.principal_id and ("get" in secrets or "all" in secrets):
@@ -115,30 +125,31 @@ class AzureLoadTesting:
             # Vaults_UpdateAccessPolicy: PUT {vault}/accessPolicies/add (azure-rest-api-specs keyvault keyvault.json)
             self.clients.resources.resources.begin_create_or_update_by_id(
                 f"{vault_id}/accessPolicies/add", body, api_version=VAULT_API).result()
-        return None
+        return False
 
-    def _assign_role(self, vault_id: str, vault: str) -> None:
-        """A role assignment named after (vault, identity, role), so a second run PUTs the same one; one made under
+    def _assign_role(self, vault_id: str, vault: str, principal: str, role: str, role_name: str, who: str,
+                     principal_type: str | None) -> None:
+        """A role assignment named after (vault, principal, role), so a second run PUTs the same one; one made under
         another name is already what is needed (ARM answers 409 RoleAssignmentExists)."""
         import uuid
 
-        name = uuid.uuid5(uuid.NAMESPACE_URL, f"{vault_id.lower()}|{self.principal_id}|{SECRETS_USER}")
+        name = uuid.uuid5(uuid.NAMESPACE_URL, f"{vault_id.lower()}|{principal}|{role}")
         body = {"properties": {"roleDefinitionId": f"/subscriptions/{self.clients.subscription_id}/providers/"
-                                                   f"Microsoft.Authorization/roleDefinitions/{SECRETS_USER}",
-                               "principalId": self.principal_id, "principalType": "ServicePrincipal"}}
+                                                   f"Microsoft.Authorization/roleDefinitions/{role}",
+                               "principalId": principal, **({"principalType": principal_type} if principal_type
+                                                            else {})}}
         try:
-            with azure_errors(f"Key Vault {vault} (role assignment for {self.address})"):
+            with azure_errors(f"Key Vault {vault} (role assignment for {who})"):
                 self.clients.resources.resources.begin_create_or_update_by_id(
                     f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{name}", body,
                     api_version=ROLE_API).result()
         except RtsctlError as exc:
             if "RoleAssignmentExists" in str(exc):
                 return
-            raise RtsctlError(f"{exc} -- rtsctl gives {self.address}'s identity ({self.principal_id}) the 'Key Vault "
-                              "Secrets User' role on the workspace's vault, which needs Owner or User Access "
-                              "Administrator there; or have it granted (az role assignment create --role "
-                              f"\"Key Vault Secrets User\" --assignee-object-id {self.principal_id} --scope "
-                              f"{vault_id}) and run again") from None
+            raise RtsctlError(f"{exc} -- rtsctl gives {who} ({principal}) the '{role_name}' role on the workspace's "
+                              "vault, which needs Owner or User Access Administrator there; or have it granted "
+                              f"(az role assignment create --role \"{role_name}\" --assignee-object-id {principal} "
+                              f"--scope {vault_id}) and run again") from None
 
     def store_key(self, endpoint: str, key: str) -> str:
         """The endpoint key as a secret of the workspace's vault (written only when it changed) -> its versioned
@@ -149,19 +160,34 @@ class AzureLoadTesting:
         uri = props.get("vaultUri")
         if not uri:
             raise RtsctlError(f"the workspace's Key Vault {vault_id.rsplit('/', 1)[-1]} has no vaultUri")
-        self._grant(vault_id, props)
+        rbac = self._grant(vault_id, props)
         name = secret_name(endpoint)
         client = SecretClient(uri, self.clients.credential, verify_challenge_resource=not self.clients.cloud.is_custom)
+        # a role assignment reaches Key Vault's data plane a little after ARM answered (minutes at worst,
+        # learn.microsoft.com/azure/role-based-access-control/troubleshooting: "role assignment changes ... can
+        # take up to 10 minutes"): a 403 right after one is waited out, within bounds
+        deadline = time.monotonic() + (ROLE_PROPAGATION_S if rbac else 0.0)
         with client, azure_errors(f"Key Vault secret {name}"):
-            try:
-                current = client.get_secret(name)
-            except Exception as exc:  # noqa: BLE001 - a first run finds none
-                if not is_not_found(exc):
-                    raise
-                current = None
-            if current is None or current.value != key:
-                current = client.set_secret(name, key, content_type="text/plain",
-                                            tags={"managed-by": "rtsctl", "rtsctl.endpoint": endpoint})
+            while True:
+                try:
+                    return self._write_secret(client, name, key, endpoint)
+                except Exception as exc:  # noqa: BLE001 - only a fresh grant's 403 is waited out
+                    if getattr(exc, "status_code", None) != 403 or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(self.poll_interval)
+
+    @staticmethod
+    def _write_secret(client: Any, name: str, key: str, endpoint: str) -> str:
+        """The key as the secret `name`, a new version only when it differs -> the version's URI."""
+        try:
+            current = client.get_secret(name)
+        except Exception as exc:  # noqa: BLE001 - a first run finds none
+            if not is_not_found(exc):
+                raise
+            current = None
+        if current is None or current.value != key:
+            current = client.set_secret(name, key, content_type="text/plain",
+                                        tags={"managed-by": "rtsctl", "rtsctl.endpoint": endpoint})
         return str(current.id)
 
     # ------------------------------------------------------------------ the test and its files
@@ -257,6 +283,25 @@ class AzureLoadTesting:
                 client.close()
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+
+
+def caller_object_id(clients: Any) -> str:
+    """The object id (the token's `oid` claim) of whoever rtsctl runs as: read from its own resource-manager token,
+    never verified here (Entra ID issued it; ARM checks it)."""
+    import base64
+    import json
+
+    token = clients.credential.get_token(clients.cloud.scope).token
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        oid = str(claims["oid"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise RtsctlError("cannot tell who rtsctl runs as (no object id in its token) to let it write the key to "
+                          "the workspace's Key Vault: have yourself given 'Key Vault Secrets Officer' there") from None
+    if not re.fullmatch(r"[0-9a-fA-F-]{36}", oid):
+        raise RtsctlError(f"the token's object id {oid[:40]!r} is not a GUID")
+    return oid
 
 
 def split_engines(engines: int, regions: Sequence[str]) -> list[dict[str, Any]]:
