@@ -104,17 +104,16 @@ class AzureLoadTesting:
         'Key Vault Secrets Officer' one for rtsctl's own caller, who writes the key; under access policies a policy
         with secrets `get` (the caller's own access is the vault owner's business there). Every write is
         idempotent; each needs the caller to administer the vault (Owner / User Access Administrator for a role
-        assignment). True when the vault is under RBAC."""
+        assignment). True when a role was granted just now (Key Vault may not know it yet)."""
         if not self.principal_id:
             raise RtsctlError(f"{self.address}: the resource has no system-assigned identity to read the endpoint "
                               "key with: apply the manifest (rtsctl gives it one) or enable it in the portal")
         vault = vault_id.rsplit("/", 1)[-1]
         if props.get("enableRbacAuthorization"):
-            self._assign_role(vault_id, vault, self.principal_id, SECRETS_USER, "Key Vault Secrets User",
-                              f"{self.address}'s identity", "ServicePrincipal")
-            self._assign_role(vault_id, vault, caller_object_id(self.clients), SECRETS_OFFICER,
-                              "Key Vault Secrets Officer", "rtsctl's caller (you)", None)
-            return True
+            new = self._assign_role(vault_id, vault, self.principal_id, SECRETS_USER, "Key Vault Secrets User",
+                                    f"{self.address}'s identity", "ServicePrincipal")
+            return self._assign_role(vault_id, vault, caller_object_id(self.clients), SECRETS_OFFICER,
+                                     "Key Vault Secrets Officer", "rtsctl's caller (you)", None) or new
         for policy in props.get("accessPolicies") or []:
             secrets = [p.lower() for p in (policy.get("permissions") or {}).get("secrets") or []]
             if policy.get("objectId") == self.principal_id and ("get" in secrets or "all" in secrets):
@@ -128,28 +127,37 @@ class AzureLoadTesting:
         return False
 
     def _assign_role(self, vault_id: str, vault: str, principal: str, role: str, role_name: str, who: str,
-                     principal_type: str | None) -> None:
-        """A role assignment named after (vault, principal, role), so a second run PUTs the same one; one made under
-        another name is already what is needed (ARM answers 409 RoleAssignmentExists)."""
+                     principal_type: str | None) -> bool:
+        """A role assignment named after (vault, principal, role), so a later run finds it and writes nothing; one
+        made under another name is already what is needed (ARM answers 409 RoleAssignmentExists). True when it was
+        made just now."""
         import uuid
 
         name = uuid.uuid5(uuid.NAMESPACE_URL, f"{vault_id.lower()}|{principal}|{role}")
+        assignment = f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{name}"
+        with azure_errors(f"Key Vault {vault} (role assignment for {who})"):
+            try:
+                self.clients.resources.resources.get_by_id(assignment, api_version=ROLE_API)
+                return False
+            except Exception as exc:  # noqa: BLE001 - only "not there yet" leads to a write
+                if not is_not_found(exc):
+                    raise
         body = {"properties": {"roleDefinitionId": f"/subscriptions/{self.clients.subscription_id}/providers/"
                                                    f"Microsoft.Authorization/roleDefinitions/{role}",
                                "principalId": principal, **({"principalType": principal_type} if principal_type
                                                             else {})}}
         try:
             with azure_errors(f"Key Vault {vault} (role assignment for {who})"):
-                self.clients.resources.resources.begin_create_or_update_by_id(
-                    f"{vault_id}/providers/Microsoft.Authorization/roleAssignments/{name}", body,
-                    api_version=ROLE_API).result()
+                self.clients.resources.resources.begin_create_or_update_by_id(assignment, body,
+                                                                            api_version=ROLE_API).result()
         except RtsctlError as exc:
             if "RoleAssignmentExists" in str(exc):
-                return
+                return False
             raise RtsctlError(f"{exc} -- rtsctl gives {who} ({principal}) the '{role_name}' role on the workspace's "
                               "vault, which needs Owner or User Access Administrator there; or have it granted "
                               f"(az role assignment create --role \"{role_name}\" --assignee-object-id {principal} "
                               f"--scope {vault_id}) and run again") from None
+        return True
 
     def store_key(self, endpoint: str, key: str) -> str:
         """The endpoint key as a secret of the workspace's vault (written only when it changed) -> its versioned
@@ -160,13 +168,13 @@ class AzureLoadTesting:
         uri = props.get("vaultUri")
         if not uri:
             raise RtsctlError(f"the workspace's Key Vault {vault_id.rsplit('/', 1)[-1]} has no vaultUri")
-        rbac = self._grant(vault_id, props)
+        granted = self._grant(vault_id, props)
         name = secret_name(endpoint)
         client = SecretClient(uri, self.clients.credential, verify_challenge_resource=not self.clients.cloud.is_custom)
         # a role assignment reaches Key Vault's data plane a little after ARM answered (minutes at worst,
         # learn.microsoft.com/azure/role-based-access-control/troubleshooting: "role assignment changes ... can
         # take up to 10 minutes"): a 403 right after one is waited out, within bounds
-        deadline = time.monotonic() + (ROLE_PROPAGATION_S if rbac else 0.0)
+        deadline = time.monotonic() + (ROLE_PROPAGATION_S if granted else 0.0)
         with client, azure_errors(f"Key Vault secret {name}"):
             while True:
                 try:
