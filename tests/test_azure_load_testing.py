@@ -117,6 +117,16 @@ def test_the_local_backend_refuses_load_testing_at_validate_with_file_and_line(c
     bad = cli("bench", "examples/local-rollout.yaml", "--engine", "azure-load-testing", "--load-testing", "../x")
     assert bad.code == 1 and "--load-testing: '../x' is not a valid name" in bad.err, str(bad)
 
+    def gate_on_azure(m: dict) -> None:   # on azure, the gate's regions must each get an engine
+        m["load_testing"] = {"name": LOAD_TESTING}
+        m["endpoints"][0]["rollout"] = {"gate": {"engine": "azure-load-testing", "engines": 1,
+                                                 "regions": ["westeurope", "eastus"]}}
+
+    edit_yaml(cli.workdir / "azure.yaml", gate_on_azure)
+    regions = cli("validate", "azure.yaml")
+    assert regions.code == 1 and "endpoints[0].rollout.gate.regions: 2 regions need 2 engines" in regions.err, \
+        str(regions)
+
 
 def test_apply_creates_an_owned_load_testing_resource_with_an_identity(applied: dict, cli: Cli, emu: Emulator):
     found = emu.resource(load_test_id(emu))

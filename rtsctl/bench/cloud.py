@@ -27,7 +27,8 @@ from rtsctl.bench.report import printable
 from rtsctl.support.errors import RtsctlError
 
 ENGINE = "azure-load-testing"
-#: engine instances per test run (azure-docs load-testing resource-limits-quotas-capacity.md: 400)
+#: engine instances per test run (azure-developer-loadtesting models LoadTestConfiguration.engine_instances:
+#: "Supported values are in range of 1-400")
 MAX_ENGINES = 400
 STOP_WAIT_S = 300.0        # after a Ctrl-C, how long the service may take to wind its engines down
 #: the service's terminal run states (azure-developer-loadtesting _operations/_patch.py TestRunStatusPoller)

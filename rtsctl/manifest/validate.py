@@ -409,6 +409,10 @@ def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local:
         elif not isinstance(report.data.get("load_testing"), dict):
             report.add("engine: azure-load-testing runs the gate in the manifest's Azure Load Testing resource: "
                        "declare one as `load_testing:`", *path, "rollout", "gate", "engine")
+        regions, engines = gate.get("regions"), gate.get("engines", 1)
+        if isinstance(regions, list) and isinstance(engines, int) and len(regions) > engines:
+            report.add(f"{len(regions)} regions need {len(regions)} engines at least (each region runs one); "
+                       f"engines is {engines}", *path, "rollout", "gate", "regions")
     elif isinstance(gate, dict) and {"engines", "regions"} & gate.keys():
         report.add("engines and regions are Azure Load Testing's: add engine: azure-load-testing or remove them",
                    *path, "rollout", "gate", next(k for k in ("engines", "regions") if k in gate))
