@@ -149,7 +149,14 @@ def measure(cfg: BenchConfig, service: LoadService, run: CloudRun) -> tuple[dict
                     secret_env=KEY_VARIABLE, key=cfg.key, engines=run.engines, regions=run.regions,
                     criteria=criteria(cfg))
     run_id = f"rtsctl-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
-    service.start(run.test_id, run_id, display)
+    try:
+        service.start(run.test_id, run_id, display)
+    except KeyboardInterrupt:  # the run may exist already: it must not load the endpoint with nobody watching
+        try:
+            service.stop(run_id)
+        except RtsctlError:
+            pass  # never started
+        raise
     final, interrupted = watch(service, run_id, run.poll_s, cfg.progress)
     doc = document(cfg, run, final, service, run_id, interrupted)
     notes = run_notes(final, run_id, interrupted)
