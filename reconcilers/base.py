@@ -200,6 +200,14 @@ class Backend(ABC):
 
         raise RtsctlError(f"the {self.name} backend cannot export")
 
+    def load_service(self, resource: str) -> Any:
+        """The managed load testing service `resource` names (rtsctl.bench.cloud.LoadService), for
+        `bench --engine azure-load-testing`."""
+        from rtsctl.support.errors import RtsctlError
+
+        raise RtsctlError(f"the {self.name} backend has no load testing service: use `--engine native` (the default) "
+                          "or `--engine locust` here")
+
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False) -> dict[str, Iterator[str]]:
         """A deployment's log lines by source ("<deployment>/<instance>" or the deployment), oldest first:

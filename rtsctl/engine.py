@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,11 +258,31 @@ def read_outputs(manifest_path: str, endpoint: str | None = None,
                  variables: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Connection info for one endpoint (the first when not named): for `rtsctl bench` and scripts."""
     with open_session(manifest_path, variables) as session:
-        out = require_scoring_uri(endpoint_outputs(session, endpoint)[0])
-        from rtsctl.rollout.successor import live_deployments
+        return _bench_outputs(session, endpoint)
 
-        out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
-        out["smoke_requests"] = smoke_requests(session, out["endpoint"])
-        out["serves_at_once"] = {n: _at_once(r.spec) for n, r in deployments_of(session, out["endpoint"]).items()}
+
+def _bench_outputs(session: Session, endpoint: str | None) -> dict[str, Any]:
+    out = require_scoring_uri(endpoint_outputs(session, endpoint)[0])
+    from rtsctl.rollout.successor import live_deployments
+
+    out["live_deployments"] = live_deployments(session, out["endpoint"])  # manifest -> live name
+    out["smoke_requests"] = smoke_requests(session, out["endpoint"])
+    out["serves_at_once"] = {n: _at_once(r.spec) for n, r in deployments_of(session, out["endpoint"]).items()}
     out.pop("state", None)
     return out
+
+
+@contextmanager
+def load_service(manifest_path: str, endpoint: str | None = None, variables: Mapping[str, str] | None = None,
+                 resource: str | None = None) -> Iterator[tuple[dict[str, Any], Any, str | None]]:
+    """(the endpoint's bench outputs, the backend's load testing service, the manifest's test id or None) for
+    `bench --engine azure-load-testing`: the service is the manifest's `load_testing:` resource, or `resource`."""
+    with open_session(manifest_path, variables) as session:
+        declared = [r for r in session.graph.nodes.values() if r.kind == "load_testing"]
+        name = resource or (declared[0].name if declared else None)
+        if not name:
+            raise RtsctlError(f"{manifest_path}: no load testing resource to run in: declare `load_testing:` in the "
+                              "manifest (and apply it), or name an existing one with --load-testing NAME")
+        test = declared[0].inputs.get("test") if declared and declared[0].name == name else None
+        with closing(session.backend.load_service(name)) as service:
+            yield _bench_outputs(session, endpoint), service, test

@@ -2,7 +2,8 @@
 
 azure-ai-ml (workspace, model, environment, compute attach, online endpoints and deployments),
 azure-mgmt-resource (resource groups), azure-mgmt-containerservice (AKS), the Kubernetes-configuration
-extensions SDK (the AzureML extension on AKS) and azure-identity (credentials).
+extensions SDK (the AzureML extension on AKS), azure-mgmt-loadtesting (Azure Load Testing resources) and
+azure-identity (credentials).
 
 The engine imports this package only when a manifest says `provider.kind: azure` (importing
 azure.ai.ml costs ~2 s), through `reconcilers.load_backend`.
@@ -24,6 +25,7 @@ from .deployment import DeploymentReconciler
 from .endpoint import EndpointReconciler
 from .environment import EnvironmentReconciler
 from .k8s_extension import K8sExtensionReconciler
+from .load_testing import LoadTestingReconciler
 from .model import ModelReconciler
 from .resource_group import ResourceGroupReconciler
 from .traffic import TrafficReconciler
@@ -32,6 +34,7 @@ from .workspace import WorkspaceReconciler
 RECONCILERS: tuple[type, ...] = (
     ResourceGroupReconciler,
     WorkspaceReconciler,
+    LoadTestingReconciler,
     ModelReconciler,
     EnvironmentReconciler,
     AksClusterReconciler,
@@ -129,6 +132,11 @@ class AzureBackend(Backend):
         from .export import export
 
         return export(self, dest, owner, endpoints)
+
+    def load_service(self, resource: str):
+        from .load_runs import AzureLoadTesting
+
+        return AzureLoadTesting(self.clients, resource)
 
     def logs(self, endpoint: str, deployment: str, *, instance: int | None = None, tail: int | None = None,
              follow: bool = False):

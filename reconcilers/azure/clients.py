@@ -591,6 +591,14 @@ class Clients:
             "monitor", lambda: MonitorManagementClient(self.credential, self.subscription_id, **self._mgmt_kwargs())
         )
 
+    @property
+    def load_testing(self):
+        from azure.mgmt.loadtesting import LoadTestMgmtClient
+
+        return self._get(
+            "load_testing", lambda: LoadTestMgmtClient(self.credential, self.subscription_id, **self._mgmt_kwargs())
+        )
+
     def endpoint_id(self, endpoint: str) -> str:
         return (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
                 f"Microsoft.MachineLearningServices/workspaces/{self.workspace}/onlineEndpoints/{endpoint}")

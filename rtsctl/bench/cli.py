@@ -26,11 +26,17 @@ examples:
   rtsctl bench merge run1.hlog run2.hlog --html-out all.html
   rtsctl bench manifests/dev.yaml --engine locust --workers 2 -d 30s -c 32
   rtsctl bench manifests/dev.yaml --engine locust --workers 2 --remote-workers 4 --locust-master 10.0.0.4 -d 5m
+  rtsctl bench manifests/azure.yaml --engine azure-load-testing --engines 4 --regions eastus,westeurope -d 5m
 
 engine locust: Locust (pinned, installed once with uv into rtsctl's cache; RTSCTL_LOCUST_PYTHON names your own)
 runs a master and --workers workers; -c is its users, --stages a LoadTestShape, --rate closed-loop pacing per user.
 Its figures are Locust's: percentiles from its response-time buckets (whole ms below 100 ms), coarser than the
 native engine's HDR histogram. Not with it: --template, -i, -n, --hdr-out, --warmup.
+
+engine azure-load-testing: the same locustfile as a test in the manifest's load_testing: resource (Azure Load
+Testing, azure backend), on --engines instances in --regions; the key goes to the workspace's Key Vault, the test
+references it. Its figures are the service's aggregates; the report links the run in the portal. Not with it: what
+locust refuses, and --workers, -k, --cacert.
 
 exit codes: 0 ok, 1 error (bad input, or no request succeeded), 3 a --max-error-rate / --max-p99 threshold was
 crossed, 130 interrupted (the partial report is still printed).
@@ -121,15 +127,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "Locust workers on this machine")
 
     e = p.add_argument_group("engine (native: this machine, fastest; locust: Locust's master and workers, here "
-                             "and on other machines)")
-    e.add_argument("--engine", choices=("native", "locust"), default="native",
+                             "and on other machines; azure-load-testing: Locust on Azure Load Testing's engines)")
+    e.add_argument("--engine", choices=("native", "locust", "azure-load-testing"), default="native",
                    help="load engine (default native). locust: a Locust master and --workers workers run a "
-                        "locustfile rtsctl writes; the report, thresholds and exit codes are rtsctl's")
+                        "locustfile rtsctl writes; azure-load-testing: Azure Load Testing runs it on --engines "
+                        "instances; the report, thresholds and exit codes are rtsctl's")
     e.add_argument("--remote-workers", type=int, metavar="N",
                    help="locust: also wait for N workers on other machines (prints the command to run there)")
     e.add_argument("--locust-master", metavar="ADDRESS",
                    help="locust: the address of this machine the master listens on (default 127.0.0.1; "
                         "needed with --remote-workers)")
+    e.add_argument("--engines", type=int, metavar="N",
+                   help="azure-load-testing: engine instances (default 1), spread over --regions")
+    e.add_argument("--regions", metavar="R1,R2",
+                   help="azure-load-testing: regions the engines run in (default: the Load Testing resource's)")
+    e.add_argument("--load-testing", metavar="NAME",
+                   help="azure-load-testing: the Load Testing resource (default: the manifest's load_testing:)")
+    e.add_argument("--test-id", metavar="ID",
+                   help="azure-load-testing: the test to create or reuse (default: the manifest's load_testing.test, "
+                        "else rtsctl-<endpoint>)")
+    e.add_argument("--results-dir", metavar="DIR",
+                   help="azure-load-testing: download the run's result and log archives into DIR")
 
     r = p.add_argument_group("request")
     r.add_argument("--payload", metavar="FILE", help="JSON body from FILE (JSON Lines: one per line, cycled)")
@@ -170,8 +188,36 @@ def run(args) -> int:
     from rtsctl.bench.config import check_engine, from_args
     check_engine(ns)         # a flag the engine cannot honour is refused before the manifest is read
     from rtsctl.bench.session import execute
+    if ns.engine == "azure-load-testing":
+        return run_cloud(ns)
     outputs = None
     if ns.manifest and not ns.url:  # the verb reads the manifest's endpoint; the load tester only gets the values
         from rtsctl import engine
         outputs = engine.read_outputs(ns.manifest, ns.endpoint, getattr(ns, "variables", None))
     return execute(from_args(ns, outputs))
+
+
+def run_cloud(ns) -> int:
+    """--engine azure-load-testing: the endpoint and the load testing service both come from the MANIFEST."""
+    from rtsctl import engine
+    from rtsctl.bench.cloud import CloudRun, default_test_id, execute, parse_regions
+    from rtsctl.bench.config import from_args, positive_int
+    from rtsctl.manifest.names import name_problem
+    from rtsctl.support.errors import RtsctlError
+
+    if not ns.manifest or ns.url:
+        raise RtsctlError("--engine azure-load-testing loads a MANIFEST's endpoint (its key goes to the workspace's "
+                          "Key Vault): give the manifest, not -u")
+    engines = positive_int(ns.engines, "--engines") if ns.engines is not None else 1
+    regions = parse_regions(ns.regions)
+    for flag, kind, value in (("--test-id", "load_test_id", ns.test_id), ("--load-testing", "load_testing",
+                                                                          ns.load_testing)):
+        if value is not None and (problem := name_problem(kind, value)):
+            raise RtsctlError(f"{flag}: {problem}")
+    with engine.load_service(ns.manifest, ns.endpoint, getattr(ns, "variables", None), ns.load_testing) as (
+            outputs, service, test):
+        cfg = from_args(ns, outputs)
+        test_id = ns.test_id or test or default_test_id(cfg.endpoint or "")
+        run = CloudRun(engines=engines, regions=regions, test_id=test_id, results_dir=ns.results_dir,
+                       poll_s=service.poll_interval)
+        return execute(cfg, service, run)

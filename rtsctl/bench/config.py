@@ -271,13 +271,28 @@ LOCUST_REFUSES = (
 )
 
 
+#: what the azure-load-testing engine refuses beyond Locust's (its engines run the same locustfile)
+CLOUD_REFUSES = (
+    ("workers", "--workers", "the service runs the engines: give --engines"),
+    ("key", "-k", "the engines read the manifest endpoint's key from the workspace's Key Vault"),
+    ("cacert", "--cacert", "the engines cannot read a file of this machine; they trust the public CAs"),
+)
+CLOUD_ONLY = (("engines", "--engines"), ("regions", "--regions"), ("load_testing", "--load-testing"),
+              ("test_id", "--test-id"), ("results_dir", "--results-dir"))
+
+
 def check_engine(args) -> None:
     """--engine and the flags that belong to one engine: checked first, before a manifest is read."""
     engine = getattr(args, "engine", None) or "native"
-    if engine == "locust":
-        for dest, flag, why in LOCUST_REFUSES:
+    if engine != "azure-load-testing":
+        for dest, flag in CLOUD_ONLY:
             if getattr(args, dest, None) is not None:
-                raise RtsctlError(f"{flag} cannot be used with --engine locust: {why}")
+                raise RtsctlError(f"{flag} is for --engine azure-load-testing")
+    if engine in ("locust", "azure-load-testing"):
+        for dest, flag, why in LOCUST_REFUSES + (CLOUD_REFUSES if engine != "locust" else ()):
+            if getattr(args, dest, None) is not None:
+                raise RtsctlError(f"{flag} cannot be used with --engine {engine}: {why}")
+    if engine == "locust":
         if getattr(args, "remote_workers", None) and not getattr(args, "locust_master", None):
             raise RtsctlError("--remote-workers needs --locust-master ADDRESS: the address of this machine that "
                               "the other machines' workers connect to")

@@ -157,6 +157,18 @@ td{font-variant-numeric:tabular-nums}svg text{font:11px system-ui,sans-serif;fil
 .msg{background:#fef3c7;padding:6px 10px;border-radius:4px;margin:4px 0}"""
 
 
+def _service(doc: dict) -> str:
+    """The managed service that ran the load, linked to its run in the portal (an https link only)."""
+    from rtsctl.bench.report import service_lines
+
+    lines = service_lines(doc)
+    if not lines:
+        return ""
+    url = str((doc.get("service") or {}).get("portal_url") or "")
+    link = f' <a href="{_e(url)}">open the run in the Azure portal</a>' if url.startswith("https://") else ""
+    return f"<p class=sub>{_e(lines[0].strip())}{link}</p>"
+
+
 def render(doc: dict) -> str:
     t = doc["target"]
     title = t.get("url", "")
@@ -167,7 +179,8 @@ def render(doc: dict) -> str:
     msgs = (f"<p class=sub>{_e(note)}</p>" if note else "") + msgs
     return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>rtsctl bench - {_e(title)}</title>"
             f"<style>{CSS}</style></head><body>"
-            f"<h1>rtsctl bench</h1><p class=sub>{_e(title)}<br>{_e(describe_load(doc['load']))}</p>{msgs}"
+            f"<h1>rtsctl bench</h1><p class=sub>{_e(title)}<br>{_e(describe_load(doc['load']))}</p>"
+            f"{_service(doc)}{msgs}"
             f"{_summary_table(doc)}"
             f"<h2>Latency by percentile</h2>{percentile_plot(doc)}"
             f"<h2>Throughput over time</h2>{throughput_plot(doc['timeline'])}"

@@ -30,6 +30,10 @@ def describe_load(load: dict) -> str:
     w = load.get("workers", 1)
     if load.get("engine") == "locust":    # Locust's users each keep one request in flight, like a connection
         parts.append(f"{load.get('connections', '?')} Locust users, {w} Locust worker" + ("s" if w != 1 else ""))
+    elif load.get("engine") == "azure-load-testing":   # the service's engine instances, not processes here
+        e = load.get("engines", 1)
+        parts.append(f"{load.get('connections', '?')} Locust users on {e} engine" + ("s" if e != 1 else "")
+                     + (f" in {', '.join(load['regions'])}" if load.get("regions") else ""))
     else:
         parts.append(f"{load.get('connections', '?')} connections")
         parts.append(f"{w} process" + ("es" if w != 1 else ""))
@@ -48,6 +52,8 @@ def describe_load(load: dict) -> str:
 
 def engine_note(load: dict) -> str | None:
     """Who measured, when it was not the native engine, and how its figures differ (text and HTML reports)."""
+    if load.get("engine") == "azure-load-testing":  # rtsctl.bench.cloud: the service's own aggregates
+        return "measured by Azure Load Testing (Locust on its engines): " + "; ".join(load.get("notes", []))
     if load.get("engine") != "locust":
         return None
     info = load.get("locust") or {}
@@ -71,6 +77,25 @@ def chart_widths() -> tuple[int, int]:
     return max(10, min(cols - 22, 120)), max(10, min(cols - 14, 120))
 
 
+def printable(value) -> str:
+    """A service's own words for the terminal: no control characters (an escape sequence is not a message)."""
+    return "".join(c for c in str(value) if c.isprintable())
+
+
+def service_lines(doc: dict) -> list[str]:
+    """Where a managed service ran the load (Azure Load Testing): its run, verdict and the portal's link to it."""
+    svc = doc.get("service")
+    if not svc:
+        return []
+    said = {k: printable(v) for k, v in svc.items() if v}
+    verdict = f", test result {said['test_result']}" if said.get("test_result") else ""
+    out = [f"  {said['name']} {said['resource']}: test {said['test_id']}, run {said['run_id']} ({said['status']}"
+           f"{verdict})"]
+    if said.get("portal_url"):
+        out.append(f"  portal     {said['portal_url']}")
+    return out
+
+
 def to_text(doc: dict, chart: bool = True) -> str:
     t, load = doc["target"], doc["load"]
     where = t.get("url", "")
@@ -85,6 +110,7 @@ def to_text(doc: dict, chart: bool = True) -> str:
     note = engine_note(load)
     if note:
         lines.append(f"  {note}")
+    lines += service_lines(doc)
     lines.append("")
     req, ok = doc["requests"], doc["ok"]
     lines.append(f"  requests   {_n(req)} in {doc['duration_s']:.2f} s = {doc['rps']:,.1f} req/s")

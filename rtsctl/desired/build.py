@@ -74,6 +74,13 @@ def build_resources(manifest: Manifest) -> list[Resource]:
                           **pick(ws, "experiment_name", "description", "tags")},
                          depends_on=(f"resource_group.{rg}",), source=source("workspace"))
     out.append(workspace)
+    if isinstance(data.get("load_testing"), dict):
+        testing = data["load_testing"]
+        where = testing.get("location") or location
+        out.append(Resource("load_testing", testing["name"],
+                            {**({"location": where} if where else {}), **pick(testing, "description", "tags")},
+                            inputs={"test": testing.get("test")}, depends_on=(f"resource_group.{rg}",),
+                            source=source("load_testing")))
 
     model_digests: dict[str, str] = {}
     for i, model in enumerate(data.get("models", [])):

@@ -84,6 +84,16 @@ RULES: dict[str, NameRule] = {
         36, 36, r"[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}",
         "a subscription ID is a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
         "azure-rest-api-specs common-types/resource-management SubscriptionIdParameter (format: uuid)"),
+    "load_testing": NameRule(
+        1, 64, r"[A-Za-z0-9]([-_A-Za-z0-9]*[A-Za-z0-9])?",
+        "1-64 characters: letters, digits, '_' and '-', starting and ending with a letter or digit",
+        "guess: azure-rest-api-specs loadtestservice LoadTestService.Management/LoadTestResource.tsp gives no "
+        "NamePattern; the characters and 64 of other regional ARM resources (resource-name-rules.md)"),
+    "load_test_id": NameRule(
+        2, 50, r"[a-z0-9_-]+",
+        "2-50 characters: lower-case letters, digits, '_' and '-'",
+        "azure-developer-loadtesting models/_models.py Test.test_id: \"must contain only lower-case alphabetic, "
+        "numeric, underscore or hyphen characters\"; the 2-50 bound: guess"),
     "instance_type": NameRule(
         1, 128, r"[A-Za-z0-9][A-Za-z0-9_.-]*",
         "a VM SKU (Standard_DS3_v2) or Kubernetes instance type name: letters, digits, '_', '.' and '-'",

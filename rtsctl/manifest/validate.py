@@ -194,6 +194,10 @@ def _check_names(data: dict[str, Any], report: Report) -> None:
     workspace = data.get("workspace")
     if isinstance(workspace, dict):
         _name(report, "workspace", workspace.get("name"), "workspace", "name")
+    testing = data.get("load_testing")
+    if isinstance(testing, dict):
+        _name(report, "load_testing", testing.get("name"), "load_testing", "name")
+        _name(report, "load_test_id", testing.get("test"), "load_testing", "test")
     for path, model in _entries(data, "models"):
         _name(report, "model", model.get("name"), *path, "name")
     for path, env in _entries(data, "environments"):
@@ -242,6 +246,15 @@ def _check_rules(manifest: Manifest, report: Report) -> None:
     if local and "lock" in provider:
         fail("lock is for the azure backend (a blob lease other machines see); the local backend locks its own "
              "home and needs none", "provider", "lock")
+
+    if local and "load_testing" in data:
+        # the local backend runs no load testing service: a resource it could only pretend to create would make
+        # `bench --engine azure-load-testing` fail later, far from the line that asked for it
+        fail("load_testing is an Azure resource (Azure Load Testing); the local backend has no load testing "
+             "service: remove it here, and load a local endpoint with `rtsctl bench` (or `--engine locust`)",
+             "load_testing")
+    if isinstance(data.get("load_testing"), dict):
+        _check_tags(report, data["load_testing"].get("tags"), "load_testing", "tags")
 
     for path, model in _entries(data, "models"):
         _path_check(manifest, report, model.get("path"), "model path", files.file_or_folder, *path, "path")
@@ -389,6 +402,20 @@ def _check_rollout(report: Report, endpoint: dict[str, Any], path: Path_, local:
         report.add("Azure Monitor counts no requests of Kubernetes online endpoints, so min_requests could never be "
                    "met: remove it (the watch then judges the deployment's health; a bench run judges errors)",
                    *path, "rollout", "gate", "min_requests")
+    if isinstance(gate, dict) and gate.get("engine") == "azure-load-testing":
+        if local:
+            report.add("the local backend has no load testing service: a gate's engine: azure-load-testing needs the "
+                       "azure backend (use engine: native here)", *path, "rollout", "gate", "engine")
+        elif not isinstance(report.data.get("load_testing"), dict):
+            report.add("engine: azure-load-testing runs the gate in the manifest's Azure Load Testing resource: "
+                       "declare one as `load_testing:`", *path, "rollout", "gate", "engine")
+        regions, engines = gate.get("regions"), gate.get("engines", 1)
+        if isinstance(regions, list) and isinstance(engines, int) and len(regions) > engines:
+            report.add(f"{len(regions)} regions need {len(regions)} engines at least (each region runs one); "
+                       f"engines is {engines}", *path, "rollout", "gate", "regions")
+    elif isinstance(gate, dict) and {"engines", "regions"} & gate.keys():
+        report.add("engines and regions are Azure Load Testing's: add engine: azure-load-testing or remove them",
+                   *path, "rollout", "gate", next(k for k in ("engines", "regions") if k in gate))
     if isinstance(gate, dict) and "min_requests" in gate and "watch" not in gate:
         report.add("min_requests counts the live answers a watch sees while it holds a step: add watch (seconds) "
                    "or remove min_requests", *path, "rollout", "gate", "min_requests")

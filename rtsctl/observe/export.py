@@ -38,6 +38,8 @@ def manifest_for(source: Manifest, found: Sequence[Found], out: Path) -> dict[st
         doc["provider"] = plain(data["provider"])
     doc["resource_group"] = data["resource_group"]
     doc["workspace"] = plain(data["workspace"])
+    if "load_testing" in data:  # like the workspace, part of the scope the manifest keeps (bench's cloud engine)
+        doc["load_testing"] = plain(data["load_testing"])
     by_kind: dict[str, list[Found]] = {}
     for item in found:
         by_kind.setdefault(item.kind, []).append(item)

@@ -41,6 +41,8 @@ def mark_prevent_destroy(manifest: Manifest, resources: Sequence[Resource]) -> N
 
     ws = data.get("workspace") or {}
     block(ws, f"workspace.{ws.get('name')}")
+    testing = data.get("load_testing") or {}
+    block(testing, f"load_testing.{testing.get('name')}")
     for model in data.get("models") or []:
         block(model, f"model.{model.get('name')}")
     for env in data.get("environments") or []:

@@ -219,12 +219,29 @@ def bench_gate(ctx: RolloutContext, endpoint: str, deployment: str, gate: dict[s
                       rate=float(gate["rate"]) if gate.get("rate") else None,
                       timeout=float(gate.get("timeout", 10)), progress=False, chart=False)
     try:
-        doc, _ = measure(cfg)
+        doc, _ = measure(cfg) if gate.get("engine", "native") == "native" else cloud_gate(ctx, cfg, gate)
     except RtsctlError as exc:  # no connection at all: a failed gate, not a crash of the apply
         doc = {"requests": 0, "ok": 0, "errors": {"rate": 1.0, "by_status": {}, "by_kind": {"connect": 1}},
                "latency_ms": {}, "samples": {}, "duration_s": 0.0, "messages": [str(exc)]}
     doc["thresholds"] = thresholds(doc, gate.get("max_error_rate"), gate.get("max_p99_ms"))
     return doc
+
+
+def cloud_gate(ctx: RolloutContext, cfg: Any, gate: dict[str, Any]) -> tuple[dict, list]:
+    """The gate's load sent by the manifest's load testing service (`engine: azure-load-testing`): the same Locust
+    test as `bench --engine azure-load-testing`, against the new deployment alone, judged on the service's figures."""
+    from contextlib import closing
+
+    from rtsctl.bench.cloud import CloudRun, default_test_id, measure
+
+    testing = next((r for r in ctx.graph.nodes.values() if r.kind == "load_testing"), None)
+    if ctx.backend is None or testing is None:
+        raise RtsctlError("engine: azure-load-testing needs the manifest's load_testing: resource")
+    with closing(ctx.backend.load_service(testing.name)) as service:
+        run = CloudRun(engines=int(gate.get("engines", 1)), regions=tuple(gate.get("regions") or ()),
+                       test_id=testing.inputs.get("test") or default_test_id(f"{cfg.endpoint}-gate"),
+                       poll_s=service.poll_interval)
+        return measure(cfg, service, run)
 
 
 def gate_verdict(doc: dict[str, Any]) -> str | None:
@@ -251,6 +268,8 @@ def summary_line(doc: dict[str, Any], gate: dict[str, Any]) -> str:
 def report_lines(doc: dict[str, Any], gate: dict[str, Any]) -> list[str]:
     """The gate's report: load, counts, latency, thresholds, and a sample of each failing status."""
     load = (f"{gate['rate']:g} req/s" if gate.get("rate") else f"{gate.get('concurrency', 1)} connection(s)")
+    if gate.get("engine") == "azure-load-testing":
+        load += f" from Azure Load Testing ({int(gate.get('engines', 1))} engine(s))"
     out = [f"load: {load} for {float(gate['duration']):g} s against the deployment alone "
            "(azureml-model-deployment header)", summary_line(doc, gate)]
     statuses = ", ".join(f"{k} x {v}" for k, v in (doc.get("status") or {}).items())

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 Weights = dict[str, int]
 #: a gate naming any of these runs a bench; a gate with `watch` and none of these only holds and watches
 #: (`max_error_rate` judges whichever runs)
-BENCH_KEYS = frozenset({"duration", "rate", "concurrency", "timeout", "max_p99_ms", "request"})
+BENCH_KEYS = frozenset({"duration", "rate", "concurrency", "timeout", "max_p99_ms", "request", "engine", "engines",
+                        "regions"})
 
 
 def benches(gate: Mapping) -> bool:
