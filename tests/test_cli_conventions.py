@@ -23,7 +23,11 @@ def resource_group_of(result) -> str:
     return groups[0]
 
 
-def test_usage_errors_exit_1_never_2(cli):
+def test_usage_errors_exit_1_never_2(cli, monkeypatch):
+    # a real exec per call: argparse ends a usage error (and --help) with SystemExit from inside main(), so in the
+    # pre-forked CLI (tests/prefork.py, which holds the Azure SDKs) the interpreter then tears down ~3000 modules,
+    # ~1 s of CPU a call; a real `python -m rtsctl` never loads them for a usage error (and is the truer test)
+    monkeypatch.setenv("RTSCTL_TEST_EXEC", "1")
     cases = [("plan", "dev.yaml", "--detailed-exitcode", "--bogus"), (), ("plan",), ("graph", "dev.yaml", "--format",
              "png"), ("keys", "regenerate", "dev.yaml"), ("nosuchverb",), ("output", "dev.yaml", "nosuchoutput")]
     for args in cases:
