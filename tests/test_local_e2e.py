@@ -164,8 +164,9 @@ def test_edits_are_planned_then_applied_in_place_by_new_versions_by_replacement_
     instances = status(cli)["deployments"]["blue"]["instances"]
     assert len(instances) == 3 and all(i["state"] == "ready" and procs.is_alive(i["pid"]) for i in instances)
 
-    # an immutable field is replaced (the count goes back to 2 in the same edit, so the copy starts 2 instances)
-    edit_yaml(manifest, lambda d: first_deployment(d).update(instance_type="local-large", instance_count=2))
+    # an immutable field is replaced (the count goes down to 1 in the same edit: the copy, and the one the endpoint's
+    # replacement below starts, need one instance to show create-before-destroy, not three)
+    edit_yaml(manifest, lambda d: first_deployment(d).update(instance_type="local-large", instance_count=1))
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert plan.code == 2
     assert "+/- deployment.rts-score/blue (create before destroy: blue → blue-" in plan.out, plan.out
@@ -297,6 +298,8 @@ def test_ctrl_c_during_apply_exits_130_then_a_concurrent_apply_is_refused_while_
 
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(3)"))
+    # one instance: the interruption is about the deployment operation, however many instances it starts
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=1))
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=cli.workdir,
                             env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     logs = cli.home / "local" / "rts-dev" / "workspaces" / "rts-workspace" / "logs" / "rts-score" / "blue"
@@ -309,8 +312,8 @@ def test_ctrl_c_during_apply_exits_130_then_a_concurrent_apply_is_refused_while_
     assert "traffic.rts-score: Creating" not in out  # nothing new was started
 
     # the apply that finishes the job, and a concurrent one refused while it runs: the interrupted apply finished
-    # the deployment, so an edit makes this one restart its instances (slow init again) while it holds the lock
-    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d)["environment_variables"].update(GREETING_STYLE="x"))
+    # the deployment, so a second instance (slow init again) keeps this one holding the lock for seconds
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=2))
     first = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=cli.workdir,
                              env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = cli.home / "local" / ".rts-dev.lock"

@@ -111,6 +111,8 @@ def test_failed_inits_exits_and_liveness_kills_are_explained_with_code_log_lines
     after the process does, not after init(): an init() that outlasts initial_delay + failure_threshold x period
     gets the instance killed, and apply says so."""
     seed_script = (project / "seed" / "src" / "score.py").read_text()
+    # one instance: each failure is explained per instance; a second one would only fail the same way
+    edit_yaml(project / "dev.yaml", lambda d: _deployment(d).update(instance_count=1))
     (project / "seed" / "src" / "score.py").write_text(
         "print('loading the model from /nowhere', flush=True)\n\n"
         "def init():\n    raise RuntimeError('no model here')\n\ndef run(raw):\n    return raw\n")
@@ -148,6 +150,7 @@ def test_failed_inits_exits_and_liveness_kills_are_explained_with_code_log_lines
 def test_heartbeat_while_waiting_then_second_ctrl_c_exits_130_naming_what_still_runs(cli, project):
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(60)"))
+    edit_yaml(project / "dev.yaml", lambda d: _deployment(d).update(instance_count=1))  # one slow instance is enough
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=project,
                             env={**cli.env, "RTSCTL_HEARTBEAT_SECONDS": "0.5"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -178,6 +181,7 @@ def test_a_terminal_gets_a_live_line_per_running_operation(cli, project):
     lines: the heartbeat interval is set far beyond the apply, so any "still creating…" seen came from the display."""
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(3)"))
+    edit_yaml(project / "dev.yaml", lambda d: _deployment(d).update(instance_count=1))  # one slow instance is enough
     main, sub = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=project,
                             env={**cli.env, "RTSCTL_HEARTBEAT_SECONDS": "3600"}, stdout=sub, stderr=subprocess.PIPE)

@@ -136,13 +136,13 @@ def test_graph_invoke_and_keys_regenerate_on_one_local_endpoint(cli, project):
     poller = Poller(uri, before["secondary_key"])       # a client on the OTHER slot, throughout the rotations
     poller.start()
     primaries = [before["primary_key"]]
-    for _ in range(3):
+    for _ in range(2):  # twice: a third key shows each rotation makes a new one (not a swap back), as 3 did
         result = cli.ok("keys", "regenerate", "dev.yaml", "--key", "primary")
         assert "endpoint rts-score: primary key regenerated:" in result.out and "*" * 12 in result.out
         primaries.append(cli.outputs()["primary_key"])
     statuses = poller.finish()
     assert statuses[200] >= 20 and set(statuses) == {200}, statuses    # not one 401 on the secondary key
-    assert len(set(primaries)) == 4                                     # each rotation made a new key
+    assert len(set(primaries)) == 3                                     # each rotation made a new key
     after = cli.outputs()
     assert after["secondary_key"] == before["secondary_key"] and after["scoring_uri"] == uri
     assert until(lambda: status_with(uri, primaries[0]) == 401)         # the rotated-out key is refused
