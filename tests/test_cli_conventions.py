@@ -79,6 +79,9 @@ def test_bad_vars_are_one_line_errors(cli, project):
 
 
 def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli, project):
+    # one instance from the start (the second endpoint below needs the first at 1): outputs do not depend on the
+    # count, and the second apply then leaves rts-score's deployment as it is instead of restarting it
+    edit_yaml(project / "dev.yaml", lambda m: first_deployment(m).update(instance_count=1))
     cli.ok("apply", "dev.yaml", "-y")
     shown = json.loads(cli.ok("output", "dev.yaml", "-o", "json").out)
     assert isinstance(shown, list) and [o["endpoint"] for o in shown] == ["rts-score"]
@@ -105,7 +108,8 @@ def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli,
 
     edit_yaml(project / "dev.yaml", second_endpoint)
     cli.ok("apply", "dev.yaml", "-y")
-    shown = json.loads(cli.ok("output", "dev.yaml", "-o", "json").out)
+    listed = cli.ok("output", "dev.yaml", "-o", "json").out
+    shown = json.loads(listed)
     assert [o["endpoint"] for o in shown] == ["rts-score", "rts-score-two"]
     ambiguous = cli("output", "dev.yaml", "scoring_uri", "--raw")
     assert ambiguous.code == 1 and "declares 2 endpoints (rts-score, rts-score-two): pick one with --endpoint" \
@@ -114,7 +118,7 @@ def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli,
     assert uri == shown[1]["scoring_uri"] != shown[0]["scoring_uri"]
     # the README's pipeline: jq over the list
     jq = subprocess.run(["python", "-c", "import json,sys; print(json.load(sys.stdin)[0]['scoring_uri'])"],
-                        input=cli.ok("output", "dev.yaml", "-o", "json").out, capture_output=True, text=True)
+                        input=listed, capture_output=True, text=True)
     assert jq.stdout.strip() == shown[0]["scoring_uri"]
 
 

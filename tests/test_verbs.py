@@ -139,11 +139,11 @@ def test_graph_invoke_and_keys_regenerate_on_one_local_endpoint(cli, project):
     for _ in range(2):  # twice: a third key shows each rotation makes a new one (not a swap back), as 3 did
         result = cli.ok("keys", "regenerate", "dev.yaml", "--key", "primary")
         assert "endpoint rts-score: primary key regenerated:" in result.out and "*" * 12 in result.out
-        primaries.append(cli.outputs()["primary_key"])
+        after = cli.outputs()
+        primaries.append(after["primary_key"])
     statuses = poller.finish()
     assert statuses[200] >= 20 and set(statuses) == {200}, statuses    # not one 401 on the secondary key
     assert len(set(primaries)) == 3                                     # each rotation made a new key
-    after = cli.outputs()
     assert after["secondary_key"] == before["secondary_key"] and after["scoring_uri"] == uri
     assert until(lambda: status_with(uri, primaries[0]) == 401)         # the rotated-out key is refused
     assert status_with(uri, primaries[-1]) == 200                       # the new one works
