@@ -123,6 +123,8 @@ def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli,
 
 
 def test_apply_planfile_needs_no_manifest_and_refuses_a_stale_plan(cli, project):
+    # one instance to start with: a saved plan's checks do not depend on the count, which the steps below change
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=1))
     planned = cli.ok("plan", "dev.yaml", "--var", "RTSCTL_RESOURCE_GROUP=rg-saved", "--out", "first.plan")
     assert "To perform exactly these actions, run:\n  rtsctl apply first.plan" in planned.out
     assert stat.S_IMODE(os.stat(project / "first.plan").st_mode) == 0o600      # it carries the variables

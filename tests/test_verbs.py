@@ -16,6 +16,7 @@ from collections import Counter
 
 from tests.azure_emulator import Emulator
 from tests.conftest import Cli
+from tests.helpers import edit_yaml
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
 
@@ -66,6 +67,8 @@ def test_graph_invoke_and_keys_regenerate_on_one_local_endpoint(cli, project):
     keys regenerate before apply and on a bad endpoint is one line; graph marks the critical path of the last
     apply; invoke prints the response and exits by status; keys regenerate rotates one key while the other keeps
     working."""
+    # one instance: none of these verbs depends on the count, and each instance started costs CPU
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=1))
     result = cli("keys", "regenerate", "dev.yaml", "--key", "primary")
     assert result.code == 1 and "endpoint rts-score does not exist yet: run rtsctl apply dev.yaml" in result.err
     other = cli("keys", "regenerate", "dev.yaml", "--key", "primary", "--endpoint", "nope")
