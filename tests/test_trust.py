@@ -11,9 +11,8 @@ import subprocess
 import sys
 import time
 
-from helpers import drain_pty, edit_yaml
-
 from conftest import kill_recorded
+from helpers import drain_pty, edit_yaml
 
 
 def _deployment(data: dict) -> dict:

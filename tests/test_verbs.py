@@ -13,7 +13,6 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-
 from tests.azure_emulator import Emulator
 from tests.conftest import Cli
 from tests.helpers import edit_yaml
@@ -97,9 +96,9 @@ def test_graph_invoke_and_keys_regenerate_on_one_local_endpoint(cli, project):
 
     dot = cli.ok("graph", "dev.yaml", "--format", "dot").out
     assert dot.startswith("digraph rtsctl {") and dot.rstrip().endswith("}")
-    red_nodes = re.findall(r'^  "([^"]+)" \[label=.*color=red', dot, re.M)
+    red_nodes = re.findall(r'^  "([^"]+)" \[label=.*color=red', dot, re.MULTILINE)
     assert red_nodes == path
-    red_edges = re.findall(r'^  "([^"]+)" -> "([^"]+)" \[color=red', dot, re.M)
+    red_edges = re.findall(r'^  "([^"]+)" -> "([^"]+)" \[color=red', dot, re.MULTILINE)
     assert red_edges == list(zip(path, path[1:]))
 
     # a second, no-op apply keeps the last timings; graph needs no backend and no credentials
