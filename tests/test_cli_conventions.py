@@ -23,7 +23,11 @@ def resource_group_of(result) -> str:
     return groups[0]
 
 
-def test_usage_errors_exit_1_never_2(cli):
+def test_usage_errors_exit_1_never_2(cli, monkeypatch):
+    # a real exec per call: argparse ends a usage error (and --help) with SystemExit from inside main(), so in the
+    # pre-forked CLI (tests/prefork.py, which holds the Azure SDKs) the interpreter then tears down ~3000 modules,
+    # ~1 s of CPU a call; a real `python -m rtsctl` never loads them for a usage error (and is the truer test)
+    monkeypatch.setenv("RTSCTL_TEST_EXEC", "1")
     cases = [("plan", "dev.yaml", "--detailed-exitcode", "--bogus"), (), ("plan",), ("graph", "dev.yaml", "--format",
              "png"), ("keys", "regenerate", "dev.yaml"), ("nosuchverb",), ("output", "dev.yaml", "nosuchoutput")]
     for args in cases:
@@ -75,6 +79,9 @@ def test_bad_vars_are_one_line_errors(cli, project):
 
 
 def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli, project):
+    # one instance from the start (the second endpoint below needs the first at 1): outputs do not depend on the
+    # count, and the second apply then leaves rts-score's deployment as it is instead of restarting it
+    edit_yaml(project / "dev.yaml", lambda m: first_deployment(m).update(instance_count=1))
     cli.ok("apply", "dev.yaml", "-y")
     shown = json.loads(cli.ok("output", "dev.yaml", "-o", "json").out)
     assert isinstance(shown, list) and [o["endpoint"] for o in shown] == ["rts-score"]
@@ -101,7 +108,8 @@ def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli,
 
     edit_yaml(project / "dev.yaml", second_endpoint)
     cli.ok("apply", "dev.yaml", "-y")
-    shown = json.loads(cli.ok("output", "dev.yaml", "-o", "json").out)
+    listed = cli.ok("output", "dev.yaml", "-o", "json").out
+    shown = json.loads(listed)
     assert [o["endpoint"] for o in shown] == ["rts-score", "rts-score-two"]
     ambiguous = cli("output", "dev.yaml", "scoring_uri", "--raw")
     assert ambiguous.code == 1 and "declares 2 endpoints (rts-score, rts-score-two): pick one with --endpoint" \
@@ -110,11 +118,13 @@ def test_output_is_a_list_for_one_or_two_endpoints_and_raw_prints_one_value(cli,
     assert uri == shown[1]["scoring_uri"] != shown[0]["scoring_uri"]
     # the README's pipeline: jq over the list
     jq = subprocess.run(["python", "-c", "import json,sys; print(json.load(sys.stdin)[0]['scoring_uri'])"],
-                        input=cli.ok("output", "dev.yaml", "-o", "json").out, capture_output=True, text=True)
+                        input=listed, capture_output=True, text=True)
     assert jq.stdout.strip() == shown[0]["scoring_uri"]
 
 
 def test_apply_planfile_needs_no_manifest_and_refuses_a_stale_plan(cli, project):
+    # one instance to start with: a saved plan's checks do not depend on the count, which the steps below change
+    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_count=1))
     planned = cli.ok("plan", "dev.yaml", "--var", "RTSCTL_RESOURCE_GROUP=rg-saved", "--out", "first.plan")
     assert "To perform exactly these actions, run:\n  rtsctl apply first.plan" in planned.out
     assert stat.S_IMODE(os.stat(project / "first.plan").st_mode) == 0o600      # it carries the variables

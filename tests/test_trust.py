@@ -11,42 +11,18 @@ import subprocess
 import sys
 import time
 
-from helpers import drain_pty, edit_yaml
-
 from conftest import kill_recorded
+from helpers import drain_pty, edit_yaml
 
 
 def _deployment(data: dict) -> dict:
     return data["endpoints"][0]["deployments"][0]
 
 
-def test_prevent_destroy_blocks_destroy_and_replace_but_not_updates(cli, project):
-    manifest = project / "dev.yaml"
-    edit_yaml(manifest, lambda d: _deployment(d).__setitem__("prevent_destroy", True))
-    cli.ok("apply", "dev.yaml", "-y")
-
-    refused = cli("destroy", "dev.yaml", "-y")
-    assert refused.code == 1, str(refused)
-    assert "deployment.rts-score/blue: prevent_destroy is set, but this plan would destroy it" in refused.err
-    assert "dev.yaml:" in refused.err and "Traceback" not in refused.err
-    assert cli.outputs()["scoring_uri"], "the refused destroy changed nothing"
-
-    edit_yaml(manifest, lambda d: _deployment(d).__setitem__("instance_type", "local-big"))
-    replace = cli("plan", "dev.yaml")
-    assert replace.code == 1, str(replace)
-    assert "would replace it (instance_type cannot change in place)" in replace.err
-
-    def update_only(d: dict) -> None:
-        _deployment(d)["instance_type"] = "local"
-        _deployment(d)["environment_variables"]["GREETING_STYLE"] = "guarded"
-    edit_yaml(manifest, update_only)
-    assert "~ deployment.rts-score/blue" in cli.ok("plan", "dev.yaml").out  # an in-place update is allowed
-
-    edit_yaml(manifest, lambda d: _deployment(d).pop("prevent_destroy"))
-    cli.ok("destroy", "dev.yaml", "-y")
-
-
-def test_target_pulls_in_dependencies_and_unknown_addresses_are_one_line_errors(cli, project):
+def test_target_then_drift_then_prevent_destroy_on_one_endpoint(cli, project):
+    """One endpoint through three trust checks (each was a test that applied dev.yaml afresh): --target pulls in
+    dependencies and unknown addresses are one-line errors; drift is labelled drift, edits are edits and
+    --refresh-only shows drift alone; prevent_destroy blocks destroy and replace but not updates."""
     unknown = cli("plan", "dev.yaml", "--target", "deployment.rts-score/nope")
     assert unknown.code == 1, str(unknown)
     lines = unknown.err.strip().splitlines()
@@ -71,9 +47,7 @@ def test_target_pulls_in_dependencies_and_unknown_addresses_are_one_line_errors(
                                                         "traffic.rts-score"}  # shown and counted with its endpoint
     assert all(a["action"] == "delete" for a in doomed["actions"])
 
-
-def test_drift_is_labelled_drift_edits_are_edits_and_refresh_only_shows_drift_alone(cli, project):
-    cli.ok("apply", "dev.yaml", "-y")
+    # drift is labelled drift, edits are edits, and --refresh-only shows drift alone
     assert "No drift." in cli.ok("plan", "dev.yaml", "--refresh-only").out
 
     # the world moves: the deployment's recorded spec is changed behind rtsctl's back
@@ -103,22 +77,79 @@ def test_drift_is_labelled_drift_edits_are_edits_and_refresh_only_shows_drift_al
     refresh = cli.ok("plan", "dev.yaml", "--refresh-only")
     assert "~ instance_count: 1 -> 2" in refresh.out and "GREETING_STYLE" not in refresh.out, refresh.out
 
+    # prevent_destroy blocks destroy and replace, but not updates (this apply also heals the drift left above)
+    manifest = project / "dev.yaml"
+    edit_yaml(manifest, lambda d: _deployment(d).__setitem__("prevent_destroy", True))
+    cli.ok("apply", "dev.yaml", "-y")
 
-def test_failed_init_prints_code_log_lines_and_what_to_do(cli, project):
+    refused = cli("destroy", "dev.yaml", "-y")
+    assert refused.code == 1, str(refused)
+    assert "deployment.rts-score/blue: prevent_destroy is set, but this plan would destroy it" in refused.err
+    assert "dev.yaml:" in refused.err and "Traceback" not in refused.err
+    assert cli.outputs()["scoring_uri"], "the refused destroy changed nothing"
+
+    edit_yaml(manifest, lambda d: _deployment(d).__setitem__("instance_type", "local-big"))
+    replace = cli("plan", "dev.yaml")
+    assert replace.code == 1, str(replace)
+    assert "would replace it (instance_type cannot change in place)" in replace.err
+
+    def update_only(d: dict) -> None:
+        _deployment(d)["instance_type"] = "local"
+        _deployment(d)["environment_variables"]["GREETING_STYLE"] = "guarded"
+    edit_yaml(manifest, update_only)
+    assert "~ deployment.rts-score/blue" in cli.ok("plan", "dev.yaml").out  # an in-place update is allowed
+
+    edit_yaml(manifest, lambda d: _deployment(d).pop("prevent_destroy"))
+    cli.ok("destroy", "dev.yaml", "-y")
+
+
+def test_failed_inits_exits_and_liveness_kills_are_explained_with_code_log_lines_and_what_to_do(cli, project):
+    """Three ways a deployment fails to start, applied one after the other on one endpoint (each was a test that
+    applied dev.yaml afresh): init() raises (reported with its cause, the code, the instance log's lines and what to
+    do); the instance process exits before it is ready; and, as on Azure, the liveness probe starts initial_delay
+    after the process does, not after init(): an init() that outlasts initial_delay + failure_threshold x period
+    gets the instance killed, and apply says so."""
+    seed_script = (project / "seed" / "src" / "score.py").read_text()
+    # one instance: each failure is explained per instance; a second one would only fail the same way
+    edit_yaml(project / "dev.yaml", lambda d: _deployment(d).update(instance_count=1))
     (project / "seed" / "src" / "score.py").write_text(
         "print('loading the model from /nowhere', flush=True)\n\n"
         "def init():\n    raise RuntimeError('no model here')\n\ndef run(raw):\n    return raw\n")
     result = cli("apply", "dev.yaml", "-y")
     assert result.code == 1, str(result)
+    assert "Traceback" not in result.err   # the failing init is reported with its cause (test_local_e2e's check)
+    assert "deployment.rts-score/blue" in result.err and "RuntimeError: no model here" in result.err
     assert "deployment.rts-score/blue failed (InitFailed)" in result.out, str(result)
     assert "| loading the model from /nowhere" in result.out  # the instance log's own lines
     assert "RuntimeError: no model here" in result.out
     assert "what to do: init() raised" in result.out
 
+    # an instance that exits before it is ready is explained
+    (project / "seed" / "src" / "score.py").write_text("import os\nprint('about to give up', flush=True)\nos._exit(1)\n")
+    result = cli("apply", "dev.yaml", "-y")
+    assert result.code == 1, str(result)
+    assert "deployment.rts-score/blue failed (InstanceExited)" in result.out, str(result)
+    assert "| about to give up" in result.out
+    assert "what to do: the instance process exited before it was ready" in result.out
+
+    # an init slower than its liveness probe allows is killed and explained
+    script = project / "seed" / "src" / "score.py"
+    script.write_text(seed_script.replace(
+        "def init():", "def init():\n    print('loading a large model', flush=True)\n    __import__('time').sleep(60)"))
+    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(
+        liveness_probe={"initial_delay": 1, "period": 1, "failure_threshold": 2}))
+    result = cli("apply", "dev.yaml", "-y", timeout=60)
+    assert result.code == 1, str(result)
+    assert "deployment.rts-score/blue failed (LivenessProbeFailed)" in result.out, str(result)
+    assert "killed: liveness probe failed 2 times while init() ran" in result.out
+    assert "| loading a large model" in result.out
+    assert "what to do: the container did not answer its liveness probe in time" in result.out
+
 
 def test_heartbeat_while_waiting_then_second_ctrl_c_exits_130_naming_what_still_runs(cli, project):
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(60)"))
+    edit_yaml(project / "dev.yaml", lambda d: _deployment(d).update(instance_count=1))  # one slow instance is enough
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=project,
                             env={**cli.env, "RTSCTL_HEARTBEAT_SECONDS": "0.5"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -149,6 +180,7 @@ def test_a_terminal_gets_a_live_line_per_running_operation(cli, project):
     lines: the heartbeat interval is set far beyond the apply, so any "still creating…" seen came from the display."""
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(3)"))
+    edit_yaml(project / "dev.yaml", lambda d: _deployment(d).update(instance_count=1))  # one slow instance is enough
     main, sub = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", "dev.yaml", "-y"], cwd=project,
                             env={**cli.env, "RTSCTL_HEARTBEAT_SECONDS": "3600"}, stdout=sub, stderr=subprocess.PIPE)
@@ -162,28 +194,3 @@ def test_a_terminal_gets_a_live_line_per_running_operation(cli, project):
     assert "deployment.rts-score/blue: still creating… [" in seen, seen
     assert "\x1b[" in seen  # drawn with cursor control, in place
     assert "Apply complete!" in seen
-
-
-def test_an_instance_that_exits_before_it_is_ready_is_explained(cli, project):
-    (project / "seed" / "src" / "score.py").write_text("import os\nprint('about to give up', flush=True)\nos._exit(1)\n")
-    result = cli("apply", "dev.yaml", "-y")
-    assert result.code == 1, str(result)
-    assert "deployment.rts-score/blue failed (InstanceExited)" in result.out, str(result)
-    assert "| about to give up" in result.out
-    assert "what to do: the instance process exited before it was ready" in result.out
-
-
-def test_an_init_slower_than_its_liveness_probe_allows_is_killed_and_explained(cli, project):
-    """As on Azure, the liveness probe starts initial_delay after the process does, not after init(): an init()
-    that outlasts initial_delay + failure_threshold x period gets the instance killed, and apply says so."""
-    script = project / "seed" / "src" / "score.py"
-    script.write_text(script.read_text().replace(
-        "def init():", "def init():\n    print('loading a large model', flush=True)\n    __import__('time').sleep(60)"))
-    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(
-        liveness_probe={"initial_delay": 1, "period": 1, "failure_threshold": 2}))
-    result = cli("apply", "dev.yaml", "-y", timeout=60)
-    assert result.code == 1, str(result)
-    assert "deployment.rts-score/blue failed (LivenessProbeFailed)" in result.out, str(result)
-    assert "killed: liveness probe failed 2 times while init() ran" in result.out
-    assert "| loading a large model" in result.out
-    assert "what to do: the container did not answer its liveness probe in time" in result.out
