@@ -86,25 +86,6 @@ def serving_processes(home) -> list[int]:
     return found
 
 
-def test_hung_run_is_taken_out_of_rotation_then_restarted_by_liveness(cli, project):
-    uri, key = setup(cli, project, request_settings={"request_timeout_ms": 1000},
-                     liveness_probe={"initial_delay": 1, "period": 1, "timeout": 1, "failure_threshold": 2})
-    with ThreadPoolExecutor(1) as pool:
-        hung = pool.submit(post, uri, {"name": "x", "do": "hang"}, key)
-        time.sleep(0.3)
-        during = [post(uri, {"name": "x"}, key)[0] for _ in range(20)]   # the hung instance is skipped
-        code, _, body = hung.result()
-    assert code == 408 and "request_timeout_ms" in json.loads(body)["message"]
-    assert during == [200] * 20
-    after = [post(uri, {"name": "x"}, key)[0] for _ in range(20)]
-    assert after == [200] * 20
-    # liveness (period 1 s, 2 failures) restarts it
-    assert procs.wait_until(lambda: any(i["restarts"] >= 1 for i in status(cli)["instances"]), 15)
-    log = next(cli.home.rglob("logs/rts-score/blue/instance-*.log"), None)
-    assert log is not None
-    assert any("liveness probe failed" in p.read_text() for p in cli.home.rglob("logs/rts-score/blue/instance-*.log"))
-
-
 def test_sigkill_of_apply_or_destroy_at_any_point_leaves_no_orphan(cli, project):
     script = project / "seed" / "src" / "score.py"
     script.write_text(script.read_text().replace("def init():", "def init():\n    __import__('time').sleep(0.3)"))
@@ -419,10 +400,14 @@ def test_azure_front_codes_424_429_408_502_and_a_crash_loop_is_drift_with_its_la
 
 
 
-def test_a_changed_deployment_rolls_over_without_a_failed_request_and_binds_loopback_unless_told(cli, project):
-    """A changed environment variable: a new generation of instances takes over under steady traffic with no
-    failed request. The front binds 127.0.0.1 unless the manifest says otherwise (provider.bind), and a changed
-    bind keeps the port."""
+def test_a_changed_deployment_rolls_over_then_a_hung_run_is_restarted_by_liveness_and_binds_loopback_unless_told(
+        cli, project):
+    """One endpoint through three changes (an apply each, not an endpoint each):
+    - a changed deployment (environment variable, request timeout, liveness probe): a new generation of instances
+      takes over under steady traffic with no failed request;
+    - on it, a hung run is taken out of rotation (408 at request_timeout_ms), then restarted by liveness;
+    - the front binds 127.0.0.1 unless the manifest says otherwise (provider.bind), and a changed bind keeps the
+      port."""
     uri, key = setup(cli, project, request_settings={"max_concurrent_requests_per_instance": 2})
     port = int(uri.rsplit(":", 1)[1].split("/")[0])
     assert listening_addresses(port) == {"127.0.0.1"}
@@ -437,8 +422,14 @@ def test_a_changed_deployment_rolls_over_without_a_failed_request_and_binds_loop
     thread = threading.Thread(target=client)
     thread.start()
     try:
-        edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0]["environment_variables"].update(
-            GREETING_STYLE="new"))
+        def change(d: dict) -> None:
+            dep = d["endpoints"][0]["deployments"][0]
+            dep["environment_variables"]["GREETING_STYLE"] = "new"
+            # one request at a time per instance (Azure's default), so a hung instance is skipped
+            dep["request_settings"] = {"request_timeout_ms": 1000}
+            dep["liveness_probe"] = {"initial_delay": 1, "period": 1, "timeout": 1, "failure_threshold": 2}
+
+        edit_yaml(project / "dev.yaml", change)
         cli.ok("apply", "dev.yaml", "-y")
         time.sleep(0.5)
     finally:
@@ -447,6 +438,22 @@ def test_a_changed_deployment_rolls_over_without_a_failed_request_and_binds_loop
     assert results and set(results) == {200}
     assert procs.wait_until(lambda: not any(procs.is_alive(pid) for pid in old), 10)   # the old generation is gone
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
+
+    # a hung run on the new generation
+    with ThreadPoolExecutor(1) as pool:
+        hung = pool.submit(post, uri, {"name": "x", "do": "hang"}, key)
+        time.sleep(0.3)
+        during = [post(uri, {"name": "x"}, key)[0] for _ in range(20)]   # the hung instance is skipped
+        code, _, body = hung.result()
+    assert code == 408 and "request_timeout_ms" in json.loads(body)["message"]
+    assert during == [200] * 20
+    after = [post(uri, {"name": "x"}, key)[0] for _ in range(20)]
+    assert after == [200] * 20
+    # liveness (period 1 s, 2 failures) restarts it
+    assert procs.wait_until(lambda: any(i["restarts"] >= 1 for i in status(cli)["instances"]), 15)
+    log = next(cli.home.rglob("logs/rts-score/blue/instance-*.log"), None)
+    assert log is not None
+    assert any("liveness probe failed" in p.read_text() for p in cli.home.rglob("logs/rts-score/blue/instance-*.log"))
 
     edit_yaml(project / "dev.yaml", lambda d: d["provider"].update(bind="0.0.0.0"))
     cli.ok("apply", "dev.yaml", "-y")
