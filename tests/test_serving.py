@@ -308,8 +308,6 @@ def test_non_ascii_authorization_is_401_and_instances_are_unreachable_without_th
         assert stat.S_IMODE((endpoint_dir(cli) / name).stat().st_mode) == 0o600, name
 
 
-
-
 def test_poison_request_fails_alone_and_the_instance_comes_back(shared):
     cli, uri, key, _ = shared
     assert procs.wait_until(lambda: status(cli)["ready"] == 2, 10)
@@ -381,8 +379,7 @@ def test_azure_front_codes_424_429_408_502_and_a_crash_loop_is_drift_with_its_la
         assert poison.result()[0] == 502
         assert patient.result()[0] == 200
 
-
-    # ---- the crash loop
+    # the crash loop
     assert post(uri, {"name": "x", "do": "break"}, key)[0] == 502   # every restart now fails in init()
     assert procs.wait_until(lambda: status(cli)["instances"][0]["state"] == "crash-loop", 20)
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
@@ -396,8 +393,6 @@ def test_azure_front_codes_424_429_408_502_and_a_crash_loop_is_drift_with_its_la
     (project / "broken.flag").unlink()
     cli.ok("apply", "dev.yaml", "-y")   # heals: restarts at once
     assert post(uri, {"name": "x"}, key)[0] == 200
-
-
 
 
 def test_a_changed_deployment_rolls_over_then_a_hung_run_is_restarted_by_liveness_and_binds_loopback_unless_told(
