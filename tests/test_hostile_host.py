@@ -6,12 +6,31 @@ must hold. They need root (useradd, mount -t tmpfs) and skip where it is missing
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from benchmarks import hostile_host as hh
+from tests.prefork import Prefork
+
+
+@pytest.fixture(autouse=True)
+def preforked_cli(monkeypatch):
+    """The scenarios' ~30 CLI calls go through this worker's pre-forked CLI (tests/prefork.py), as the `cli`
+    fixture's do: the same rtsctl in a real child process with the call's folder and environment, minus an
+    interpreter start-up and third-party imports per call; a real exec where only that is faithful."""
+    real = hh.Project.run
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
+        call_env = {**self.env, **(env or {})}
+        if not Prefork.serves(call_env):
+            return real(self, *args, env=env, timeout=timeout)
+        result = Prefork.instance().run(list(args), self.dir, call_env, None, timeout)
+        return subprocess.CompletedProcess(["rtsctl", *args], result.code, result.out, result.err)
+
+    monkeypatch.setattr(hh.Project, "run", run)
 
 
 def _need(what: str) -> None:

@@ -26,12 +26,17 @@ PRINTING = '''
 def run(raw_data):
     name = json.loads(raw_data)["name"]
     print(f"scored {name}", flush=True)
+    if name == "flood":
+        filler = "x" * 1000
+        for i in range(6000):
+            print(f"flood {i:05d} {filler}")
+        print("flood done", flush=True)
     return {"GoAway": f"{name}'s not here."}
 '''
 
 
 def printing_seed(project: Path) -> None:
-    """The seed's script, printing one line per request."""
+    """The seed's script, printing one line per request (and 6 MB for the name `flood`)."""
     script = project / "seed" / "src" / "score.py"
     text = script.read_text()
     script.write_text(text[:text.index("\ndef run(")] + PRINTING)
@@ -60,34 +65,6 @@ def on_a_terminal(cli: Cli, *args: str) -> str:
     return seen.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
-def test_logs_tail_and_instance(cli: Cli, project: Path):
-    printing_seed(project)
-    cli.ok("apply", "dev.yaml", "-y")
-    score(cli, "dev.yaml", *(f"n{i}" for i in range(6)))
-    every = cli.ok("logs", "dev.yaml").out
-    assert "==> blue/0 <==" in every and "==> blue/1 <==" in every, every
-    assert sorted(line for line in every.splitlines() if line.startswith("scored n")) == [f"scored n{i}" for i in range(6)]
-
-    tailed = cli.ok("logs", "dev.yaml", "--tail", "1", "--endpoint", "rts-score", "--deployment", "blue").out
-    assert [len(lines_under(tailed, f"blue/{i}")) for i in (0, 1)] == [1, 1], tailed
-    one = cli.ok("logs", "dev.yaml", "--instance", "1", "--tail", "2").out
-    assert "==>" not in one and len(one.splitlines()) == 2, one
-    assert one.splitlines() == lines_under(every, "blue/1")[-2:]
-
-    # what a script prints reaches a pipe as written, but a terminal never gets its control characters
-    score(cli, "dev.yaml", "\x1b]0;owned\x07\x1b[2Jsneaky")
-    assert "scored \x1b]0;owned\x07\x1b[2Jsneaky" in cli.ok("logs", "dev.yaml").out
-    on_terminal = on_a_terminal(cli, "logs", "dev.yaml")
-    assert "scored \ufffd]0;owned\ufffd\ufffd[2Jsneaky" in on_terminal and "\x1b" not in on_terminal, on_terminal
-
-    missing = cli("logs", "dev.yaml", "--instance", "7")
-    assert missing.code == 1 and "no log for instance 7 (instances with logs: 0, 1" in missing.err, str(missing)
-    unknown = cli("logs", "dev.yaml", "--deployment", "green")
-    assert unknown.code == 1 and "no deployment 'green'" in unknown.err and "declared: blue" in unknown.err
-    negative = cli("logs", "dev.yaml", "--tail", "-1")               # a usage error (its exit code is the CLI's)
-    assert negative.code != 0 and "--tail" in negative.err and "must be between 0 and" in negative.err, str(negative)
-
-
 def opened_logs(count: int):
     """Readiness of a local follower: it holds `count` instance logs open (so it has read their current ends)."""
     def ready(pid: int) -> bool:
@@ -107,6 +84,7 @@ def follow_until(cli: Cli, manifest: str, ready, trigger, markers: tuple[str, ..
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in follower.stdout], daemon=True).start()
     seen: list[str] = []
+    missing = set(markers)      # checked on each new line only: rescanning `seen` is quadratic (6000 lines)
     try:
         deadline = time.monotonic() + 60
         while not ready(follower.pid):
@@ -116,12 +94,13 @@ def follow_until(cli: Cli, manifest: str, ready, trigger, markers: tuple[str, ..
         time.sleep(0.3)
         trigger()
         deadline = time.monotonic() + timeout
-        while not all(any(m in s for s in seen) for m in markers):
-            assert time.monotonic() < deadline, f"follow printed only {seen}"
+        while missing:
+            assert time.monotonic() < deadline, f"follow printed only {seen[-20:]} ({len(seen)} lines)"
             try:
                 seen.append(lines.get(timeout=0.5).rstrip("\n"))
             except queue.Empty:
-                pass
+                continue
+            missing = {m for m in missing if m not in seen[-1]}
         assert follower.poll() is None          # still following
     finally:
         follower.send_signal(signal.SIGINT)     # Ctrl-C ends it
@@ -130,34 +109,24 @@ def follow_until(cli: Cli, manifest: str, ready, trigger, markers: tuple[str, ..
     return seen
 
 
-def test_logs_follow_prints_new_lines_as_they_come(cli: Cli, project: Path):
+def test_logs_local_rotation_scale_out_tail_instance_follow_and_retention(cli: Cli, project: Path):
+    """The local backend's logs on one endpoint taken through its life (an apply per change, not per check):
+    reading and following across a rotation (1 instance), a scale-out while following, then with 2 instances
+    --tail/--instance/control characters/usage errors and following new lines, then logs outliving the endpoint
+    and going with the workspace."""
     printing_seed(project)
-    cli.ok("apply", "dev.yaml", "-y")
-    seen = follow_until(cli, "dev.yaml", opened_logs(2), lambda: score(cli, "dev.yaml", "first-marker", "second-marker"),
-                        ("scored first-marker", "scored second-marker"))
-    marked = [s for s in seen if "-marker" in s]
-    assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
-    assert not [s for s in seen if "Daniel" in s]      # --tail 0: nothing from before
-
-
-def test_logs_read_and_follow_across_a_rotation(cli: Cli, project: Path):
-    """6 MB printed by one request: the supervisor rotates the instance log at 5 MB (instance-0.log -> .log.1)
-    while a follower reads it; both reading and following go across the rotation."""
-    script = project / "seed" / "src" / "score.py"
-    text = script.read_text()
-    script.write_text(text[:text.index("\ndef run(")] + '''
-
-def run(raw_data):
-    name = json.loads(raw_data)["name"]
-    if name == "flood":
-        filler = "x" * 1000
-        for i in range(6000):
-            print(f"flood {i:05d} {filler}")
-        print("flood done", flush=True)
-    return {"GoAway": f"{name}'s not here."}
-''')
     edit_yaml(project / "dev.yaml", lambda m: m["endpoints"][0]["deployments"][0].update(instance_count=1))
     cli.ok("apply", "dev.yaml", "-y")
+    _read_and_follow_across_a_rotation(cli)
+    _follow_picks_up_instances_started_after_it_began(cli, project)
+    _tail_and_instance(cli)
+    _follow_prints_new_lines_as_they_come(cli)
+    _outlive_the_endpoint_and_go_with_the_workspace(cli, project)
+
+
+def _read_and_follow_across_a_rotation(cli: Cli) -> None:
+    """6 MB printed by one request: the supervisor rotates the instance log at 5 MB (instance-0.log -> .log.1)
+    while a follower reads it; both reading and following go across the rotation."""
     seen = follow_until(cli, "dev.yaml", opened_logs(1), lambda: score(cli, "dev.yaml", "flood"), ("flood done",),
                         timeout=60)
     folder = next(cli.home.rglob("logs/rts-score/blue"))
@@ -171,9 +140,25 @@ def run(raw_data):
     assert whole.count("flood done") == 1 and f"flood 00000 {'x' * 1000}" in whole      # both generations
 
 
-def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: Path):
-    printing_seed(project)
-    cli.ok("apply", "dev.yaml", "-y")
+def _follow_picks_up_instances_started_after_it_began(cli: Cli, project: Path) -> None:
+    """A scale-out while following: the new instance's log joins the stream from its first line."""
+    def scale_out() -> None:
+        edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=2))
+        cli.ok("apply", "dev.yaml", "-y")
+
+    seen = follow_until(cli, "dev.yaml", opened_logs(1), scale_out, ("starting instance 1",))
+    assert any(s.startswith("[blue/1] ") and "starting instance 1" in s for s in seen), seen
+
+
+def _follow_prints_new_lines_as_they_come(cli: Cli) -> None:
+    seen = follow_until(cli, "dev.yaml", opened_logs(2), lambda: score(cli, "dev.yaml", "first-marker", "second-marker"),
+                        ("scored first-marker", "scored second-marker"))
+    marked = [s for s in seen if "-marker" in s]
+    assert all(s.startswith(("[blue/0] scored ", "[blue/1] scored ")) for s in marked), marked
+    assert not [s for s in seen if "Daniel" in s or "scored n" in s]      # --tail 0: nothing from before
+
+
+def _outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: Path) -> None:
     score(cli, "dev.yaml", "before-removal")
 
     # the same manifest (its identity `name: dev`, in another file), the endpoint renamed: apply deletes
@@ -190,6 +175,33 @@ def test_logs_outlive_the_endpoint_and_go_with_the_workspace(cli: Cli, project: 
     gone = cli("logs", "dev.yaml")
     assert gone.code == 1 and "no logs for deployment blue" in gone.err, str(gone)
     assert not list(cli.home.rglob("instance-*.log*"))
+
+
+def _tail_and_instance(cli: Cli) -> None:
+    score(cli, "dev.yaml", *(f"n{i}" for i in range(6)))
+    every = cli.ok("logs", "dev.yaml").out
+    assert "==> blue/0 <==" in every and "==> blue/1 <==" in every, every
+    assert sorted(line for line in every.splitlines() if line.startswith("scored n")) == [f"scored n{i}" for i in range(6)]
+
+    tailed = cli.ok("logs", "dev.yaml", "--tail", "1", "--endpoint", "rts-score", "--deployment", "blue").out
+    assert [len(lines_under(tailed, f"blue/{i}")) for i in (0, 1)] == [1, 1], tailed
+    one = cli.ok("logs", "dev.yaml", "--instance", "1", "--tail", "2").out
+    assert "==>" not in one and len(one.splitlines()) == 2, one
+    assert one.splitlines() == lines_under(every, "blue/1")[-2:]
+
+    # what a script prints reaches a pipe as written, but a terminal never gets its control characters
+    score(cli, "dev.yaml", "\x1b]0;owned\x07\x1b[2Jsneaky")
+    assert "scored \x1b]0;owned\x07\x1b[2Jsneaky" in cli.ok("logs", "dev.yaml").out
+    # the last lines only: the whole log would also send instance 0's 6 MB flood through the pseudo-terminal
+    on_terminal = on_a_terminal(cli, "logs", "dev.yaml", "--tail", "5")
+    assert "scored \ufffd]0;owned\ufffd\ufffd[2Jsneaky" in on_terminal and "\x1b" not in on_terminal, on_terminal
+
+    missing = cli("logs", "dev.yaml", "--instance", "7")
+    assert missing.code == 1 and "no log for instance 7 (instances with logs: 0, 1" in missing.err, str(missing)
+    unknown = cli("logs", "dev.yaml", "--deployment", "green")
+    assert unknown.code == 1 and "no deployment 'green'" in unknown.err and "declared: blue" in unknown.err
+    negative = cli("logs", "dev.yaml", "--tail", "-1")               # a usage error (its exit code is the CLI's)
+    assert negative.code != 0 and "--tail" in negative.err and "must be between 0 and" in negative.err, str(negative)
 
 
 def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_emulator_factory, azure_cli,  # noqa: F811
@@ -231,17 +243,3 @@ def test_logs_on_azure_come_from_get_logs_and_engine_native_is_local_only(azure_
     edit_yaml(project / manifest, lambda m: m["endpoints"][0]["deployments"][0].update(engine="native"))
     native = cli("apply", manifest, "-y")
     assert native.code == 1 and "engine: native is local only" in native.err, str(native)
-
-
-def test_logs_follow_picks_up_instances_started_after_it_began(cli: Cli, project: Path):
-    """A scale-out while following: the new instance's log joins the stream from its first line."""
-    printing_seed(project)
-    edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=1))
-    cli.ok("apply", "dev.yaml", "-y")
-
-    def scale_out() -> None:
-        edit_yaml(project / "dev.yaml", lambda d: d["endpoints"][0]["deployments"][0].update(instance_count=2))
-        cli.ok("apply", "dev.yaml", "-y")
-
-    seen = follow_until(cli, "dev.yaml", opened_logs(1), scale_out, ("starting instance 1",))
-    assert any(s.startswith("[blue/1] ") and "starting instance 1" in s for s in seen), seen
