@@ -146,7 +146,7 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     key = applied["primary_key"]
     html = tmp_path / "report.html"
     run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "--regions", "westeurope,eastus",
-              "-d", "3s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms",
+              "-d", "2s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms",
               "--html-out", str(html), "--results-dir", str(tmp_path / "results"))
     assert run.code == 3, str(run)
     doc = json.loads(run.out)
@@ -156,7 +156,7 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert doc["service"]["test_result"] == "FAILED", doc["service"]           # the service's own criteria
     assert doc["service"]["portal_url"].startswith("https://")
     assert doc["latency_ms"]["p99_ms"] > 0.001
-    assert 0 < doc["duration_s"] <= 5 and doc["rps"] > 0, doc                 # the load's 3 s, not provisioning
+    assert 0 < doc["duration_s"] <= 5 and doc["rps"] > 0, doc                 # the load's 2 s, not provisioning
     assert doc["thresholds"]["max_error_rate"]["ok"] is True and doc["thresholds"]["max_p99_ms"]["ok"] is False
     assert doc["verdict"] == "threshold crossed"
     assert ": EXECUTING" in run.err and ": DONE" in run.err, run.err           # the service's phases, live
