@@ -5,7 +5,7 @@ azure-developer-loadtesting, azure-keyvault-secrets) in the CLI subprocess, agai
 runs the uploaded Locust script for real against its scoring data plane.
 
 One emulator and one applied manifest (examples/azure-managed-endpoint.yaml: no AKS, the cheapest full apply) serve
-the module; the tests run in file order: validate, apply, one cloud bench run, destroy, then import. The
+the module; the tests run in file order: validate, apply, one cloud bench run, then destroy and import (one test). The
 Ctrl-C path (the service's run stopped, exit 130) and a rollout gate with `engine: azure-load-testing` were checked
 by hand against the emulator, not here: each costs another cloud run.
 """
@@ -189,11 +189,6 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert config["users"] == 2 and config["verify"] is True   # the engines' own trust store, not a local CA path
 
 
-def test_destroy_deletes_the_load_testing_resource(applied: dict, cli: Cli, emu: Emulator):
-    cli.ok("destroy", MANIFEST, "-y")
-    assert emu.resource(load_test_id(emu)) is None
-
-
 def test_per_request_results_in_jmeter_csv_make_the_report_exact(tmp_path: Path):
     """When the service's result archive holds its per-request logs (JMeter CSV, one per engine: how-to-export-test-
     results), the report counts every request by status from them instead of the service's aggregates; an archive
@@ -237,9 +232,12 @@ def test_thresholds_become_the_tests_criteria_and_unset_ones_are_removed():
     assert criteria(BenchConfig(url="https://x/score")) == {"rtsctl-max-error-rate": None, "rtsctl-max-p99": None}
 
 
-def test_import_takes_a_load_testing_resource_made_outside_rtsctl(applied: dict, cli: Cli, emu: Emulator):
-    """After destroy (file order): one made by someone else is `exists, not owned` until `rtsctl import` claims it,
-    which only adds the ownership tags."""
+def test_destroy_deletes_the_load_testing_resource_then_import_takes_one_made_outside_rtsctl(applied: dict, cli: Cli,
+                                                                                              emu: Emulator):
+    """Destroy deletes the resource; then one made by someone else is `exists, not owned` until `rtsctl import`
+    claims it, which only adds the ownership tags. One test, so that no xdist worker runs the import without the
+    destroy before it (as two tests, a worker given only the second failed: the applied resource was still there)."""
+    cli.ok("destroy", MANIFEST, "-y")
     assert emu.resource(load_test_id(emu)) is None
     emu.seed_resource(f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}",
                       {"location": "westeurope", "tags": {"owner": "platform-team"}})
