@@ -5,7 +5,7 @@ azure-developer-loadtesting, azure-keyvault-secrets) in the CLI subprocess, agai
 runs the uploaded Locust script for real against its scoring data plane.
 
 One emulator and one applied manifest (examples/azure-managed-endpoint.yaml: no AKS, the cheapest full apply) serve
-the module; the tests run in file order: validate, apply, one cloud bench run, destroy, then import. The
+the module; the tests run in file order: validate, apply, one cloud bench run, then destroy and import (one test). The
 Ctrl-C path (the service's run stopped, exit 130) and a rollout gate with `engine: azure-load-testing` were checked
 by hand against the emulator, not here: each costs another cloud run.
 """
@@ -146,7 +146,7 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     key = applied["primary_key"]
     html = tmp_path / "report.html"
     run = cli("bench", MANIFEST, "--engine", "azure-load-testing", "--engines", "2", "--regions", "westeurope,eastus",
-              "-d", "3s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms",
+              "-d", "2s", "-c", "2", "-o", "json", "--progress", "--max-error-rate", "1%", "--max-p99", "0.001ms",
               "--html-out", str(html), "--results-dir", str(tmp_path / "results"))
     assert run.code == 3, str(run)
     doc = json.loads(run.out)
@@ -156,7 +156,7 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert doc["service"]["test_result"] == "FAILED", doc["service"]           # the service's own criteria
     assert doc["service"]["portal_url"].startswith("https://")
     assert doc["latency_ms"]["p99_ms"] > 0.001
-    assert 0 < doc["duration_s"] <= 5 and doc["rps"] > 0, doc                 # the load's 3 s, not provisioning
+    assert 0 < doc["duration_s"] <= 5 and doc["rps"] > 0, doc                 # the load's 2 s, not provisioning
     assert doc["thresholds"]["max_error_rate"]["ok"] is True and doc["thresholds"]["max_p99_ms"]["ok"] is False
     assert doc["verdict"] == "threshold crossed"
     assert ": EXECUTING" in run.err and ": DONE" in run.err, run.err           # the service's phases, live
@@ -187,11 +187,6 @@ def test_bench_on_two_engines_reports_judges_and_keeps_the_key_out_of_the_test(a
     assert data_plane_versions == {"2025-05-01-preview"}, data_plane_versions   # Locust's preview API, every call
     config = json.loads(files["rtsctl-bench.json"])
     assert config["users"] == 2 and config["verify"] is True   # the engines' own trust store, not a local CA path
-
-
-def test_destroy_deletes_the_load_testing_resource(applied: dict, cli: Cli, emu: Emulator):
-    cli.ok("destroy", MANIFEST, "-y")
-    assert emu.resource(load_test_id(emu)) is None
 
 
 def test_per_request_results_in_jmeter_csv_make_the_report_exact(tmp_path: Path):
@@ -237,9 +232,12 @@ def test_thresholds_become_the_tests_criteria_and_unset_ones_are_removed():
     assert criteria(BenchConfig(url="https://x/score")) == {"rtsctl-max-error-rate": None, "rtsctl-max-p99": None}
 
 
-def test_import_takes_a_load_testing_resource_made_outside_rtsctl(applied: dict, cli: Cli, emu: Emulator):
-    """After destroy (file order): one made by someone else is `exists, not owned` until `rtsctl import` claims it,
-    which only adds the ownership tags."""
+def test_destroy_deletes_the_load_testing_resource_then_import_takes_one_made_outside_rtsctl(applied: dict, cli: Cli,
+                                                                                              emu: Emulator):
+    """Destroy deletes the resource; then one made by someone else is `exists, not owned` until `rtsctl import`
+    claims it, which only adds the ownership tags. One test, so that no xdist worker runs the import without the
+    destroy before it (as two tests, a worker given only the second failed: the applied resource was still there)."""
+    cli.ok("destroy", MANIFEST, "-y")
     assert emu.resource(load_test_id(emu)) is None
     emu.seed_resource(f"/subscriptions/{emu.settings.subscription_id}/resourceGroups/{RG}",
                       {"location": "westeurope", "tags": {"owner": "platform-team"}})

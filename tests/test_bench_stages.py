@@ -147,7 +147,8 @@ def test_live_progress_fits_the_terminal_and_leaves_nothing_behind(cli, server, 
 
 def test_report_charts_take_the_terminal_width(cli, server):
     def chart_lines(columns: int) -> list[str]:
-        out = cli("bench", "-u", server.url("/score"), "-k", KEY, "-d", "2", "-c", "2", timeout=60,
+        # /sleep (50 ms an answer): a 2 s closed loop of ~40 req/s, not one spinning a core on /score
+        out = cli("bench", "-u", server.url("/sleep"), "-k", KEY, "-d", "2", "-c", "2", timeout=60,
                   env={"COLUMNS": str(columns)}).out
         lines = out.splitlines()
         return lines[lines.index("  latency by percentile"):]
