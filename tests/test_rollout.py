@@ -102,8 +102,10 @@ def _seed_run(project) -> None:
 
 # Each test below applies dev.yaml once and chains rollouts whose end state is the next one's start (a failed
 # gate restores blue 100 %): one base apply instead of one per scenario, the suite's CPU budget (issue 16).
-# Bench gates run 0.5 s (the schema's minimum) instead of 1 s: a green failing every third request or answering
-# in 300 ms crosses its limit within the first requests, and a good green's clean run is judged the same way.
+# Bench gates run 0.5 s (the schema's minimum) instead of 1 s, and open loop at 20 req/s (10 requests) where green
+# answers at once: a closed loop there sends hundreds of requests through the front for the same verdict. A green
+# failing every third request crosses max_error_rate within them, one answering in 300 ms crosses max_p99_ms
+# (closed loop: a few requests), and a good one's clean run is judged on them all the same.
 
 def test_failing_gates_restore_the_old_traffic_map_and_keep_or_delete_the_new_deployment(cli, project):
     """A slow green fails its p99 gate and is deleted as declared (on_failure: delete); then a green failing
@@ -121,15 +123,17 @@ def test_failing_gates_restore_the_old_traffic_map_and_keep_or_delete_the_new_de
     assert _served(out) == {"blue": 20}
     status, _, _ = post(out["scoring_uri"], {"name": "a"}, out["primary_key"], {"azureml-model-deployment": "green"})
     assert status == 404  # gone
-    assert "+ deployment.rts-score/green" in cli("plan", "dev.yaml").out
+    replanned = cli("plan", "dev.yaml").out
+    assert "+ deployment.rts-score/green" in replanned
+    assert "then gate: 0.5 s at 1 connection(s) on green alone, max_p99_ms 150" in replanned  # closed loop
 
     # a failing one: the old traffic map is restored and the new deployment kept (on_failure: keep)
     _green_code(project, project / "green-src", FAILING_RUN)
-    _add_green(project, None, {"duration": 0.5, "concurrency": 1, "max_error_rate": 0.05})
+    _add_green(project, None, {"duration": 0.5, "rate": 20, "max_error_rate": 0.05})
     plan = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert plan.code == 2, plan
     assert "traffic: blue 100 → 0, green 0 → 100" in plan.out
-    assert "step 1/3: blue 100 → 90, green 0 → 10, then gate: 0.5 s at 1 connection(s) on green alone" in plan.out
+    assert "step 1/3: blue 100 → 90, green 0 → 10, then gate: 0.5 s at 20 req/s on green alone" in plan.out
     assert "step 2/3: blue 90 → 50, green 10 → 50" in plan.out and "step 3/3: blue 50 → 0, green 50 → 100" in plan.out
     assert "on a failed gate: back to blue 100, green 0, green kept at 0 %" in plan.out
 
@@ -242,11 +246,11 @@ def test_successor_takes_over_through_the_rollout_gates_and_the_old_one_goes(cli
     def change(d: dict) -> None:
         ep = d["endpoints"][0]
         ep["deployments"][0]["instance_type"] = "local-large"  # immutable: a successor blue-xxxx beside blue
-        ep["rollout"] = {"steps": [50], "gate": {"duration": 0.5, "concurrency": 1, "max_error_rate": 0}}
+        ep["rollout"] = {"steps": [50], "gate": {"duration": 0.5, "rate": 20, "max_error_rate": 0}}
 
     edit_yaml(project / "dev.yaml", change)
     plan = cli.ok("plan", "dev.yaml")
-    assert re.search(r"step 1/2: blue 100 → 50, blue-[0-9a-f]{4} 0 → 50, then gate: 0\.5 s at 1 connection\(s\) on "
+    assert re.search(r"step 1/2: blue 100 → 50, blue-[0-9a-f]{4} 0 → 50, then gate: 0\.5 s at 20 req/s on "
                      r"blue-[0-9a-f]{4} alone, max_error_rate 0", plan.out), plan
     result = cli.ok("apply", "dev.yaml", "-y")
     step = re.search(r"traffic\.rts-score: step 1/2 \(blue 100 → 50, (blue-[0-9a-f]{4}) 0 → 50\)", result.out)
@@ -322,7 +326,7 @@ def test_azure_gates_watch_monitor_counts_restore_traffic_and_mirror_then_pass(a
                                                                               project):
     """One emulator and one first apply (blue 100 %, green failing every third request at 0 %), then three rollouts,
     each starting where the last one ended (a failed gate restores blue 100 %):
-    - a bench gate (0.5 s, the schema's minimum: green fails every third request, crossed within the first ones)
+    - a bench gate (0.5 s at 20 req/s: green fails every third request, crossed within the first ones)
       fails: blue's 100 % is restored, the report carries green's logs (getLogs), green is kept at 0 %;
     - a watch gate judges Azure Monitor's RequestsPerMinute of the endpoint, split by deployment and status, read
       through azure-mgmt-monitor after the ingestion delay (shortened here): the live error rate fails it, green is
@@ -338,7 +342,7 @@ def test_azure_gates_watch_monitor_counts_restore_traffic_and_mirror_then_pass(a
 
     # a failing bench gate restores the traffic
     _azure_green(project, None, {"blue": 0, "green": 100},
-                 {"steps": [50, 100], "gate": {"duration": 0.5, "concurrency": 1, "max_error_rate": 0.05}})
+                 {"steps": [50, 100], "gate": {"duration": 0.5, "rate": 20, "max_error_rate": 0.05}})
     plan = cli.ok("plan", manifest)
     assert "step 1/2: blue 100 → 50, green 0 → 50" in plan.out, plan
     result = cli("apply", manifest, "-y")
