@@ -239,45 +239,50 @@ def test_watch_gate_judges_the_answers_live_clients_get_and_needs_enough_of_them
     assert _served(out) == {"green": 20}
 
 
-def test_successor_takes_over_through_the_rollout_gates_and_the_old_one_goes(cli, project):
-    """10A's create-before-destroy successor is the new version: its takeover is gated like any rollout."""
+def test_a_slow_successor_fails_its_gate_then_a_good_one_takes_over_through_the_gates(cli, project):
+    """10A's create-before-destroy successor is the new version: its takeover is gated like any rollout. A slow
+    one fails its gate and the old deployment keeps serving; with the code fixed, a successor takes over through
+    the gates and the old one goes."""
     cli.ok("apply", "dev.yaml", "-y")
+    out = cli.outputs()
 
-    def change(d: dict) -> None:
+    # a slow successor fails its gate and the old deployment keeps serving
+    def slow(d: dict) -> None:
         ep = d["endpoints"][0]
         ep["deployments"][0]["instance_type"] = "local-large"  # immutable: a successor blue-xxxx beside blue
-        ep["rollout"] = {"steps": [50], "gate": {"duration": 0.5, "rate": 20, "max_error_rate": 0}}
-
-    edit_yaml(project / "dev.yaml", change)
-    plan = cli.ok("plan", "dev.yaml")
-    assert re.search(r"step 1/2: blue 100 → 50, blue-[0-9a-f]{4} 0 → 50, then gate: 0\.5 s at 20 req/s on "
-                     r"blue-[0-9a-f]{4} alone, max_error_rate 0", plan.out), plan
-    result = cli.ok("apply", "dev.yaml", "-y")
-    step = re.search(r"traffic\.rts-score: step 1/2 \(blue 100 → 50, (blue-[0-9a-f]{4}) 0 → 50\)", result.out)
-    assert step, result
-    successor = step[1]
-    assert f"traffic.rts-score: step 2/2 (blue 50 → 0, {successor} 50 → 100)" in result.out
-    assert result.out.count(f"on {successor}: ") == 2 and result.out.count(": passed") == 2
-    assert sorted(p.name for p in cli.home.rglob("endpoints/rts-score/deployments/*") if p.is_dir()) == [successor]
-    assert _served(cli.outputs()) == {successor: 20}
-
-
-def test_slow_successor_fails_its_gate_and_the_old_deployment_keeps_serving(cli, project):
-    cli.ok("apply", "dev.yaml", "-y")
-
-    def change(d: dict) -> None:
-        ep = d["endpoints"][0]
-        ep["deployments"][0]["instance_type"] = "local-large"
         ep["deployments"][0]["code_configuration"]["code"] = "green-src"
         ep["rollout"] = {"steps": [10], "gate": {"duration": 0.5, "concurrency": 1, "max_p99_ms": 150}}
 
     _green_code(project, project / "green-src", SLOW_RUN)
-    edit_yaml(project / "dev.yaml", change)
+    edit_yaml(project / "dev.yaml", slow)
     result = cli("apply", "dev.yaml", "-y")
     assert result.code != 0, result
-    assert re.search(r"rollout gate failed at step 1/2 \(blue 100 → 90, blue-[0-9a-f]{4} 0 → 10\)", result.err), result
+    failed = re.search(r"rollout gate failed at step 1/2 \(blue 100 → 90, (blue-[0-9a-f]{4}) 0 → 10\)", result.err)
+    assert failed, result
     assert "max_p99_ms" in result.err and "CROSSED" in result.err
-    assert _served(cli.outputs()) == {"blue": 20}  # the old deployment still serves everything, and was not deleted
+    assert _served(out) == {"blue": 20}  # the old deployment still serves everything, and was not deleted
+
+    # fixed: the successor takes over through the rollout gates and the old one goes (so does the failed one,
+    # kept at 0 % until now: no longer declared)
+    def good(d: dict) -> None:
+        ep = d["endpoints"][0]
+        ep["deployments"][0]["code_configuration"]["code"] = "seed/src"
+        ep["rollout"] = {"steps": [50], "gate": {"duration": 0.5, "rate": 20, "max_error_rate": 0}}
+
+    edit_yaml(project / "dev.yaml", good)
+    plan = cli.ok("plan", "dev.yaml")
+    assert re.search(r"step 1/2: blue 100 → 50, blue-[0-9a-f]{4} 0 → 50, then gate: 0\.5 s at 20 req/s on "
+                     r"blue-[0-9a-f]{4} alone, max_error_rate 0", plan.out), plan
+    result = cli.ok("apply", "dev.yaml", "-y")
+    step = re.search(rf"traffic\.rts-score: step 1/2 \(blue 100 → 50, {failed[1]} 0, (blue-[0-9a-f]{{4}}) 0 → 50\)",
+                     result.out)
+    assert step, result
+    successor = step[1]
+    assert f"traffic.rts-score: step 2/2 (blue 50 → 0, {failed[1]} 0, {successor} 50 → 100)" in result.out
+    assert f"deployment.rts-score/{failed[1]}: Destruction complete" in result.out
+    assert result.out.count(f"on {successor}: ") == 2 and result.out.count(": passed") == 2
+    assert sorted(p.name for p in cli.home.rglob("endpoints/rts-score/deployments/*") if p.is_dir()) == [successor]
+    assert _served(out) == {successor: 20}
 
 
 @pytest.mark.parametrize("rollout, message", [
