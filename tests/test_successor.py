@@ -18,12 +18,31 @@ def deployments_on_disk(cli) -> list[str]:
     return sorted(p.name for p in (endpoint_dir(cli) / "deployments").iterdir())
 
 
-def test_instance_type_and_code_changes_keep_serving_and_converge(cli, project):
+def test_successors_replace_without_an_outage_and_an_endpoint_replacement_is_refused(cli, project):
+    """One apply of dev.yaml, then, each from where the last ended:
+    - a successor failing its smoke test is removed and the old one keeps serving (still to do in the plan);
+    - fixed, the instance_type change (then a code change) keeps serving and converges;
+    - an endpoint replacement is an outage, refused without --allow-outage.
+    The client scores every 0.02 s (not 0.005): 50 answers a second, a window where nothing answers (an in-place
+    restart, a swap of instances) lasts longer than that."""
     cli.ok("apply", "dev.yaml", "-y")
     out = cli.outputs()
 
-    # an immutable field: one create-before-destroy step in the plan
+    # a successor failing its smoke test is removed and the old one keeps serving
     edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_type="local-large"))
+    score = project / "seed" / "src" / "score.py"
+    original = score.read_text()
+    score.write_text(original.replace("not here", "away"))  # the smoke test expects "not here"
+    with Poller(out["scoring_uri"], out["primary_key"], BODY, pause=0.02) as poller:
+        failed = cli("apply", "dev.yaml", "-y")
+    assert failed.code == 1, str(failed)
+    assert re.search(r"successor blue-[0-9a-f]{4}: smoke test of deployment rts-score/blue-[0-9a-f]{4}", failed.err), failed.err
+    assert poller.failures == {} and set(poller.deployments) == {"blue"}, (poller.statuses, poller.deployments)
+    assert deployments_on_disk(cli) == ["blue"]
+    assert "create before destroy" in cli("plan", "dev.yaml").out  # still to do
+
+    # instance_type and code changes keep serving and converge; an immutable field: one create-before-destroy step
+    score.write_text(original)
     planned = cli("plan", "dev.yaml", "--detailed-exitcode")
     assert planned.code == 2, str(planned)
     step = re.search(r"^\+/- deployment\.rts-score/blue \(create before destroy: blue → (blue-[0-9a-f]{4}), "
@@ -35,7 +54,7 @@ def test_instance_type_and_code_changes_keep_serving_and_converge(cli, project):
     assert action["successor"] == {"old": "blue", "new": successor, "traffic": 100,
                                    "strategy": "create_before_destroy"} and action["outage"] is False
 
-    with Poller(out["scoring_uri"], out["primary_key"], BODY) as poller:
+    with Poller(out["scoring_uri"], out["primary_key"], BODY, pause=0.02) as poller:
         applied = cli.ok("apply", "dev.yaml", "-y")
     assert f"smoke test sent to {successor} alone" in applied.out, applied.out
     assert poller.failures == {} and poller.total > 20, poller.statuses
@@ -51,18 +70,13 @@ def test_instance_type_and_code_changes_keep_serving_and_converge(cli, project):
     assert f"==> {successor}/0 <==" in cli.ok("logs", "dev.yaml", "--deployment", "blue", "--tail", "1").out
 
     # a code change (a rolling update of the same deployment locally) under the same client
-    score = project / "seed" / "src" / "score.py"
-    score.write_text(score.read_text() + "\n# a new revision\n")
-    with Poller(out["scoring_uri"], out["primary_key"], BODY) as poller:
+    score.write_text(original + "\n# a new revision\n")
+    with Poller(out["scoring_uri"], out["primary_key"], BODY, pause=0.02) as poller:
         cli.ok("apply", "dev.yaml", "-y")
     assert poller.failures == {} and poller.total > 20, poller.statuses
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
 
-
-def test_endpoint_replacement_is_an_outage_refused_without_allow_outage(cli, project):
-    cli.ok("apply", "dev.yaml", "-y")
-    uri = cli.outputs()["scoring_uri"]
-
+    # an endpoint replacement is an outage, refused without --allow-outage
     def other_compute(d: dict) -> None:
         d["computes"].append({"name": "local-cpu2", "type": "local", "max_instances": 4})
         d["endpoints"][0]["compute"] = "local-cpu2"
@@ -76,24 +90,9 @@ def test_endpoint_replacement_is_an_outage_refused_without_allow_outage(cli, pro
     assert refused.code == 1, str(refused)
     assert "refused: replacing endpoint.rts-score is an outage" in refused.err and "--allow-outage" in refused.err
     assert "Traceback" not in refused.err
-    assert cli.outputs()["scoring_uri"] == uri  # nothing was touched
+    assert cli.outputs()["scoring_uri"] == out["scoring_uri"]  # nothing was touched
     cli.ok("apply", "dev.yaml", "-y", "--allow-outage")
     assert cli("plan", "dev.yaml", "--detailed-exitcode").code == 0
-
-
-def test_a_successor_failing_its_smoke_test_is_removed_and_the_old_one_keeps_serving(cli, project):
-    cli.ok("apply", "dev.yaml", "-y")
-    out = cli.outputs()
-    edit_yaml(project / "dev.yaml", lambda d: first_deployment(d).update(instance_type="local-large"))
-    score = project / "seed" / "src" / "score.py"
-    score.write_text(score.read_text().replace("not here", "away"))  # the smoke test expects "not here"
-    with Poller(out["scoring_uri"], out["primary_key"], BODY) as poller:
-        failed = cli("apply", "dev.yaml", "-y")
-    assert failed.code == 1, str(failed)
-    assert re.search(r"successor blue-[0-9a-f]{4}: smoke test of deployment rts-score/blue-[0-9a-f]{4}", failed.err), failed.err
-    assert poller.failures == {} and set(poller.deployments) == {"blue"}, (poller.statuses, poller.deployments)
-    assert deployments_on_disk(cli) == ["blue"]
-    assert "create before destroy" in cli("plan", "dev.yaml").out  # still to do
 
 
 def test_successor_names_fit_azure_and_avoid_names_in_use():
