@@ -22,6 +22,7 @@ from tests._fixtures_t4 import Started
 from tests.azure_emulator import Emulator
 from tests.conftest import REPO, Cli
 from tests.helpers import edit_yaml
+from tests.prefork import Prefork
 from tests.test_azure_e2e import W, azure_cli, find, one_line_error, rg_id, seed_aks, seed_rg  # noqa: F401
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
@@ -322,7 +323,7 @@ def test_shipped_azure_manifests_carry_no_shared_endpoint_name(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------------------------- item 10 (SDK)
-def test_sdk_models_are_prepared_one_thread_at_a_time():
+def test_sdk_models_are_prepared_one_thread_at_a_time(tmp_path: Path):
     """azure-ai-ml prepares each generated model class on its first instantiation, without a lock; two threads doing
     it at once can leave a probe as a plain dict (`'dict' object has no attribute 'failure_threshold'`). The Azure
     backend makes that first preparation run under a lock: 16 threads deserializing never-prepared classes at the
@@ -349,9 +350,21 @@ def test_sdk_models_are_prepared_one_thread_at_a_time():
         "[t.start() for t in threads]; [t.join() for t in threads]\n"
         "print(json.dumps([before, len(todo()), sorted(set(map(tuple, seen)))]))\n")
     env = {k: v for k, v in os.environ.items() if k != "AZUREML_CURRENT_CLOUD"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    before, after, seen = json.loads(proc.stdout)
+    if Prefork.serves(env):
+        # a fresh process without a fresh 3 s azure-ai-ml import: a child of the worker's pre-forked CLI server,
+        # which has imported azure-ai-ml and never instantiated a model. It runs `python -m rtsctl` with the
+        # working folder first on sys.path: there, an `rtsctl` package whose __main__ is this code
+        (tmp_path / "rtsctl").mkdir()
+        (tmp_path / "rtsctl" / "__init__.py").write_text("")
+        (tmp_path / "rtsctl" / "__main__.py").write_text(code)
+        proc = Prefork.instance().run([], tmp_path, env, None, 120)
+        returncode, out, err = proc.code, proc.out, proc.err
+    else:
+        ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env=env)
+        returncode, out, err = ran.returncode, ran.stdout, ran.stderr
+    assert returncode == 0, err
+    before, after, seen = json.loads(out)
     assert before > 100 and after < before, (before, after)   # lazily: only what was used got prepared
     assert seen == [[3, 0.5]], seen                             # every thread got typed nested fields
 
