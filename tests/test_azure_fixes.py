@@ -193,14 +193,8 @@ def test_failed_extension_is_reported_first_then_repaired(lro_mode, azure_emulat
     assert cli("plan", "azure.yaml", "--detailed-exitcode", timeout=300).code == 0
 
 
-def test_non_retryable_failure_fails_once_with_the_service_code(azure_emulator_factory, azure_cli):
-    emu = azure_emulator_factory(lro_mode="async")
-    cli = azure_cli(emu, "rts-managed")
-    emu.fail_next_lro("/deployments/blue", "ResourceNotReady", "User container has crashed or terminated.")
-    failed = cli("apply", "examples/azure-managed-endpoint.yaml", "-y", timeout=300)
-    assert failed.code == 1
-    assert "deployment.rts-managed/blue: (ResourceNotReady) User container has crashed or terminated." in failed.err
-    assert len(requests_to(emu, "PUT", "/deployments/blue")) == 1            # not retried
+# test_non_retryable_failure_fails_once_with_the_service_code: chained onto the apply that repairs the failed
+# deployment of tests/test_trust_azure.py::test_injected_out_of_quota_failure_names_the_code_and_the_fix
 
 
 # ---------------------------------------------------------------------------------------------------- item 4
@@ -233,13 +227,17 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     """Replacing blue (a successor is created, then blue's traffic moves to it: an endpoint write) while green is
     being updated (a deployment write): the service never sees overlapping writes (it would answer 409); an
     endpoint write that has to wait says so.
+    Then blue is retired (traffic to green, the deployment deleted).
     Then destroy: App Insights' own smart-detection rule and action group (untagged) do not stop the group's
     deletion, and go with the workspace that brought them."""
     # the recorded durations (R01: deployment create ~10 min, update 5, endpoint 90 s, traffic 20 s) x 0.005
     emu = azure_emulator_factory(lro_mode="async", timing="realistic", time_scale=0.005)
     cli = azure_cli(emu, "rts-bluegreen")
     manifest = "examples/azure-blue-green.yaml"
-    cli.ok("apply", manifest, "-y", timeout=300)
+    endpoint = f"{W}/onlineEndpoints/rts-bluegreen"
+    applied = cli.ok("apply", manifest, "-y", timeout=300)
+    assert "Smoke test passed" in applied.out
+    assert find(emu, endpoint, "rts-bg-rg")["properties"]["traffic"] == {"blue": 90, "green": 10}
 
     def change(m: dict) -> None:
         blue, green = m["endpoints"][0]["deployments"]
@@ -254,6 +252,25 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     assert not [r for r in emu.request_log if r[2] == 409], [r for r in emu.request_log if r[2] == 409]
     assert find(emu, f"{W}/onlineEndpoints/rts-bluegreen", "rts-bg-rg")["properties"]["traffic"] == {
         successor[1]: 90, "green": 10}
+    assert cli("plan", manifest, "--detailed-exitcode", timeout=300).code == 0
+
+    # retiring a deployment (was test_azure_e2e's test_blue_green_traffic_shift_and_retiring_a_deployment, on a
+    # fresh apply): all traffic to green and blue (here its successor) removed from the manifest: one full-map
+    # traffic update, then blue is deleted (an owned deployment the manifest no longer declares)
+    def retire_blue(m: dict) -> None:
+        ep = m["endpoints"][0]
+        ep["deployments"] = [d for d in ep["deployments"] if d["name"] == "green"]
+        ep["traffic"] = {"green": 100}
+
+    edit_yaml(cli.workdir / manifest, retire_blue)
+    planned = cli("plan", manifest, "--detailed-exitcode", timeout=300)
+    assert planned.code == 2, str(planned)
+    assert re.search(r"^\s*- deployment\.rts-bluegreen/blue", planned.out, re.M), planned.out
+    assert "~ traffic.rts-bluegreen" in planned.out
+    cli.ok("apply", manifest, "-y", timeout=300)
+    assert find(emu, f"{endpoint}/deployments/{successor[1]}", "rts-bg-rg") is None
+    assert find(emu, f"{endpoint}/deployments/blue", "rts-bg-rg") is None
+    assert find(emu, endpoint, "rts-bg-rg")["properties"]["traffic"] == {"green": 100}
     assert cli("plan", manifest, "--detailed-exitcode", timeout=300).code == 0
 
     group = rg_id(emu, "rts-bg-rg")

@@ -26,6 +26,7 @@ def test_provisioning_failure_prints_code_container_log_and_what_to_do(azure_emu
 
 
 def test_injected_out_of_quota_failure_names_the_code_and_the_fix(azure_emulator_factory, azure_cli):
+    """OutOfQuota names itself, the log tail and the fix; then a non-retryable code on the repair fails once."""
     emu = azure_emulator_factory(lro_mode="async")
     cli = azure_cli(emu, "rts-managed")
     emu.fail_next_lro("/deployments/blue", "OutOfQuota",
@@ -35,6 +36,16 @@ def test_injected_out_of_quota_failure_names_the_code_and_the_fix(azure_emulator
     assert "deployment.rts-managed/blue failed (OutOfQuota)" in failed.out, str(failed)
     assert "log" in failed.out.split("failed (OutOfQuota)", 1)[1]  # the log tail (or why there is none) follows
     assert "what to do: the subscription has no cores left for this VM family" in failed.out
+
+    # the repairing apply fails with a non-retryable code (was test_azure_fixes'
+    # test_non_retryable_failure_fails_once_with_the_service_code, on a fresh world): it fails once, with the code
+    puts = [r for r in emu.request_log if r[0] == "PUT" and "/deployments/blue" in r[1].lower()]
+    emu.fail_next_lro("/deployments/blue", "ResourceNotReady", "User container has crashed or terminated.")
+    failed = cli("apply", MANIFEST, "-y", timeout=300)
+    assert failed.code == 1
+    assert "deployment.rts-managed/blue: (ResourceNotReady) User container has crashed or terminated." in failed.err
+    again = [r for r in emu.request_log if r[0] == "PUT" and "/deployments/blue" in r[1].lower()]
+    assert len(again) == len(puts) + 1, again                                  # not retried
 
 
 KNOWN_FAILURES = [
