@@ -142,7 +142,7 @@ def test_adopted_cluster_keeps_its_azureml_extension_found_by_type(azure_emulato
 def test_failed_extension_is_reported_first_then_repaired(lro_mode, azure_emulator_factory, azure_cli):
     """A failed extension is reported first, its consequences after it; Failed plans as drift; the repairing apply
     meets a non-retryable deployment failure (one line, independent resources converge), then a retryable one that
-    is tried again, and converges."""
+    is tried again, and converges; its plan reads with the api-version written; destroy removes everything."""
     emu = azure_emulator_factory(lro_mode=lro_mode, fault_rate=0.1, seed=3)
     cli = azure_cli(emu)
     emu.fail_next_lro("/extensions/azureml", "ExtensionOperationFailed",
@@ -190,7 +190,21 @@ def test_failed_extension_is_reported_first_then_repaired(lro_mode, azure_emulat
     assert "Smoke test passed" in repaired.out
     assert find(emu, f"{EXT}/azureml")["properties"]["provisioningState"] == "Succeeded"
     assert len([r for r in requests_to(emu, "PUT", "/deployments/blue") if r[2] < 300]) >= 2
+    applied = len(emu.api_versions)
     assert cli("plan", "azure.yaml", "--detailed-exitcode", timeout=300).code == 0
+
+    # raw reads use the api-version the SDK writes with (was test_raw_reads_use_the_api_version_the_sdk_writes_with,
+    # then test_azure_e2e's sync-LRO run, each on a fresh apply): a plan reads every deployment of the endpoint in
+    # one list (reconcilers/azure/reads.py), no GET per deployment
+    deployment = "/onlineendpoints/rts-score/deployments/blue"
+    written = {v for m, p, v in emu.api_versions if m == "PUT" and p.lower().endswith(deployment)}
+    read = {v for m, p, v in emu.api_versions[applied:]
+            if m == "GET" and p.lower().endswith(deployment.rsplit("/", 1)[0])}
+    assert len(written) == 1 and read == written, (written, read)
+    # both LRO modes converge and destroy (was test_azure_e2e's test_both_lro_modes_converge_and_destroy): destroy
+    # removes everything, the resource group rtsctl made too
+    cli.ok("destroy", "azure.yaml", "-y", timeout=300)
+    assert emu.resources() == []
 
 
 # test_non_retryable_failure_fails_once_with_the_service_code: chained onto the apply that repairs the failed
@@ -282,8 +296,8 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     assert [i for i in emu.resources() if i.lower().startswith(group.lower())] == []
 
 
-# test_raw_reads_use_the_api_version_the_sdk_writes_with: now checked on the plan of
-# tests/test_azure_e2e.py::test_sync_lro_converges_reads_with_the_written_api_version_and_destroys (one apply fewer)
+# test_raw_reads_use_the_api_version_the_sdk_writes_with: now checked on the converged world of
+# test_failed_extension_is_reported_first_then_repaired (both LRO modes; one apply fewer)
 
 
 # ---------------------------------------------------------------------------------------------------- item 5
