@@ -279,7 +279,7 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     edit_yaml(cli.workdir / manifest, retire_blue)
     planned = cli("plan", manifest, "--detailed-exitcode", timeout=300)
     assert planned.code == 2, str(planned)
-    assert re.search(r"^\s*- deployment\.rts-bluegreen/blue", planned.out, re.M), planned.out
+    assert re.search(r"^\s*- deployment\.rts-bluegreen/blue", planned.out, re.MULTILINE), planned.out
     assert "~ traffic.rts-bluegreen" in planned.out
     cli.ok("apply", manifest, "-y", timeout=300)
     assert find(emu, f"{endpoint}/deployments/{successor[1]}", "rts-bg-rg") is None
