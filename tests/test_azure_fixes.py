@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests._fixtures_t4 import Started
 from tests.azure_emulator import Emulator
 from tests.conftest import REPO, Cli
 from tests.helpers import edit_yaml
+from tests.prefork import Prefork
 from tests.test_azure_e2e import W, azure_cli, find, one_line_error, rg_id, seed_aks, seed_rg  # noqa: F401
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
@@ -138,6 +140,9 @@ def test_adopted_cluster_keeps_its_azureml_extension_found_by_type(azure_emulato
 # ---------------------------------------------------------------------------------------------------- item 3 + 10
 @pytest.mark.parametrize("lro_mode", ["sync", "async"])
 def test_failed_extension_is_reported_first_then_repaired(lro_mode, azure_emulator_factory, azure_cli):
+    """A failed extension is reported first, its consequences after it; Failed plans as drift; the repairing apply
+    meets a non-retryable deployment failure (one line, independent resources converge), then a retryable one that
+    is tried again, and converges; its plan reads with the api-version written; destroy removes everything."""
     emu = azure_emulator_factory(lro_mode=lro_mode, fault_rate=0.1, seed=3)
     cli = azure_cli(emu)
     emu.fail_next_lro("/extensions/azureml", "ExtensionOperationFailed",
@@ -159,6 +164,24 @@ def test_failed_extension_is_reported_first_then_repaired(lro_mode, azure_emulat
     assert planned.code == 2, str(planned)
     assert "~ k8s_extension.rts-aks" in planned.out
     assert "extension provisioning state is Failed: (ExtensionOperationFailed) Helm installation failed" in planned.out
+
+    # the repairing apply meets a non-retryable deployment failure (was test_azure_e2e's
+    # test_failed_operation_is_one_line_naming_resource_code_and_message, on a fresh world): one line naming the
+    # resource, the service's code and message; what depended on it is reported after it, naming the failure
+    emu.fail_next_lro("/deployments/blue", "ImageBuildFailure",
+                      "The image build failed: conda could not resolve azureml-inference-server-http.")
+    failed = cli("apply", "azure.yaml", "-y", timeout=300)
+    assert failed.code == 1, str(failed)
+    lines = [line.strip() for line in failed.err.splitlines() if line.strip().startswith("deployment.rts-score/blue")]
+    assert len(lines) == 1, failed.err
+    assert "traffic.rts-score: not attempted: deployment.rts-score/blue failed" in failed.err, failed.err
+    assert lines[0] == ("deployment.rts-score/blue: (ImageBuildFailure) The image build failed: "
+                        "conda could not resolve azureml-inference-server-http."), failed.err
+    assert "Traceback" not in failed.err
+    # everything independent of the failure converged (the extension too); the next apply finishes the job
+    assert find(emu, f"{W}/onlineEndpoints/rts-score") is not None
+    assert find(emu, f"{EXT}/azureml")["properties"]["provisioningState"] == "Succeeded"
+
     # ... and an operation that ends with a retryable code (OperationCanceled) is tried again
     emu.fail_next_lro("/deployments/blue", "OperationCanceled",
                       "The operation was canceled because a conflicting operation is in progress.")
@@ -167,17 +190,25 @@ def test_failed_extension_is_reported_first_then_repaired(lro_mode, azure_emulat
     assert "Smoke test passed" in repaired.out
     assert find(emu, f"{EXT}/azureml")["properties"]["provisioningState"] == "Succeeded"
     assert len([r for r in requests_to(emu, "PUT", "/deployments/blue") if r[2] < 300]) >= 2
+    applied = len(emu.api_versions)
     assert cli("plan", "azure.yaml", "--detailed-exitcode", timeout=300).code == 0
 
+    # raw reads use the api-version the SDK writes with (was test_raw_reads_use_the_api_version_the_sdk_writes_with,
+    # then test_azure_e2e's sync-LRO run, each on a fresh apply): a plan reads every deployment of the endpoint in
+    # one list (reconcilers/azure/reads.py), no GET per deployment
+    deployment = "/onlineendpoints/rts-score/deployments/blue"
+    written = {v for m, p, v in emu.api_versions if m == "PUT" and p.lower().endswith(deployment)}
+    read = {v for m, p, v in emu.api_versions[applied:]
+            if m == "GET" and p.lower().endswith(deployment.rsplit("/", 1)[0])}
+    assert len(written) == 1 and read == written, (written, read)
+    # both LRO modes converge and destroy (was test_azure_e2e's test_both_lro_modes_converge_and_destroy): destroy
+    # removes everything, the resource group rtsctl made too
+    cli.ok("destroy", "azure.yaml", "-y", timeout=300)
+    assert emu.resources() == []
 
-def test_non_retryable_failure_fails_once_with_the_service_code(azure_emulator_factory, azure_cli):
-    emu = azure_emulator_factory(lro_mode="async")
-    cli = azure_cli(emu, "rts-managed")
-    emu.fail_next_lro("/deployments/blue", "ResourceNotReady", "User container has crashed or terminated.")
-    failed = cli("apply", "examples/azure-managed-endpoint.yaml", "-y", timeout=300)
-    assert failed.code == 1
-    assert "deployment.rts-managed/blue: (ResourceNotReady) User container has crashed or terminated." in failed.err
-    assert len(requests_to(emu, "PUT", "/deployments/blue")) == 1            # not retried
+
+# test_non_retryable_failure_fails_once_with_the_service_code: chained onto the apply that repairs the failed
+# deployment of tests/test_trust_azure.py::test_injected_out_of_quota_failure_names_the_code_and_the_fix
 
 
 # ---------------------------------------------------------------------------------------------------- item 4
@@ -188,8 +219,8 @@ def test_output_while_the_endpoint_is_creating_says_so(azure_emulator_factory, a
     cli = azure_cli(emu, "rts-managed")
     manifest = "examples/azure-managed-endpoint.yaml"
     endpoint = f"{rg_id(emu, 'rts-managed-rg')}{W}/onlineEndpoints/rts-managed"
-    apply = subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", manifest, "-y"], cwd=cli.workdir, env=cli.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # started through the pre-forked CLI server like every `cli` call (no 3 s azure-ai-ml import of its own)
+    apply = Started(["apply", manifest, "-y"], cli.workdir, cli.env)
     try:
         deadline = time.monotonic() + 120
         while emu.resource(endpoint) is None and apply.poll() is None and time.monotonic() < deadline:
@@ -210,13 +241,17 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     """Replacing blue (a successor is created, then blue's traffic moves to it: an endpoint write) while green is
     being updated (a deployment write): the service never sees overlapping writes (it would answer 409); an
     endpoint write that has to wait says so.
+    Then blue is retired (traffic to green, the deployment deleted).
     Then destroy: App Insights' own smart-detection rule and action group (untagged) do not stop the group's
     deletion, and go with the workspace that brought them."""
     # the recorded durations (R01: deployment create ~10 min, update 5, endpoint 90 s, traffic 20 s) x 0.005
     emu = azure_emulator_factory(lro_mode="async", timing="realistic", time_scale=0.005)
     cli = azure_cli(emu, "rts-bluegreen")
     manifest = "examples/azure-blue-green.yaml"
-    cli.ok("apply", manifest, "-y", timeout=300)
+    endpoint = f"{W}/onlineEndpoints/rts-bluegreen"
+    applied = cli.ok("apply", manifest, "-y", timeout=300)
+    assert "Smoke test passed" in applied.out
+    assert find(emu, endpoint, "rts-bg-rg")["properties"]["traffic"] == {"blue": 90, "green": 10}
 
     def change(m: dict) -> None:
         blue, green = m["endpoints"][0]["deployments"]
@@ -233,6 +268,25 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
         successor[1]: 90, "green": 10}
     assert cli("plan", manifest, "--detailed-exitcode", timeout=300).code == 0
 
+    # retiring a deployment (was test_azure_e2e's test_blue_green_traffic_shift_and_retiring_a_deployment, on a
+    # fresh apply): all traffic to green and blue (here its successor) removed from the manifest: one full-map
+    # traffic update, then blue is deleted (an owned deployment the manifest no longer declares)
+    def retire_blue(m: dict) -> None:
+        ep = m["endpoints"][0]
+        ep["deployments"] = [d for d in ep["deployments"] if d["name"] == "green"]
+        ep["traffic"] = {"green": 100}
+
+    edit_yaml(cli.workdir / manifest, retire_blue)
+    planned = cli("plan", manifest, "--detailed-exitcode", timeout=300)
+    assert planned.code == 2, str(planned)
+    assert re.search(r"^\s*- deployment\.rts-bluegreen/blue", planned.out, re.MULTILINE), planned.out
+    assert "~ traffic.rts-bluegreen" in planned.out
+    cli.ok("apply", manifest, "-y", timeout=300)
+    assert find(emu, f"{endpoint}/deployments/{successor[1]}", "rts-bg-rg") is None
+    assert find(emu, f"{endpoint}/deployments/blue", "rts-bg-rg") is None
+    assert find(emu, endpoint, "rts-bg-rg")["properties"]["traffic"] == {"green": 100}
+    assert cli("plan", manifest, "--detailed-exitcode", timeout=300).code == 0
+
     group = rg_id(emu, "rts-bg-rg")
     made_by_azure = [i for i in emu.resources() if "smartdetectoralertrules" in i.lower() or "actiongroups" in i.lower()]
     assert len(made_by_azure) == 2 and not any("managed-by" in (emu.resource(i).get("tags") or {})
@@ -242,18 +296,8 @@ def test_writes_to_one_endpoint_wait_for_each_other(azure_emulator_factory, azur
     assert [i for i in emu.resources() if i.lower().startswith(group.lower())] == []
 
 
-def test_raw_reads_use_the_api_version_the_sdk_writes_with(azure_emulator_factory, azure_cli):
-    emu = azure_emulator_factory(lro_mode="sync")
-    cli = azure_cli(emu)
-    cli.ok("apply", "azure.yaml", "-y", timeout=300)
-    applied = len(emu.api_versions)
-    cli.ok("plan", "azure.yaml")
-    deployment = "/onlineendpoints/rts-score/deployments/blue"
-    written = {v for m, p, v in emu.api_versions if m == "PUT" and p.lower().endswith(deployment)}
-    # a plan reads every deployment of the endpoint in one list (reconcilers/azure/reads.py), no GET per deployment
-    read = {v for m, p, v in emu.api_versions[applied:]
-            if m == "GET" and p.lower().endswith(deployment.rsplit("/", 1)[0])}
-    assert len(written) == 1 and read == written, (written, read)
+# test_raw_reads_use_the_api_version_the_sdk_writes_with: now checked on the converged world of
+# test_failed_extension_is_reported_first_then_repaired (both LRO modes; one apply fewer)
 
 
 # ---------------------------------------------------------------------------------------------------- item 5
@@ -310,7 +354,7 @@ def test_shipped_azure_manifests_carry_no_shared_endpoint_name(tmp_path: Path):
 
 
 # ---------------------------------------------------------------------------------------------------- item 10 (SDK)
-def test_sdk_models_are_prepared_one_thread_at_a_time():
+def test_sdk_models_are_prepared_one_thread_at_a_time(tmp_path: Path):
     """azure-ai-ml prepares each generated model class on its first instantiation, without a lock; two threads doing
     it at once can leave a probe as a plain dict (`'dict' object has no attribute 'failure_threshold'`). The Azure
     backend makes that first preparation run under a lock: 16 threads deserializing never-prepared classes at the
@@ -337,9 +381,21 @@ def test_sdk_models_are_prepared_one_thread_at_a_time():
         "[t.start() for t in threads]; [t.join() for t in threads]\n"
         "print(json.dumps([before, len(todo()), sorted(set(map(tuple, seen)))]))\n")
     env = {k: v for k, v in os.environ.items() if k != "AZUREML_CURRENT_CLOUD"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0, proc.stderr
-    before, after, seen = json.loads(proc.stdout)
+    if Prefork.serves(env):
+        # a fresh process without a fresh 3 s azure-ai-ml import: a child of the worker's pre-forked CLI server,
+        # which has imported azure-ai-ml and never instantiated a model. It runs `python -m rtsctl` with the
+        # working folder first on sys.path: there, an `rtsctl` package whose __main__ is this code
+        (tmp_path / "rtsctl").mkdir()
+        (tmp_path / "rtsctl" / "__init__.py").write_text("")
+        (tmp_path / "rtsctl" / "__main__.py").write_text(code)
+        proc = Prefork.instance().run([], tmp_path, env, None, 120)
+        returncode, out, err = proc.code, proc.out, proc.err
+    else:
+        ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env=env)
+        returncode, out, err = ran.returncode, ran.stdout, ran.stderr
+    assert returncode == 0, err
+    before, after, seen = json.loads(out)
     assert before > 100 and after < before, (before, after)   # lazily: only what was used got prepared
     assert seen == [[3, 0.5]], seen                             # every thread got typed nested fields
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_azure_e2e import azure_cli, seed_aks, seed_rg  # noqa: F401
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
@@ -28,6 +26,7 @@ def test_provisioning_failure_prints_code_container_log_and_what_to_do(azure_emu
 
 
 def test_injected_out_of_quota_failure_names_the_code_and_the_fix(azure_emulator_factory, azure_cli):
+    """OutOfQuota names itself, the log tail and the fix; then a non-retryable code on the repair fails once."""
     emu = azure_emulator_factory(lro_mode="async")
     cli = azure_cli(emu, "rts-managed")
     emu.fail_next_lro("/deployments/blue", "OutOfQuota",
@@ -38,28 +37,42 @@ def test_injected_out_of_quota_failure_names_the_code_and_the_fix(azure_emulator
     assert "log" in failed.out.split("failed (OutOfQuota)", 1)[1]  # the log tail (or why there is none) follows
     assert "what to do: the subscription has no cores left for this VM family" in failed.out
 
+    # the repairing apply fails with a non-retryable code (was test_azure_fixes'
+    # test_non_retryable_failure_fails_once_with_the_service_code, on a fresh world): it fails once, with the code
+    puts = [r for r in emu.request_log if r[0] == "PUT" and "/deployments/blue" in r[1].lower()]
+    emu.fail_next_lro("/deployments/blue", "ResourceNotReady", "User container has crashed or terminated.")
+    failed = cli("apply", MANIFEST, "-y", timeout=300)
+    assert failed.code == 1
+    assert "deployment.rts-managed/blue: (ResourceNotReady) User container has crashed or terminated." in failed.err
+    again = [r for r in emu.request_log if r[0] == "PUT" and "/deployments/blue" in r[1].lower()]
+    assert len(again) == len(puts) + 1, again                                  # not retried
 
-@pytest.mark.parametrize("code, message, hint", [
+
+KNOWN_FAILURES = [
     ("ImageBuildFailure", "Image build failed: conda env create exited with 1.",
      "the environment's image failed to build"),
     ("DeploymentCrashLoopBackOff", "The user container crashed when initializing.",
      "the container keeps crashing while it initializes"),
     ("UserScriptImportError", "score.py imports unavailable packages.",
      "score.py imports a package the environment lacks"),
-])
-def test_known_failure_codes_say_what_to_do(code, message, hint, azure_emulator_factory, azure_cli):
+]
+
+
+def test_known_failure_codes_say_what_to_do(azure_emulator_factory, azure_cli):
     """The troubleshooting guide's codes, on an attached AKS cluster (where the Kubernetes-only codes happen): each
-    names itself, shows the log tail and one line saying what to do."""
+    names itself, shows the log tail and one line saying what to do. One world for the three: the first code fails
+    the deployment's create, each next one the apply that repairs the Failed deployment (was one test per code)."""
     emu = azure_emulator_factory(lro_mode="async")
     seed_rg(emu, "shared-infra")
     seed_aks(emu, "shared-infra", "shared-aks")
     cli = azure_cli(emu, "rts-attached")
     env = {"AKS_CLUSTER": "shared-aks", "AKS_RESOURCE_GROUP": "shared-infra", "RTSCTL_RESOURCE_GROUP": "rts-attach"}
-    emu.fail_next_lro("/deployments/blue", code, message)
-    failed = cli("apply", "examples/azure-attach-existing-aks.yaml", "-y", timeout=300, env=env)
-    assert failed.code == 1, str(failed)
-    assert f"deployment.rts-attached/blue failed ({code}): {message}" in failed.out, str(failed)
-    assert f"what to do: {hint}" in failed.out, failed.out
+    for code, message, hint in KNOWN_FAILURES:
+        emu.fail_next_lro("/deployments/blue", code, message)
+        failed = cli("apply", "examples/azure-attach-existing-aks.yaml", "-y", timeout=300, env=env)
+        assert failed.code == 1, str(failed)
+        assert f"deployment.rts-attached/blue failed ({code}): {message}" in failed.out, str(failed)
+        assert f"what to do: {hint}" in failed.out, failed.out
 
 
 def test_heartbeat_during_a_slow_emulator_operation(azure_emulator_factory, azure_cli):
@@ -96,27 +109,16 @@ def test_plan_warns_about_quota_and_instance_types_before_anything_changes(azure
             "endpoints in westeurope") in plan.out, plan.out
 
 
-def test_a_deployment_left_failed_outside_rtsctl_plans_as_drift(azure_emulator_factory, azure_cli):
-    """The world moves after an apply: the service leaves the deployment Failed (set in the emulator's store, as a
-    platform failure would). The plan heals it and calls it drift; --refresh-only shows it too."""
-    emu = azure_emulator_factory(lro_mode="sync")
-    cli = azure_cli(emu, "rts-managed")
-    assert cli("apply", MANIFEST, "-y", timeout=300).code == 0
-    deployment = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed/deployments/blue"))
-    emu.ctx.store.get(deployment).body["properties"]["provisioningState"] = "Failed"
-    plan = cli("plan", MANIFEST, timeout=300)
-    assert plan.code == 0, str(plan)
-    assert "# deployment.rts-managed/blue will be updated in place (drift: changed outside rtsctl)" in plan.out, plan.out
-    assert "provisioning state is Failed" in plan.out
-    refresh = cli("plan", MANIFEST, "--refresh-only", timeout=300)
-    assert "~ deployment.rts-managed/blue" in refresh.out, str(refresh)
+def test_a_deployment_left_failed_then_another_machine_tells_drift_from_edit(azure_emulator_factory, azure_cli,
+                                                                             tmp_path):
+    """Two checks on one applied world (each was its own test, applying the same manifest first):
 
+    A deployment left Failed outside rtsctl plans as drift: the service leaves the deployment Failed (set in the
+    emulator's store, as a platform failure would). The plan heals it and calls it drift; --refresh-only shows it.
 
-def test_another_machine_tells_drift_from_edit_by_what_the_resources_carry(azure_emulator_factory, azure_cli,
-                                                                            tmp_path):
-    """Each resource carries what rtsctl last applied to it (an `rtsctl.applied` tag; traffic's on the endpoint), so
-    a machine that never applied -- a CI runner after a laptop's apply -- still calls a portal change drift, and its
-    own manifest change an edit."""
+    Another machine tells drift from edit by what the resources carry: each resource carries what rtsctl last
+    applied to it (an `rtsctl.applied` tag; traffic's on the endpoint), so a machine that never applied -- a CI
+    runner after a laptop's apply -- still calls a portal change drift, and its own manifest change an edit."""
     from tests.conftest import Cli
     from tests.helpers import edit_yaml
 
@@ -126,6 +128,18 @@ def test_another_machine_tells_drift_from_edit_by_what_the_resources_carry(azure
     ci = Cli(tmp_path / "ci-home", laptop.workdir, {k: v for k, v in laptop.env.items() if k != "RTSCTL_HOME"})
     assert not (tmp_path / "ci-home").exists() or not any((tmp_path / "ci-home").rglob("applied/*.json"))
     assert ci("plan", MANIFEST, "--detailed-exitcode", timeout=300).code == 0  # converged, as seen from CI
+
+    deployment = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed/deployments/blue"))
+    emu.ctx.store.get(deployment).body["properties"]["provisioningState"] = "Failed"
+    plan = laptop("plan", MANIFEST, timeout=300)
+    assert plan.code == 0, str(plan)
+    assert "# deployment.rts-managed/blue will be updated in place (drift: changed outside rtsctl)" in plan.out, plan.out
+    assert "provisioning state is Failed" in plan.out
+    refresh = laptop("plan", MANIFEST, "--refresh-only", timeout=300)
+    assert "~ deployment.rts-managed/blue" in refresh.out, str(refresh)
+    # the platform heals it (as the service's own retry would): converged again, so what follows is the portal's
+    emu.ctx.store.get(deployment).body["properties"]["provisioningState"] = "Succeeded"
+    assert ci("plan", MANIFEST, "--detailed-exitcode", timeout=300).code == 0
 
     # the portal: blue scaled out, its traffic taken away
     endpoint = next(i for i in emu.resources() if i.lower().endswith("/onlineendpoints/rts-managed"))
