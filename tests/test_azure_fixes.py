@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests._fixtures_t4 import Started
+from tests.started import Started
 from tests.azure_emulator import Emulator
 from tests.conftest import REPO, Cli
 from tests.helpers import edit_yaml

@@ -12,7 +12,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from tests._fixtures_t4 import Started
+from tests.started import Started
 from tests.azure_emulator import Emulator
 from tests.conftest import Cli
 from tests.helpers import edit_yaml
