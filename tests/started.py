@@ -1,6 +1,6 @@
-"""A CLI call started without waiting for it (tests that stop or watch an `rtsctl apply` mid-way: test_azure_fixes,
-for it, through the worker's pre-forked CLI server (tests/prefork.py), so a test that must stop or watch an
-`rtsctl apply` mid-way does not pay a fresh interpreter's ~3 s azure-ai-ml import for it."""
+"""A CLI call started without waiting for it (test_azure_fixes, test_azure_lock), through the worker's pre-forked
+CLI server (tests/prefork.py), so a test that must stop or watch an `rtsctl apply` mid-way does not pay a fresh
+interpreter's ~3 s azure-ai-ml import for it."""
 
 from __future__ import annotations
 
