@@ -22,7 +22,6 @@ from tests.started import Started
 from tests.azure_emulator import Emulator
 from tests.conftest import REPO, Cli
 from tests.helpers import edit_yaml
-from tests.prefork import Prefork
 from tests.test_azure_e2e import W, azure_cli, find, one_line_error, rg_id, seed_aks, seed_rg  # noqa: F401
 
 pytest_plugins = ["tests.azure_emulator.fixtures"]
@@ -381,19 +380,9 @@ def test_sdk_models_are_prepared_one_thread_at_a_time(tmp_path: Path):
         "[t.start() for t in threads]; [t.join() for t in threads]\n"
         "print(json.dumps([before, len(todo()), sorted(set(map(tuple, seen)))]))\n")
     env = {k: v for k, v in os.environ.items() if k != "AZUREML_CURRENT_CLOUD"}
-    if Prefork.serves(env):
-        # a fresh process without a fresh 3 s azure-ai-ml import: a child of the worker's pre-forked CLI server,
-        # which has imported azure-ai-ml and never instantiated a model. It runs `python -m rtsctl` with the
-        # working folder first on sys.path: there, an `rtsctl` package whose __main__ is this code
-        (tmp_path / "rtsctl").mkdir()
-        (tmp_path / "rtsctl" / "__init__.py").write_text("")
-        (tmp_path / "rtsctl" / "__main__.py").write_text(code)
-        proc = Prefork.instance().run([], tmp_path, env, None, 120)
-        returncode, out, err = proc.code, proc.out, proc.err
-    else:
-        ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                             env=env)
-        returncode, out, err = ran.returncode, ran.stdout, ran.stderr
+    # a fresh interpreter (its own 3 s azure-ai-ml import): the pre-forked CLI server has imported rtsctl too
+    ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    returncode, out, err = ran.returncode, ran.stdout, ran.stderr
     assert returncode == 0, err
     before, after, seen = json.loads(out)
     assert before > 100 and after < before, (before, after)   # lazily: only what was used got prepared
