@@ -23,11 +23,13 @@ from pathlib import Path
 import pytest
 
 from rtsctl.cli import main
+from tests._fixtures_t5 import one_parser  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"
 CASES = sorted(p.stem for p in (CORPUS / "cases").glob("*.yaml"))
 TIME_LIMIT = 5.0
+pytestmark = pytest.mark.usefixtures("one_parser")
 
 
 @dataclass
