@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import Cli
@@ -161,14 +162,14 @@ def test_first_apply_builds_with_progress_later_applies_and_workspaces_reuse(cli
 def test_concurrent_applies_build_one_environment_once(cli: Cli, project: Path, tmp_path: Path):
     cache = tmp_path / "envs"
     manifest = make_service(project)
-    procs = [subprocess.Popen([sys.executable, "-m", "rtsctl", "apply", manifest, "-y"], cwd=project, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={**cli.env, "RTSCTL_ENV_CACHE": str(cache), "RTSCTL_RESOURCE_GROUP": f"rts-c{i}"})
-             for i in range(2)]
-    results = [p.communicate(timeout=300) for p in procs]
+    cli.ok("validate", manifest)  # the pre-forked CLI is up before two threads call it at once
+    # two processes at once, forked by the cli fixture's pre-forked server (no interpreter start and imports each)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda i: cli("apply", manifest, "-y", timeout=300, env={
+            "RTSCTL_ENV_CACHE": str(cache), "RTSCTL_RESOURCE_GROUP": f"rts-c{i}"}), range(2)))
     try:
-        assert [p.returncode for p in procs] == [0, 0], results
-        assert sum(err.count("installing 1 requirement(s)") for _, err in results) == 1, results
+        assert [r.code for r in results] == [0, 0], [str(r) for r in results]
+        assert sum(r.err.count("installing 1 requirement(s)") for r in results) == 1, [str(r) for r in results]
         assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
     finally:
         for i in range(2):
