@@ -23,11 +23,13 @@ from pathlib import Path
 import pytest
 
 from rtsctl.cli import main
+from tests._fixtures_t5 import one_parser  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"
 CASES = sorted(p.stem for p in (CORPUS / "cases").glob("*.yaml"))
 TIME_LIMIT = 5.0
+pytestmark = pytest.mark.usefixtures("one_parser")
 
 
 @dataclass
@@ -127,10 +129,17 @@ def test_corpus_is_large_enough():
     assert len(CASES) >= 100
 
 
+@pytest.fixture(scope="module")
+def shared_root(tmp_path_factory) -> Path:
+    """One project (seed/ and files/ copied once) for every case without a setup step: each adds only its own
+    <case>.yaml, which no other case names, and nothing writes there (a copy per case was ~7 % of this module)."""
+    return tmp_path_factory.mktemp("corpus")
+
+
 @pytest.mark.parametrize("name", CASES)
-def test_bad_input_is_one_line_and_touches_nothing(name, tmp_path, monkeypatch):
+def test_bad_input_is_one_line_and_touches_nothing(name, tmp_path, monkeypatch, shared_root):
     case = load_case(name)
-    project = build_project(tmp_path, case)
+    project = build_project(tmp_path if case.setup else shared_root, case)
     home = tmp_path / "home"
     env = {"RTSCTL_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200", **case.env}
     monkeypatch.delenv("RTSCTL_DEBUG", raising=False)

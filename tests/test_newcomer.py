@@ -12,25 +12,30 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from reconcilers.local.procs import wait_until
+from tests._fixtures_t5 import exec_cli  # noqa: F401 (a fixture)
+from tests.conftest import Cli
 from tests.helpers import drain_pty, edit_yaml
 
 ROLLOUT = "examples/local-rollout.yaml"
 
 
+@pytest.mark.usefixtures("exec_cli")
 def test_usage_errors_say_what_was_meant_and_help_is_per_command(cli):
     flag = cli("apply", "dev.yaml", "--auto-aprove")
     assert flag.code == 1 and "did you mean --auto-approve?" in flag.err, str(flag)
     assert flag.err.startswith("usage: rtsctl apply")  # the subcommand's usage, not the top level's
     verb = cli("aply", "dev.yaml")
     assert verb.code == 1 and "did you mean 'apply'?" in verb.err, str(verb)
-    for command in ("plan", "apply", "logs", "bench"):
-        shown = cli.ok(command, "--help").out
+    helps = {command: cli.ok(command, "--help").out for command in ("plan", "apply", "logs", "bench")}
+    for command, shown in helps.items():
         assert "--debug" in shown and "--no-color" in shown, command
     merge = cli.ok("bench", "merge", "--help").out
     assert merge.startswith("usage: rtsctl bench merge") and "--html-out" in merge
     assert "--rate" not in merge and "--deployment" not in merge  # only merge's own options
-    assert "global flags" in cli.ok("bench", "--help").out and "--rate" in cli.ok("bench", "--help").out
+    assert "global flags" in helps["bench"] and "--rate" in helps["bench"]
 
 
 def _run_on_pty(cli, *args: str, env: dict[str, str]) -> bytes:
@@ -59,6 +64,17 @@ def test_no_color_and_a_closed_pipe(cli):
                               stderr=subprocess.PIPE, text=True, timeout=60)
         os.close(write)
         assert proc.returncode == 0 and proc.stderr == "", (args, proc.returncode, proc.stderr)
+
+
+def _home_logs(cli) -> str:
+    """Every log file under RTSCTL_HOME, read directly: what `rtsctl logs` shows comes from them."""
+    text = []
+    for path in cli.home.rglob("*.log*"):
+        try:
+            text.append(path.read_text(errors="replace"))
+        except OSError:
+            continue
+    return "\n".join(text)
 
 
 def test_rollout_example_end_to_end(cli, project):
@@ -91,7 +107,9 @@ def test_rollout_example_end_to_end(cli, project):
     cli.ok("apply", "code.plan")
     retired = re.compile(r"--- \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d deployment blue version [0-9a-f]{10} instance 0 "
                          r"stopped with SIGTERM: retired, version [0-9a-f]{10} took over")
-    assert wait_until(lambda: retired.search(cli.ok("logs", ROLLOUT, "--deployment", "blue").out), 10), \
+    # wait on the log files themselves (a CLI call per poll cost ~0.2 s of CPU each), then read them as a user does
+    assert wait_until(lambda: retired.search(_home_logs(cli)), 10, interval=0.1), _home_logs(cli)
+    assert retired.search(cli.ok("logs", ROLLOUT, "--deployment", "blue").out), \
         cli.ok("logs", ROLLOUT, "--deployment", "blue").out
 
     # the example's rollout: green takes over in gated steps
@@ -117,7 +135,9 @@ def test_rollout_example_end_to_end(cli, project):
     # the access log: every answer accounted for, one line each up to 20 a second, the rest summed up per second
     def access_log() -> str:
         return cli.ok("logs", ROLLOUT, "--deployment", "green").out
-    assert wait_until(lambda: "more answers in this second not logged one by one" in access_log(), 10), access_log()
+    summed = "more answers in this second not logged one by one"
+    assert wait_until(lambda: summed in _home_logs(cli), 10, interval=0.1), access_log()
+    assert summed in access_log(), access_log()
     shown = access_log()
     assert "==> green/access <==" in shown and re.search(r"Z POST /score 200 \d+\.\dms version [0-9a-f]{10}", shown)
     assert re.search(r"at most 20 a second\): (200×\d+ )?429×\d+", shown), shown
@@ -133,17 +153,19 @@ def test_azure_without_a_subscription(cli, project, tmp_path):
     what to do; the emulator's variables serve one command (`env $(cat F) rtsctl ...`), not the user's shell."""
     env = {k: "" for k in ("AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET")}
     clean = {k: v for k, v in cli.env.items() if k not in env and not k.lower().endswith("_proxy")}
-    run = lambda *args, **kw: subprocess.run([sys.executable, "-m", "rtsctl", *args], cwd=project, env={**clean, **kw},
-                                             capture_output=True, text=True, timeout=120)
+    # the cli fixture's runner (pre-forked: no ~2.5 s of Azure SDK import per call) with exactly this environment
+    runner = Cli(cli.home, project)
+    runner.env = clean
+    run = lambda *args, **kw: runner(*args, timeout=120, env=kw)
     checked = run("validate", "azure.yaml")
-    assert checked.returncode == 0 and "valid, except what reads unset variables (AZURE_SUBSCRIPTION_ID)" in checked.stdout
-    assert "RTSCTL_UNIQUE_SUFFIX is not set" not in checked.stderr and "rtsctl derives" in checked.stderr, checked
+    assert checked.code == 0 and "valid, except what reads unset variables (AZURE_SUBSCRIPTION_ID)" in checked.out
+    assert "RTSCTL_UNIQUE_SUFFIX is not set" not in checked.err and "rtsctl derives" in checked.err, checked
 
     edit_yaml(project / "azure.yaml", lambda d: d["provider"].update(credential={"type": "environment"}))
     planned = run("plan", "azure.yaml", AZURE_SUBSCRIPTION_ID="00000000-0000-0000-0000-000000000000")
-    assert planned.returncode == 1 and "Traceback" not in planned.stderr, planned
+    assert planned.code == 1 and "Traceback" not in planned.err, planned
     for hint in ("az login", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "python -m tests.azure_emulator --env-file"):
-        assert hint in planned.stderr, (hint, planned.stderr)
+        assert hint in planned.err, (hint, planned.err)
 
     env_file = tmp_path / "emu.env"
     from tests.conftest import REPO
@@ -158,7 +180,7 @@ def test_azure_without_a_subscription(cli, project, tmp_path):
         emu = dict(line.split("=", 1) for line in env_file.read_text().split())
         assert emu["HTTPS_PROXY"].startswith("http://127.0.0.1:")  # for the one command below, not for this shell
         planned = run("plan", "azure.yaml", "--detailed-exitcode", **emu)
-        assert planned.returncode == 2 and "will be created" in planned.stdout, planned
+        assert planned.code == 2 and "will be created" in planned.out, planned
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
