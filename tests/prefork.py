@@ -152,6 +152,11 @@ def _run_child(request: dict, fds: list[int]) -> None:
         code = 0
     except SystemExit as stop:   # argparse's usage errors and --help exit from inside main(), before its fast exit
         code = stop.code
+    except BaseException:        # --debug lets a traceback out: printed and exit 1, as the interpreter does
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     _leave(code)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from rtsctl.cli import main
-from tests._fixtures_t5 import one_parser  # noqa: F401 (a fixture)
+from tests.inprocess import one_parser  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "corpus"

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from tests._fixtures_t5 import exec_cli  # noqa: F401 (a fixture)
 
 CASES = {
     # name: (text to replace, replacement, line holding the fault (by its text), expected message pattern)
@@ -72,14 +71,12 @@ def test_variables_interpolate_with_defaults(cli, project):
     assert "workspace.from-env" in plan.out
 
 
-@pytest.mark.usefixtures("exec_cli")
 def test_debug_shows_traceback(cli, project):
     (project / "bad.yaml").write_text("resource_group: [x\n")
     result = cli("plan", "bad.yaml", "--debug")
     assert result.code == 1 and "Traceback" in result.err
 
 
-@pytest.mark.usefixtures("exec_cli")
 def test_help_is_fast_and_lists_the_verbs(cli):
     result = cli.ok("--help")
     for verb in ("validate", "plan", "apply", "destroy", "output", "bench"):

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtsctl.cli import main
-from tests._fixtures_t5 import one_parser  # noqa: F401 (a fixture)
+from tests.inprocess import one_parser  # noqa: F401 (a fixture)
 from tests.corpus.generate import BASE
 
 REPO = Path(__file__).resolve().parents[1]

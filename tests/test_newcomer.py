@@ -12,17 +12,13 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 from reconcilers.local.procs import wait_until
-from tests._fixtures_t5 import exec_cli  # noqa: F401 (a fixture)
 from tests.conftest import Cli
 from tests.helpers import drain_pty, edit_yaml
 
 ROLLOUT = "examples/local-rollout.yaml"
 
 
-@pytest.mark.usefixtures("exec_cli")
 def test_usage_errors_say_what_was_meant_and_help_is_per_command(cli):
     flag = cli("apply", "dev.yaml", "--auto-aprove")
     assert flag.code == 1 and "did you mean --auto-approve?" in flag.err, str(flag)

@@ -1,4 +1,4 @@
-"""Fixtures shared by the in-process manifest tests (test_corpus, test_manifest_properties) and the CLI-usage tests."""
+"""Fixtures of the tests that call `rtsctl.cli.main` in-process (test_corpus, test_manifest_properties)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,3 @@ def one_parser():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(rtsctl.cli, "build_parser", functools.cache(rtsctl.cli.build_parser))
         yield
-
-
-@pytest.fixture
-def exec_cli(monkeypatch):
-    """The `cli` fixture's calls as real `python -m rtsctl` processes (RTSCTL_TEST_EXEC=1, tests/prefork.py).
-
-    For calls that end inside argparse (usage errors, --help) or with a --debug traceback: they leave by SystemExit or
-    an exception, past `rtsctl.__main__.leave`, so a pre-forked child (which holds the Azure SDKs' ~3000 modules) tears
-    all those down on exit: ~1.1 s of CPU per call against ~0.12 s for a fresh interpreter."""
-    monkeypatch.setenv("RTSCTL_TEST_EXEC", "1")
