@@ -46,8 +46,8 @@ def locust_python() -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         for argv in ([uv_bin(), "venv", "--no-config", "--quiet", "--relocatable", "--python", sys.executable, str(staging)],
-                     [uv_bin(), "pip", "install", "--no-config", "--quiet", "--python", str(staging / "bin" / "python"),
-                      "--", REQUIREMENT]):
+                     [uv_bin(), "pip", "install", "--no-config", "--quiet", "--compile-bytecode", "--python",
+                      str(staging / "bin" / "python"), "--", REQUIREMENT]):
             done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600, env=uv_environment())
             if done.returncode != 0:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -354,9 +354,12 @@ def _build(spec: EnvSpec, staging: Path, say: Progress) -> list[str]:
     installed: list[str] = []
     if spec.requirements:
         say(f"installing {len(spec.requirements)} requirement(s) with uv: {', '.join(spec.requirements)[:200]}")
-        # as arguments after `--`, not a requirements file: nothing in them is read as an option or a variable
-        installed = _run([uv_bin(), "pip", "install", "--no-config", "--python", str(_python(staging)), "--",
-                          *spec.requirements], say)
+        # as arguments after `--`, not a requirements file: nothing in them is read as an option or a variable.
+        # --compile-bytecode: every instance start (and restart) imports these packages; without .pyc files, and
+        # with PYTHONDONTWRITEBYTECODE set (as on many CI machines), each start compiled them from source again
+        # (azureml-inference-server-http: 3.4 s instead of 1.2 s; scikit-learn: 5.4 s instead of 2.2 s)
+        installed = _run([uv_bin(), "pip", "install", "--no-config", "--compile-bytecode", "--python",
+                          str(_python(staging)), "--", *spec.requirements], say)
     write_json(staging / MARKER, {"key": spec.key, "requirements": list(spec.requirements), "installed": installed,
                                   "python": sys.version.split()[0], "built_at": time.time()})
     return installed
