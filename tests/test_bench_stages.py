@@ -29,8 +29,9 @@ def test_open_loop_ramp_sends_at_the_ramped_rate(cli, server):
     # 0 -> 100 req/s over 2 s, then 100 -> 300 req/s over 2 s: 25, 75, 150, 250 requests in the four seconds
     doc = report(bench(cli, server, "--stages", "2s:100/s,2s:300/s", "-c", "16", "-o", "json"))
     assert doc["load"]["mode"] == "open" and doc["load"]["stages"] == "2s:100/s,2s:300/s"
-    assert doc["sent"] == 500 and doc["requests"] == 500 and doc["ok"] == 500
-    assert server.hits["/score"] == 500
+    # every scheduled request is sent, or counted as due but unsent when the deadline fell just before its slot
+    assert doc["sent"] + doc["unsent"] == 500 and doc["unsent"] <= 2, doc
+    assert doc["requests"] == doc["ok"] == doc["sent"] == server.hits["/score"]
     seconds = [p["sent"] for p in doc["timeline"] if p["len"] >= 0.9]
     assert len(seconds) == 4, doc["timeline"]
     for sent, expected in zip(seconds, (25, 75, 150, 250)):
