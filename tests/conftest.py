@@ -91,12 +91,15 @@ def kill_recorded(cli: Cli) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def shared_env_cache(tmp_path_factory) -> Path:
-    """Local environments (uv venvs, keyed by content) built once per test run and shared by every test and
-    xdist worker through RTSCTL_ENV_CACHE, which the CLI subprocesses inherit; each test keeps its own
-    RTSCTL_HOME. A test about building itself passes its own RTSCTL_ENV_CACHE."""
-    root = tmp_path_factory.getbasetemp()
-    path = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "rtsctl-envs"
+def shared_env_cache() -> Path:
+    """Local environments (uv venvs of the base interpreter, keyed by their content) shared by every test and xdist
+    worker through RTSCTL_ENV_CACHE, which the CLI subprocesses inherit; each test keeps its own RTSCTL_HOME. Like
+    Azurite and Locust they are kept between runs (~/.cache/rtsctl-tests/): a key names exactly what is installed,
+    rtsctl's build lock serialises runs side by side, and a half-built one is never used (its marker is written
+    last). A test about building itself passes its own RTSCTL_ENV_CACHE."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtsctl-tests"
+    path = root / f"envs-py{sys.version_info.major}{sys.version_info.minor}"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.environ["RTSCTL_ENV_CACHE"] = str(path)
     return path
 
