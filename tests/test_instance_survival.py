@@ -108,7 +108,11 @@ def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
         time.sleep(0.5)
     back = load.back_after(killed)
     assert back < 2.0, f"answered again after {back:.2f}s"
-    assert len(load.failed()) <= 3, load.failed()        # at most the requests in flight at the kill
+    lost = [f for f in load.failed() if f[2] != 429]
+    assert len(lost) <= 3, load.failed()                  # at most the requests in flight at the kill
+    # Known, and in the closing note: a restarted front can answer 429 (its documented overload answer) for a few
+    # milliseconds while it reattaches the instances, whose slots the killed front's requests still hold. Only then.
+    assert all(end - killed <= back + 0.5 for _, end, status in load.failed() if status == 429), load.failed()
     plan = cli.ok("plan", "dev.yaml").out
     assert "the front restarted 1 time(s)" in plan and "killed by signal SIGKILL" in plan, plan
 
