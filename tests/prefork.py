@@ -157,31 +157,11 @@ def _run_child(request: dict, fds: list[int]) -> None:
 
         traceback.print_exc()
         code = 1
-    _leave(code)
+    # a real `python -m rtsctl` stopped by a usage error never imported the Azure SDKs, but this child inherited
+    # them from the server: it ends through rtsctl's own fast exit, or tearing them down would cost it a second
+    from rtsctl.cli import leave
 
-
-def _leave(code) -> None:
-    """End the child as `rtsctl/__main__.py`'s `leave()` ends a real process: a real `python -m rtsctl` that stops
-    at a usage error never imported the Azure SDKs, but this child inherited them from the server, and tearing
-    ~3000 modules down would cost it a second of CPU that no user pays. So: atexit handlers, flushed streams, then
-    `os._exit` -- unless a non-daemon thread still works (normal exit then, which joins it)."""
-    import atexit
-    import threading
-
-    if not all(t.daemon or t is threading.main_thread() for t in threading.enumerate()):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    os._exit(code)
+    leave(code)
 
 
 def _die_with_parent() -> None:
