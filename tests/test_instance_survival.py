@@ -27,20 +27,27 @@ def status(cli: Cli) -> dict:
     return json.loads((folder / "status.json").read_text())
 
 
-def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
+def hostile_deployment(project: Path, script: str, instances: int, memory: str, **request_settings) -> None:
+    """dev.yaml's blue serving `script` from the bare environment (it needs the standard library only), with
+    `instances` instances, each limited to `memory`, and no smoke test."""
     (project / "hostile").mkdir()
-    (project / "hostile" / "score.py").write_text(HOSTILE)
+    (project / "hostile" / "score.py").write_text(script)
 
     def change(m: dict) -> None:
         dep = m["endpoints"][0]["deployments"][0]
-        dep.pop("environment")            # the bare environment: this script needs the standard library only
+        dep.pop("environment")
         dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
-        dep["instance_count"] = 2
-        dep["resources"] = {"limits": {"memory": "256Mi"}}
-        dep["request_settings"]["request_timeout_ms"] = 60000   # an OOM kill, restart and replay on a busy machine
+        dep["instance_count"] = instances
+        dep["resources"] = {"limits": {"memory": memory}}
+        dep["request_settings"].update(request_settings)
         m["endpoints"][0].pop("smoke_test")
 
     edit_yaml(project / "dev.yaml", change)
+
+
+def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
+    # request timeout: an OOM kill, restart and replay on a busy machine
+    hostile_deployment(project, HOSTILE, 2, "256Mi", request_timeout_ms=60000)
     cli.ok("apply", "dev.yaml", "-y")
     out = cli.outputs()
     uri, key = out["scoring_uri"], out["primary_key"]
@@ -134,18 +141,7 @@ def test_limits_orphans_and_a_killed_front(cli: Cli, project: Path):
 
 
 def test_without_cgroups_the_limit_is_rlimit_as_and_a_memoryerror_is_oomkilled(cli: Cli, project: Path):
-    (project / "hostile").mkdir()
-    (project / "hostile" / "score.py").write_text(HOSTILE)
-
-    def change(m: dict) -> None:
-        dep = m["endpoints"][0]["deployments"][0]
-        dep.pop("environment")
-        dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
-        dep["instance_count"] = 1
-        dep["resources"] = {"limits": {"memory": "512Mi"}}
-        m["endpoints"][0].pop("smoke_test")
-
-    edit_yaml(project / "dev.yaml", change)
+    hostile_deployment(project, HOSTILE, 1, "512Mi")
     cli.ok("apply", "dev.yaml", "-y", env={"RTSCTL_MEMORY_CGROUPS": "0"})
     out = cli.outputs()
     assert "memory limit of 512Mi (RLIMIT_AS)" in cli.ok("plan", "dev.yaml").out
@@ -159,19 +155,8 @@ def test_without_cgroups_the_limit_is_rlimit_as_and_a_memoryerror_is_oomkilled(c
 
 
 def test_an_init_over_the_limit_fails_apply_as_oomkilled_with_what_to_do(cli: Cli, project: Path):
-    (project / "hostile").mkdir()
-    (project / "hostile" / "score.py").write_text(
-        "hog = None\n\ndef init():\n    global hog\n    hog = b'x' * (1024 ** 3)\n\ndef run(raw):\n    return 1\n")
-
-    def change(m: dict) -> None:
-        dep = m["endpoints"][0]["deployments"][0]
-        dep.pop("environment")
-        dep["code_configuration"] = {"code": "hostile", "scoring_script": "score.py"}
-        dep["instance_count"] = 1
-        dep["resources"] = {"limits": {"memory": "128Mi"}}
-        m["endpoints"][0].pop("smoke_test")
-
-    edit_yaml(project / "dev.yaml", change)
+    hog = "hog = None\n\ndef init():\n    global hog\n    hog = b'x' * (1024 ** 3)\n\ndef run(raw):\n    return 1\n"
+    hostile_deployment(project, hog, 1, "128Mi")
     result = cli("apply", "dev.yaml", "-y")
     assert result.code == 1, str(result)
     said = result.out + result.err
